@@ -1,0 +1,286 @@
+"""The trial's records database: schema, engine, migrations and the append-only change log.
+
+SQLite in the workspace by default (`trial.db`), PostgreSQL when a URL is given. The
+schema is SQLAlchemy Core; Alembic migrations (in `policetrial/migrations`) create and
+upgrade it, and a test keeps the two in step. The change log is append-only (triggers
+refuse updates and deletes) and hash-chained, so an edit made behind the tool's back is
+detectable by `verify_change_log`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "append_change",
+    "connect",
+    "current_actor",
+    "metadata",
+    "migrate",
+    "verify_change_log",
+]
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("station_name", Text, nullable=False),
+    Column("district", Text),
+    Column("area_type", String(16), nullable=False),
+    Column("population", Integer),
+)
+
+beats = Table(
+    "beats",
+    metadata,
+    Column("beat", String(64), primary_key=True),
+    Column("station_id", String(64), nullable=False),
+)
+
+officers = Table(
+    "officers",
+    metadata,
+    Column("officer_key", String(64), primary_key=True),
+    Column("posted_from", Date, primary_key=True),
+    Column("rank", Text, nullable=False),
+    Column("team", Text, nullable=False),
+    Column("station_id", String(64), nullable=False),
+    Column("posted_to", Date),
+)
+
+training_sessions = Table(
+    "training_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("station_id", String(64), nullable=False),
+    Column("session_date", Date, nullable=False),
+    Column("trainer", Text),
+)
+
+training_attendance = Table(
+    "training_attendance",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("officer_key", String(64), primary_key=True),
+    Column("attended", Boolean, nullable=False),
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("imported_at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("rows_read", Integer, nullable=False),
+    Column("rows_rejected", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("rng", Text, nullable=False),
+    Column("versions", Text, nullable=False),
+    Column("cluster_ids", Text, nullable=False),
+    Column("chosen_index", Integer, nullable=False),
+    Column("n_schemes", Integer, nullable=False),
+    Column("total_schemes", Float, nullable=False),
+    Column("enumerated", Boolean, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("reason", Text),
+)
+
+allocation_arms = Table(
+    "allocation_arms",
+    metadata,
+    Column("allocation_id", Integer, ForeignKey("allocations.id"), primary_key=True),
+    Column("station_id", String(64), primary_key=True),
+    Column("arm", String(16), nullable=False),
+)
+
+scheme_sets = Table(
+    "scheme_sets",
+    metadata,
+    Column("allocation_id", Integer, ForeignKey("allocations.id"), primary_key=True),
+    Column("n_schemes", Integer, nullable=False),
+    Column("n_clusters", Integer, nullable=False),
+    Column("packed", LargeBinary, nullable=False),
+    Column("scores", LargeBinary),
+)
+
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("entity_id", Text),
+    Column("before", Text),
+    Column("after", Text),
+    Column("reason", Text),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+APPEND_ONLY_TABLES = ("change_log", "allocations", "allocation_arms", "scheme_sets")
+
+
+def connect(url: str) -> Engine:
+    """An engine for a database URL; SQLite gets foreign keys, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def schema_is_current(engine: Engine) -> bool:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == heads
+
+
+def current_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
+    body = json.dumps(entry, sort_keys=True, default=str)
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def append_change(
+    connection: Connection,
+    *,
+    action: str,
+    entity: str,
+    entity_id: str | None = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> str:
+    """Append one entry to the change log, chained to the previous entry's hash."""
+    last = connection.execute(
+        select(change_log.c.hash).order_by(change_log.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    prev_hash = last or "0" * 64
+    entry = {
+        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+        "actor": actor or current_actor(),
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "before": None if before is None else json.dumps(before, sort_keys=True, default=str),
+        "after": None if after is None else json.dumps(after, sort_keys=True, default=str),
+        "reason": reason,
+    }
+    digest = _entry_hash(prev_hash, entry)
+    connection.execute(insert(change_log).values(**entry, prev_hash=prev_hash, hash=digest))
+    return digest
+
+
+def verify_change_log(connection: Connection) -> list[int]:
+    """Ids of entries whose hash does not match their content and chain (empty if intact)."""
+    broken = []
+    prev = "0" * 64
+    for row in connection.execute(select(change_log).order_by(change_log.c.id)).mappings():
+        entry = {
+            k: row[k]
+            for k in ("at", "actor", "action", "entity", "entity_id", "before", "after", "reason")
+        }
+        if row["prev_hash"] != prev or _entry_hash(prev, entry) != row["hash"]:
+            broken.append(int(row["id"]))
+        prev = row["hash"]
+    return broken
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.begin() as connection:
+        yield connection

@@ -1,0 +1,341 @@
+"""The extract formats the importers accept: one `ExtractKind` per file a force sends.
+
+This registry is the single source for the importers, the synthetic force, the column
+mapping in the protocol and `docs/data-formats.md` (a test keeps the document and this
+file in step).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["EXTRACT_KINDS", "IMPORT_ORDER", "Column", "ExtractKind", "is_personal_header"]
+
+ColumnType = Literal["text", "int", "date", "datetime", "bool"]
+Identifier = Literal["officer", "person", "incident", "s136"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    description: str
+    required: bool = True
+    identifier: Identifier | None = None
+    choices: tuple[str, ...] | None = None
+    """Allowed values. Names like "@grades" are read from the protocol's [codes]."""
+
+    @property
+    def stored_name(self) -> str:
+        """Identifiers are stored under a `_key` name, as their pseudonym."""
+        if self.identifier is None:
+            return self.name
+        return {
+            "officer": "officer_key",
+            "person": "person_key",
+            "incident": "incident_key",
+            "s136": "s136_key",
+        }[self.identifier]
+
+
+@dataclass(frozen=True)
+class ExtractKind:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    store: Literal["database", "parquet"]
+    parent: str | None = None
+    """For link extracts: the column naming the parent incident. A file is then the whole
+    truth for every incident it mentions: its rows replace that incident's earlier rows."""
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def stored_key(self) -> tuple[str, ...]:
+        return tuple(self.column(k).stored_name for k in self.key)
+
+
+_C = Column
+
+EXTRACT_KINDS: dict[str, ExtractKind] = {
+    k.name: k
+    for k in (
+        ExtractKind(
+            "stations",
+            "Police stations: the trial's clusters.",
+            (
+                _C("station_id", "text", "Short station code, e.g. `HGT`."),
+                _C("station_name", "text", "Station name."),
+                _C("district", "text", "Policing district or command area.", required=False),
+                _C(
+                    "area_type",
+                    "text",
+                    "Urban or rural; a stratification factor.",
+                    choices=("urban", "rural"),
+                ),
+                _C("population", "int", "Resident population served.", required=False),
+            ),
+            key=("station_id",),
+            store="database",
+        ),
+        ExtractKind(
+            "beats",
+            "Beats (or wards / neighbourhoods) and the station that polices each.",
+            (
+                _C("beat", "text", "Beat code as it appears on incidents."),
+                _C("station_id", "text", "Station that polices the beat."),
+            ),
+            key=("beat",),
+            store="database",
+        ),
+        ExtractKind(
+            "officers",
+            "The HR roster: one row per officer per posting (an officer who moved has two).",
+            (
+                _C(
+                    "collar_number",
+                    "text",
+                    "Collar (shoulder) number; pseudonymised at import.",
+                    identifier="officer",
+                ),
+                _C("rank", "text", "Rank, e.g. PCSO, Police Constable, Sergeant, Inspector."),
+                _C("team", "text", "Team, e.g. Response, Safer Neighbourhood, CID."),
+                _C("station_id", "text", "Home station during the posting."),
+                _C("posted_from", "date", "First day of the posting."),
+                _C(
+                    "posted_to",
+                    "date",
+                    "Last day of the posting; blank if current.",
+                    required=False,
+                ),
+            ),
+            key=("collar_number", "posted_from"),
+            store="database",
+        ),
+        ExtractKind(
+            "training_sessions",
+            "Training sessions delivered.",
+            (
+                _C("session_id", "text", "Session reference."),
+                _C("station_id", "text", "Station whose officers the session trained."),
+                _C("session_date", "date", "Date the session was delivered."),
+                _C(
+                    "trainer",
+                    "text",
+                    "Who delivered it (organisation or role, not a name).",
+                    required=False,
+                ),
+            ),
+            key=("session_id",),
+            store="database",
+        ),
+        ExtractKind(
+            "training_attendance",
+            "Officers put forward for a session, and whether they attended.",
+            (
+                _C("session_id", "text", "Session reference."),
+                _C(
+                    "collar_number",
+                    "text",
+                    "Collar number; pseudonymised at import.",
+                    identifier="officer",
+                ),
+                _C("attended", "bool", "yes / no: attended the whole session."),
+            ),
+            key=("session_id", "collar_number"),
+            store="database",
+        ),
+        ExtractKind(
+            "incidents",
+            "The control-room incident log: one row per incident.",
+            (
+                _C(
+                    "incident_ref",
+                    "text",
+                    "Unique incident reference, e.g. `20160412-0345`; pseudonymised.",
+                    identifier="incident",
+                ),
+                _C(
+                    "created_at",
+                    "datetime",
+                    "When the incident was created (local time, or ISO 8601 with offset).",
+                ),
+                _C("opening_code", "text", "What the caller reported (the force's opening code)."),
+                _C(
+                    "closing_code",
+                    "text",
+                    "What it turned out to be (closing code).",
+                    required=False,
+                ),
+                _C("grade", "text", "Response grade.", choices=("@grades",)),
+                _C("beat", "text", "Beat / ward / neighbourhood of the incident's location."),
+                _C(
+                    "channel",
+                    "text",
+                    "How it reached the control room (999, 101, online, ...).",
+                    required=False,
+                ),
+            ),
+            key=("incident_ref",),
+            store="parquet",
+        ),
+        ExtractKind(
+            "incident_tags",
+            "Qualifiers (tags, flags) on incidents: one row per incident per qualifier.",
+            (
+                _C(
+                    "incident_ref",
+                    "text",
+                    "Incident reference; pseudonymised.",
+                    identifier="incident",
+                ),
+                _C("qualifier", "text", "Qualifier code, e.g. QMH."),
+            ),
+            key=("incident_ref", "qualifier"),
+            store="parquet",
+            parent="incident_ref",
+        ),
+        ExtractKind(
+            "incident_officers",
+            "Officers who attended each incident.",
+            (
+                _C(
+                    "incident_ref",
+                    "text",
+                    "Incident reference; pseudonymised.",
+                    identifier="incident",
+                ),
+                _C(
+                    "collar_number",
+                    "text",
+                    "Attending officer's collar number; pseudonymised.",
+                    identifier="officer",
+                ),
+                _C("role", "text", "lead or support.", choices=("lead", "support")),
+            ),
+            key=("incident_ref", "collar_number"),
+            store="parquet",
+            parent="incident_ref",
+        ),
+        ExtractKind(
+            "incident_persons",
+            "Persons linked to each incident, with their role.",
+            (
+                _C(
+                    "incident_ref",
+                    "text",
+                    "Incident reference; pseudonymised.",
+                    identifier="incident",
+                ),
+                _C(
+                    "person_id",
+                    "text",
+                    "The force's person identifier; pseudonymised.",
+                    identifier="person",
+                ),
+                _C("role", "text", "Role in the incident.", choices=("@person_roles",)),
+                _C("age", "int", "Age in years at the incident, if known.", required=False),
+            ),
+            key=("incident_ref", "person_id", "role"),
+            store="parquet",
+            parent="incident_ref",
+        ),
+        ExtractKind(
+            "warning_markers",
+            "Person warning markers and when each was valid.",
+            (
+                _C(
+                    "person_id",
+                    "text",
+                    "The force's person identifier; pseudonymised.",
+                    identifier="person",
+                ),
+                _C("marker", "text", "Warning-marker code, e.g. MN."),
+                _C("valid_from", "date", "First day the marker applied."),
+                _C(
+                    "valid_to", "date", "Last day it applied; blank if still valid.", required=False
+                ),
+            ),
+            key=("person_id", "marker", "valid_from"),
+            store="parquet",
+        ),
+        ExtractKind(
+            "s136",
+            "Section 136 Mental Health Act detentions (the Home Office return's fields).",
+            (
+                _C("s136_ref", "text", "Detention reference; pseudonymised.", identifier="s136"),
+                _C("detained_at", "datetime", "When the person was detained."),
+                _C(
+                    "incident_ref",
+                    "text",
+                    "The incident it arose from; pseudonymised.",
+                    required=False,
+                    identifier="incident",
+                ),
+                _C(
+                    "collar_number",
+                    "text",
+                    "Detaining officer; pseudonymised.",
+                    identifier="officer",
+                ),
+                _C("person_id", "text", "Person detained; pseudonymised.", identifier="person"),
+                _C("age", "int", "Age in years.", required=False),
+                _C(
+                    "sex",
+                    "text",
+                    "Sex as recorded.",
+                    required=False,
+                    choices=("male", "female", "other", "unknown"),
+                ),
+                _C("ethnicity", "text", "Ethnicity group as recorded.", required=False),
+                _C(
+                    "place_of_safety",
+                    "text",
+                    "First place of safety.",
+                    choices=(
+                        "health-based place of safety",
+                        "emergency department",
+                        "police station",
+                        "other",
+                    ),
+                ),
+                _C(
+                    "transport",
+                    "text",
+                    "How the person was taken.",
+                    required=False,
+                    choices=("ambulance", "police vehicle", "other"),
+                ),
+            ),
+            key=("s136_ref",),
+            store="parquet",
+        ),
+    )
+}
+
+# The order in which extracts must be imported: each refers only to kinds before it.
+IMPORT_ORDER: tuple[str, ...] = tuple(EXTRACT_KINDS)
+
+_PERSONAL = re.compile(
+    r"(^|_)(name|forename|surname|first_?name|last_?name|address|postcode|post_code|street|"
+    r"narrative|free_?text|notes?|comments?|description|dob|date_of_birth|birth|phone|"
+    r"telephone|mobile|email|nhs|ni_?number)($|_)",
+    re.IGNORECASE,
+)
+
+
+def is_personal_header(header: str) -> bool:
+    """Headers that look like names, addresses, narratives or contact details."""
+    normalised = re.sub(r"[^0-9a-zA-Z]+", "_", header.strip()).strip("_")
+    return bool(_PERSONAL.search(normalised))

@@ -1,0 +1,157 @@
+"""Writing validated, pseudonymised rows to the workspace, all or nothing.
+
+Database extracts are upserted by key in one transaction. Parquet extracts are merged
+with what is there and written to a temporary file that replaces the old one only once
+the import is logged, so a failure or a kill leaves the workspace as it was. Either way
+the result says what was added, updated, removed and left unchanged, so importing the
+same file twice visibly changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Table, delete, insert, select, tuple_
+from sqlalchemy.engine import Connection
+
+from policetrial import db
+from policetrial.extracts import ExtractKind
+
+__all__ = ["MergeCounts", "arrow_schema", "merge_database", "merge_parquet", "read_parquet"]
+
+_ARROW = {
+    "text": pa.string(),
+    "int": pa.int64(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
+    "bool": pa.bool_(),
+}
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+
+
+def arrow_schema(kind: ExtractKind) -> pa.Schema:
+    return pa.schema([(c.stored_name, _ARROW[c.type]) for c in kind.columns])
+
+
+def _comparable(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One string per row so rows from the file and from the store compare equal."""
+    parts = [_as_text(frame[c]) for c in columns]
+    if not parts:
+        return pd.Series("", index=frame.index, dtype=object)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "\x1f" + p
+    return out
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").astype(object)
+    return series.astype("string").fillna("").astype(object)
+
+
+def _diff(
+    existing: pd.DataFrame, incoming: pd.DataFrame, key: list[str], values: list[str]
+) -> tuple[int, int, int]:
+    """(added, updated, unchanged) of incoming rows against existing rows."""
+    if existing.empty:
+        return len(incoming), 0, 0
+    old = pd.Series(
+        _comparable(existing, values).to_numpy(), index=_comparable(existing, key).to_numpy()
+    )
+    new_keys = _comparable(incoming, key).to_numpy()
+    new_vals = _comparable(incoming, values).to_numpy()
+    known = pd.Index(old.index)
+    present = known.get_indexer(new_keys) >= 0
+    same = present & (old.reindex(new_keys).to_numpy() == new_vals)
+    return int((~present).sum()), int((present & ~same).sum()), int(same.sum())
+
+
+def merge_database(
+    connection: Connection, table: Table, kind: ExtractKind, rows: pd.DataFrame
+) -> MergeCounts:
+    """Upsert rows by key (inside the caller's transaction)."""
+    key = list(kind.stored_key)
+    values = [c.stored_name for c in kind.columns if c.stored_name not in key]
+    columns = key + values
+    existing = pd.DataFrame(
+        connection.execute(select(*[table.c[c] for c in columns])).mappings().all(),
+        columns=columns,
+    )
+    added, updated, unchanged = _diff(existing, rows, key, values)
+    if updated or added:
+        records = rows[columns].astype(object).where(rows[columns].notna(), None)
+        records = records.to_dict("records")
+        key_tuples = [tuple(r[k] for k in key) for r in records]
+        for start in range(0, len(key_tuples), 500):
+            chunk = key_tuples[start : start + 500]
+            connection.execute(delete(table).where(tuple_(*[table.c[k] for k in key]).in_(chunk)))
+        for start in range(0, len(records), 2000):
+            connection.execute(insert(table), records[start : start + 2000])
+    return MergeCounts(added, updated, 0, unchanged)
+
+
+def read_parquet(path: Path, kind: ExtractKind) -> pd.DataFrame:
+    if not path.exists():
+        return arrow_schema(kind).empty_table().to_pandas()
+    return pq.read_table(path).to_pandas(integer_object_nulls=True)
+
+
+def merge_parquet(
+    path: Path, kind: ExtractKind, rows: pd.DataFrame
+) -> tuple[MergeCounts, Path | None]:
+    """Merge rows into the kind's Parquet file; returns the counts and a staged file.
+
+    The staged file is written next to the target; the caller renames it into place
+    (`os.replace`) after logging the import, or deletes it on failure. None means the
+    file would not change.
+    """
+    key = list(kind.stored_key)
+    columns = [c.stored_name for c in kind.columns]
+    values = [c for c in columns if c not in key]
+    existing = read_parquet(path, kind)
+    rows = rows[columns]
+    if kind.parent is not None:
+        parent = kind.column(kind.parent).stored_name
+        touched = existing[parent].isin(set(rows[parent]))
+        before = existing[touched]
+        sig_before = set(_comparable(before, columns))
+        sig_after = set(_comparable(rows, columns))
+        added = len(sig_after - sig_before)
+        removed = len(sig_before - sig_after)
+        unchanged = len(sig_after & sig_before)
+        merged = pd.concat([existing[~touched], rows], ignore_index=True)
+        counts = MergeCounts(added, 0, removed, unchanged)
+    else:
+        added, updated, unchanged = _diff(existing, rows, key, values)
+        incoming_keys = set(_comparable(rows, key))
+        keep = ~_comparable(existing, key).isin(incoming_keys) if len(existing) else []
+        merged = pd.concat([existing[keep] if len(existing) else existing, rows], ignore_index=True)
+        counts = MergeCounts(added, updated, 0, unchanged)
+    if counts.added == counts.updated == counts.removed == 0 and path.exists():
+        return counts, None
+    sort_by = [c for c in ("created_at", "detained_at", *key) if c in merged.columns]
+    merged = merged.sort_values(sort_by, kind="stable").reset_index(drop=True)
+    table = pa.Table.from_pandas(merged[columns], schema=arrow_schema(kind), preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staged = tempfile.mkstemp(prefix=f".{kind.name}-", suffix=".parquet", dir=path.parent)
+    os.close(handle)
+    pq.write_table(table, staged, compression="zstd")
+    return counts, Path(staged)
+
+
+def table_for(kind: ExtractKind) -> Table:
+    return db.metadata.tables[kind.name]

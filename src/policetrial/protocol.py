@@ -1,0 +1,286 @@
+"""The trial protocol: `trial.toml` read once into frozen, validated objects.
+
+A protocol says everything that makes one trial differ from another: arms, eligibility,
+windows, code lists, outcome definitions, randomisation and the analysis plan. Another
+force or another training package is a new protocol file, not new code. The objects are
+frozen and passed in to whatever needs them; nothing reads the file behind the caller's
+back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from policetrial.errors import ProtocolError
+from policetrial.extracts import EXTRACT_KINDS
+from policetrial.outcomes_catalogue import OUTCOMES
+
+__all__ = [
+    "Protocol",
+    "builtin_protocol_path",
+    "builtin_protocols",
+    "load_protocol",
+    "parse_protocol",
+]
+
+Arm = Literal["intervention", "control"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Trial(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str
+    force: str
+    timezone: str = "Europe/London"
+
+
+class Arms(_Frozen):
+    intervention: str
+    control: str
+
+
+class Eligibility(_Frozen):
+    teams: tuple[str, ...] = Field(min_length=1)
+    ranks: tuple[str, ...] = Field(min_length=1)
+    on_date: dt.date
+
+
+class Targets(_Frozen):
+    stations: int = Field(ge=2)
+    officers_intervention: int = Field(ge=0)
+    officers_control: int = Field(ge=0)
+
+
+class Baseline(_Frozen):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Baseline:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class FollowUp(_Frozen):
+    anchor: Literal["last_session", "first_session"] = "last_session"
+    months_after: int = Field(ge=0, le=60)
+    length_months: int = Field(ge=1, le=60)
+    control_anchor: Literal["stratum_median", "median"] | dt.date = "stratum_median"
+
+
+class Periods(_Frozen):
+    baseline: Baseline
+    followup: FollowUp
+
+
+class Codes(_Frozen):
+    mental_health_tags: tuple[str, ...] = Field(min_length=1)
+    vulnerability_tags: tuple[str, ...] = ()
+    warning_markers: tuple[str, ...] = ()
+    grades: tuple[str, ...] = Field(min_length=1)
+    response_grades: tuple[str, ...] = Field(min_length=1)
+    person_roles: tuple[str, ...] = ("caller", "subject", "victim", "witness", "other")
+
+    @model_validator(mode="after")
+    def _response_grades_known(self) -> Codes:
+        unknown = sorted(set(self.response_grades) - set(self.grades))
+        if unknown:
+            raise ValueError(f"response_grades {unknown} are not among grades {list(self.grades)}")
+        return self
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Every qualifier that counts towards the mental-health / vulnerability outcome."""
+        return self.mental_health_tags + self.vulnerability_tags
+
+
+class OfficeHours(_Frozen):
+    start: dt.time = dt.time(9, 0)
+    end: dt.time = dt.time(17, 0)
+    bank_holidays: str | None = "ENG"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hhmm(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.time.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"expected a time as HH:MM, got {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OfficeHours:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        if self.bank_holidays not in (None, "ENG", "WLS", "SCT", "NIR", "none"):
+            raise ValueError(
+                "bank_holidays must be one of ENG, WLS, SCT, NIR or none, "
+                f"got {self.bank_holidays!r}"
+            )
+        return self
+
+
+class FrequentCaller(_Frozen):
+    calls_in_month: int = Field(5, ge=1)
+    calls_in_three_months: int = Field(12, ge=1)
+    roles: tuple[str, ...] = ("caller",)
+    adults_only: bool = True
+
+
+class Definitions(_Frozen):
+    office_hours: OfficeHours = OfficeHours()
+    frequent_caller: FrequentCaller = FrequentCaller()
+
+
+class Assignment(_Frozen):
+    incidents_to_station: Literal["attending_officer", "location"] = "attending_officer"
+
+
+class Randomisation(_Frozen):
+    method: Literal["simple", "stratified", "matched", "constrained"] = "stratified"
+    strata: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
+    intervention_stations: int | None = Field(None, ge=1)
+    metric: Literal["l1", "l2"] = "l2"
+    cutoff: float | None = Field(None, gt=0, le=1)
+    schemes: int | None = Field(None, ge=2)
+    seed: int = Field(ge=0)
+
+
+class Outcomes(_Frozen):
+    primary: str
+    secondary: tuple[str, ...] = ()
+
+    @field_validator("primary")
+    @classmethod
+    def _known_primary(cls, value: str) -> str:
+        _check_outcome(value)
+        return value
+
+    @field_validator("secondary")
+    @classmethod
+    def _known_secondary(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            _check_outcome(name)
+        return value
+
+
+def _check_outcome(name: str) -> None:
+    if name not in OUTCOMES:
+        raise ValueError(f"unknown outcome {name!r}; expected one of {sorted(OUTCOMES)}")
+
+
+class Analysis(_Frozen):
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    primary_method: Literal["negative_binomial"] = "negative_binomial"
+    sensitivity: tuple[Literal["cluster_level"], ...] = ("cluster_level",)
+
+
+class Audit(_Frozen):
+    fraction: float = Field(0.10, gt=0, le=1)
+    seed: int = Field(ge=0)
+
+
+class Report(_Frozen):
+    suppress_below: int = Field(5, ge=0)
+
+
+class Protocol(_Frozen):
+    """A whole trial protocol. Build with `load_protocol` or `parse_protocol`."""
+
+    schema_version: Literal[1] = 1
+    trial: Trial
+    arms: Arms
+    eligibility: Eligibility
+    targets: Targets
+    periods: Periods
+    codes: Codes
+    definitions: Definitions = Definitions()
+    assignment: Assignment = Assignment()
+    randomisation: Randomisation
+    outcomes: Outcomes
+    analysis: Analysis = Analysis()
+    audit: Audit
+    report: Report = Report()
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for kind, mapping in value.items():
+            if kind not in EXTRACT_KINDS:
+                raise ValueError(
+                    f"unknown extract kind {kind!r}; expected one of {list(EXTRACT_KINDS)}"
+                )
+            known = {c.name for c in EXTRACT_KINDS[kind].columns}
+            for ours in mapping:
+                if ours not in known:
+                    raise ValueError(
+                        f"[columns.{kind}] maps {ours!r}, which is not a column of {kind}; "
+                        f"expected some of {sorted(known)}"
+                    )
+        return value
+
+
+def builtin_protocols() -> list[str]:
+    """Names of the protocols shipped with the package (`connect`, ...)."""
+    folder = resources.files("policetrial") / "protocols"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def builtin_protocol_path(name: str) -> Path:
+    """The path of a shipped protocol, by name."""
+    if name not in builtin_protocols():
+        raise ProtocolError(f"no built-in protocol {name!r}; expected one of {builtin_protocols()}")
+    return Path(str(resources.files("policetrial") / "protocols" / f"{name}.toml"))
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Read and validate a protocol file; errors name the file, the key and what was expected."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProtocolError(f"{path}: no such protocol file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{path}: cannot read the protocol ({exc})") from None
+    return parse_protocol(text, source=str(path))
+
+
+def parse_protocol(text: str, *, source: str = "trial.toml") -> Protocol:
+    """Validate protocol text (TOML) into a frozen `Protocol`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Protocol.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(_describe(exc, source)) from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            problems.append(f"key '{key}' is missing")
+        elif error["type"] == "extra_forbidden":
+            problems.append(f"key '{key}' is not a protocol setting")
+        else:
+            problems.append(f"key '{key}': {message} (got {error.get('input')!r})")
+    return f"{source}: " + "; ".join(problems)

@@ -1,0 +1,79 @@
+"""Frozen result types: what the analysis produces and `results.json` holds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Estimate", "TrialResults"]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One effect estimate: an outcome analysed by one method."""
+
+    outcome: str
+    method: str
+    description: str
+    scale: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    df: float | None
+    n_clusters: int
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: _clean(v) for k, v in asdict(self).items()}
+        d["notes"] = list(self.notes)
+        return d
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([self.to_dict()])
+
+
+@dataclass(frozen=True)
+class TrialResults:
+    """Everything the report needs from the analysis, and nothing it has to recompute."""
+
+    trial: dict[str, Any]
+    primary: Estimate
+    estimates: tuple[Estimate, ...]
+    stations: dict[str, int]
+    officers_eligible: dict[str, int]
+    station_period: list[dict[str, Any]]
+    allocation: dict[str, Any]
+    exposure: dict[str, Any]
+    descriptive: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    software: dict[str, str] = field(default_factory=dict)
+    generated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "primary": self.primary.to_dict(),
+            "estimates": [e.to_dict() for e in self.estimates],
+            "stations": self.stations,
+            "officers_eligible": self.officers_eligible,
+            "station_period": self.station_period,
+            "allocation": self.allocation,
+            "exposure": self.exposure,
+            "descriptive": self.descriptive,
+            "warnings": list(self.warnings),
+            "software": self.software,
+            "generated_at": self.generated_at,
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([e.to_dict() for e in self.estimates])

@@ -1,0 +1,135 @@
+"""Officers and stations as the trial sees them: eligibility, arms, training dose, moves.
+
+Eligibility is judged on the protocol's roster date: an officer of an eligible rank and
+team posted at a trial station that day. Training dose is the share of a station's
+eligible officers who attended a session. Officers whose postings span both arms are
+listed, because they carry the training across.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from policetrial import db
+from policetrial.protocol import Protocol
+from policetrial.workspace import Workspace
+
+__all__ = ["Exposure", "eligible_officers", "exposure", "load_officers", "load_stations"]
+
+
+def load_stations(workspace: Workspace) -> pd.DataFrame:
+    with workspace.engine.connect() as connection:
+        rows = (
+            connection.execute(select(db.stations).order_by(db.stations.c.station_id))
+            .mappings()
+            .all()
+        )
+    return pd.DataFrame(rows, columns=[c.name for c in db.stations.columns])
+
+
+def load_officers(workspace: Workspace) -> pd.DataFrame:
+    with workspace.engine.connect() as connection:
+        rows = connection.execute(select(db.officers)).mappings().all()
+    return pd.DataFrame(rows, columns=[c.name for c in db.officers.columns])
+
+
+def _on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
+    to = postings["posted_to"].map(lambda d: dt.date.max if d is None or pd.isna(d) else d)
+    return (postings["posted_from"] <= day) & (to >= day)
+
+
+def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFrame:
+    """Postings of officers eligible on the protocol's roster date (one row per officer)."""
+    rule = protocol.eligibility
+    current = postings[_on(postings, rule.on_date)]
+    ok = current["rank"].isin(rule.ranks) & current["team"].isin(rule.teams)
+    return current[ok].drop_duplicates("officer_key").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Eligible officers and training by station and arm, against the protocol's targets."""
+
+    by_station: pd.DataFrame
+    by_arm: pd.DataFrame
+    moved_between_arms: int
+    targets: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by_station": self.by_station.to_dict("records"),
+            "by_arm": self.by_arm.to_dict("records"),
+            "officers_eligible": {
+                str(r["arm"]): int(r["eligible"]) for r in self.by_arm.to_dict("records")
+            },
+            "targets": self.targets,
+            "moved_between_arms": self.moved_between_arms,
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return self.by_arm
+
+
+def exposure(
+    protocol: Protocol,
+    stations: pd.DataFrame,
+    arms: dict[str, str],
+    postings: pd.DataFrame,
+    sessions: pd.DataFrame,
+    attendance: pd.DataFrame,
+) -> Exposure:
+    """Eligible officers, put forward and trained, per station and arm."""
+    eligible = eligible_officers(protocol, postings)
+    eligible = eligible[eligible["station_id"].isin(arms)]
+    eligible = eligible.assign(arm=eligible["station_id"].map(arms))
+    sessions = sessions.assign(arm=sessions["station_id"].map(arms))
+    att = attendance.merge(sessions[["session_id", "station_id", "session_date"]], on="session_id")
+    trained = att[att["attended"].astype(bool)]
+    trained_eligible = trained[trained["officer_key"].isin(set(eligible["officer_key"]))]
+    rows = []
+    for sid, arm in arms.items():
+        own = eligible[eligible["station_id"] == sid]
+        keys = set(own["officer_key"])
+        put = att[(att["station_id"] == sid)]
+        done = trained_eligible[trained_eligible["officer_key"].isin(keys)]
+        last = sessions.loc[sessions["station_id"] == sid, "session_date"]
+        rows.append(
+            {
+                "station_id": sid,
+                "arm": arm,
+                "eligible": len(own),
+                "put_forward": int(put["officer_key"].nunique()),
+                "trained": int(done["officer_key"].nunique()),
+                "trained_share": (done["officer_key"].nunique() / len(own)) if len(own) else 0.0,
+                "sessions": int((sessions["station_id"] == sid).sum()),
+                "last_session": None if last.empty else last.max(),
+            }
+        )
+    by_station = pd.DataFrame(rows)
+    by_arm = (
+        by_station.groupby("arm", sort=False)[["eligible", "put_forward", "trained"]]
+        .sum()
+        .reindex(["intervention", "control"], fill_value=0)
+        .reset_index()
+    )
+    by_arm["target"] = [
+        protocol.targets.officers_intervention,
+        protocol.targets.officers_control,
+    ]
+    arm_of_station = postings["station_id"].map(arms)
+    moved = postings.assign(arm=arm_of_station).dropna(subset=["arm"])
+    moved_between = int((moved.groupby("officer_key")["arm"].nunique() > 1).sum())
+    return Exposure(
+        by_station,
+        by_arm,
+        moved_between,
+        {
+            "intervention": protocol.targets.officers_intervention,
+            "control": protocol.targets.officers_control,
+        },
+    )

@@ -1,0 +1,85 @@
+-- Frequent callers per station and period. Calls are incidents where the person has a
+-- caller role, counted force-wide within the window (a person ringing from several
+-- stations is one person). A person is frequent with at least fc_month calls in one
+-- calendar month, or fc_quarter in three consecutive calendar months, of the window.
+-- Each frequent caller is attributed to the station where they made most of the
+-- window's calls (ties: the lowest station id), so nobody is counted twice.
+WITH distinct_windows AS (
+    SELECT DISTINCT start_at, end_before FROM windows
+),
+calls AS (
+    SELECT DISTINCT ip.person_key, ib.incident_key, ib.station_id, ib.created_at
+    FROM incident_persons AS ip
+    JOIN caller_roles AS r ON r.role = ip.role
+    JOIN incident_base AS ib ON ib.incident_key = ip.incident_key
+),
+ages AS (
+    SELECT ip.person_key, MAX(ip.age) AS oldest
+    FROM incident_persons AS ip
+    GROUP BY ip.person_key
+),
+in_window AS (
+    SELECT
+        dw.start_at,
+        dw.end_before,
+        c.person_key,
+        c.station_id,
+        YEAR(c.created_at) * 12 + MONTH(c.created_at) AS month_index
+    FROM distinct_windows AS dw
+    JOIN calls AS c ON c.created_at >= dw.start_at AND c.created_at < dw.end_before
+),
+monthly AS (
+    SELECT start_at, end_before, person_key, month_index, COUNT(*) AS n
+    FROM in_window
+    GROUP BY start_at, end_before, person_key, month_index
+),
+rolling AS (
+    SELECT
+        m1.start_at,
+        m1.end_before,
+        m1.person_key,
+        m1.n,
+        (
+            SELECT SUM(m2.n)
+            FROM monthly AS m2
+            WHERE m2.start_at = m1.start_at
+                AND m2.end_before = m1.end_before
+                AND m2.person_key = m1.person_key
+                AND m2.month_index BETWEEN m1.month_index AND m1.month_index + 2
+        ) AS n3
+    FROM monthly AS m1
+),
+frequent AS (
+    SELECT r.start_at, r.end_before, r.person_key
+    FROM rolling AS r
+    CROSS JOIN params AS p
+    LEFT JOIN ages AS a ON a.person_key = r.person_key
+    WHERE NOT (p.adults_only AND a.oldest IS NOT NULL AND a.oldest < 18)
+    GROUP BY r.start_at, r.end_before, r.person_key, p.fc_month, p.fc_quarter
+    HAVING MAX(r.n) >= p.fc_month OR MAX(r.n3) >= p.fc_quarter
+),
+home AS (
+    SELECT start_at, end_before, person_key, station_id
+    FROM (
+        SELECT
+            start_at,
+            end_before,
+            person_key,
+            station_id,
+            ROW_NUMBER() OVER (
+                PARTITION BY start_at, end_before, person_key
+                ORDER BY COUNT(*) DESC, station_id
+            ) AS pick
+        FROM in_window
+        WHERE station_id IS NOT NULL
+        GROUP BY start_at, end_before, person_key, station_id
+    ) AS counted
+    WHERE pick = 1
+)
+SELECT w.station_id, w.period, COUNT(f.person_key) AS frequent_callers
+FROM windows AS w
+LEFT JOIN home AS h
+    ON h.start_at = w.start_at AND h.end_before = w.end_before AND h.station_id = w.station_id
+LEFT JOIN frequent AS f
+    ON f.start_at = h.start_at AND f.end_before = h.end_before AND f.person_key = h.person_key
+GROUP BY w.station_id, w.period

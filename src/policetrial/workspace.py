@@ -1,0 +1,109 @@
+"""A trial workspace: a folder holding the protocol, the records database and the data.
+
+```
+trial.toml      the protocol
+trial.db        records (SQLite) unless a database URL is given
+incidents/      control-room data as Parquet, written by import
+imports/        reports of rejected rows
+out/            results.json, report.html, figures
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from policetrial import db
+from policetrial.errors import ProtocolError, WorkspaceError
+from policetrial.protocol import Protocol, builtin_protocol_path, builtin_protocols, load_protocol
+
+__all__ = ["Workspace", "init_workspace", "open_workspace"]
+
+PROTOCOL_FILE = "trial.toml"
+DATABASE_FILE = "trial.db"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    protocol: Protocol
+    engine: Engine
+    database_url: str
+
+    @property
+    def incidents_dir(self) -> Path:
+        return self.root / "incidents"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.root / "imports"
+
+    def parquet(self, kind: str) -> Path:
+        return self.incidents_dir / f"{kind}.parquet"
+
+    def get_meta(self, name: str) -> str | None:
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                select(db.meta.c.value).where(db.meta.c.name == name)
+            ).scalar_one_or_none()
+        return None if value is None else str(value)
+
+
+def init_workspace(
+    root: str | Path, *, protocol: str = "connect", database_url: str | None = None
+) -> Workspace:
+    """Create a workspace with a protocol (a built-in name or a path) and an empty database."""
+    root = Path(root)
+    if (root / PROTOCOL_FILE).exists():
+        raise WorkspaceError(f"{root}: already a workspace (it has {PROTOCOL_FILE})")
+    source = builtin_protocol_path(protocol) if protocol in builtin_protocols() else Path(protocol)
+    load_protocol(source)  # validate before creating anything
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, root / PROTOCOL_FILE)
+    (root / "incidents").mkdir(exist_ok=True)
+    (root / "out").mkdir(exist_ok=True)
+    workspace = open_workspace(root, database_url=database_url)
+    with workspace.engine.begin() as connection:
+        db.append_change(
+            connection,
+            action="init",
+            entity="workspace",
+            after={"protocol": str(source.name), "created": dt.date.today().isoformat()},
+        )
+    return workspace
+
+
+def open_workspace(root: str | Path, *, database_url: str | None = None) -> Workspace:
+    """Open an existing workspace, bringing its database schema up to date."""
+    root = Path(root).resolve()
+    protocol_path = root / PROTOCOL_FILE
+    if not protocol_path.exists():
+        raise WorkspaceError(
+            f"{root}: not a trial workspace (no {PROTOCOL_FILE}); create one with "
+            "`policetrial init DIR`"
+        )
+    try:
+        protocol = load_protocol(protocol_path)
+    except ProtocolError:
+        raise
+    url = database_url or db.sqlite_url(root / DATABASE_FILE)
+    engine = db.connect(url)
+    try:
+        if not db.schema_is_current(engine):
+            db.migrate(engine)
+    except SQLAlchemyError as exc:
+        raise WorkspaceError(
+            f"cannot open the database {engine.url!r}: {getattr(exc, 'orig', None) or exc}"
+        ) from None
+    return Workspace(root=root, protocol=protocol, engine=engine, database_url=url)

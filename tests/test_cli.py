@@ -1,0 +1,93 @@
+"""The command line: every command has help, is documented, and reports JSON where it reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from policetrial.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+REPORTING = {"synth", "import", "randomise", "outcomes", "analyse", "report", "demo"}
+
+
+def _commands() -> list[tuple[str, ...]]:
+    group = typer.main.get_command(app)
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+        else:
+            found.append(path)
+
+    walk(group, ())
+    return found
+
+
+def test_there_are_commands() -> None:
+    assert {"init", "synth", "import", "randomise", "outcomes", "analyse", "report", "demo"} <= {
+        c[0] for c in _commands()
+    }
+
+
+@pytest.mark.parametrize("path", _commands(), ids=lambda p: " ".join(p))
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert command.help and len(command.help.strip()) > 20
+
+
+@pytest.mark.parametrize("path", _commands(), ids=lambda p: " ".join(p))
+def test_every_command_is_documented(path: tuple[str, ...]) -> None:
+    docs = (ROOT / "README.md").read_text() + "".join(
+        p.read_text() for p in (ROOT / "docs").glob("*.md")
+    )
+    assert f"policetrial {' '.join(path)}" in docs
+
+
+@pytest.mark.parametrize("name", sorted(REPORTING))
+def test_reporting_commands_offer_json(name: str) -> None:
+    result = runner.invoke(app, [name, "--help"])
+    assert "--json" in result.output
+
+
+def test_python_dash_m_works() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "policetrial", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "randomise" in result.stdout
+
+
+def test_not_a_workspace_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["outcomes", "-w", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "not a trial workspace" in result.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--seed", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    for key in ("outcome", "estimate", "ci_low", "ci_high", "p_value", "method"):
+        assert key in results["primary"]
+    assert results["primary"]["outcome"] == "mh_calls"
+    assert results["stations"] == {"intervention": 6, "control": 6}
+    assert set(results["officers_eligible"]) == {"intervention", "control"}
+    assert len(results["station_period"]) == 24
+    assert summary["primary"]["estimate"] == results["primary"]["estimate"]
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert "<svg" in html and "Rate ratio" in html

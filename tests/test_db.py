@@ -1,0 +1,96 @@
+"""The records database: migrations match the schema; the change log is append-only and chained."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from policetrial import db
+from policetrial.workspace import Workspace, init_workspace
+
+from .conftest import IN_CI
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
+    engine = db.connect(db.sqlite_url(tmp_path / "t.db"))
+    db.migrate(engine)
+    with engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), db.metadata)
+    assert diff == []
+    assert db.schema_is_current(engine)
+
+
+def test_change_log_is_append_only_and_chained(imported_copy: Workspace) -> None:
+    with imported_copy.engine.connect() as c:
+        assert db.verify_change_log(c) == []
+        count = c.execute(text("SELECT COUNT(*) FROM change_log")).scalar_one()
+    assert count >= 12  # init, randomise, eleven imports
+    with imported_copy.engine.begin() as c, pytest.raises(Exception, match="append-only"):
+        c.execute(text("DELETE FROM change_log"))
+    with imported_copy.engine.begin() as c:
+        c.execute(text("DROP TRIGGER change_log_no_update"))
+        c.execute(text("UPDATE change_log SET actor = 'someone else' WHERE id = 2"))
+    with imported_copy.engine.connect() as c:
+        assert db.verify_change_log(c) == [2]
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3
+        ):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture()
+def postgres_url() -> str:
+    if not _postgres_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432, and CI=true requires it")
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    import psycopg
+
+    schema = f"pt_test_{os.getpid()}"
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
+    ) as c:
+        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        c.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
+    ) as c:
+        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.postgres
+def test_workspace_on_postgresql(tmp_path: Path, postgres_url: str, force, pseudonymiser) -> None:  # type: ignore[no-untyped-def]
+    from policetrial.allocation import randomise_workspace
+    from policetrial.ingest import import_extract
+
+    ws = init_workspace(tmp_path / "ws", database_url=postgres_url)
+    assert not (tmp_path / "ws" / "trial.db").exists()
+    for kind in ("stations", "beats", "officers"):
+        import_extract(ws, kind, force.files[kind], pseudonymiser=pseudonymiser)
+    again = import_extract(ws, "officers", force.files["officers"], pseudonymiser=pseudonymiser)
+    assert not again.changed
+    sealed = randomise_workspace(ws)
+    assert sealed.verify()
+    with ws.engine.connect() as c:
+        assert db.verify_change_log(c) == []
+        diff = compare_metadata(MigrationContext.configure(c), db.metadata)
+    assert diff == []
+    with ws.engine.begin() as c, pytest.raises(Exception, match="append-only"):
+        c.execute(text("UPDATE allocations SET seed = 1"))
+    ws.engine.dispose()

@@ -1,0 +1,243 @@
+"""Importing extracts: all or nothing, idempotent, every reject reported, identifiers hashed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from policetrial.cli import app
+from policetrial.errors import ExtractError, WorkspaceError
+from policetrial.extracts import EXTRACT_KINDS, is_personal_header
+from policetrial.ingest import IMPORT_ORDER, import_extract, read_store
+from policetrial.pseudonym import Pseudonymiser
+from policetrial.synth import SynthForce
+from policetrial.workspace import Workspace, init_workspace
+
+from .conftest import snapshot
+
+runner = CliRunner()
+
+
+def test_everything_imports_and_a_second_import_changes_nothing(
+    imported_copy: Workspace, force: SynthForce, pseudonymiser: Pseudonymiser
+) -> None:
+    incidents = pd.read_csv(force.files["incidents"])
+    stored = read_store(imported_copy, "incidents")
+    assert len(stored) == len(incidents)
+    before = snapshot(imported_copy.incidents_dir)
+    for kind in IMPORT_ORDER:
+        report = import_extract(imported_copy, kind, force.files[kind], pseudonymiser=pseudonymiser)
+        assert not report.changed, kind
+        assert report.counts.unchanged == report.rows_valid
+    assert snapshot(imported_copy.incidents_dir) == before
+
+
+def test_a_corrected_re_export_updates_what_changed(
+    imported_copy: Workspace, force: SynthForce, pseudonymiser: Pseudonymiser, tmp_path: Path
+) -> None:
+    incidents = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False)
+    corrected = incidents.head(100).copy()
+    corrected.loc[:4, "grade"] = "Immediate"
+    changed = int((incidents.head(5)["grade"] != "Immediate").sum())
+    path = tmp_path / "incidents.csv"
+    corrected.to_csv(path, index=False)
+    report = import_extract(imported_copy, "incidents", path, pseudonymiser=pseudonymiser)
+    assert (report.counts.added, report.counts.updated) == (0, changed)
+    assert report.counts.unchanged == 100 - changed
+    assert len(read_store(imported_copy, "incidents")) == len(incidents)
+
+
+def test_link_files_replace_the_rows_of_incidents_they_mention(
+    imported_copy: Workspace, force: SynthForce, pseudonymiser: Pseudonymiser, tmp_path: Path
+) -> None:
+    tags = pd.read_csv(force.files["incident_tags"], dtype=str)
+    first = tags["incident_ref"].iloc[0]
+    kept = tags[tags["incident_ref"] == first].head(1)
+    path = tmp_path / "incident_tags.csv"
+    kept.to_csv(path, index=False)
+    report = import_extract(imported_copy, "incident_tags", path, pseudonymiser=pseudonymiser)
+    removed = int((tags["incident_ref"] == first).sum()) - 1
+    assert (report.counts.added, report.counts.removed, report.counts.unchanged) == (0, removed, 1)
+
+
+@pytest.mark.parametrize("kind", list(EXTRACT_KINDS))
+def test_a_missing_column_is_one_clear_line_and_nothing_changes(
+    kind: str, imported_copy: Workspace, force: SynthForce, tmp_path: Path, key_env: str
+) -> None:
+    frame = pd.read_csv(force.files[kind], dtype=str, keep_default_na=False)
+    required = EXTRACT_KINDS[kind].required[-1]
+    path = tmp_path / f"{kind}.csv"
+    frame.drop(columns=[required]).to_csv(path, index=False)
+    before = snapshot(imported_copy.root)
+    result = runner.invoke(app, ["import", kind, str(path), "-w", str(imported_copy.root)])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert str(path) in " ".join(lines) and f"'{required}'" in result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(imported_copy.root) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"\x00\x01\x02binary\x00", "NUL bytes"),
+        (b'station_id,station_name\n"unterminated,2\n', "not a well-formed CSV"),
+        (b"station_id,station_id\nA,B\n", "appears twice"),
+    ],
+)
+def test_unreadable_files_are_named(
+    content: bytes, message: str, imported_copy: Workspace, tmp_path: Path, key_env: str
+) -> None:
+    path = tmp_path / "stations.csv"
+    path.write_bytes(content)
+    before = snapshot(imported_copy.root)
+    result = runner.invoke(app, ["import", "stations", str(path), "-w", str(imported_copy.root)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and str(path) in result.stderr
+    assert snapshot(imported_copy.root) == before
+
+
+def test_bad_rows_are_reported_with_row_column_value_and_reason(
+    imported_copy: Workspace, force: SynthForce, pseudonymiser: Pseudonymiser, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False).head(20)
+    frame.loc[2, "created_at"] = "31/02/2016 25:00"
+    frame.loc[5, "grade"] = "Whenever"
+    frame.loc[7, "incident_ref"] = ""
+    path = tmp_path / "incidents.csv"
+    frame.to_csv(path, index=False)
+    report = import_extract(imported_copy, "incidents", path, pseudonymiser=pseudonymiser)
+    problems = {(r.row, r.column) for r in report.rejects}
+    # Data row i is file row i + 2 (the header is row 1).
+    assert problems == {(4, "created_at"), (7, "grade"), (9, "incident_ref")}
+    grade = next(r for r in report.rejects if r.column == "grade")
+    assert grade.value == "Whenever" and "expected one of Immediate" in grade.reason
+    rejects = pd.read_csv(report.rejects_file)
+    assert list(rejects.columns) == ["file", "row", "column", "value", "reason"]
+    assert len(rejects) == 3
+
+
+def test_stop_on_error_imports_nothing(
+    imported_copy: Workspace, force: SynthForce, pseudonymiser: Pseudonymiser, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(force.files["stations"], dtype=str, keep_default_na=False)
+    frame.loc[3, "area_type"] = "suburban"
+    frame.loc[0, "station_name"] = "Renamed"
+    path = tmp_path / "stations.csv"
+    frame.to_csv(path, index=False)
+    before = snapshot(imported_copy.root)
+    with pytest.raises(
+        ExtractError, match=r"row 5, column 'area_type': expected one of urban, rural"
+    ):
+        import_extract(
+            imported_copy, "stations", path, pseudonymiser=pseudonymiser, stop_on_error=True
+        )
+    assert snapshot(imported_copy.root) == before
+
+
+def test_personal_columns_are_dropped_with_a_warning(
+    tmp_path: Path, force: SynthForce, pseudonymiser: Pseudonymiser
+) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    frame = pd.read_csv(force.files["stations"], dtype=str)
+    frame["Officer in charge name"] = "Jane Example"
+    frame["Address"] = "1 High Street"
+    path = tmp_path / "stations.csv"
+    frame.to_csv(path, index=False)
+    report = import_extract(ws, "stations", path, pseudonymiser=pseudonymiser)
+    assert sum("never stored" in w for w in report.warnings) == 2
+    assert b"Jane Example" not in (tmp_path / "ws" / "trial.db").read_bytes()
+    assert is_personal_header("Surname") and is_personal_header("free text")
+    assert not is_personal_header("station_id")
+
+
+def test_no_raw_identifier_reaches_any_store(imported_root: Path, force: SynthForce) -> None:
+    """Scan the database, the Parquet files and every other file for raw identifiers."""
+    raw: dict[str, set[str]] = {}
+    for kind, spec in EXTRACT_KINDS.items():
+        frame = pd.read_csv(force.files[kind], dtype=str, keep_default_na=False)
+        for column in spec.columns:
+            if column.identifier:
+                raw.setdefault(column.identifier, set()).update(v for v in frame[column.name] if v)
+    assert sum(len(v) for v in raw.values()) > 10_000
+    tokens: set[str] = set()
+    values: set[str] = set()
+    for path in imported_root.rglob("*"):
+        if not path.is_file():
+            continue
+        text = path.read_bytes().decode("latin-1")
+        tokens |= set(re.findall(r"[A-Za-z0-9][A-Za-z0-9-]*", text))
+        if path.suffix == ".parquet":
+            for column in pq.read_table(path).columns:
+                values |= {str(v) for v in column.to_pylist()}
+    with sqlite3.connect(imported_root / "trial.db") as connection:
+        for (table,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in connection.execute(f"SELECT * FROM {table}"):
+                values |= {str(v) for v in row}
+    # Long identifiers (person ids, incident and detention references) must not appear
+    # anywhere, even inside other text; collar numbers are short digit strings that occur
+    # by chance (years, counts), so they must not appear as any stored value.
+    for kind, identifiers in raw.items():
+        assert not (identifiers & values), kind
+        long = {v for v in identifiers if len(v) >= 8}
+        assert not (long & tokens), kind
+
+
+def test_a_different_key_is_refused(
+    imported_copy: Workspace, force: SynthForce, tmp_path: Path
+) -> None:
+    other = Pseudonymiser(b"x" * 32)
+    with pytest.raises(WorkspaceError, match="not the one earlier imports used"):
+        import_extract(imported_copy, "stations", force.files["stations"], pseudonymiser=other)
+
+
+def test_xlsx_and_parquet_extracts(
+    tmp_path: Path, force: SynthForce, pseudonymiser: Pseudonymiser
+) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    stations = pd.read_csv(force.files["stations"], dtype=str)
+    stations.to_excel(tmp_path / "stations.xlsx", index=False)
+    report = import_extract(ws, "stations", tmp_path / "stations.xlsx", pseudonymiser=pseudonymiser)
+    assert report.counts.added == 12
+    beats = pd.read_csv(force.files["beats"])
+    beats.to_parquet(tmp_path / "beats.parquet")
+    report = import_extract(ws, "beats", tmp_path / "beats.parquet", pseudonymiser=pseudonymiser)
+    assert report.counts.added == len(beats)
+
+
+def test_mapped_headers(tmp_path: Path, force: SynthForce, pseudonymiser: Pseudonymiser) -> None:
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    text = (root / "trial.toml").read_text() + '\n[columns.stations]\nstation_id = "Station Code"\n'
+    (root / "trial.toml").write_text(text)
+    from policetrial.workspace import open_workspace
+
+    ws = open_workspace(root)
+    frame = pd.read_csv(force.files["stations"], dtype=str).rename(
+        columns={"station_id": "Station Code"}
+    )
+    frame.to_csv(tmp_path / "own.csv", index=False)
+    assert (
+        import_extract(
+            ws, "stations", tmp_path / "own.csv", pseudonymiser=pseudonymiser
+        ).counts.added
+        == 12
+    )
+
+
+def test_import_all_needs_a_folder_with_extracts(tmp_path: Path, key_env: str) -> None:
+    init_workspace(tmp_path / "ws")
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(
+        app, ["import", "all", str(tmp_path / "empty"), "-w", str(tmp_path / "ws")]
+    )
+    assert result.exit_code == 2 and "no extract files" in result.stderr
+    shutil.rmtree(tmp_path / "empty")

@@ -1,0 +1,178 @@
+"""Outcome SQL against a small force worked out by hand, and against the workspace."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+import sqlglot
+
+from policetrial.extracts import EXTRACT_KINDS
+from policetrial.ingest.store import arrow_schema
+from policetrial.outcomes import SQL_FILES, compute_outcomes, emit_sql, load_sql, workspace_outcomes
+from policetrial.protocol import Protocol
+from policetrial.workspace import Workspace
+
+T = dt.datetime
+D = dt.date
+
+
+def _register(connection: duckdb.DuckDBPyConnection, kind: str, rows: list[dict]) -> None:
+    schema = arrow_schema(EXTRACT_KINDS[kind])
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    connection.register(kind, pa.table(columns, schema=schema))
+
+
+def hand_worked_force() -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
+    """Two stations, ten-odd incidents, every rule exercised once (see the expected table)."""
+    c = duckdb.connect()
+    _register(c, "officers", [
+        {"officer_key": "o1", "rank": "PC", "team": "Response", "station_id": "A", "posted_from": D(2010, 1, 1)},
+        {"officer_key": "o2", "rank": "PC", "team": "Response", "station_id": "B", "posted_from": D(2010, 1, 1)},
+        {"officer_key": "o3", "rank": "PC", "team": "Response", "station_id": "A", "posted_from": D(2010, 1, 1), "posted_to": D(2016, 4, 14)},
+        {"officer_key": "o3", "rank": "PC", "team": "Response", "station_id": "B", "posted_from": D(2016, 4, 15)},
+    ])  # fmt: skip
+    _register(c, "beats", [{"beat": "a1", "station_id": "A"}, {"beat": "b1", "station_id": "B"}])
+    incidents = [
+        ("i1", T(2016, 4, 1, 0, 0, 0), "a1", "Immediate"),
+        ("i2", T(2016, 4, 30, 23, 59, 59), "b1", "Priority"),
+        ("i3", T(2016, 5, 1, 0, 0, 0), "b1", "Priority"),
+        ("i4", T(2016, 4, 4, 9, 0, 0), "a1", "Resolution without deployment"),
+        ("i5", T(2016, 4, 4, 17, 0, 0), "a1", "Scheduled"),
+        ("i8", T(2016, 4, 20, 12, 0, 0), "a1", "Priority"),
+        ("i9", T(2016, 4, 12, 12, 0, 0), "a1", "Priority"),
+        ("i6", T(2016, 12, 27, 10, 0, 0), "a1", "Immediate"),
+        ("i7", T(2016, 12, 5, 10, 0, 0), "a1", "Priority"),
+        ("i10", T(2016, 12, 10, 10, 0, 0), "b1", "Immediate"),
+        *[
+            (f"i1{k}", T(2016, 4, k, 14, 0, 0), "b1", "Resolution without deployment")
+            for k in range(1, 6)
+        ],
+        ("i16", T(2016, 4, 7, 14, 0, 0), "a1", "Resolution without deployment"),
+    ]
+    _register(c, "incidents", [
+        {"incident_key": k, "created_at": t, "opening_code": "x", "grade": g, "beat": b} for k, t, b, g in incidents
+    ])  # fmt: skip
+    _register(c, "incident_officers", [
+        {"incident_key": "i1", "officer_key": "o1", "role": "lead"},
+        {"incident_key": "i2", "officer_key": "o2", "role": "lead"},
+        {"incident_key": "i3", "officer_key": "o2", "role": "lead"},
+        {"incident_key": "i8", "officer_key": "o3", "role": "lead"},
+        {"incident_key": "i9", "officer_key": "o3", "role": "lead"},
+        {"incident_key": "i6", "officer_key": "o1", "role": "lead"},
+        {"incident_key": "i7", "officer_key": "o1", "role": "lead"},
+        {"incident_key": "i7", "officer_key": "o3", "role": "support"},
+        {"incident_key": "i10", "officer_key": "o2", "role": "lead"},
+    ])  # fmt: skip
+    _register(c, "incident_tags", [
+        {"incident_key": "i1", "qualifier": "QMH"},
+        {"incident_key": "i3", "qualifier": "QMH"},
+        {"incident_key": "i5", "qualifier": "QD4"},
+        {"incident_key": "i6", "qualifier": "QMH"},
+        {"incident_key": "i7", "qualifier": "QVU"},
+        {"incident_key": "i9", "qualifier": "QDA"},
+    ])  # fmt: skip
+    persons = [
+        {"incident_key": "i4", "person_key": "p1", "role": "caller"},
+        {"incident_key": "i9", "person_key": "p2", "role": "caller"},
+        {"incident_key": "i10", "person_key": "p1", "role": "subject"},
+        *[
+            {"incident_key": f"i1{k}", "person_key": "p3", "role": "caller", "age": 40}
+            for k in range(1, 6)
+        ],
+        {"incident_key": "i16", "person_key": "p3", "role": "caller", "age": 40},
+    ]
+    _register(c, "incident_persons", persons)
+    _register(c, "warning_markers", [
+        {"person_key": "p1", "marker": "MN", "valid_from": D(2016, 4, 4)},
+        {"person_key": "p2", "marker": "MN", "valid_from": D(2015, 1, 1), "valid_to": D(2016, 4, 11)},
+        {"person_key": "p2", "marker": "WE", "valid_from": D(2015, 1, 1)},
+    ])  # fmt: skip
+    _register(c, "s136", [
+        {"s136_key": "s1", "detained_at": T(2016, 12, 27, 11, 0), "incident_key": "i6", "officer_key": "o1", "person_key": "p1", "place_of_safety": "other"},
+        {"s136_key": "s2", "detained_at": T(2016, 4, 15, 3, 0), "officer_key": "o2", "person_key": "p9", "place_of_safety": "other"},
+    ])  # fmt: skip
+    windows = pd.DataFrame(
+        [
+            {"station_id": s, "arm": a, "period": p, "start": start, "end": end, "days": (end - start).days + 1, "anchor": None}
+            for s, a in (("A", "intervention"), ("B", "control"))
+            for p, start, end in (("baseline", D(2016, 4, 1), D(2016, 4, 30)), ("followup", D(2016, 12, 1), D(2016, 12, 31)))
+        ]
+    )  # fmt: skip
+    return c, windows
+
+
+EXPECTED = pd.DataFrame(
+    [
+        # station, period, incidents, police_response, tagged, marked, mh_calls, ooh, office, frequent, s136, contaminated
+        ("A", "baseline", 5, 2, 2, 1, 3, 2, 1, 0, 0, 0),
+        ("B", "baseline", 7, 2, 0, 0, 0, 0, 0, 1, 1, 0),
+        ("A", "followup", 2, 2, 2, 0, 2, 1, 1, 0, 1, 1),
+        ("B", "followup", 1, 1, 0, 1, 1, 1, 0, 0, 0, 0),
+    ],
+    columns=["station_id", "period", "incidents", "police_response", "mh_tagged", "mh_marked", "mh_calls",
+             "mh_out_of_hours", "mh_office_hours", "frequent_callers", "s136", "contaminated"],
+)  # fmt: skip
+
+
+def test_hand_worked_force(protocol: Protocol) -> None:
+    """Expected counts worked out by hand from the rules in docs/outcomes.md.
+
+    Covers: the first and last second of a window and the first second after it; office
+    hours starting at 09:00:00 and ending before 17:00:00; Boxing Day 2016's substitute bank
+    holiday (27 December); a weekend; an officer who moved station mid-window (the lead's
+    station on the day decides); unattended incidents falling back to their beat; markers
+    starting on the incident day, ended before it, or of a code that does not count; an
+    incident attended by officers of both arms; a frequent caller ringing from two stations
+    (counted once, at the station of most calls); a Section 136 detention with and without
+    a linked incident.
+    """
+    connection, windows = hand_worked_force()
+    got = compute_outcomes(connection, protocol, windows).station_period
+    got = got.set_index(["station_id", "period"])[EXPECTED.columns[2:]]
+    expected = EXPECTED.set_index(["station_id", "period"])
+    pd.testing.assert_frame_equal(got.loc[expected.index], expected, check_dtype=False)
+
+
+def test_location_rule_moves_incidents_to_their_beat(protocol: Protocol) -> None:
+    connection, windows = hand_worked_force()
+    by_location = protocol.model_copy(
+        update={
+            "assignment": protocol.assignment.model_copy(
+                update={"incidents_to_station": "location"}
+            )
+        }
+    )
+    got = compute_outcomes(connection, by_location, windows).station_period.set_index(
+        ["station_id", "period"]
+    )
+    # i8 (beat a1, attended by an officer then at B) moves from B to A.
+    assert got.loc[("A", "baseline"), "incidents"] == 6
+    assert got.loc[("B", "baseline"), "incidents"] == 6
+
+
+def test_workspace_outcomes_add_up(imported: Workspace) -> None:
+    tables = workspace_outcomes(imported)
+    sp = tables.station_period
+    assert len(sp) == 24 and set(sp["period"]) == {"baseline", "followup"}
+    assert (sp["mh_calls"] == sp["mh_out_of_hours"] + sp["mh_office_hours"]).all()
+    assert (sp["mh_calls"] <= sp["mh_tagged"] + sp["mh_marked"]).all()
+    assert (sp["mh_calls"] >= sp[["mh_tagged", "mh_marked"]].max(axis=1)).all()
+    assert (sp["police_response"] <= sp["incidents"]).all()
+    # The incident-level table holds exactly the incidents counted in the windows.
+    assert len(tables.incidents) == sp["incidents"].sum()
+    assert tables.incidents["mh_call"].sum() == sp["mh_calls"].sum()
+    assert 350 <= sp["incidents"].mean() <= 560
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "tsql", "spark"])
+def test_emitted_sql_parses_in_its_dialect(dialect: str) -> None:
+    text = emit_sql(dialect)
+    for name in SQL_FILES:
+        assert f"-- {name}.sql" in text
+    statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    assert len(statements) == len(SQL_FILES)
+    assert load_sql("incident_base").startswith("--")
