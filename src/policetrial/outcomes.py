@@ -158,6 +158,29 @@ def window_table(windows: pd.DataFrame) -> pa.Table:
     )
 
 
+def span_table(windows: pd.DataFrame) -> pa.Table:
+    """The union of all windows as non-overlapping [start_at, end_before) spans."""
+    intervals = sorted(
+        (
+            dt.datetime.combine(s, dt.time()),
+            dt.datetime.combine(e + dt.timedelta(days=1), dt.time()),
+        )
+        for s, e in zip(windows["start"], windows["end"], strict=True)
+    )
+    merged: list[list[dt.datetime]] = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return pa.table(
+        {
+            "start_at": pa.array([m[0] for m in merged], pa.timestamp("us")),
+            "end_before": pa.array([m[1] for m in merged], pa.timestamp("us")),
+        }
+    )
+
+
 def compute_outcomes(
     connection: duckdb.DuckDBPyConnection,
     protocol: Protocol,
@@ -174,6 +197,7 @@ def compute_outcomes(
     last = max(windows["end"].max(), dt.date(2000, 1, 1))
     tables = protocol_tables(protocol, range(first.year - 1, last.year + 2))
     tables["windows"] = window_table(windows)
+    tables["spans"] = span_table(windows)
     tables["arms"] = pa.table(
         {
             "station_id": pa.array(windows["station_id"].astype(str).unique(), pa.string()),

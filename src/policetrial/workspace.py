@@ -106,4 +106,8 @@ def open_workspace(root: str | Path, *, database_url: str | None = None) -> Work
         raise WorkspaceError(
             f"cannot open the database {engine.url!r}: {getattr(exc, 'orig', None) or exc}"
         ) from None
-    return Workspace(root=root, protocol=protocol, engine=engine, database_url=url)
+    workspace = Workspace(root=root, protocol=protocol, engine=engine, database_url=url)
+    from policetrial.ingest import recover_pending
+
+    recover_pending(workspace)
+    return workspace

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from policetrial import db
 from policetrial.errors import ExtractError, WorkspaceError
@@ -39,6 +39,7 @@ from policetrial.workspace import Workspace
 __all__ = ["EXTRACT_KINDS", "IMPORT_ORDER", "ImportReport", "import_directory", "import_extract"]
 
 KEY_FINGERPRINT = "pseudonym_key_fingerprint"
+PENDING = "pending-parquet:"
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,12 @@ def import_extract(
     warnings = list(raw.warnings) + warnings + reference_warnings
     rows = rows.drop(columns=["_row"])
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    with workspace.engine.begin() as connection:
-        staged: Path | None = None
-        try:
+    # The Parquet file is replaced only after the import is committed, and the commit
+    # records the staged file it promises to move into place: a kill at any moment is
+    # rolled forward or back when the workspace is next opened (`recover_pending`).
+    staged: Path | None = None
+    try:
+        with workspace.engine.begin() as connection:
             if spec.store == "database":
                 counts = merge_database(connection, table_for(spec), spec, rows)
             else:
@@ -185,11 +189,14 @@ def import_extract(
                 actor,
             )
             if staged is not None:
-                os.replace(staged, workspace.parquet(kind))
-                staged = None
-        finally:
-            if staged is not None:
-                staged.unlink(missing_ok=True)
+                connection.execute(
+                    insert(db.meta).values(name=f"{PENDING}{kind}", value=staged.name)
+                )
+    except BaseException:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        raise
+    recover_pending(workspace)
     rejects_file = _write_rejects(workspace, spec, path, rejects) if rejects else None
     return ImportReport(
         kind=kind,
@@ -388,6 +395,31 @@ def _write_rejects(
         for r in rejects:
             writer.writerow([path.name, r.row, r.column, r.value, r.reason])
     return target
+
+
+def recover_pending(workspace: Workspace) -> None:
+    """Finish or undo a Parquet replacement interrupted by a crash or a kill.
+
+    A committed import leaves a `pending-parquet:<kind>` note naming its staged file:
+    the file is moved into place and the note removed. Staged files with no note belong
+    to imports that never committed and are deleted.
+    """
+    with workspace.engine.begin() as connection:
+        notes = connection.execute(
+            select(db.meta.c.name, db.meta.c.value).where(db.meta.c.name.like(f"{PENDING}%"))
+        ).all()
+        promised = set()
+        for name, staged_name in notes:
+            kind = name.removeprefix(PENDING)
+            staged = workspace.incidents_dir / staged_name
+            if staged.exists():
+                os.replace(staged, workspace.parquet(kind))
+            promised.add(staged_name)
+            connection.execute(delete(db.meta).where(db.meta.c.name == name))
+    if workspace.incidents_dir.exists():
+        for orphan in workspace.incidents_dir.glob(".*.parquet"):
+            if orphan.name not in promised:
+                orphan.unlink(missing_ok=True)
 
 
 def import_directory(

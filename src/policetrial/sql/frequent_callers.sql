@@ -8,15 +8,21 @@ WITH distinct_windows AS (
     SELECT DISTINCT start_at, end_before FROM windows
 ),
 calls AS (
-    SELECT DISTINCT ip.person_key, ib.incident_key, ib.station_id, ib.created_at
+    -- One row per person and incident (a person in two caller roles calls once).
+    SELECT ip.person_key, ib.incident_key, ib.station_id, ib.created_at, MAX(ip.age) AS age
     FROM incident_persons AS ip
     JOIN caller_roles AS r ON r.role = ip.role
     JOIN incident_base AS ib ON ib.incident_key = ip.incident_key
+    GROUP BY ip.person_key, ib.incident_key, ib.station_id, ib.created_at
 ),
-ages AS (
-    SELECT ip.person_key, MAX(ip.age) AS oldest
-    FROM incident_persons AS ip
-    GROUP BY ip.person_key
+candidates AS (
+    -- Only a person with at least the smaller threshold's calls in all the windows
+    -- together can be frequent in one of them; everyone else is set aside early.
+    SELECT c.person_key
+    FROM calls AS c
+    CROSS JOIN params AS p
+    GROUP BY c.person_key, p.fc_month, p.fc_quarter
+    HAVING COUNT(*) >= LEAST(p.fc_month, p.fc_quarter)
 ),
 in_window AS (
     SELECT
@@ -24,9 +30,17 @@ in_window AS (
         dw.end_before,
         c.person_key,
         c.station_id,
+        c.age,
         YEAR(c.created_at) * 12 + MONTH(c.created_at) AS month_index
-    FROM distinct_windows AS dw
-    JOIN calls AS c ON c.created_at >= dw.start_at AND c.created_at < dw.end_before
+    FROM calls AS c
+    JOIN candidates AS k ON k.person_key = c.person_key
+    JOIN distinct_windows AS dw ON c.created_at >= dw.start_at AND c.created_at < dw.end_before
+),
+ages AS (
+    -- The oldest age recorded for the person on a call in the window.
+    SELECT start_at, end_before, person_key, MAX(age) AS oldest
+    FROM in_window
+    GROUP BY start_at, end_before, person_key
 ),
 monthly AS (
     SELECT start_at, end_before, person_key, month_index, COUNT(*) AS n
@@ -34,26 +48,22 @@ monthly AS (
     GROUP BY start_at, end_before, person_key, month_index
 ),
 rolling AS (
-    SELECT
-        m1.start_at,
-        m1.end_before,
-        m1.person_key,
-        m1.n,
-        (
-            SELECT SUM(m2.n)
-            FROM monthly AS m2
-            WHERE m2.start_at = m1.start_at
-                AND m2.end_before = m1.end_before
-                AND m2.person_key = m1.person_key
-                AND m2.month_index BETWEEN m1.month_index AND m1.month_index + 2
-        ) AS n3
+    -- Calls in each month and in the three calendar months starting with it.
+    SELECT m1.start_at, m1.end_before, m1.person_key, m1.month_index, m1.n, SUM(m2.n) AS n3
     FROM monthly AS m1
+    JOIN monthly AS m2
+        ON m2.start_at = m1.start_at
+        AND m2.end_before = m1.end_before
+        AND m2.person_key = m1.person_key
+        AND m2.month_index BETWEEN m1.month_index AND m1.month_index + 2
+    GROUP BY m1.start_at, m1.end_before, m1.person_key, m1.month_index, m1.n
 ),
 frequent AS (
     SELECT r.start_at, r.end_before, r.person_key
     FROM rolling AS r
     CROSS JOIN params AS p
-    LEFT JOIN ages AS a ON a.person_key = r.person_key
+    LEFT JOIN ages AS a
+        ON a.start_at = r.start_at AND a.end_before = r.end_before AND a.person_key = r.person_key
     WHERE NOT (p.adults_only AND a.oldest IS NOT NULL AND a.oldest < 18)
     GROUP BY r.start_at, r.end_before, r.person_key, p.fc_month, p.fc_quarter
     HAVING MAX(r.n) >= p.fc_month OR MAX(r.n3) >= p.fc_quarter

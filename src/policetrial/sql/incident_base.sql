@@ -1,13 +1,27 @@
--- One row per incident: its station (by the protocol's rule), and the flags every
--- outcome is built from. Inputs: the imported extracts (incidents, incident_officers,
--- incident_tags, incident_persons, warning_markers, officers, beats), the allocation
--- (arms: station_id, arm) and the protocol's settings (params, tag_codes, marker_codes,
--- response_grades, bank_holidays).
-WITH posting AS (
+-- One row per incident inside a trial window: its station (by the protocol's rule), and
+-- the flags every outcome is built from. Inputs: the imported extracts (incidents,
+-- incident_officers, incident_tags, incident_persons, warning_markers, officers, beats),
+-- the allocation (arms: station_id, arm), the windows' time spans merged so that they do
+-- not overlap (spans: start_at, end_before) and the protocol's settings (params,
+-- tag_codes, marker_codes, response_grades, bank_holidays). Incidents outside every span
+-- can count towards no outcome, so they are left out first.
+WITH scoped AS (
+    SELECT i.*
+    FROM incidents AS i
+    JOIN spans AS s ON i.created_at >= s.start_at AND i.created_at < s.end_before
+    UNION
+    -- An incident whose Section 136 detention falls in a span, so that the detention
+    -- counts at the incident's station even when the incident began just before.
+    SELECT i.*
+    FROM incidents AS i
+    JOIN s136 AS d ON d.incident_key = i.incident_key
+    JOIN spans AS s ON d.detained_at >= s.start_at AND d.detained_at < s.end_before
+),
+posting AS (
     -- Each attending officer with their home station on the day of the incident.
     SELECT io.incident_key, io.officer_key, io.role, o.station_id
     FROM incident_officers AS io
-    JOIN incidents AS i ON i.incident_key = io.incident_key
+    JOIN scoped AS i ON i.incident_key = io.incident_key
     LEFT JOIN officers AS o
         ON o.officer_key = io.officer_key
         AND CAST(i.created_at AS DATE) >= o.posted_from
@@ -45,12 +59,13 @@ tagged AS (
     SELECT DISTINCT t.incident_key
     FROM incident_tags AS t
     JOIN tag_codes AS c ON c.code = t.qualifier
+    JOIN scoped AS i ON i.incident_key = t.incident_key
 ),
 marked AS (
     -- A linked person held a counting marker on the incident's date.
     SELECT DISTINCT ip.incident_key
     FROM incident_persons AS ip
-    JOIN incidents AS i ON i.incident_key = ip.incident_key
+    JOIN scoped AS i ON i.incident_key = ip.incident_key
     JOIN warning_markers AS m ON m.person_key = ip.person_key
     JOIN marker_codes AS mc ON mc.code = m.marker
     WHERE m.valid_from <= CAST(i.created_at AS DATE)
@@ -77,7 +92,7 @@ SELECT
         AND HOUR(i.created_at) * 60 + MINUTE(i.created_at) >= p.office_start_minute
         AND HOUR(i.created_at) * 60 + MINUTE(i.created_at) < p.office_end_minute
     ) AS out_of_hours
-FROM incidents AS i
+FROM scoped AS i
 CROSS JOIN params AS p
 LEFT JOIN beats AS b ON b.beat = i.beat
 LEFT JOIN officer_station AS os ON os.incident_key = i.incident_key
