@@ -244,6 +244,40 @@ def import_(
 
 
 @app.command()
+def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False) -> None:
+    """Eligible officers per station and arm against the targets, and training delivered."""
+    from policetrial.roster import workspace_exposure
+
+    with _user_errors():
+        result = workspace_exposure(_open(workspace))
+        if as_json:
+            _emit_json(result.to_dict())
+            return
+        station_rows = [
+            [r["station_id"], r["arm"], r["eligible"], r["put_forward"], r["trained"],
+             f"{r['trained_share']:.0%}", r["last_session"] or ""]
+            for r in result.by_station.to_dict("records")
+        ]  # fmt: skip
+        console.print(
+            _table(
+                "Officers by station",
+                ["station", "arm", "eligible", "put forward", "trained", "dose", "last session"],
+                station_rows,
+            )
+        )
+        arm_rows = [
+            [r["arm"], r["eligible"], r["target"], r["put_forward"], r["trained"]]
+            for r in result.by_arm.to_dict("records")
+        ]
+        console.print(
+            _table(
+                "Officers by arm", ["arm", "eligible", "target", "put forward", "trained"], arm_rows
+            )
+        )
+        console.print(f"Officers whose postings span both arms: {result.moved_between_arms}")
+
+
+@app.command()
 def randomise(
     workspace: WorkspaceOption = Path("."),
     force: Annotated[
@@ -296,7 +330,14 @@ def outcomes(
             _emit_json(tables.to_dict()["station_period"])
             return
         sp = tables.station_period
-        columns = ["station_id", "arm", "period", "days", *outcome_module.OUTCOME_COLUMNS]
+        columns = [
+            "station_id",
+            "arm",
+            "period",
+            "days",
+            *outcome_module.OUTCOME_COLUMNS,
+            "contaminated",
+        ]
         console.print(
             _table("Outcomes by station and period", columns, sp[columns].values.tolist())
         )

@@ -19,7 +19,14 @@ from policetrial import db
 from policetrial.protocol import Protocol
 from policetrial.workspace import Workspace
 
-__all__ = ["Exposure", "eligible_officers", "exposure", "load_officers", "load_stations"]
+__all__ = [
+    "Exposure",
+    "eligible_officers",
+    "exposure",
+    "load_officers",
+    "load_stations",
+    "workspace_exposure",
+]
 
 
 def load_stations(workspace: Workspace) -> pd.DataFrame:
@@ -59,11 +66,14 @@ class Exposure:
     by_arm: pd.DataFrame
     moved_between_arms: int
     targets: dict[str, int] = field(default_factory=dict)
+    dose_by_date: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Cumulative eligible officers trained, per intervention station, after each session day."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "by_station": self.by_station.to_dict("records"),
-            "by_arm": self.by_arm.to_dict("records"),
+            "by_station": _records(self.by_station),
+            "by_arm": _records(self.by_arm),
+            "dose_by_date": _records(self.dose_by_date),
             "officers_eligible": {
                 str(r["arm"]): int(r["eligible"]) for r in self.by_arm.to_dict("records")
             },
@@ -73,6 +83,18 @@ class Exposure:
 
     def summary(self) -> pd.DataFrame:
         return self.by_arm
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for row in frame.to_dict("records"):
+        rows.append(
+            {
+                k: (v.isoformat() if isinstance(v, dt.date) else (None if v is pd.NaT else v))
+                for k, v in row.items()
+            }
+        )
+    return rows
 
 
 def exposure(
@@ -121,6 +143,20 @@ def exposure(
         protocol.targets.officers_intervention,
         protocol.targets.officers_control,
     ]
+    dose_rows = []
+    for sid in by_station.loc[by_station["arm"] == "intervention", "station_id"]:
+        own = set(eligible.loc[eligible["station_id"] == sid, "officer_key"])
+        done = trained_eligible[trained_eligible["officer_key"].isin(own)]
+        first_day = done.groupby("officer_key")["session_date"].min()
+        for day, count in first_day.value_counts().sort_index().cumsum().items():
+            dose_rows.append(
+                {
+                    "station_id": sid,
+                    "date": day,
+                    "trained": int(count),
+                    "trained_share": count / len(own) if own else 0.0,
+                }
+            )
     arm_of_station = postings["station_id"].map(arms)
     moved = postings.assign(arm=arm_of_station).dropna(subset=["arm"])
     moved_between = int((moved.groupby("officer_key")["arm"].nunique() > 1).sum())
@@ -132,4 +168,24 @@ def exposure(
             "intervention": protocol.targets.officers_intervention,
             "control": protocol.targets.officers_control,
         },
+        pd.DataFrame(dose_rows, columns=["station_id", "date", "trained", "trained_share"]),
+    )
+
+
+def workspace_exposure(workspace: Workspace) -> Exposure:
+    """Exposure for a randomised workspace."""
+    from policetrial.allocation import current_allocation
+    from policetrial.errors import WorkspaceError
+    from policetrial.ingest import read_store
+
+    allocation = current_allocation(workspace)
+    if allocation is None:
+        raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
+    return exposure(
+        workspace.protocol,
+        load_stations(workspace),
+        allocation.arms,
+        load_officers(workspace),
+        read_store(workspace, "training_sessions"),
+        read_store(workspace, "training_attendance"),
     )

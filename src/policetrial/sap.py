@@ -20,11 +20,10 @@ import pandas as pd
 from policetrial.allocation import current_allocation
 from policetrial.analysis import analyse_counts
 from policetrial.errors import AnalysisError, WorkspaceError
-from policetrial.ingest import read_store
 from policetrial.outcomes import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.results import Estimate, TrialResults
-from policetrial.roster import exposure, load_officers, load_stations
+from policetrial.roster import workspace_exposure
 from policetrial.workspace import Workspace
 
 __all__ = ["analyse_workspace", "descriptive_by_arm", "write_results"]
@@ -111,16 +110,8 @@ def analyse_workspace(
         for e in estimates
         if e.outcome == protocol.outcomes.primary and e.method == "nb_randomisation"
     )
-    stations = load_stations(workspace)
     arms = allocation.arms
-    exp = exposure(
-        protocol,
-        stations,
-        arms,
-        load_officers(workspace),
-        read_store(workspace, "training_sessions"),
-        read_store(workspace, "training_attendance"),
-    )
+    exp = workspace_exposure(workspace)
     sp = outcomes.station_period
     return TrialResults(
         trial={
