@@ -371,6 +371,19 @@ def test_cli_agreement_on_any_long_csv(tmp_path: Path) -> None:
     assert round(estimates[("krippendorff_alpha", "nominal")], 3) == 0.743
     assert round(estimates[("krippendorff_alpha", "ordinal")], 3) == 0.815
     assert ("cohen_kappa", "nominal") not in estimates
+    audit_layout = tmp_path / "audit_layout.csv"
+    frame = long_from_rows(KRIPPENDORFF_2011).rename(
+        columns={"unit": "audit_id", "rating": "verdict"}
+    )
+    frame.to_csv(audit_layout, index=False)
+    same = runner.invoke(app, ["audit", "agreement", "--ratings", str(audit_layout), "--json"])
+    assert same.exit_code == 0, same.output
+    alphas = [
+        e["value"]
+        for e in json.loads(same.stdout)["estimates"]
+        if e["statistic"] == "krippendorff_alpha"
+    ]
+    assert alphas == [pytest.approx(estimates[("krippendorff_alpha", "nominal")])]
     bad = runner.invoke(app, ["audit", "agreement", "--ratings", str(path), "--scale", "circular"])
     assert bad.exit_code == 2 and "nominal, ordinal or interval" in bad.stderr
 

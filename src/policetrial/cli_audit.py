@@ -41,7 +41,11 @@ LevelOption = Annotated[
 def _ci(low: Any, high: Any) -> str:
     if low is None or high is None or low != low or high != high:
         return ""
-    return f"{low:.3f} to {high:.3f}"
+    return f"{low:.3f}–{high:.3f}"
+
+
+def _num(value: float) -> float | None:
+    return None if value != value else value
 
 
 @audit_app.command("sample")
@@ -171,7 +175,10 @@ def agreement(
     ] = "tagged",
     boot: BootOption = 2000,
     level: LevelOption = 0.95,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 1,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the bootstrap (default: the audit seed; 1 with --ratings)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Cohen's and Fleiss' kappa, Gwet's AC1, Krippendorff's alpha with bootstrap intervals."""
@@ -185,6 +192,11 @@ def agreement(
             from policetrial.ingest.read import read_extract
 
             frame = read_extract(ratings).frame
+            # A ratings file in the audit's own layout works as it is.
+            aliases = {"audit_id": "unit", "verdict": "rating"}
+            frame = frame.rename(
+                columns={a: b for a, b in aliases.items() if a in frame and b not in frame}
+            )
             cats = [c.strip() for c in categories.split(",")] if categories else None
             report = agreement_report(
                 frame,
@@ -193,7 +205,7 @@ def agreement(
                 positive=positive,
                 n_boot=boot,
                 level=level,
-                seed=seed,
+                seed=1 if seed is None else seed,
             )
         else:
             from policetrial.audit import workspace_agreement
@@ -212,8 +224,8 @@ def agreement(
                 e.scale,
                 e.value,
                 _ci(e.ci_low, e.ci_high),
-                e.observed_agreement,
-                e.chance_agreement,
+                _num(e.observed_agreement),
+                _num(e.chance_agreement),
                 e.n_units,
             ]
             for e in report.estimates
