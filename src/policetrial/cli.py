@@ -414,5 +414,10 @@ def demo(
             _emit_json(result)
 
 
+from policetrial.cli_audit import audit_app  # noqa: E402  (it uses the helpers above)
+
+app.add_typer(audit_app, name="audit")
+
+
 def main() -> None:
     app()

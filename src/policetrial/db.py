@@ -173,7 +173,59 @@ change_log = Table(
     Column("hash", String(64), nullable=False),
 )
 
-APPEND_ONLY_TABLES = ("change_log", "allocations", "allocation_arms", "scheme_sets")
+audit_samples = Table(
+    "audit_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("algorithm", Text, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("fraction", Text, nullable=False),
+    Column("untagged_fraction", Text, nullable=False),
+    Column("double_rated_fraction", Text, nullable=False),
+    Column("allocation_digest", String(64), nullable=False),
+    Column("strata", Text, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("reason", Text),
+)
+
+audit_items = Table(
+    "audit_items",
+    metadata,
+    Column("sample_id", Integer, ForeignKey("audit_samples.id"), primary_key=True),
+    Column("audit_id", String(16), primary_key=True),
+    Column("incident_key", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("station_id", String(64), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("double_rated", Boolean, nullable=False),
+)
+
+audit_ratings = Table(
+    "audit_ratings",
+    metadata,
+    Column("sample_id", Integer, ForeignKey("audit_samples.id"), primary_key=True),
+    Column("audit_id", String(16), primary_key=True),
+    Column("rater", String(64), primary_key=True),
+    Column("verdict", String(16), nullable=False),
+    Column("imported_at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_sha256", String(64), nullable=False),
+    Column("synthetic", Boolean, nullable=False),
+)
+
+APPEND_ONLY_TABLES = (
+    "change_log",
+    "allocations",
+    "allocation_arms",
+    "scheme_sets",
+    "audit_samples",
+    "audit_items",
+    "audit_ratings",
+)
 
 
 def connect(url: str) -> Engine:

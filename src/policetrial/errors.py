@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "AuditError",
     "ExtractError",
     "ProtocolError",
     "RandomisationError",
@@ -39,3 +40,7 @@ class RandomisationError(TrialError):
 
 class AnalysisError(TrialError):
     """The analysis cannot be run on the data as it stands."""
+
+
+class AuditError(TrialError):
+    """The audit cannot be done as asked (no sample yet, a bad ratings file, bad options)."""

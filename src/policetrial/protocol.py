@@ -187,9 +187,26 @@ class Analysis(_Frozen):
     sensitivity: tuple[Literal["cluster_level"], ...] = ("cluster_level",)
 
 
+AuditPackField = Literal[
+    "channel", "out_of_hours", "police_response", "persons_linked", "officers_attending"
+]
+
+
 class Audit(_Frozen):
+    """The independent audit of tags: how many incidents, drawn how, shown how."""
+
     fraction: float = Field(0.10, gt=0, le=1)
+    """Share of the included (tagged or marked) incidents drawn for the audit."""
     seed: int = Field(ge=0)
+    untagged_fraction: float = Field(0.0, ge=0, le=1)
+    """Share of the other incidents in the windows drawn too, to estimate missed tags."""
+    double_rated_fraction: float = Field(0.2, ge=0, le=1)
+    """Share of the drawn incidents that a second rater rates (for agreement)."""
+    pack_fields: tuple[AuditPackField, ...] = ("channel",)
+    """Structured fields the auditor sees besides date, time, codes, grade, tags, markers."""
+    pack_dates: Literal["date_time", "weekday_time"] = "date_time"
+    """"weekday_time" shows only the weekday and time of day, hiding the calendar date
+    (and with it the period)."""
 
 
 class Report(_Frozen):
