@@ -12,6 +12,7 @@ __all__ = [
     "ExtractError",
     "ProtocolError",
     "RandomisationError",
+    "SurveyError",
     "TrialError",
     "WorkspaceError",
 ]
@@ -39,3 +40,7 @@ class RandomisationError(TrialError):
 
 class AnalysisError(TrialError):
     """The analysis cannot be run on the data as it stands."""
+
+
+class SurveyError(TrialError):
+    """An officer questionnaire, its instrument files, invitations or responses are wrong."""
