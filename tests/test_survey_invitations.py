@@ -170,6 +170,18 @@ def test_a_link_reveals_nothing_about_other_officers(invited: Workspace) -> None
     assert "officer" not in json.loads(payload)
 
 
+def test_the_page_payload_does_not_give_away_the_keyed_answers(invited: Workspace) -> None:
+    ws = invited
+    token = token_of(links(ws.root.parent / "pre.csv")["link"][0])
+    page = open_invitation(ws, token).to_dict()
+    items = page["instruments"][0]["items"]
+    assert len(items) == 31
+    assert all(set(item) == {"id", "text", "options", "min", "max", "labels"} for item in items)
+    scenario = next(item for item in items if item["id"] == "scn01")
+    assert len(scenario["options"]) == 4 and (scenario["min"], scenario["max"]) == (1, 4)
+    assert '"key"' not in json.dumps(page) and "reverse" not in json.dumps(page)
+
+
 def test_concurrent_submissions_of_one_link_store_one(invited: Workspace) -> None:
     ws = invited
     token = token_of(links(ws.root.parent / "pre.csv")["link"][3])

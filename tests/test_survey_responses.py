@@ -310,6 +310,10 @@ def test_reliability_of_the_synthetic_questionnaire(surveyed_ws: Workspace) -> N
     assert (summary["omega_ci_low"] <= summary["omega"]).all()
     assert summary["note"].isna().all()
     assert len(result.items()) == 2 * 31
-    assert np.isfinite(result.items()["item_rest_r"]).all()
+    items = result.items()
+    assert np.isfinite(items["item_rest_r"]).all()
+    scenarios = items[items["score"] == "scenarios"]
+    assert not scenarios["floor_effect"].any() and not scenarios["ceiling_effect"].any()
+    assert (scenarios["floor_share"] + scenarios["ceiling_share"]).round(9).eq(1).all()
     with pytest.raises(SurveyError, match="time must be one of"):
         survey_reliability(surveyed_ws, times=("later",))

@@ -296,10 +296,29 @@ class OpenQuestionnaire:
     saved_at: dt.datetime | None
 
     def to_dict(self) -> dict[str, Any]:
+        """What an officer's page needs, and no more: no keyed answers, no scoring rules."""
         return {
             "time": self.time,
             "status": self.status,
-            "instruments": [i.model_dump(mode="json") for i in self.questionnaire.instruments],
+            "instruments": [
+                {
+                    "id": instrument.id,
+                    "title": instrument.title,
+                    "version": instrument.version,
+                    "items": [
+                        {
+                            "id": item.id,
+                            "text": item.text,
+                            "options": list(item.options),
+                            "min": instrument.response_range(item)[0],
+                            "max": instrument.response_range(item)[1],
+                            "labels": list(instrument.response_scales[item.response_scale].labels),
+                        }
+                        for item in instrument.items
+                    ],
+                }
+                for instrument in self.questionnaire.instruments
+            ],
             "answers": self.answers,
             "saved_at": None if self.saved_at is None else self.saved_at.isoformat(),
         }

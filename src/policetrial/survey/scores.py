@@ -124,7 +124,10 @@ class SurveyScores:
         out = grouped.agg(n="count", mean="mean", sd="std").reset_index()
         order = {k: i for i, k in enumerate(self.score_keys)}
         out["_order"] = (out["instrument"] + "." + out["score"]).map(order)
-        return out.sort_values(["_order", "time", "arm"], ignore_index=True).drop(columns="_order")
+        out["_time"] = out["time"].map({t: i for i, t in enumerate(TIMES)})
+        return out.sort_values(["_order", "_time", "arm"], ignore_index=True).drop(
+            columns=["_order", "_time"]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -254,6 +257,10 @@ def scale_reliability(
     low = {item.id: float(instrument.scored_range(item)[0]) for item in items}
     high = {item.id: float(instrument.scored_range(item)[1]) for item in items}
     stats = item_statistics(recoded, lowest=low, highest=high)
+    # A keyed item scores 0 or 1: its shares are the proportions answered wrong and right,
+    # not floor and ceiling effects.
+    keyed = stats["item"].isin([item.id for item in items if item.scoring == "keyed"])
+    stats.loc[keyed, ["floor_effect", "ceiling_effect"]] = False
     alpha = omega = None
     notes = []
     try:
