@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     insert,
@@ -217,6 +218,52 @@ audit_ratings = Table(
     Column("synthetic", Boolean, nullable=False),
 )
 
+# Officer questionnaires (migration 0004). An invitation is a one-time link: only the
+# SHA-256 of its token is stored; its status moves issued -> started -> submitted (or
+# revoked). A submission is unique per officer and time point and per invitation, so a
+# link cannot be used twice and a questionnaire cannot be stored twice; submissions and
+# their answers are append-only.
+survey_invitations = Table(
+    "survey_invitations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("officer_key", String(64), nullable=False),
+    Column("time", String(8), nullable=False),
+    Column("instruments", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued_at", DateTime, nullable=False),
+    Column("issued_by", Text, nullable=False),
+    Column("draft", Text),
+    Column("saved_at", DateTime),
+    Column("closed_at", DateTime),
+    UniqueConstraint("token_hash", name="uq_survey_invitations_token_hash"),
+)
+
+survey_submissions = Table(
+    "survey_submissions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("officer_key", String(64), nullable=False),
+    Column("time", String(8), nullable=False),
+    Column("invitation_id", Integer, ForeignKey("survey_invitations.id")),
+    Column("submitted_at", DateTime, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("instruments", Text, nullable=False),
+    UniqueConstraint("officer_key", "time", name="uq_survey_submissions_officer_time"),
+    UniqueConstraint("invitation_id", name="uq_survey_submissions_invitation"),
+)
+
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("submission_id", Integer, ForeignKey("survey_submissions.id"), primary_key=True),
+    Column("item_id", String(64), primary_key=True),
+    Column("instrument", String(64), nullable=False),
+    Column("value", Integer, nullable=False),
+)
+
 APPEND_ONLY_TABLES = (
     "change_log",
     "allocations",
@@ -225,6 +272,8 @@ APPEND_ONLY_TABLES = (
     "audit_samples",
     "audit_items",
     "audit_ratings",
+    "survey_submissions",
+    "survey_answers",
 )
 
 

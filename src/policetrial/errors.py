@@ -13,6 +13,7 @@ __all__ = [
     "ExtractError",
     "ProtocolError",
     "RandomisationError",
+    "SurveyError",
     "TrialError",
     "WorkspaceError",
 ]
@@ -44,3 +45,7 @@ class AnalysisError(TrialError):
 
 class AuditError(TrialError):
     """The audit cannot be done as asked (no sample yet, a bad ratings file, bad options)."""
+
+
+class SurveyError(TrialError):
+    """An officer questionnaire, its instrument files, invitations or responses are wrong."""

@@ -213,6 +213,22 @@ class Report(_Frozen):
     suppress_below: int = Field(5, ge=0)
 
 
+class Survey(_Frozen):
+    """Officer questionnaires: which instruments, where links point, private wording."""
+
+    instruments: tuple[str, ...] = Field(("connect-officer",), min_length=1)
+    link_base_url: str = "http://127.0.0.1:8000/survey"
+    wording: str | None = None
+    max_missing_fraction: float | None = Field(None, ge=0, lt=1)
+
+    @field_validator("link_base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// address, got {value!r}")
+        return value.rstrip("/")
+
+
 class Protocol(_Frozen):
     """A whole trial protocol. Build with `load_protocol` or `parse_protocol`."""
 
@@ -230,6 +246,7 @@ class Protocol(_Frozen):
     analysis: Analysis = Analysis()
     audit: Audit
     report: Report = Report()
+    survey: Survey = Survey()
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("columns")

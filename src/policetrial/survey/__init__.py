@@ -1,0 +1,107 @@
+"""Officer questionnaires before and after training.
+
+- `instruments`: instrument files (`instruments/*.toml`) → frozen `Instrument`; private
+  wording applied from the trial team's file.
+- `scoring`: reverse coding, keyed answers, prorating → scale and subscale scores.
+- `reliability`: Cronbach's alpha (Feldt CI), McDonald's omega (bootstrap CI), item statistics.
+- `invitations`: one-time links (hashed tokens); open, save and resume, submit.
+- `imports`: responses from paper or another platform, all or nothing.
+- `scores`: the workspace's scores, the pre/post hand-off to the analysis, reliability.
+- `flow`: response rates by arm, station and time point; the officers' CONSORT flow.
+- `simulate`: SYNTHETIC responses for the demo.
+"""
+
+from policetrial.survey.flow import ResponseFlow, response_flow
+from policetrial.survey.imports import (
+    ResponseImport,
+    ResponseProblem,
+    import_response_frame,
+    import_responses,
+)
+from policetrial.survey.instruments import (
+    Instrument,
+    Questionnaire,
+    apply_wording,
+    builtin_instruments,
+    load_instrument,
+    load_questionnaire,
+    load_wording,
+    parse_instrument,
+)
+from policetrial.survey.invitations import (
+    InvitationBatch,
+    InvitationRefusedError,
+    OpenQuestionnaire,
+    SubmissionReceipt,
+    issue_invitations,
+    open_invitation,
+    save_answers,
+    submit,
+)
+from policetrial.survey.reliability import (
+    Alpha,
+    Omega,
+    cronbach_alpha,
+    item_statistics,
+    mcdonald_omega,
+)
+from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
+from policetrial.survey.scores import (
+    PREPOST_COLUMNS,
+    SurveyReliability,
+    SurveyScores,
+    load_responses,
+    prepost_table,
+    prepost_tables,
+    scale_reliability,
+    survey_reliability,
+    survey_scores,
+)
+from policetrial.survey.scoring import InstrumentScores, recode_items, score_instrument
+from policetrial.survey.simulate import simulate_responses
+
+__all__ = [
+    "PREPOST_COLUMNS",
+    "TIMES",
+    "Alpha",
+    "Instrument",
+    "InstrumentScores",
+    "InvitationBatch",
+    "InvitationRefusedError",
+    "Omega",
+    "OpenQuestionnaire",
+    "Questionnaire",
+    "ResponseFlow",
+    "ResponseImport",
+    "ResponseProblem",
+    "SubmissionReceipt",
+    "SurveyReliability",
+    "SurveyScores",
+    "apply_wording",
+    "builtin_instruments",
+    "cronbach_alpha",
+    "import_response_frame",
+    "import_responses",
+    "issue_invitations",
+    "item_statistics",
+    "load_instrument",
+    "load_questionnaire",
+    "load_responses",
+    "load_wording",
+    "mcdonald_omega",
+    "open_invitation",
+    "parse_instrument",
+    "prepost_table",
+    "prepost_tables",
+    "recode_items",
+    "response_flow",
+    "save_answers",
+    "scale_reliability",
+    "score_instrument",
+    "simulate_responses",
+    "submit",
+    "survey_reliability",
+    "survey_roster",
+    "survey_scores",
+    "workspace_questionnaire",
+]
