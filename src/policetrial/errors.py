@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "DesignError",
     "ExtractError",
     "ProtocolError",
     "RandomisationError",
@@ -39,3 +40,7 @@ class RandomisationError(TrialError):
 
 class AnalysisError(TrialError):
     """The analysis cannot be run on the data as it stands."""
+
+
+class DesignError(TrialError):
+    """A sample-size or power calculation was asked something impossible or malformed."""
