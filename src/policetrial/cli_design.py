@@ -183,6 +183,7 @@ def _progress(console: Any, label: str) -> Any:
             TimeElapsedColumn(),
             console=console,
             transient=True,
+            disable=not console.is_terminal,
         ) as progress:
             task = progress.add_task(label, total=None)
 
