@@ -449,3 +449,12 @@ def test_bad_arguments_say_what_is_wrong(call: object, message: str) -> None:
         call()  # type: ignore[operator]
     assert message in str(caught.value)
     assert isinstance(caught.value, TrialError)
+
+
+def test_docstring_examples_run() -> None:
+    """The runnable examples in the docstrings give what they say."""
+    import doctest
+
+    from policetrial.design import outcomes
+
+    assert doctest.testmod(outcomes).failed == 0
