@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from policetrial.cli_design import design_app
 from policetrial.cli_survey import survey_app
 from policetrial.errors import TrialError
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 key_app = typer.Typer(help="Pseudonymisation keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 app.add_typer(survey_app, name="survey")
+app.add_typer(design_app, name="design")
 
 console = Console()
 errors = Console(stderr=True)

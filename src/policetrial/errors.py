@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AnalysisError",
     "AuditError",
+    "DesignError",
     "ExtractError",
     "ProtocolError",
     "RandomisationError",
@@ -49,3 +50,7 @@ class AuditError(TrialError):
 
 class SurveyError(TrialError):
     """An officer questionnaire, its instrument files, invitations or responses are wrong."""
+
+
+class DesignError(TrialError):
+    """A sample-size or power calculation was asked something impossible or malformed."""
