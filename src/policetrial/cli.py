@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from policetrial.cli_randomise import randomise_command
 from policetrial.errors import TrialError
 
 __all__ = ["app", "main"]
@@ -243,31 +244,7 @@ def import_(
                 )
 
 
-@app.command()
-def randomise(
-    workspace: WorkspaceOption = Path("."),
-    force: Annotated[
-        bool, typer.Option("--force", help="Re-randomise a randomised trial.")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why re-randomising (logged).")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Randomise the workspace's stations by the protocol and seal the record."""
-    from policetrial.allocation import randomise_workspace
-
-    with _user_errors():
-        sealed = randomise_workspace(_open(workspace), force=force, reason=reason)
-        if as_json:
-            _emit_json(sealed.to_dict())
-            return
-        rows = [[sid, arm] for sid, arm in sealed.arms.items()]
-        console.print(
-            _table(f"Allocation ({sealed.method}, seed {sealed.seed})", ["station", "arm"], rows)
-        )
-        console.print(
-            f"{sealed.scheme_set.n_schemes} admissible schemes; smallest attainable p-value "
-            f"{sealed.scheme_set.smallest_p_value():.4f}; digest [bold]{sealed.digest}[/]"
-        )
+app.command("randomise")(randomise_command)
 
 
 @app.command()

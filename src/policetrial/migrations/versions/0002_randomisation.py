@@ -1,0 +1,32 @@
+"""Randomisation record: the inputs the allocation used and its score diagnostics.
+
+`allocations.inputs` holds the station ids with the strata and covariate values the
+allocation depended on (JSON); `allocations.diagnostics` the number of schemes examined,
+the cutoff score and the score distribution (JSON). Both are covered by the record's
+digest. The scores of the candidate schemes go in the existing `scheme_sets.scores`.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Adding a nullable column fires no UPDATE trigger, so the append-only tables keep
+    # their guards (and their rows) as they are.
+    op.add_column("allocations", sa.Column("inputs", sa.Text))
+    op.add_column("allocations", sa.Column("diagnostics", sa.Text))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("allocations") as batch:
+        batch.drop_column("diagnostics")
+        batch.drop_column("inputs")
