@@ -240,7 +240,7 @@ def randomise_command(
             from policetrial.allocation import randomise_workspace
 
             sealed = randomise_workspace(_open(workspace), force=force, reason=reason)
-            _present(sealed, as_json=as_json, title=f"Allocation ({sealed.method})")
+            _present(sealed, as_json=as_json, title=f"Allocation ({sealed.method})", unit="station")
             return
         if force or reason:
             raise RandomisationError("--force and --reason apply to a workspace, not to --clusters")
@@ -282,7 +282,9 @@ def randomise_command(
             raise RandomisationError(f"{clusters}: {exc}") from None
         if save_schemes is not None:
             write_schemes(save_schemes, allocation)
-        _present(allocation, as_json=as_json, title=f"Allocation ({allocation.method})")
+        _present(
+            allocation, as_json=as_json, title=f"Allocation ({allocation.method})", unit="cluster"
+        )
 
 
 def _payload(allocation: Any) -> dict[str, Any]:
@@ -293,7 +295,7 @@ def _payload(allocation: Any) -> dict[str, Any]:
     return payload
 
 
-def _present(allocation: Any, *, as_json: bool, title: str) -> None:
+def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
     from policetrial.cli import _emit_json, _table, console
 
     if as_json:
@@ -301,7 +303,7 @@ def _present(allocation: Any, *, as_json: bool, title: str) -> None:
         return
     scores = allocation.scheme_set.scores
     rows = [[cid, arm] for cid, arm in allocation.arms.items()]
-    console.print(_table(title, ["cluster", "arm"], rows))
+    console.print(_table(title, [unit, "arm"], rows))
     scheme_set = allocation.scheme_set
     how = "enumerated" if scheme_set.enumerated else f"{scheme_set.n_examined:,} sampled"
     console.print(
@@ -336,7 +338,7 @@ def _present(allocation: Any, *, as_json: bool, title: str) -> None:
             )
     validity = allocation.validity()
     if validity.valid:
-        console.print("Validity: no pair of clusters is always together or always apart.")
+        console.print(f"Validity: no pair of {unit}s is always together or always apart.")
     else:
         flagged = [
             f"{r.cluster_1}+{r.cluster_2} {'always together' if r.same_arm else 'never together'}"
@@ -344,7 +346,7 @@ def _present(allocation: Any, *, as_json: bool, title: str) -> None:
         ]
         more = f" (and {len(flagged) - 6} more)" if len(flagged) > 6 else ""
         console.print(
-            f"[yellow]Validity warning:[/] {len(flagged)} pair(s) of clusters are always "
+            f"[yellow]Validity warning:[/] {len(flagged)} pair(s) of {unit}s are always "
             f"together or always apart, e.g. {'; '.join(flagged[:6])}{more}"
         )
     console.print(f"digest [bold]{allocation.digest}[/]")

@@ -219,11 +219,14 @@ def balance_scores(schemes: np.ndarray, matrix: np.ndarray, *, metric: str = "l2
     `matrix` z from `balance_covariates`. Sums run over clusters one at a time (not
     through BLAS), so the same inputs give the same bits on every machine.
     """
-    schemes = np.asarray(schemes, dtype=bool)
-    sums = np.zeros((schemes.shape[0], matrix.shape[1]))
+    treated = np.ascontiguousarray(np.asarray(schemes, dtype=bool).T)
+    sums = np.zeros((matrix.shape[1], treated.shape[1]))
+    step = np.empty_like(sums)
     for i in range(matrix.shape[0]):
-        sums[schemes[:, i]] += matrix[i]
-    return score_sums(sums, metric)
+        # x + 0 * z leaves x as it is, so this is the sum over treated clusters, in order.
+        np.multiply(matrix[i][:, None], treated[i][None, :], out=step)
+        sums += step
+    return score_sums(sums.T, metric)
 
 
 def score_sums(sums: np.ndarray, metric: str) -> np.ndarray:

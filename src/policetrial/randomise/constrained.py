@@ -182,28 +182,26 @@ def constrain_schemes(
     enumerate_all = total <= max(max_enumerate, sample_size)
     if enumerate_all and space.n_clusters > MAX_MASK_CLUSTERS:
         enumerate_all = total <= SMALL_ENUMERATION_LIMIT
-    if not enumerate_all or space.n_clusters > MAX_MASK_CLUSTERS:
-        if enumerate_all:
-            schemes = product_schemes(space)
-        else:
-            rng = np.random.Generator(np.random.PCG64([seed, 1]))
-            schemes = sample_schemes(space, sample_size, rng)
-        scores = covariates.scores(schemes)
-        summary = score_summary(scores)
-        accepted = _keep_count(len(scores), cutoff, n_schemes)
-        cut = float(np.partition(scores, accepted - 1)[accepted - 1])
-        keep = scores <= cut + TIE_TOLERANCE * summary.mean
-        packed, kept_scores = _canonical(pack_schemes(schemes[keep]), scores[keep])
-    elif total <= in_memory:
-        masks, scores = _all_scores(space, z, metric)
-        summary = score_summary(scores)
-        accepted = _keep_count(total, cutoff, n_schemes)
-        cut = float(np.partition(scores, accepted - 1)[accepted - 1])
-        keep = scores <= cut + TIE_TOLERANCE * summary.mean
-        packed, kept_scores = _sorted_masks(masks[keep], scores[keep], space.n_clusters)
-    else:
+    if enumerate_all and space.n_clusters <= MAX_MASK_CLUSTERS and total > in_memory:
         accepted = _keep_count(total, cutoff, n_schemes)
         packed, kept_scores, cut, summary = _streamed(space, z, metric, accepted)
+    else:
+        if space.n_clusters <= MAX_MASK_CLUSTERS and enumerate_all:
+            masks, scores = _all_scores(space, z, metric, total)
+        else:
+            if enumerate_all:
+                schemes = product_schemes(space)
+            else:
+                rng = np.random.Generator(np.random.PCG64([seed, 1]))
+                schemes = sample_schemes(space, sample_size, rng)
+            scores = covariates.scores(schemes)
+        accepted = _keep_count(len(scores), cutoff, n_schemes)
+        cut, summary = _held_summary(scores, accepted)
+        keep = scores <= cut + TIE_TOLERANCE * summary.mean
+        if space.n_clusters <= MAX_MASK_CLUSTERS and enumerate_all:
+            packed, kept_scores = _sorted_masks(masks[keep], scores[keep], space.n_clusters)
+        else:
+            packed, kept_scores = _canonical(pack_schemes(schemes[keep]), scores[keep])
     scheme_set = SchemeSet(
         cluster_ids,
         packed,
@@ -223,12 +221,76 @@ def _sorted_masks(
     return masks_to_packed(masks[order], n_clusters, consume=True), scores[order]
 
 
-def _all_scores(space: SchemeSpace, z: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    masks, scores = [], []
+def _all_scores(
+    space: SchemeSpace, z: np.ndarray, metric: str, total: int
+) -> tuple[np.ndarray, np.ndarray]:
+    masks = np.empty(total, dtype=np.uint64)
+    scores = np.empty(total)
+    at = 0
     for left, right, block in scored_blocks(space, z, metric):
-        masks.append((left[:, None] | right[None, :]).ravel())
-        scores.append(block.ravel().copy())
-    return np.concatenate(masks), np.concatenate(scores)
+        size = block.size
+        np.bitwise_or(left[:, None], right[None, :], out=masks[at : at + size].reshape(block.shape))
+        scores[at : at + size] = block.ravel()
+        at += size
+    return masks, scores
+
+
+def _needed_ranks(n: int, accepted: int) -> set[int]:
+    """0-based order statistics that the type-7 quantiles and the cutoff need."""
+    wanted = {accepted - 1}
+    for p in QUANTILES:
+        h = (n - 1) * p
+        wanted |= {math.floor(h), min(math.floor(h) + 1, n - 1)}
+    return wanted
+
+
+def _quantiles(n: int, order_stat: dict[int, float]) -> dict[float, float]:
+    quantiles = {}
+    for p in QUANTILES:
+        h = (n - 1) * p
+        lo = math.floor(h)
+        quantiles[p] = _lerp(order_stat[lo], order_stat[min(lo + 1, n - 1)], h - lo)
+    return quantiles
+
+
+def _held_summary(scores: np.ndarray, accepted: int) -> tuple[float, ScoreSummary]:
+    """Cutoff score and summary of scores held in memory, in linear time: a histogram
+    locates each needed order statistic's bin, and only those bins are sorted."""
+    n = len(scores)
+    low, high = float(scores.min()), float(scores.max())
+    per_bin = HISTOGRAM_BINS / (high * (1 + 1e-9) + 1e-300)
+    idx = _bin(scores, per_bin)
+    counts = np.bincount(idx, minlength=HISTOGRAM_BINS + 1)
+    ends = np.cumsum(counts)
+    ranks = {r: int(np.searchsorted(ends, r, side="right")) for r in _needed_ranks(n, accepted)}
+    need = np.zeros(len(counts), dtype=bool)
+    need[list(ranks.values())] = True
+    hit = need[idx]
+    order_stat = _from_bins(scores[hit], idx[hit], ranks, ends, counts)
+    summary = ScoreSummary(
+        n,
+        float(scores.mean()),
+        float(scores.std(ddof=1)) if n > 1 else 0.0,
+        low,
+        high,
+        _quantiles(n, order_stat),
+    )
+    return order_stat[accepted - 1], summary
+
+
+def _from_bins(
+    values: np.ndarray,
+    where: np.ndarray,
+    ranks: dict[int, int],
+    ends: np.ndarray,
+    counts: np.ndarray,
+) -> dict[int, float]:
+    """Order statistic r from the values of its bin b (found with the histogram)."""
+    order_stat: dict[int, float] = {}
+    for r, b in ranks.items():
+        in_bin = np.sort(values[where == b])
+        order_stat[r] = float(in_bin[r - (ends[b] - counts[b])])
+    return order_stat
 
 
 def _score_bound(z: np.ndarray, metric: str) -> float:
@@ -266,11 +328,7 @@ def _streamed(
     mean = math.fsum(sums) / n
     variance = (math.fsum(squares) - n * (mean - shift) ** 2) / (n - 1)
     ends = np.cumsum(counts)
-    wanted = {accepted - 1}
-    for p in QUANTILES:
-        h = (n - 1) * p
-        wanted |= {math.floor(h), min(math.floor(h) + 1, n - 1)}
-    ranks = {r: int(np.searchsorted(ends, r, side="right")) for r in wanted}
+    ranks = {r: int(np.searchsorted(ends, r, side="right")) for r in _needed_ranks(n, accepted)}
     cut_bin = ranks[accepted - 1]
     # Bins below the cutoff's bin are kept whole; the cutoff's bin and the next one (where
     # a tie within the tolerance may land) are decided once the cutoff score is known.
@@ -300,15 +358,8 @@ def _streamed(
             scores[open_at : open_at + len(rows)] = block[rows, cols]
             open_at += len(rows)
     values, where = np.concatenate(found_values), np.concatenate(found_bins)
-    order_stat: dict[int, float] = {}
-    for r, b in ranks.items():
-        in_bin = np.sort(values[where == b])
-        order_stat[r] = float(in_bin[r - (ends[b] - counts[b])])
-    quantiles = {}
-    for p in QUANTILES:
-        h = (n - 1) * p
-        lo = math.floor(h)
-        quantiles[p] = _lerp(order_stat[lo], order_stat[min(lo + 1, n - 1)], h - lo)
+    order_stat = _from_bins(values, where, ranks, ends, counts)
+    quantiles = _quantiles(n, order_stat)
     summary = ScoreSummary(n, mean, math.sqrt(max(variance, 0.0)), low, high, quantiles)
     cut = order_stat[accepted - 1]
     # The undecided tail: keep those within the tie tolerance of the cutoff score.

@@ -27,6 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("allocations") as batch:
-        batch.drop_column("diagnostics")
-        batch.drop_column("inputs")
+    # A plain DROP COLUMN (SQLite 3.35+, PostgreSQL) keeps the append-only triggers,
+    # which a batch-mode table rebuild would lose.
+    op.drop_column("allocations", "diagnostics")
+    op.drop_column("allocations", "inputs")
