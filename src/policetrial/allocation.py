@@ -1,8 +1,9 @@
 """The sealed allocation record: randomise a workspace once, keep everything, refuse silent redos.
 
-The record holds the inputs (station ids and the covariates used), the method and its
-parameters, the seed, the generator and library versions, the chosen scheme and the
-whole candidate set, and a SHA-256 digest over them. The tables are append-only. A
+The record holds the inputs (station ids with the strata and covariate values used),
+the method and its parameters, the seed, the generator and library versions, the chosen
+scheme, the whole candidate set with the balance score of each scheme, the score
+diagnostics, and a SHA-256 digest over all of them. The tables are append-only. A
 second randomisation needs `force` and a reason, both written to the change log; the
 newest record is the one in force.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +20,19 @@ import pandas as pd
 from sqlalchemy import insert, select
 
 from policetrial import db
+from policetrial.covariates import station_covariates
 from policetrial.errors import RandomisationError, WorkspaceError
 from policetrial.randomise import (
     RNG_ALGORITHM,
     Allocation,
+    BalanceTable,
     SchemeSet,
-    randomise_clusters,
+    SchemeValidity,
+    allocate_by_plan,
+    balance_covariates,
+    balance_table,
     scheme_digest,
+    scheme_validity,
 )
 from policetrial.roster import load_stations
 from policetrial.workspace import Workspace
@@ -34,7 +40,7 @@ from policetrial.workspace import Workspace
 __all__ = ["SealedAllocation", "current_allocation", "randomise_workspace"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SealedAllocation:
     """An allocation as stored: what the analysis and the report read back."""
 
@@ -50,32 +56,68 @@ class SealedAllocation:
     chosen_index: int
     digest: str
     reason: str | None
+    inputs: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] | None = None
 
     @property
     def cluster_ids(self) -> tuple[str, ...]:
         return self.scheme_set.cluster_ids
 
     @property
+    def chosen(self) -> np.ndarray:
+        return self.scheme_set.scheme(self.chosen_index)
+
+    @property
     def arms(self) -> dict[str, str]:
-        chosen = self.scheme_set.schemes[self.chosen_index]
         return {
             c: ("intervention" if flag else "control")
-            for c, flag in zip(self.cluster_ids, chosen, strict=True)
+            for c, flag in zip(self.cluster_ids, self.chosen, strict=True)
         }
+
+    @property
+    def chosen_score(self) -> float | None:
+        scores = self.scheme_set.scores
+        return None if scores is None else float(scores[self.chosen_index])
 
     def verify(self) -> bool:
         """True when the stored digest matches the stored record."""
+        new_style = self.inputs is not None
         return self.digest == scheme_digest(
             cluster_ids=self.cluster_ids,
-            schemes=self.scheme_set.schemes,
+            schemes=self.scheme_set.packed,
             chosen_index=self.chosen_index,
             method=self.method,
             parameters=self.parameters,
             seed=self.seed,
             rng=self.rng,
+            versions=self.versions if new_style else None,
+            inputs=self.inputs,
+            scores=self.scheme_set.scores,
+            diagnostics=self.diagnostics,
         )
 
+    def balance_table(self) -> BalanceTable | None:
+        """Covariates by arm for the chosen scheme, rebuilt from the stored inputs."""
+        covariates = self.parameters.get("covariates")
+        if not covariates or not self.inputs:
+            return None
+        frame = pd.DataFrame(self.inputs["clusters"])
+        balance = balance_covariates(
+            frame,
+            cluster_ids=self.cluster_ids,
+            covariates=covariates,
+            categorical=self.parameters.get("categorical", ()),
+            weights=_covariate_weights(self.parameters),
+            metric=self.parameters.get("metric", "l2"),
+        )
+        return balance_table(balance, self.chosen)
+
+    def validity(self) -> SchemeValidity:
+        """Pairs of stations always, never, often or seldom in the same arm across the set."""
+        return scheme_validity(self.scheme_set)
+
     def to_dict(self) -> dict[str, Any]:
+        diagnostics = self.diagnostics or {}
         return {
             "id": self.id,
             "created_at": self.created_at.isoformat(),
@@ -86,23 +128,27 @@ class SealedAllocation:
             "versions": self.versions,
             "n_schemes": self.scheme_set.n_schemes,
             "total_schemes": self.scheme_set.total,
+            "n_examined": diagnostics.get("n_examined", self.scheme_set.n_examined),
             "enumerated": self.scheme_set.enumerated,
+            "cutoff_score": diagnostics.get("cutoff_score"),
+            "chosen_score": self.chosen_score,
             "chosen": self.arms,
-            "smallest_p_value": self.scheme_set.smallest_p_value(),
+            "score_summary": diagnostics.get("score_summary"),
+            "smallest_p_value": self.scheme_set.smallest_p_value(self.chosen_index),
+            "inputs": self.inputs,
             "digest": self.digest,
             "digest_verified": self.verify(),
             "reason": self.reason,
         }
 
 
-def _versions() -> dict[str, str]:
-    from policetrial import __version__
-
-    return {
-        "policetrial": __version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+def _covariate_weights(parameters: dict[str, Any]) -> dict[str, float]:
+    """Per-covariate weights back from the per-column weights stored in the parameters."""
+    by_column: dict[str, float] = parameters.get("weights", {})
+    out: dict[str, float] = {}
+    for column, weight in by_column.items():
+        out.setdefault(column.split("=", 1)[0], float(weight))
+    return out
 
 
 def randomise_workspace(
@@ -112,7 +158,12 @@ def randomise_workspace(
     reason: str | None = None,
     actor: str | None = None,
 ) -> SealedAllocation:
-    """Randomise the workspace's stations by the protocol and seal the record."""
+    """Randomise the workspace's stations by the protocol and seal the record.
+
+    The protocol's `[randomisation]` table gives the method, strata, covariates (see
+    `policetrial.covariates` for the names), metric, cutoff or number of schemes, and
+    the seed. Nothing is written unless randomisation succeeds.
+    """
     existing = current_allocation(workspace)
     if existing is not None and not force:
         raise RandomisationError(
@@ -125,26 +176,18 @@ def randomise_workspace(
     if stations.empty:
         raise WorkspaceError("no stations yet; import the stations extract first")
     plan = workspace.protocol.randomisation
-    if plan.method in ("constrained",):
-        raise RandomisationError(
-            f"randomisation method {plan.method!r} is not available in this version; use stratified"
-        )
-    allocation = randomise_clusters(
-        stations,
-        id_column="station_id",
-        method=plan.method,  # type: ignore[arg-type]
-        strata=plan.strata if plan.method == "stratified" else (),
-        intervention=plan.intervention_stations,
-        seed=plan.seed,
-        versions=_versions(),
-    )
-    return _seal(workspace, allocation, stations, reason=reason, actor=actor, replaces=existing)
+    clusters = station_covariates(workspace, stations, plan.covariates)
+    allocation = allocate_by_plan(plan, clusters)
+    return _seal(workspace, allocation, reason=reason, actor=actor, replaces=existing)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _seal(
     workspace: Workspace,
     allocation: Allocation,
-    stations: pd.DataFrame,
     *,
     reason: str | None,
     actor: str | None,
@@ -153,7 +196,8 @@ def _seal(
     who = actor or db.current_actor()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     digest = allocation.digest
-    schemes = allocation.scheme_set.schemes
+    scheme_set = allocation.scheme_set
+    scores = scheme_set.scores
     with workspace.engine.begin() as connection:
         new_id = connection.execute(
             insert(db.allocations)
@@ -161,17 +205,19 @@ def _seal(
                 created_at=now,
                 actor=who,
                 method=allocation.method,
-                parameters=json.dumps(allocation.parameters, sort_keys=True, default=str),
+                parameters=_json(allocation.parameters),
                 seed=allocation.seed,
                 rng=allocation.rng,
-                versions=json.dumps(allocation.versions, sort_keys=True),
+                versions=_json(allocation.versions),
                 cluster_ids=json.dumps(list(allocation.cluster_ids)),
                 chosen_index=allocation.chosen_index,
-                n_schemes=allocation.scheme_set.n_schemes,
-                total_schemes=float(allocation.scheme_set.total),
-                enumerated=allocation.scheme_set.enumerated,
+                n_schemes=scheme_set.n_schemes,
+                total_schemes=float(scheme_set.total),
+                enumerated=scheme_set.enumerated,
                 digest=digest,
                 reason=reason,
+                inputs=_json(allocation.inputs),
+                diagnostics=_json(allocation.diagnostics),
             )
             .returning(db.allocations.c.id)
         ).scalar_one()
@@ -185,10 +231,10 @@ def _seal(
         connection.execute(
             insert(db.scheme_sets).values(
                 allocation_id=new_id,
-                n_schemes=int(schemes.shape[0]),
-                n_clusters=int(schemes.shape[1]),
-                packed=np.packbits(schemes, axis=1).tobytes(),
-                scores=None,
+                n_schemes=scheme_set.n_schemes,
+                n_clusters=scheme_set.n_clusters,
+                packed=scheme_set.packed.tobytes(),
+                scores=None if scores is None else np.asarray(scores, dtype="<f8").tobytes(),
             )
         )
         db.append_change(
@@ -207,7 +253,8 @@ def _seal(
             actor=who,
         )
     sealed = current_allocation(workspace)
-    assert sealed is not None  # just written in the same process
+    if sealed is None or sealed.digest != digest or not sealed.verify():
+        raise RandomisationError("the allocation record could not be read back as written")
     return sealed
 
 
@@ -221,7 +268,7 @@ def current_allocation(workspace: Workspace) -> SealedAllocation | None:
         )
         if row is None:
             return None
-        packed = (
+        stored = (
             connection.execute(
                 select(db.scheme_sets).where(db.scheme_sets.c.allocation_id == row["id"])
             )
@@ -229,10 +276,17 @@ def current_allocation(workspace: Workspace) -> SealedAllocation | None:
             .one()
         )
     ids = tuple(json.loads(row["cluster_ids"]))
-    bits = np.frombuffer(packed["packed"], dtype=np.uint8).reshape(packed["n_schemes"], -1)
-    schemes = np.unpackbits(bits, axis=1, count=packed["n_clusters"]).astype(bool)
+    packed = np.frombuffer(stored["packed"], dtype=np.uint8).reshape(stored["n_schemes"], -1)
+    scores = None if stored["scores"] is None else np.frombuffer(stored["scores"], dtype="<f8")
+    diagnostics = None if row["diagnostics"] is None else json.loads(row["diagnostics"])
     scheme_set = SchemeSet(
-        ids, schemes, enumerated=bool(row["enumerated"]), total=int(row["total_schemes"])
+        ids,
+        packed,
+        enumerated=bool(row["enumerated"]),
+        # The exact count is in the diagnostics; the float column rounds above 2**53.
+        total=int((diagnostics or {}).get("total_schemes") or row["total_schemes"]),
+        scores=scores,
+        n_examined=None if diagnostics is None else diagnostics.get("n_examined"),
     )
     return SealedAllocation(
         id=int(row["id"]),
@@ -247,4 +301,6 @@ def current_allocation(workspace: Workspace) -> SealedAllocation | None:
         chosen_index=int(row["chosen_index"]),
         digest=row["digest"],
         reason=row["reason"],
+        inputs=None if row["inputs"] is None else json.loads(row["inputs"]),
+        diagnostics=diagnostics,
     )

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from policetrial.cli_design import design_app
+from policetrial.cli_randomise import randomise_command
 from policetrial.cli_survey import survey_app
 from policetrial.errors import TrialError
 
@@ -281,31 +282,7 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
         console.print(f"Officers whose postings span both arms: {result.moved_between_arms}")
 
 
-@app.command()
-def randomise(
-    workspace: WorkspaceOption = Path("."),
-    force: Annotated[
-        bool, typer.Option("--force", help="Re-randomise a randomised trial.")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why re-randomising (logged).")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Randomise the workspace's stations by the protocol and seal the record."""
-    from policetrial.allocation import randomise_workspace
-
-    with _user_errors():
-        sealed = randomise_workspace(_open(workspace), force=force, reason=reason)
-        if as_json:
-            _emit_json(sealed.to_dict())
-            return
-        rows = [[sid, arm] for sid, arm in sealed.arms.items()]
-        console.print(
-            _table(f"Allocation ({sealed.method}, seed {sealed.seed})", ["station", "arm"], rows)
-        )
-        console.print(
-            f"{sealed.scheme_set.n_schemes} admissible schemes; smallest attainable p-value "
-            f"{sealed.scheme_set.smallest_p_value():.4f}; digest [bold]{sealed.digest}[/]"
-        )
+app.command("randomise")(randomise_command)
 
 
 @app.command()

@@ -138,6 +138,8 @@ allocations = Table(
     Column("enumerated", Boolean, nullable=False),
     Column("digest", String(64), nullable=False),
     Column("reason", Text),
+    Column("inputs", Text),
+    Column("diagnostics", Text),
 )
 
 allocation_arms = Table(

@@ -22,6 +22,7 @@ from policetrial.extracts import EXTRACT_KINDS
 from policetrial.outcomes_catalogue import OUTCOMES
 
 __all__ = [
+    "RANDOMISATION_COVARIATES",
     "Protocol",
     "builtin_protocol_path",
     "builtin_protocols",
@@ -147,15 +148,59 @@ class Assignment(_Frozen):
     incidents_to_station: Literal["attending_officer", "location"] = "attending_officer"
 
 
+RANDOMISATION_COVARIATES = (
+    "area_type",
+    "district",
+    "population",
+    "eligible_officers",
+    *(f"baseline_{name}" for name in OUTCOMES),
+)
+"""Station covariates a protocol can balance on: stations-table columns, eligible
+officers on the roster date, and baseline counts of any outcome (needs incidents)."""
+
+
 class Randomisation(_Frozen):
     method: Literal["simple", "stratified", "matched", "constrained"] = "stratified"
     strata: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    weights: dict[str, float] = Field(default_factory=dict)
     intervention_stations: int | None = Field(None, ge=1)
+    per_stratum: dict[str, int] = Field(default_factory=dict)
     metric: Literal["l1", "l2"] = "l2"
     cutoff: float | None = Field(None, gt=0, le=1)
     schemes: int | None = Field(None, ge=2)
+    sample_size: int = Field(100_000, ge=2)
     seed: int = Field(ge=0)
+
+    @field_validator("covariates")
+    @classmethod
+    def _known_covariates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in value if c not in RANDOMISATION_COVARIATES]
+        if unknown:
+            raise ValueError(
+                f"unknown covariate(s) {unknown}; expected some of {list(RANDOMISATION_COVARIATES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Randomisation:
+        if self.method == "constrained" and not self.covariates:
+            raise ValueError("constrained randomisation needs covariates to balance")
+        if self.cutoff is not None and self.schemes is not None:
+            raise ValueError("give cutoff or schemes, not both")
+        for name, label in ((self.categorical, "categorical"), (tuple(self.weights), "weights")):
+            stray = [c for c in name if c not in self.covariates]
+            if stray:
+                raise ValueError(f"{label} names {stray}, which are not among the covariates")
+        negative = {k: w for k, w in self.weights.items() if not w >= 0}
+        if negative:
+            raise ValueError(f"weights must be >= 0, got {negative}")
+        if self.per_stratum and not self.strata:
+            raise ValueError("per_stratum needs strata")
+        if any(v < 0 for v in self.per_stratum.values()):
+            raise ValueError(f"per_stratum counts must be >= 0, got {self.per_stratum}")
+        return self
 
 
 class Outcomes(_Frozen):

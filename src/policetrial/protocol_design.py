@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from policetrial.covariates import station_covariates
 from policetrial.design import DesignResult, rate_design
 from policetrial.errors import DesignError
 from policetrial.protocol import Protocol
-from policetrial.randomise import SchemeSet, randomise_clusters
+from policetrial.randomise import SchemeSet, allocate_by_plan, randomise_clusters
 from policetrial.simulate import (
     CountScenario,
     SimulationResult,
@@ -274,14 +275,8 @@ def design_workspace(workspace: Workspace, **assumptions: Any) -> ProtocolDesign
             notes.append("no stations imported yet: " + source)
         else:
             plan = protocol.randomisation
-            allocation = randomise_clusters(
-                stations,
-                id_column="station_id",
-                method=plan.method,  # type: ignore[arg-type]
-                strata=plan.strata if plan.method == "stratified" else (),
-                intervention=plan.intervention_stations,
-                seed=plan.seed,
-            )
+            clusters = station_covariates(workspace, stations, plan.covariates)
+            allocation = allocate_by_plan(plan, clusters)
             scheme_set = allocation.scheme_set
             source = f"the protocol's {plan.method} randomisation of the imported stations"
     sizes = None

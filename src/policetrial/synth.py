@@ -24,7 +24,7 @@ import pandas as pd
 
 from policetrial.periods import add_months
 from policetrial.protocol import Protocol
-from policetrial.randomise import randomise_clusters
+from policetrial.randomise import allocate_by_plan
 
 __all__ = ["SynthForce", "synthesise_force"]
 
@@ -131,7 +131,7 @@ def synthesise_force(
 
     station_df, beats_df, size = _stations(rng, stations)
     officers_df = _officers(rng, station_df, size, protocol)
-    arms = _allocate(protocol, station_df)
+    arms = _allocate(protocol, station_df, officers_df)
     sessions_df, attendance_df, training_dates = _training(
         rng, station_df, officers_df, arms, protocol
     )
@@ -266,20 +266,25 @@ def _officers(
     return officers
 
 
-def _allocate(protocol: Protocol, stations: pd.DataFrame) -> dict[str, str]:
+def _allocate(protocol: Protocol, stations: pd.DataFrame, officers: pd.DataFrame) -> dict[str, str]:
+    """The allocation `policetrial randomise` will make once these extracts are imported."""
     plan = protocol.randomisation
-    method = plan.method if plan.method in ("simple", "stratified") else "stratified"
-    allocation = randomise_clusters(
-        stations,
-        id_column="station_id",
-        method=method,
-        strata=plan.strata if method == "stratified" else (),
-        intervention=plan.intervention_stations
-        if plan.intervention_stations and plan.intervention_stations < len(stations)
-        else None,
-        seed=plan.seed,
+    needs_outcomes = [c for c in plan.covariates if c.startswith("baseline_")]
+    if needs_outcomes:
+        raise ValueError(
+            f"the protocol randomises on {needs_outcomes}, which exist only after the incidents "
+            "are imported, so the synthetic force cannot place training in advance; use a "
+            "protocol without baseline covariates for synth"
+        )
+    if plan.intervention_stations is not None and plan.intervention_stations >= len(stations):
+        # A force smaller than the protocol's design: half its stations, rounded down.
+        plan = plan.model_copy(update={"intervention_stations": None, "per_stratum": {}})
+    clusters = stations.copy()
+    eligible = officers[officers["eligible_now"]].drop_duplicates("collar_number")
+    clusters["eligible_officers"] = (
+        clusters["station_id"].map(eligible["station_id"].value_counts()).fillna(0).astype(int)
     )
-    return allocation.arms
+    return allocate_by_plan(plan, clusters).arms
 
 
 def _training(

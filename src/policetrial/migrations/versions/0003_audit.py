@@ -4,7 +4,7 @@ All three tables are append-only: a sample cannot be quietly redrawn or a rating
 changed; a new draw is a new row, logged with its reason.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-27
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
