@@ -2,28 +2,34 @@
 
 Each command opens the workspace, calls one library function and prints the result as a
 tidy table (or as JSON with `--json`). A `TrialError` becomes one red line and exit
-code 2; warnings are printed, not hidden.
+code 2; warnings are printed, not hidden. The shared pieces are in `cli_common`; the
+command groups (audit, design, survey, randomise) have modules of their own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from policetrial.cli_audit import audit_app
+from policetrial.cli_common import (
+    JsonOption,
+    WorkspaceOption,
+    console,
+    emit_json,
+    errors,
+    open_workspace_from_env,
+    pseudonymiser_from_env,
+    table,
+    user_errors,
+)
 from policetrial.cli_design import design_app
 from policetrial.cli_randomise import randomise_command
 from policetrial.cli_survey import survey_app
-from policetrial.errors import TrialError
 
 __all__ = ["app", "main"]
 
@@ -38,81 +44,7 @@ key_app = typer.Typer(help="Pseudonymisation keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 app.add_typer(survey_app, name="survey")
 app.add_typer(design_app, name="design")
-
-console = Console()
-errors = Console(stderr=True)
-
-WorkspaceOption = Annotated[
-    Path,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="POLICETRIAL_WORKSPACE",
-        help="The trial workspace folder.",
-        show_default="current folder",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn problems the user can fix into one line and exit code 2."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        except TrialError as exc:
-            _print_warnings(caught)
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            errors.print("[bold red]interrupted:[/] nothing half-written was kept")
-            raise typer.Exit(130) from None
-    _print_warnings(caught)
-
-
-def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
-    seen = set()
-    for w in caught:
-        text = str(w.message)
-        if text in seen or not issubclass(w.category, UserWarning):
-            continue
-        seen.add(text)
-        errors.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
-
-
-def _open(workspace: Path) -> Any:
-    from policetrial.workspace import open_workspace
-
-    return open_workspace(
-        workspace, database_url=os.environ.get("POLICETRIAL_DATABASE_URL") or None
-    )
-
-
-def _pseudonymiser(workspace: Path) -> Any:
-    from policetrial.pseudonym import load_pseudonymiser
-
-    return load_pseudonymiser(os.environ, workspace=workspace)
-
-
-def _emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*[_cell(v) for v in row])
-    return table
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return "" if value is None else str(value)
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -125,7 +57,7 @@ def init(
     """Create a trial workspace: the protocol, the records database and data folders."""
     from policetrial.workspace import init_workspace
 
-    with _user_errors():
+    with user_errors():
         ws = init_workspace(
             directory,
             protocol=protocol,
@@ -141,7 +73,7 @@ def key_new(
     """Write a new random pseudonymisation key file, readable by its owner only."""
     from policetrial.pseudonym import KEY_FILE_ENV, write_key_file
 
-    with _user_errors():
+    with user_errors():
         write_key_file(path)
         console.print(f"Wrote {path}. Use it with: export {KEY_FILE_ENV}={path.resolve()}")
 
@@ -161,7 +93,7 @@ def synth(
     from policetrial.protocol import builtin_protocol_path, builtin_protocols, load_protocol
     from policetrial.synth import synthesise_force
 
-    with _user_errors():
+    with user_errors():
         if effect <= 0:
             raise typer.BadParameter("--effect must be a positive rate ratio, e.g. 0.8")
         path = (
@@ -172,7 +104,7 @@ def synth(
                 directory, load_protocol(path), stations=stations, seed=seed, effect=effect
             )
         if as_json:
-            _emit_json(force.to_dict())
+            emit_json(force.to_dict())
             return
         console.print(
             f"Wrote {len(force.files)} extracts for {stations} stations and "
@@ -195,9 +127,9 @@ def import_(
     """Import a force extract: validate, pseudonymise, store; report every rejected row."""
     from policetrial.ingest import import_directory, import_extract
 
-    with _user_errors():
-        ws = _open(workspace)
-        pseudonymiser = _pseudonymiser(ws.root)
+    with user_errors():
+        ws = open_workspace_from_env(workspace)
+        pseudonymiser = pseudonymiser_from_env(ws.root)
         if kind == "all":
             with console.status("Importing...") as status:
                 reports = import_directory(
@@ -214,7 +146,7 @@ def import_(
                 )
             ]
         if as_json:
-            _emit_json([r.to_dict() for r in reports] if kind == "all" else reports[0].to_dict())
+            emit_json([r.to_dict() for r in reports] if kind == "all" else reports[0].to_dict())
             return
         rows = [
             [
@@ -229,7 +161,7 @@ def import_(
             for r in reports
         ]
         console.print(
-            _table(
+            table(
                 "Import",
                 ["extract", "read", "rejected", "added", "updated", "removed", "unchanged"],
                 rows,
@@ -253,10 +185,10 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
     """Eligible officers per station and arm against the targets, and training delivered."""
     from policetrial.roster import workspace_exposure
 
-    with _user_errors():
-        result = workspace_exposure(_open(workspace))
+    with user_errors():
+        result = workspace_exposure(open_workspace_from_env(workspace))
         if as_json:
-            _emit_json(result.to_dict())
+            emit_json(result.to_dict())
             return
         station_rows = [
             [r["station_id"], r["arm"], r["eligible"], r["put_forward"], r["trained"],
@@ -264,7 +196,7 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
             for r in result.by_station.to_dict("records")
         ]  # fmt: skip
         console.print(
-            _table(
+            table(
                 "Officers by station",
                 ["station", "arm", "eligible", "put forward", "trained", "dose", "last session"],
                 station_rows,
@@ -275,7 +207,7 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
             for r in result.by_arm.to_dict("records")
         ]
         console.print(
-            _table(
+            table(
                 "Officers by arm", ["arm", "eligible", "target", "put forward", "trained"], arm_rows
             )
         )
@@ -300,15 +232,15 @@ def outcomes(
     """Derive every outcome per station and period (or print the SQL that does)."""
     from policetrial import outcomes as outcome_module
 
-    with _user_errors():
+    with user_errors():
         if emit_sql is not None:
             sys.stdout.write(outcome_module.emit_sql(emit_sql))
             return
-        ws = _open(workspace)
+        ws = open_workspace_from_env(workspace)
         with console.status("Deriving outcomes..."):
             tables = outcome_module.workspace_outcomes(ws)
         if as_json:
-            _emit_json(tables.to_dict()["station_period"])
+            emit_json(tables.to_dict()["station_period"])
             return
         sp = tables.station_period
         columns = [
@@ -319,9 +251,7 @@ def outcomes(
             *outcome_module.OUTCOME_COLUMNS,
             "contaminated",
         ]
-        console.print(
-            _table("Outcomes by station and period", columns, sp[columns].values.tolist())
-        )
+        console.print(table("Outcomes by station and period", columns, sp[columns].values.tolist()))
 
 
 @app.command()
@@ -329,20 +259,20 @@ def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False)
     """Run the analysis plan; write out/results.json and out/station_period.csv."""
     from policetrial.sap import analyse_workspace, write_results
 
-    with _user_errors():
-        ws = _open(workspace)
+    with user_errors():
+        ws = open_workspace_from_env(workspace)
         with console.status("Analysing..."):
             results = analyse_workspace(ws)
             path = write_results(ws, results)
         if as_json:
-            _emit_json(results.to_dict())
+            emit_json(results.to_dict())
             return
         rows = [
             [e.outcome, e.method, e.estimate, f"{e.ci_low:.2f} to {e.ci_high:.2f}", e.p_value]
             for e in results.estimates
         ]
         console.print(
-            _table(
+            table(
                 "Effect estimates (rate ratios)",
                 ["outcome", "method", "estimate", "95% CI", "p"],
                 rows,
@@ -362,14 +292,14 @@ def report(
     """Write the HTML report (out/report.html) from out/results.json."""
     from policetrial.report import write_report
 
-    with _user_errors():
-        ws = _open(workspace)
+    with user_errors():
+        ws = open_workspace_from_env(workspace)
         suppress = 0 if full else ws.protocol.report.suppress_below
         path = write_report(
             ws.out_dir / "results.json", ws.out_dir / "report.html", suppress_below=suppress
         )
         if as_json:
-            _emit_json({"report": str(path), "suppressed_below": suppress})
+            emit_json({"report": str(path), "suppressed_below": suppress})
             return
         console.print(f"Wrote {path}")
 
@@ -387,17 +317,12 @@ def demo(
     """Run the whole Connect trial on a synthetic force and write its report."""
     from policetrial.demo import run_demo
 
-    with _user_errors():
+    with user_errors():
         result = run_demo(
             out, seed=seed, effect=effect, stations=stations, console=None if as_json else console
         )
         if as_json:
-            _emit_json(result)
-
-
-from policetrial.cli_audit import audit_app  # noqa: E402  (it uses the helpers above)
-
-app.add_typer(audit_app, name="audit")
+            emit_json(result)
 
 
 def main() -> None:

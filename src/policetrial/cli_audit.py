@@ -11,16 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from policetrial.cli import (
-    JsonOption,
-    WorkspaceOption,
-    _emit_json,
-    _open,
-    _table,
-    _user_errors,
-    console,
-    errors,
-)
+from policetrial import cli_common as common
 
 __all__ = ["audit_app"]
 
@@ -50,31 +41,33 @@ def _num(value: float) -> float | None:
 
 @audit_app.command("sample")
 def sample(
-    workspace: WorkspaceOption = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     force: Annotated[
         bool, typer.Option("--force", help="Draw again although a sample was drawn.")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why drawing again (logged).")] = None,
-    as_json: JsonOption = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Draw the seeded audit sample (stratified by station and period) and seal it."""
     from policetrial.audit import draw_audit_sample
 
-    with _user_errors():
-        drawn = draw_audit_sample(_open(workspace), force=force, reason=reason)
+    with common.user_errors():
+        drawn = draw_audit_sample(
+            common.open_workspace_from_env(workspace), force=force, reason=reason
+        )
         if as_json:
-            _emit_json(drawn.to_dict() | {"strata": [s.to_dict() for s in drawn.strata]})
+            common.emit_json(drawn.to_dict() | {"strata": [s.to_dict() for s in drawn.strata]})
             return
         d = drawn.to_dict()
         rows = [[kind, d["population"][kind], d[f"n_{kind}"]] for kind in ("tagged", "untagged")]
-        console.print(
-            _table(
+        common.console.print(
+            common.table(
                 f"Audit sample (seed {d['seed']}, fraction {d['fraction']:g})",
                 ["incidents", "in the windows", "drawn"],
                 rows,
             )
         )
-        console.print(
+        common.console.print(
             f"{d['n_double_rated']} to be rated twice; {d['strata']} station × period strata; "
             f"digest [bold]{d['digest']}[/]"
         )
@@ -82,28 +75,28 @@ def sample(
 
 @audit_app.command("export")
 def export(
-    workspace: WorkspaceOption = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     out: Annotated[
         Path | None, typer.Option(help="Folder for the pack.", show_default="out/audit")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or both.")] = "both",
-    as_json: JsonOption = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Write the blinded pack for the auditor (no arm, period, station or identifier)."""
     from policetrial.audit import write_audit_pack
     from policetrial.errors import AuditError
 
-    with _user_errors():
+    with common.user_errors():
         formats = {"both": ("csv", "xlsx"), "csv": ("csv",), "xlsx": ("xlsx",)}.get(fmt)
         if formats is None:
             raise AuditError(f"--format must be csv, xlsx or both, got {fmt!r}")
-        pack = write_audit_pack(_open(workspace), out, formats=formats)
+        pack = write_audit_pack(common.open_workspace_from_env(workspace), out, formats=formats)
         if as_json:
-            _emit_json(pack.to_dict())
+            common.emit_json(pack.to_dict())
             return
         for path in pack.files:
-            console.print(f"Wrote {path}")
-        console.print(
+            common.console.print(f"Wrote {path}")
+        common.console.print(
             f"{pack.n_items} incidents, {pack.n_double_rated} of them for two raters. "
             "Raters fill in 'rater' and 'verdict' (add a row for a second rater)."
         )
@@ -114,39 +107,41 @@ def import_(
     file: Annotated[
         Path, typer.Argument(help="Ratings file (CSV or XLSX): audit_id, rater, verdict.")
     ],
-    workspace: WorkspaceOption = Path("."),
-    as_json: JsonOption = False,
+    workspace: common.WorkspaceOption = Path("."),
+    as_json: common.JsonOption = False,
 ) -> None:
     """Import the auditors' verdicts; any problem is reported and nothing is stored."""
     from policetrial.audit import RatingsError, import_ratings
 
-    with _user_errors():
+    with common.user_errors():
         try:
-            stored = import_ratings(_open(workspace), file)
+            stored = import_ratings(common.open_workspace_from_env(workspace), file)
         except RatingsError as exc:
             if as_json:
-                _emit_json({"stored": 0, "problems": [p.to_dict() for p in exc.problems]})
+                common.emit_json({"stored": 0, "problems": [p.to_dict() for p in exc.problems]})
             else:
-                errors.print(
+                common.errors.print(
                     f"[bold red]error:[/] {len(exc.problems)} problem(s) in {file}; "
                     "nothing was stored:",
                     highlight=False,
                 )
                 for problem in exc.problems:
-                    errors.print(f"  {problem}", highlight=False, soft_wrap=True)
+                    common.errors.print(f"  {problem}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         if as_json:
-            _emit_json(stored.to_dict())
+            common.emit_json(stored.to_dict())
             return
-        console.print(
+        common.console.print(
             f"Stored {stored.added} rating(s) from {stored.file} ({stored.unchanged} already "
             f"stored, {stored.skipped_blank} blank rows skipped); raters: "
             f"{', '.join(stored.raters) or 'none'}."
         )
         if stored.synthetic:
-            errors.print("[yellow]warning:[/] these ratings are SYNTHETIC (rater synthetic-*)")
+            common.errors.print(
+                "[yellow]warning:[/] these ratings are SYNTHETIC (rater synthetic-*)"
+            )
         if stored.ignored_columns:
-            console.print(f"Not read or stored: {', '.join(stored.ignored_columns)}.")
+            common.console.print(f"Not read or stored: {', '.join(stored.ignored_columns)}.")
 
 
 @audit_app.command("agreement")
@@ -159,7 +154,7 @@ def agreement(
             "Without it: the workspace's double-rated incidents.",
         ),
     ] = None,
-    workspace: WorkspaceOption = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     categories: Annotated[
         str | None,
         typer.Option(help="Every category, comma separated, lowest first (sets the order)."),
@@ -179,13 +174,13 @@ def agreement(
         int | None,
         typer.Option(help="Seed of the bootstrap (default: the audit seed; 1 with --ratings)."),
     ] = None,
-    as_json: JsonOption = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Cohen's and Fleiss' kappa, Gwet's AC1, Krippendorff's alpha with bootstrap intervals."""
     from policetrial.agreement import agreement_report
     from policetrial.errors import AuditError
 
-    with _user_errors():
+    with common.user_errors():
         if scale not in ("nominal", "ordinal", "interval"):
             raise AuditError(f"--scale must be nominal, ordinal or interval, got {scale!r}")
         if ratings is not None:
@@ -213,10 +208,14 @@ def agreement(
             if kind not in ("tagged", "untagged"):
                 raise AuditError(f"--kind must be tagged or untagged, got {kind!r}")
             report = workspace_agreement(
-                _open(workspace), kind=kind, n_boot=boot, level=level, seed=seed
+                common.open_workspace_from_env(workspace),
+                kind=kind,
+                n_boot=boot,
+                level=level,
+                seed=seed,
             )
         if as_json:
-            _emit_json(report.to_dict())
+            common.emit_json(report.to_dict())
             return
         rows = [
             [
@@ -230,8 +229,8 @@ def agreement(
             ]
             for e in report.estimates
         ]
-        console.print(
-            _table(
+        common.console.print(
+            common.table(
                 f"Agreement ({report.n_raters} raters, {report.n_units} units, "
                 f"{round(100 * level)}% bootstrap intervals)",
                 ["statistic", "scale", "value", "interval", "p_o", "p_e", "units"],
@@ -240,28 +239,28 @@ def agreement(
         )
         pb = report.prevalence_bias
         if pb is not None:
-            console.print(
+            common.console.print(
                 f"'{pb.positive}' vs the rest: agreement {pb.observed_agreement:.3f}, PABAK "
                 f"{pb.pabak:.3f}, prevalence index {pb.prevalence_index:.3f}, bias index "
                 f"{pb.bias_index:.3f}"
             )
         for note in report.notes:
-            console.print(f"Note: {note}")
+            common.console.print(f"Note: {note}")
 
 
 @audit_app.command("accuracy")
 def accuracy(
-    workspace: WorkspaceOption = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     level: LevelOption = 0.95,
-    as_json: JsonOption = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """PPV (and sensitivity) of flags by arm and period, and a test between arms."""
     from policetrial.audit import workspace_accuracy
 
-    with _user_errors():
-        result = workspace_accuracy(_open(workspace), level=level)
+    with common.user_errors():
+        result = workspace_accuracy(common.open_workspace_from_env(workspace), level=level)
         if as_json:
-            _emit_json(result.to_dict())
+            common.emit_json(result.to_dict())
             return
         rows = [
             [
@@ -276,16 +275,16 @@ def accuracy(
             ]
             for r in (*result.ppv, *result.missed)
         ]
-        console.print(
-            _table(
+        common.console.print(
+            common.table(
                 f"Accuracy of flags ({round(100 * level)}% Wilson intervals)",
                 ["measure", "arm", "period", "yes", "no", "other", "estimate", "interval"],
                 rows,
             )
         )
         if result.sensitivity:
-            console.print(
-                _table(
+            common.console.print(
+                common.table(
                     "Sensitivity of flags",
                     ["arm", "period", "sensitivity", "interval"],
                     [
@@ -295,19 +294,19 @@ def accuracy(
                 )
             )
         for t in result.tests:
-            console.print(
+            common.console.print(
                 f"{t.measure}, {t.period}: intervention − control = {t.difference:+.3f} "
                 f"(mean of {t.stations} station proportions), randomisation p = {t.p_value:.3f} "
                 f"over {t.schemes} schemes"
             )
         for note in result.notes:
-            console.print(f"Note: {note}")
+            common.console.print(f"Note: {note}")
 
 
 @audit_app.command("simulate-ratings")
 def simulate_ratings_command(
     file: Annotated[Path, typer.Argument(help="Where to write the SYNTHETIC ratings CSV.")],
-    workspace: WorkspaceOption = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     relevant_rate: Annotated[
         float, typer.Option(help="Chance a drawn flag is truly relevant.", min=0, max=1)
     ] = 0.85,
@@ -315,14 +314,14 @@ def simulate_ratings_command(
         float, typer.Option("--agreement", help="Chance the second rater agrees.", min=0, max=1)
     ] = 0.9,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic auditor.")] = 1,
-    as_json: JsonOption = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Write SYNTHETIC ratings for the drawn sample (demos and tutorials only)."""
     from policetrial.audit import current_sample, simulate_ratings
     from policetrial.errors import AuditError
 
-    with _user_errors():
-        drawn = current_sample(_open(workspace))
+    with common.user_errors():
+        drawn = current_sample(common.open_workspace_from_env(workspace))
         if drawn is None:
             raise AuditError("no audit sample yet; run `policetrial audit sample` first")
         frame = simulate_ratings(
@@ -331,6 +330,6 @@ def simulate_ratings_command(
         file.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(file, index=False)
         if as_json:
-            _emit_json({"file": str(file), "ratings": len(frame), "synthetic": True})
+            common.emit_json({"file": str(file), "ratings": len(frame), "synthetic": True})
             return
-        console.print(f"Wrote {len(frame)} SYNTHETIC ratings to {file}")
+        common.console.print(f"Wrote {len(frame)} SYNTHETIC ratings to {file}")

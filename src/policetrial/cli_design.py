@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from policetrial import cli_common as common
+
 __all__ = ["design_app"]
 
 design_app = typer.Typer(
@@ -85,7 +87,6 @@ def design(
     simulated side by side, and the smallest attainable randomisation p-value."""
     if ctx.invoked_subcommand is not None:
         return
-    from policetrial.cli import _emit_json, _table, _user_errors, console, errors
     from policetrial.protocol_design import design_protocol, design_workspace, protocol_scheme_set
 
     assumptions: dict[str, Any] = {
@@ -99,7 +100,7 @@ def design(
         "n_sims": sims,
         "seed": seed,
     }
-    with _user_errors(), _progress(errors, "Simulating trials") as tick:
+    with common.user_errors(), _progress(common.errors, "Simulating trials") as tick:
         if protocol is not None:
             from policetrial.protocol import builtin_protocol_path, builtin_protocols, load_protocol
 
@@ -114,14 +115,14 @@ def design(
                 proto, scheme_set=scheme_set, schemes_from=source, progress=tick, **assumptions
             )
         else:
-            from policetrial.cli import _open
-
-            result = design_workspace(_open(workspace), progress=tick, **assumptions)
+            result = design_workspace(
+                common.open_workspace_from_env(workspace), progress=tick, **assumptions
+            )
     if as_json:
-        _emit_json(result.to_dict())
+        common.emit_json(result.to_dict())
         return
     d = result.to_dict()
-    console.print(
+    common.console.print(
         f"[bold]{d['trial']}[/]: {result.n_intervention} + "
         f"{result.n_stations - result.n_intervention} stations, officer targets "
         f"{result.officers['intervention']} vs {result.officers['control']}; "
@@ -139,27 +140,27 @@ def design(
             for m in result.at_analytic().methods
         ],
     ]
-    console.print(
-        _table(
+    common.console.print(
+        common.table(
             f"Minimum detectable rate ratio ({result.direction})",
             ["how", "rate ratio", "sim. power at analytic", "MCSE"],
             rows,
         )
     )
-    console.print(
+    common.console.print(
         f"Other direction (analytic): {result.analytic_other_direction.effect:.3f}; as allocated "
         f"by officer targets: {result.analytic_as_allocated.effect:.3f}."
     )
     for m in result.at_analytic().methods:
-        console.print(
+        common.console.print(
             f"Type I error of {m.method}: {m.type_i_error:.4f} (MCSE {m.type_i_mcse:.4f})."
         )
-    console.print(
+    common.console.print(
         f"Randomisation: {result.n_schemes} schemes from {result.schemes_from}; smallest "
         f"attainable p-value {result.smallest_p_value:.4f}."
     )
     for note in result.notes:
-        console.print(f"[dim]{note}[/]")
+        common.console.print(f"[dim]{note}[/]")
 
 
 def _progress(console: Any, label: str) -> Any:
@@ -183,7 +184,7 @@ def _progress(console: Any, label: str) -> Any:
             TimeElapsedColumn(),
             console=console,
             transient=True,
-            disable=not console.is_terminal,
+            disable=not common.console.is_terminal,
         ) as progress:
             task = progress.add_task(label, total=None)
 
@@ -279,10 +280,9 @@ def _analytic(
 
 
 def _present(result: Any, as_json: bool, title: str) -> None:
-    from policetrial.cli import _emit_json, _table, console
 
     if as_json:
-        _emit_json(result.to_dict())
+        common.emit_json(result.to_dict())
         return
     d = result.to_dict()
     rows = [
@@ -301,9 +301,9 @@ def _present(result: Any, as_json: bool, title: str) -> None:
         ["variance inflation", d["variance_inflation"]],
         ["small-sample correction", d["small_sample"]],
     ]
-    console.print(_table(title, ["", d["outcome"]], [[k, _fmt(v)] for k, v in rows]))
+    common.console.print(common.table(title, ["", d["outcome"]], [[k, _fmt(v)] for k, v in rows]))
     for note in d["notes"]:
-        console.print(f"[dim]{note}[/]")
+        common.console.print(f"[dim]{note}[/]")
 
 
 def _fmt(value: Any) -> Any:
@@ -356,9 +356,8 @@ def _analytic_command(solve: str, title: str) -> Any:
         direction: Annotated[str, _opt("Detectable effect: decrease or increase.")] = "decrease",
         as_json: Json = False,
     ) -> None:
-        from policetrial.cli import _user_errors
 
-        with _user_errors():
+        with common.user_errors():
             result = _analytic(
                 solve=solve,
                 outcome=outcome,
@@ -432,12 +431,11 @@ def simulate(
     as_json: Json = False,
 ) -> None:
     """Power by simulating trials randomised and analysed exactly as the real trial is."""
-    from policetrial.cli import _emit_json, _table, _user_errors, console, errors
     from policetrial.errors import DesignError
     from policetrial.randomise import randomise_clusters
     from policetrial.simulate import METHODS, CountScenario, simulate_power
 
-    with _user_errors():
+    with common.user_errors():
         if clusters_per_arm < 2:
             raise DesignError(f"--clusters-per-arm must be at least 2, got {clusters_per_arm}")
         scenario = CountScenario(
@@ -452,7 +450,7 @@ def simulate(
             ids, id_column="station_id", method="simple", intervention=clusters_per_arm, seed=seed
         ).scheme_set
         total = sims * (2 if type_i and irr != 1.0 else 1)
-        with _progress(errors, "Simulating trials") as tick:
+        with _progress(common.errors, "Simulating trials") as tick:
             result = simulate_power(
                 schemes=scheme_set,
                 scenario=scenario,
@@ -465,20 +463,20 @@ def simulate(
                 progress=lambda done: tick(done, total),
             )
     if as_json:
-        _emit_json(result.to_dict())
+        common.emit_json(result.to_dict())
         return
     rows = [[m.method, m.power, m.mcse, m.type_i_error, m.not_converged] for m in result.methods]
     if result.analytic is not None:
         rows.append(["analytic (cluster-level, t)", result.analytic.power, None, None, None])
-    console.print(
-        _table(
+    common.console.print(
+        common.table(
             f"Simulated power: {clusters_per_arm} + {clusters_per_arm} stations, rate ratio "
             f"{irr}, {sims:,} trials",
             ["method", "power", "MCSE", "type I error", "not converged"],
             rows,
         )
     )
-    console.print(
+    common.console.print(
         f"{result.n_schemes} schemes; smallest attainable p-value "
         f"{result.smallest_p_value:.4f}; {result.seconds:.1f} s."
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from policetrial import cli_common as common
 from policetrial.errors import RandomisationError
 
 __all__ = ["randomise_command", "read_clusters", "write_schemes"]
@@ -212,7 +213,6 @@ def randomise_command(
     sealed in the trial database. With --clusters FILE, any table of clusters is
     randomised and reported without a workspace.
     """
-    from policetrial.cli import _open, _user_errors
 
     standalone = {
         "--id": id_column,
@@ -229,7 +229,7 @@ def randomise_command(
         "--seed": seed,
         "--save-schemes": save_schemes,
     }
-    with _user_errors():
+    with common.user_errors():
         if clusters is None:
             given = [k for k, v in standalone.items() if v is not None]
             if given:
@@ -239,7 +239,9 @@ def randomise_command(
                 )
             from policetrial.allocation import randomise_workspace
 
-            sealed = randomise_workspace(_open(workspace), force=force, reason=reason)
+            sealed = randomise_workspace(
+                common.open_workspace_from_env(workspace), force=force, reason=reason
+            )
             _present(sealed, as_json=as_json, title=f"Allocation ({sealed.method})", unit="station")
             return
         if force or reason:
@@ -296,17 +298,16 @@ def _payload(allocation: Any) -> dict[str, Any]:
 
 
 def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
-    from policetrial.cli import _emit_json, _table, console
 
     if as_json:
-        _emit_json(_payload(allocation))
+        common.emit_json(_payload(allocation))
         return
     scores = allocation.scheme_set.scores
     rows = [[cid, arm] for cid, arm in allocation.arms.items()]
-    console.print(_table(title, [unit, "arm"], rows))
+    common.console.print(common.table(title, [unit, "arm"], rows))
     scheme_set = allocation.scheme_set
     how = "enumerated" if scheme_set.enumerated else f"{scheme_set.n_examined:,} sampled"
-    console.print(
+    common.console.print(
         f"Method {allocation.method}, seed {allocation.seed}: "
         f"{scheme_set.n_schemes:,} candidate schemes of {scheme_set.total:,} ({how}); "
         f"smallest attainable p-value "
@@ -316,8 +317,8 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
         described = allocation.to_dict()
         summary = described["score_summary"] or {}
         cutoff = described["cutoff_score"]
-        console.print(
-            _table(
+        common.console.print(
+            common.table(
                 "Balance scores of every scheme examined",
                 ["statistic", "score"],
                 [[k, v] for k, v in summary.items()],
@@ -326,11 +327,11 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
         chosen_line = f"chosen scheme's score {allocation.chosen_score:.4g}"
         if cutoff is not None:
             chosen_line += f"; cutoff score {cutoff:.4g}"
-        console.print(chosen_line)
+        common.console.print(chosen_line)
         table = allocation.balance_table()
         if table is not None:
-            console.print(
-                _table(
+            common.console.print(
+                common.table(
                     "Balance by arm (chosen scheme)",
                     ["covariate", "level", "statistic", "intervention", "control"],
                     table.rows.astype(object).where(table.rows.notna(), None).values.tolist(),
@@ -338,15 +339,15 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
             )
     validity = allocation.validity()
     if validity.valid:
-        console.print(f"Validity: no pair of {unit}s is always together or always apart.")
+        common.console.print(f"Validity: no pair of {unit}s is always together or always apart.")
     else:
         flagged = [
             f"{r.cluster_1}+{r.cluster_2} {'always together' if r.same_arm else 'never together'}"
             for r in [*validity.always_together.itertuples(), *validity.never_together.itertuples()]
         ]
         more = f" (and {len(flagged) - 6} more)" if len(flagged) > 6 else ""
-        console.print(
+        common.console.print(
             f"[yellow]Validity warning:[/] {len(flagged)} pair(s) of {unit}s are always "
             f"together or always apart, e.g. {'; '.join(flagged[:6])}{more}"
         )
-    console.print(f"digest [bold]{allocation.digest}[/]")
+    common.console.print(f"digest [bold]{allocation.digest}[/]")

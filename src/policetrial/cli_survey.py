@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from policetrial import cli_common as common
+
 __all__ = ["survey_app"]
 
 survey_app = typer.Typer(
@@ -41,12 +43,6 @@ WordingOption = Annotated[
 ]
 
 
-def _cli() -> Any:
-    from policetrial import cli
-
-    return cli
-
-
 def _rows(frame: Any, columns: list[str]) -> list[list[Any]]:
     return frame[columns].astype(object).where(frame[columns].notna(), None).values.tolist()
 
@@ -60,9 +56,10 @@ def instruments(
     """List and validate the protocol's questionnaire instruments and their scores."""
     from policetrial.survey import workspace_questionnaire
 
-    cli = _cli()
-    with cli._user_errors():
-        questionnaire = workspace_questionnaire(cli._open(workspace), wording=wording)
+    with common.user_errors():
+        questionnaire = workspace_questionnaire(
+            common.open_workspace_from_env(workspace), wording=wording
+        )
         rows = [
             [
                 i.id,
@@ -74,7 +71,7 @@ def instruments(
             for i in questionnaire.instruments
         ]
         if as_json:
-            cli._emit_json(
+            common.emit_json(
                 [
                     {
                         "id": i.id,
@@ -89,8 +86,8 @@ def instruments(
                 ]
             )
             return
-        cli.console.print(
-            cli._table(
+        common.console.print(
+            common.table(
                 "Questionnaire", ["instrument", "version", "items", "scores", "worded"], rows
             )
         )
@@ -123,23 +120,22 @@ def invite(
     """Issue one-time questionnaire links to eligible officers and write them to a CSV file."""
     from policetrial.survey import issue_invitations
 
-    cli = _cli()
-    with cli._user_errors():
-        ws = cli._open(workspace)
+    with common.user_errors():
+        ws = common.open_workspace_from_env(workspace)
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
         target = out or ws.out_dir / f"survey-links-{time}-{stamp}.csv"
         batch = issue_invitations(
             ws, time=time, out=target, base_url=base_url, reissue=reissue, wording=wording
         )
         if as_json:
-            cli._emit_json(batch.to_dict())
+            common.emit_json(batch.to_dict())
             return
-        cli.console.print(
+        common.console.print(
             f"Issued {batch.issued} {batch.time} link(s) to {batch.file} "
             f"({batch.eligible} eligible officers; {batch.already_invited} already invited, "
             f"{batch.already_responded} already answered, {batch.revoked} revoked)."
         )
-        cli.console.print(
+        common.console.print(
             "The file holds working links: give each officer only their own, then delete it."
         )
 
@@ -158,16 +154,15 @@ def import_(
     """Import questionnaires from paper or another platform: all rows, or none if any is wrong."""
     from policetrial.survey import import_responses
 
-    cli = _cli()
-    with cli._user_errors():
-        result = import_responses(cli._open(workspace), path, mode=mode)
+    with common.user_errors():
+        result = import_responses(common.open_workspace_from_env(workspace), path, mode=mode)
         if as_json:
-            cli._emit_json(result.to_dict())
+            common.emit_json(result.to_dict())
         if result.problems:
             if not as_json:
                 shown = result.problems[:50]
-                cli.errors.print(
-                    cli._table(
+                common.errors.print(
+                    common.table(
                         f"Nothing imported: {len(result.problems)} problem(s)",
                         ["file", "row", "column", "reason"],
                         [[p.file, p.row, p.column, p.reason] for p in shown],
@@ -175,7 +170,7 @@ def import_(
                 )
             raise typer.Exit(2)
         if not as_json:
-            cli.console.print(
+            common.console.print(
                 f"Imported {result.stored} questionnaire(s) from {result.file}: "
                 + ", ".join(f"{n} {t}" for t, n in result.by_time.items())
             )
@@ -210,9 +205,8 @@ def score(
     """Score every stored questionnaire: scale and subscale scores by time point and arm."""
     from policetrial.survey import survey_scores
 
-    cli = _cli()
-    with cli._user_errors():
-        ws = cli._open(workspace)
+    with common.user_errors():
+        ws = common.open_workspace_from_env(workspace)
         if max_missing is not None and not 0 <= max_missing < 1:
             raise typer.BadParameter("--max-missing must be at least 0 and below 1, e.g. 0.2")
         scores = survey_scores(ws, max_missing_fraction=max_missing)
@@ -226,11 +220,11 @@ def score(
             first = ["score", "officer_key", "station_id", "arm", "pre", "post"]
             table.reindex(columns=first).to_csv(prepost, index=False)
         if as_json:
-            cli._emit_json(scores.to_dict())
+            common.emit_json(scores.to_dict())
             return
         summary = scores.summary()
-        cli.console.print(
-            cli._table(
+        common.console.print(
+            common.table(
                 "Scores",
                 ["instrument", "score", "time", "arm", "n", "mean", "sd"],
                 _rows(summary, ["instrument", "score", "time", "arm", "n", "mean", "sd"]),
@@ -238,7 +232,7 @@ def score(
         )
         for path in (out, prepost):
             if path is not None:
-                cli.console.print(f"Wrote {path}")
+                common.console.print(f"Wrote {path}")
 
 
 @survey_app.command("reliability")
@@ -255,14 +249,15 @@ def reliability(
     """Cronbach's alpha and McDonald's omega (95% intervals) and item statistics per scale."""
     from policetrial.survey import TIMES, survey_reliability
 
-    cli = _cli()
-    with cli._user_errors():
+    with common.user_errors():
         if time not in (*TIMES, "both"):
             raise typer.BadParameter("--time must be pre, post or both")
         times = TIMES if time == "both" else (time,)
-        result = survey_reliability(cli._open(workspace), times=times, n_boot=boot, seed=seed)
+        result = survey_reliability(
+            common.open_workspace_from_env(workspace), times=times, n_boot=boot, seed=seed
+        )
         if as_json:
-            cli._emit_json(result.to_dict())
+            common.emit_json(result.to_dict())
             return
         summary = result.summary()
         rows = [
@@ -278,8 +273,8 @@ def reliability(
             ]
             for r in summary.to_dict("records")
         ]
-        cli.console.print(
-            cli._table(
+        common.console.print(
+            common.table(
                 "Reliability (95% CI: alpha Feldt, omega bootstrap)",
                 [
                     "instrument",
@@ -298,7 +293,7 @@ def reliability(
             table = result.items()
             columns = ["item", "score", "time", "n", "mean", "sd", "item_rest_r",
                        "alpha_if_deleted", "floor_share", "ceiling_share"]  # fmt: skip
-            cli.console.print(cli._table("Items", columns, _rows(table, columns)))
+            common.console.print(common.table("Items", columns, _rows(table, columns)))
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -318,18 +313,19 @@ def responses(
     """Response rates by arm, station and time point, and the officers' CONSORT flow."""
     from policetrial.survey import response_flow
 
-    cli = _cli()
-    with cli._user_errors():
-        flow = response_flow(cli._open(workspace))
+    with common.user_errors():
+        flow = response_flow(common.open_workspace_from_env(workspace))
         if as_json:
-            cli._emit_json(flow.to_dict())
+            common.emit_json(flow.to_dict())
             return
         table = flow.by_station if by_station else flow.by_arm
         first = ["station_id", "arm"] if by_station else ["arm"]
         columns = [*first, "time", "eligible", "invited", "started", "responded", "response_rate"]
-        cli.console.print(cli._table("Questionnaire responses", columns, _rows(table, columns)))
+        common.console.print(
+            common.table("Questionnaire responses", columns, _rows(table, columns))
+        )
         for arm, counts in flow.flow.items():
-            cli.console.print(
+            common.console.print(
                 f"{arm}: {counts['eligible']} eligible, {counts['responded_pre']} answered before "
                 f"and {counts['responded_post']} after training, {counts['responded_both']} both"
             )
@@ -354,12 +350,11 @@ def simulate(
     """Write SYNTHETIC answers for invited officers (mode "synthetic"), for demos and tests."""
     from policetrial.survey import simulate_responses
 
-    cli = _cli()
-    with cli._user_errors():
+    with common.user_errors():
         if path.exists():
             raise typer.BadParameter(f"{path} already exists; choose a new file")
         rows = simulate_responses(
-            cli._open(workspace),
+            common.open_workspace_from_env(workspace),
             effect=effect,
             seed=seed,
             pre_share=pre_share,
@@ -368,11 +363,11 @@ def simulate(
         rows.to_csv(path, index=False)
         counts = rows["time"].value_counts().to_dict() if len(rows) else {}
         if as_json:
-            cli._emit_json(
+            common.emit_json(
                 {"file": str(path), "synthetic": True, "rows": len(rows), "by_time": counts}
             )
             return
-        cli.console.print(
+        common.console.print(
             f"Wrote {len(rows)} SYNTHETIC questionnaire(s) to {path} "
             f"({', '.join(f'{n} {t}' for t, n in counts.items())}); import them with "
             f"`policetrial survey import {path}`."
