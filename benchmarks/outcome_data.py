@@ -1,205 +1,230 @@
 """Stored-format (pseudonymised) extracts at scale, written straight to Parquet.
 
-The synthetic force in `policetrial.synth` writes CSV extracts as a force would; for
-benchmarks with millions of incidents this generator writes what import would have
-stored instead, with the same columns and key formats, vectorised with numpy.
+`policetrial.synth` writes CSV extracts as a force would; for benchmarks with millions of
+incidents this writes what import would have stored instead: the same columns, 32-hex
+keys, incidents sorted by time. A force of `stations` stations over 18 months; callers
+drawn with a lognormal propensity so repeat calling is heavy-tailed but bounded, as in
+the synthetic force.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import arrow_schema
+from policetrial.ingest.store import ROW_GROUP_ROWS, stored_schema
+
+__all__ = ["load_or_write", "write_force"]
 
 
-def _keys(prefix: str, n: int) -> np.ndarray:
-    # Hex strings of the stored length (32), distinct per prefix.
-    return np.char.add(prefix, np.char.zfill(np.arange(n).astype(str), 31 - len(prefix) + 1))
+def _keys(prefix: str, index: np.ndarray) -> pa.Array:
+    """32-character keys like the stored HMAC pseudonyms, distinct per prefix."""
+    digits = pc.utf8_lpad(pa.array(index, pa.int64()).cast(pa.string()), 31, "0")
+    return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
+
+
+def _write(
+    kind: str, columns: dict[str, object], directory: Path, times: np.ndarray | None = None
+) -> None:
+    """Write a table as import stores it: link tables carry their incident's time, and
+    every table is sorted by time in small row groups."""
+    spec = EXTRACT_KINDS[kind]
+    if spec.parent is not None:
+        columns = {**columns, "created_at": times.astype("datetime64[us]")}
+    table = pa.table(columns, schema=stored_schema(spec))
+    order = {"incidents": "created_at", "s136": "detained_at"}.get(kind, "created_at")
+    if order in table.column_names:
+        table = table.sort_by(order)
+    pq.write_table(
+        table, directory / f"{kind}.parquet", row_group_size=ROW_GROUP_ROWS, compression="zstd"
+    )
 
 
 def write_force(
-    directory: Path, *, incidents: int, stations: int = 200, seed: int = 0, months: int = 18
-) -> dict[str, object]:
-    """Write every Parquet extract plus officers/beats/windows; returns the small tables."""
+    directory: Path, *, incidents: int, stations: int = 200, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """Write every Parquet extract; returns officers, beats and windows (the small tables)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     start = np.datetime64("2016-01-01T00:00:00", "s")
-    span = int(months * 30.44 * 86400)
+    span = int(18 * 30.44 * 86400)
     station = rng.integers(0, stations, incidents)
     created = start + np.sort(rng.integers(0, span, incidents)).astype("timedelta64[s]")
     station_ids = np.array([f"ST{i:04d}" for i in range(stations)])
     beats_per = 5
-    beat = np.char.add(
-        station_ids[station], np.char.add("B", (rng.integers(0, beats_per, incidents)).astype(str))
-    )
+    beat_index = station * beats_per + rng.integers(0, beats_per, incidents)
+    beat_names = np.array([f"{s}B{b}" for s in station_ids for b in range(beats_per)])
     grades = np.array(["Immediate", "Priority", "Scheduled", "Resolution without deployment"])
-    incident_key = _keys("i", incidents)
-    table = pa.table(
+    incident_key = _keys("i", np.arange(incidents))
+    _write(
+        "incidents",
         {
             "incident_key": incident_key,
             "created_at": created.astype("datetime64[us]"),
-            "opening_code": rng.choice(
-                np.array(["Concern for safety", "Theft", "ASB - personal"]), incidents
+            "opening_code": pa.array(
+                np.array(["Concern for safety", "Theft", "ASB - personal"])[
+                    rng.integers(0, 3, incidents)
+                ]
             ),
             "closing_code": pa.nulls(incidents, pa.string()),
-            "grade": grades[rng.choice(4, incidents, p=[0.2, 0.35, 0.2, 0.25])],
-            "beat": beat,
+            "grade": pa.array(grades[rng.choice(4, incidents, p=[0.2, 0.35, 0.2, 0.25])]),
+            "beat": pa.array(beat_names[beat_index]),
             "channel": pa.nulls(incidents, pa.string()),
         },
-        schema=arrow_schema(EXTRACT_KINDS["incidents"]),
+        directory,
     )
-    pq.write_table(table, directory / "incidents.parquet")
-    del table
     officers_per = 60
-    n_officers = stations * officers_per
-    officer_key = _keys("o", n_officers)
-    officer_station = np.repeat(np.arange(stations), officers_per)
+    officer_key = _keys("o", np.arange(stations * officers_per))
     attended = np.nonzero(rng.random(incidents) < 0.7)[0]
-    lead = officer_station.size and (
-        station[attended] * officers_per + rng.integers(0, officers_per, attended.size)
-    )
+    lead = station[attended] * officers_per + rng.integers(0, officers_per, attended.size)
+    # About 3% of support officers come from a neighbouring station (contamination).
     support_rows = attended[rng.random(attended.size) < 0.35]
-    support = station[support_rows] * officers_per + rng.integers(
-        0, officers_per, support_rows.size
-    )
-    pq.write_table(
-        pa.table(
-            {
-                "incident_key": np.concatenate(
-                    [incident_key[attended], incident_key[support_rows]]
-                ),
-                "officer_key": np.concatenate([officer_key[lead], officer_key[support]]),
-                "role": np.concatenate(
+    neighbour = (station[support_rows] + (rng.random(support_rows.size) < 0.03)) % stations
+    support = neighbour * officers_per + rng.integers(0, officers_per, support_rows.size)
+    _write(
+        "incident_officers",
+        {
+            "incident_key": pa.concat_arrays(
+                [incident_key.take(attended), incident_key.take(support_rows)]
+            ),
+            "officer_key": pa.concat_arrays([officer_key.take(lead), officer_key.take(support)]),
+            "role": pa.array(
+                np.concatenate(
                     [np.full(attended.size, "lead"), np.full(support_rows.size, "support")]
-                ),
-            },
-            schema=arrow_schema(EXTRACT_KINDS["incident_officers"]),
-        ),
-        directory / "incident_officers.parquet",
+                )
+            ),
+        },
+        directory,
+        np.concatenate([created[attended], created[support_rows]]),
     )
     tagged = np.nonzero(rng.random(incidents) < 0.12)[0]
-    pq.write_table(
-        pa.table(
-            {
-                "incident_key": incident_key[tagged],
-                "qualifier": rng.choice(np.array(["QMH", "QD4", "QDA", "QVU"]), tagged.size),
-            },
-            schema=arrow_schema(EXTRACT_KINDS["incident_tags"]),
-        ),
-        directory / "incident_tags.parquet",
+    _write(
+        "incident_tags",
+        {
+            "incident_key": incident_key.take(tagged),
+            "qualifier": pa.array(
+                np.array(["QMH", "QD4", "QDA", "QVU"])[rng.integers(0, 4, tagged.size)]
+            ),
+        },
+        directory,
+        created[tagged],
     )
-    n_persons = max(1000, incidents // 4)
-    person_key = _keys("p", n_persons)
-    heavy = rng.zipf(1.6, incidents) % n_persons
+    # Persons belong to a station's pool; a lognormal propensity makes a few call often.
+    pool = max(500, incidents // stations // 3)
+    n_persons = pool * stations
+    person_key = _keys("p", np.arange(n_persons))
+    propensity = rng.lognormal(0.0, 1.3, pool)
+    cumulative = np.cumsum(propensity / propensity.sum())
     has_caller = np.nonzero(rng.random(incidents) < 0.8)[0]
     has_subject = np.nonzero(rng.random(incidents) < 0.4)[0]
+    caller = station[has_caller] * pool + np.searchsorted(cumulative, rng.random(has_caller.size))
+    subject = station[has_subject] * pool + rng.integers(0, pool, has_subject.size)
+    caller = np.minimum(caller, n_persons - 1)
     ages = rng.integers(10, 90, n_persons)
-    caller_person = heavy[has_caller]
-    subject_person = rng.integers(0, n_persons, has_subject.size)
-    pq.write_table(
-        pa.table(
-            {
-                "incident_key": np.concatenate(
-                    [incident_key[has_caller], incident_key[has_subject]]
-                ),
-                "person_key": np.concatenate(
-                    [person_key[caller_person], person_key[subject_person]]
-                ),
-                "role": np.concatenate(
+    person_rows = np.concatenate([caller, subject])
+    _write(
+        "incident_persons",
+        {
+            "incident_key": pa.concat_arrays(
+                [incident_key.take(has_caller), incident_key.take(has_subject)]
+            ),
+            "person_key": person_key.take(person_rows),
+            "role": pa.array(
+                np.concatenate(
                     [np.full(has_caller.size, "caller"), np.full(has_subject.size, "subject")]
-                ),
-                "age": np.concatenate([ages[caller_person], ages[subject_person]]),
-            },
-            schema=arrow_schema(EXTRACT_KINDS["incident_persons"]),
-        ),
-        directory / "incident_persons.parquet",
+                )
+            ),
+            "age": ages[person_rows],
+        },
+        directory,
+        np.concatenate([created[has_caller], created[has_subject]]),
     )
     marked = rng.choice(n_persons, n_persons // 30, replace=False)
-    valid_from = (np.datetime64("2014-01-01") + rng.integers(0, 1200, marked.size)).astype(
-        "datetime64[D]"
+    valid_from = np.datetime64("2014-01-01") + rng.integers(0, 1200, marked.size).astype(
+        "timedelta64[D]"
     )
+    valid_to = valid_from + rng.integers(30, 600, marked.size).astype("timedelta64[D]")
     ends = rng.random(marked.size) < 0.2
-    valid_to = pd.array(valid_from + rng.integers(30, 600, marked.size).astype("timedelta64[D]"))
-    pq.write_table(
-        pa.table(
-            {
-                "person_key": person_key[marked],
-                "marker": rng.choice(np.array(["MN", "WE"]), marked.size, p=[0.8, 0.2]),
-                "valid_from": valid_from,
-                "valid_to": pa.array(np.where(ends, valid_to, np.datetime64("NaT")), pa.date32()),
-            },
-            schema=arrow_schema(EXTRACT_KINDS["warning_markers"]),
-        ),
-        directory / "warning_markers.parquet",
+    _write(
+        "warning_markers",
+        {
+            "person_key": person_key.take(marked),
+            "marker": pa.array(np.array(["MN", "WE"])[(rng.random(marked.size) < 0.2).astype(int)]),
+            "valid_from": valid_from,
+            "valid_to": pa.array(
+                [v if e else None for v, e in zip(valid_to.astype(dt.date), ends, strict=True)],
+                pa.date32(),
+            ),
+        },
+        directory,
     )
-    s136_rows = tagged[rng.random(tagged.size) < 0.03]
-    pq.write_table(
-        pa.table(
-            {
-                "s136_key": _keys("s", s136_rows.size),
-                "detained_at": (created[s136_rows] + np.timedelta64(3600, "s")).astype(
-                    "datetime64[us]"
-                ),
-                "incident_key": incident_key[s136_rows],
-                "officer_key": officer_key[station[s136_rows] * officers_per],
-                "person_key": person_key[rng.integers(0, n_persons, s136_rows.size)],
-                "age": pa.nulls(s136_rows.size, pa.int64()),
-                "sex": pa.nulls(s136_rows.size, pa.string()),
-                "ethnicity": pa.nulls(s136_rows.size, pa.string()),
-                "place_of_safety": np.full(s136_rows.size, "emergency department"),
-                "transport": pa.nulls(s136_rows.size, pa.string()),
-            },
-            schema=arrow_schema(EXTRACT_KINDS["s136"]),
-        ),
-        directory / "s136.parquet",
+    detained = tagged[rng.random(tagged.size) < 0.03]
+    _write(
+        "s136",
+        {
+            "s136_key": _keys("s", np.arange(detained.size)),
+            "detained_at": (created[detained] + np.timedelta64(3600, "s")).astype("datetime64[us]"),
+            "incident_key": incident_key.take(detained),
+            "officer_key": officer_key.take(station[detained] * officers_per),
+            "person_key": person_key.take(rng.integers(0, n_persons, detained.size)),
+            "age": pa.nulls(detained.size, pa.int64()),
+            "sex": pa.nulls(detained.size, pa.string()),
+            "ethnicity": pa.nulls(detained.size, pa.string()),
+            "place_of_safety": pa.array(np.full(detained.size, "emergency department")),
+            "transport": pa.nulls(detained.size, pa.string()),
+        },
+        directory,
     )
     officers = pd.DataFrame(
         {
-            "officer_key": officer_key,
+            "officer_key": officer_key.to_numpy(zero_copy_only=False),
             "rank": "Police Constable",
             "team": "Response",
-            "station_id": station_ids[officer_station],
+            "station_id": np.repeat(station_ids, officers_per),
             "posted_from": dt.date(2010, 1, 1),
             "posted_to": None,
         }
     )
-    beats = pd.DataFrame(
-        {
-            "beat": [f"{s}B{b}" for s in station_ids for b in range(beats_per)],
-            "station_id": [s for s in station_ids for _ in range(beats_per)],
-        }
-    )
-    arms = np.where(np.arange(stations) % 2 == 0, "intervention", "control")
+    beats = pd.DataFrame({"beat": beat_names, "station_id": np.repeat(station_ids, beats_per)})
     rows = []
     for i, sid in enumerate(station_ids):
-        follow_start = dt.date(2017, 1, 1) + dt.timedelta(days=int(i % 60))
-        rows.append(
-            {
-                "station_id": sid,
-                "arm": arms[i],
-                "period": "baseline",
-                "start": dt.date(2016, 4, 1),
-                "end": dt.date(2016, 4, 30),
-                "days": 30,
-                "anchor": None,
-            }
-        )
-        rows.append(
-            {
-                "station_id": sid,
-                "arm": arms[i],
-                "period": "followup",
-                "start": follow_start,
-                "end": follow_start + dt.timedelta(days=29),
-                "days": 30,
-                "anchor": None,
-            }
-        )
+        arm = "intervention" if i % 2 == 0 else "control"
+        follow = dt.date(2017, 1, 1) + dt.timedelta(days=int(i % 8) * 7)
+        for period, s, e in (
+            ("baseline", dt.date(2016, 4, 1), dt.date(2016, 4, 30)),
+            ("followup", follow, follow + dt.timedelta(days=29)),
+        ):
+            rows.append(
+                {
+                    "station_id": sid,
+                    "arm": arm,
+                    "period": period,
+                    "start": s,
+                    "end": e,
+                    "days": (e - s).days + 1,
+                    "anchor": None,
+                }
+            )
     return {"officers": officers, "beats": beats, "windows": pd.DataFrame(rows)}
+
+
+def load_or_write(
+    directory: Path, *, incidents: int, stations: int = 200, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """The force in `directory`, generated once and reused by later runs."""
+    marker = directory / f"small-{incidents}-{stations}-{seed}.pkl"
+    if marker.exists():
+        with marker.open("rb") as handle:
+            return pickle.load(handle)
+    small = write_force(directory, incidents=incidents, stations=stations, seed=seed)
+    with marker.open("wb") as handle:
+        pickle.dump(small, handle)
+    return small

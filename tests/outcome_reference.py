@@ -120,6 +120,10 @@ def reference_outcomes(
         counts["s136"] = 0
         for d in tables["s136"]:
             linked = info.get(d["incident_key"]) if d["incident_key"] else None
+            if linked and not (
+                dt.timedelta(0) <= d["detained_at"] - linked["created_at"] <= dt.timedelta(days=1)
+            ):
+                linked = None
             station = linked["station"] if linked else None
             if station is None:
                 station = _station_on(postings, d["officer_key"], d["detained_at"].date())

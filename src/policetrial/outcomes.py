@@ -18,6 +18,7 @@ import duckdb
 import holidays
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from policetrial.errors import WorkspaceError
 from policetrial.extracts import EXTRACT_KINDS
@@ -45,6 +46,7 @@ PARQUET_KINDS = (
     "warning_markers",
     "s136",
 )
+MATERIALIZED_CTE_DIALECTS = ("postgres", "duckdb")
 DIALECTS = ("postgres", "tsql", "spark", "snowflake", "bigquery", "oracle", "duckdb")
 
 
@@ -107,7 +109,11 @@ def emit_sql(dialect: str) -> str:
     ]
     for name in SQL_FILES:
         statements = sqlglot.transpile(load_sql(name), read="duckdb", write=dialect, pretty=True)
-        parts.append(f"-- {name}.sql\n" + ";\n".join(statements) + ";")
+        text = ";\n".join(statements) + ";"
+        if dialect not in MATERIALIZED_CTE_DIALECTS:
+            # A hint only (compute the CTE once); engines without it get a plain CTE.
+            text = text.replace(" AS MATERIALIZED (", " AS (")
+        parts.append(f"-- {name}.sql\n" + text)
     return "\n\n".join(parts) + "\n"
 
 
@@ -241,17 +247,43 @@ def compute_outcomes(
     )
 
 
-def register_parquet(connection: duckdb.DuckDBPyConnection, paths: dict[str, Any]) -> None:
-    """Views over the workspace's Parquet files (an empty table where a kind is missing)."""
+def register_parquet(
+    connection: duckdb.DuckDBPyConnection, paths: dict[str, Any], spans: pa.Table | None = None
+) -> None:
+    """Views over the workspace's Parquet files (an empty table where a kind is missing).
+
+    With `spans`, each view keeps only rows the outcome SQL can use: incidents and their
+    links created in a span or the day before it (a detention's incident), detentions in
+    a span. Files are sorted by time in small row groups, so DuckDB skips the rest of the
+    file unread. The results are the same as without `spans`.
+    """
     for kind in PARQUET_KINDS:
         path = paths.get(kind)
-        if path is not None and path.exists():
-            literal = str(path).replace("'", "''")
-            connection.execute(
-                f"CREATE OR REPLACE VIEW {kind} AS SELECT * FROM read_parquet('{literal}')"
-            )
-        else:
+        if path is None or not path.exists():
             connection.register(kind, arrow_schema(EXTRACT_KINDS[kind]).empty_table())
+            continue
+        literal = str(path).replace("'", "''")
+        names = pq.read_schema(path).names
+        columns = ", ".join(f'"{n}"' for n in arrow_schema(EXTRACT_KINDS[kind]).names)
+        where = ""
+        if spans is not None:
+            time_column = "detained_at" if kind == "s136" else "created_at"
+            if time_column in names and kind != "warning_markers":
+                lead = dt.timedelta(days=0 if kind == "s136" else 1)
+                ranges = [
+                    f"({time_column} >= TIMESTAMP '{start - lead}' "
+                    f"AND {time_column} < TIMESTAMP '{end}')"
+                    for start, end in zip(
+                        spans.column("start_at").to_pylist(),
+                        spans.column("end_before").to_pylist(),
+                        strict=True,
+                    )
+                ]
+                where = " WHERE " + " OR ".join(ranges) if ranges else " WHERE FALSE"
+        source = f"read_parquet('{literal}')"
+        connection.execute(
+            f"CREATE OR REPLACE VIEW {kind} AS SELECT {columns} FROM {source}{where}"
+        )
 
 
 def workspace_outcomes(workspace: Any) -> OutcomeTables:
@@ -276,7 +308,9 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
     connection = duckdb.connect()
     try:
         connection.execute("SET threads TO 2")
-        register_parquet(connection, {k: workspace.parquet(k) for k in PARQUET_KINDS})
+        register_parquet(
+            connection, {k: workspace.parquet(k) for k in PARQUET_KINDS}, span_table(windows)
+        )
         connection.register("officers", _arrow(officers, "officers"))
         connection.register("beats", _arrow(beats, "beats"))
         return compute_outcomes(connection, workspace.protocol, windows)

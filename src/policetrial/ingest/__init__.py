@@ -27,9 +27,11 @@ from policetrial.extracts import EXTRACT_KINDS, IMPORT_ORDER, ExtractKind, is_pe
 from policetrial.ingest.read import read_extract
 from policetrial.ingest.store import (
     MergeCounts,
+    incident_times,
     merge_database,
     merge_parquet,
     read_parquet,
+    refresh_link_times,
     table_for,
 )
 from policetrial.ingest.validate import Reject, validate_rows
@@ -40,6 +42,7 @@ __all__ = ["EXTRACT_KINDS", "IMPORT_ORDER", "ImportReport", "import_directory", 
 
 KEY_FINGERPRINT = "pseudonym_key_fingerprint"
 PENDING = "pending-parquet:"
+LINK_KINDS = tuple(k for k, spec in EXTRACT_KINDS.items() if spec.parent is not None)
 
 
 @dataclass(frozen=True)
@@ -169,13 +172,23 @@ def import_extract(
     # The Parquet file is replaced only after the import is committed, and the commit
     # records the staged file it promises to move into place: a kill at any moment is
     # rolled forward or back when the workspace is next opened (`recover_pending`).
-    staged: Path | None = None
+    staged: dict[str, Path] = {}
     try:
         with workspace.engine.begin() as connection:
             if spec.store == "database":
                 counts = merge_database(connection, table_for(spec), spec, rows)
             else:
-                counts, staged = merge_parquet(workspace.parquet(kind), spec, rows)
+                times = incident_times(workspace.parquet("incidents")) if spec.parent else None
+                counts, new_file = merge_parquet(workspace.parquet(kind), spec, rows, times=times)
+                if new_file is not None:
+                    staged[kind] = new_file
+                if kind == "incidents" and counts.updated and new_file is not None:
+                    # Incidents that moved in time take their links with them.
+                    staged |= refresh_link_times(
+                        {k: workspace.parquet(k) for k in LINK_KINDS},
+                        EXTRACT_KINDS,
+                        incident_times(new_file),
+                    )
             _record(
                 connection,
                 workspace,
@@ -188,13 +201,13 @@ def import_extract(
                 counts,
                 actor,
             )
-            if staged is not None:
+            for staged_kind, staged_file in staged.items():
                 connection.execute(
-                    insert(db.meta).values(name=f"{PENDING}{kind}", value=staged.name)
+                    insert(db.meta).values(name=f"{PENDING}{staged_kind}", value=staged_file.name)
                 )
     except BaseException:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
+        for staged_file in staged.values():
+            staged_file.unlink(missing_ok=True)
         raise
     recover_pending(workspace)
     rejects_file = _write_rejects(workspace, spec, path, rejects) if rejects else None

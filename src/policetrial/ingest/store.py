@@ -23,7 +23,16 @@ from sqlalchemy.engine import Connection
 from policetrial import db
 from policetrial.extracts import ExtractKind
 
-__all__ = ["MergeCounts", "arrow_schema", "merge_database", "merge_parquet", "read_parquet"]
+__all__ = [
+    "MergeCounts",
+    "arrow_schema",
+    "incident_times",
+    "merge_database",
+    "merge_parquet",
+    "read_parquet",
+    "refresh_link_times",
+    "stored_schema",
+]
 
 _ARROW = {
     "text": pa.string(),
@@ -42,8 +51,44 @@ class MergeCounts:
     unchanged: int
 
 
+ROW_GROUP_ROWS = 131_072
+"""Small row groups let DuckDB skip most of a file when only the trial windows are needed."""
+
+
 def arrow_schema(kind: ExtractKind) -> pa.Schema:
+    """The extract's columns as stored (identifiers under their `_key` names)."""
     return pa.schema([(c.stored_name, _ARROW[c.type]) for c in kind.columns])
+
+
+def stored_schema(kind: ExtractKind) -> pa.Schema:
+    """The Parquet file's columns: link extracts also carry their incident's `created_at`,
+    so that the rows of one period can be read without the rest (see `link_times`)."""
+    schema = arrow_schema(kind)
+    if kind.parent is not None:
+        schema = schema.append(pa.field("created_at", pa.timestamp("us")))
+    return schema
+
+
+def write_staged(path: Path, kind: ExtractKind, frame: pd.DataFrame) -> Path:
+    """Write a sorted table next to `path` under a temporary name; return that name."""
+    schema = stored_schema(kind)
+    key = list(kind.stored_key)
+    sort_by = [c for c in ("created_at", "detained_at") if c in frame.columns] + key
+    frame = frame.sort_values(sort_by, kind="stable").reset_index(drop=True)
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staged = tempfile.mkstemp(prefix=f".{kind.name}-", suffix=".parquet", dir=path.parent)
+    os.close(handle)
+    pq.write_table(table, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    return Path(staged)
+
+
+def incident_times(path: Path) -> pd.Series:
+    """created_at by incident_key, from an incidents Parquet file (empty if none)."""
+    if not path.exists():
+        return pd.Series(dtype="datetime64[us]")
+    table = pq.read_table(path, columns=["incident_key", "created_at"]).to_pandas()
+    return pd.Series(table["created_at"].to_numpy(), index=table["incident_key"].to_numpy())
 
 
 def _comparable(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -106,26 +151,29 @@ def merge_database(
 
 def read_parquet(path: Path, kind: ExtractKind) -> pd.DataFrame:
     if not path.exists():
-        return arrow_schema(kind).empty_table().to_pandas()
+        return stored_schema(kind).empty_table().to_pandas()
     return pq.read_table(path).to_pandas(integer_object_nulls=True)
 
 
 def merge_parquet(
-    path: Path, kind: ExtractKind, rows: pd.DataFrame
+    path: Path, kind: ExtractKind, rows: pd.DataFrame, *, times: pd.Series | None = None
 ) -> tuple[MergeCounts, Path | None]:
     """Merge rows into the kind's Parquet file; returns the counts and a staged file.
 
-    The staged file is written next to the target; the caller renames it into place
-    (`os.replace`) after logging the import, or deletes it on failure. None means the
-    file would not change.
+    `times` (created_at by incident key) is needed for link extracts. The staged file is
+    written next to the target; the caller moves it into place once the import is
+    committed. None means the file would not change.
     """
     key = list(kind.stored_key)
     columns = [c.stored_name for c in kind.columns]
     values = [c for c in columns if c not in key]
     existing = read_parquet(path, kind)
-    rows = rows[columns]
+    rows = rows[columns].copy()
     if kind.parent is not None:
+        if times is None:
+            raise ValueError(f"{kind.name} rows need their incidents' created_at")
         parent = kind.column(kind.parent).stored_name
+        rows["created_at"] = rows[parent].map(times)
         touched = existing[parent].isin(set(rows[parent]))
         before = existing[touched]
         sig_before = set(_comparable(before, columns))
@@ -143,14 +191,25 @@ def merge_parquet(
         counts = MergeCounts(added, updated, 0, unchanged)
     if counts.added == counts.updated == counts.removed == 0 and path.exists():
         return counts, None
-    sort_by = [c for c in ("created_at", "detained_at", *key) if c in merged.columns]
-    merged = merged.sort_values(sort_by, kind="stable").reset_index(drop=True)
-    table = pa.Table.from_pandas(merged[columns], schema=arrow_schema(kind), preserve_index=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staged = tempfile.mkstemp(prefix=f".{kind.name}-", suffix=".parquet", dir=path.parent)
-    os.close(handle)
-    pq.write_table(table, staged, compression="zstd")
-    return counts, Path(staged)
+    return counts, write_staged(path, kind, merged)
+
+
+def refresh_link_times(
+    link_paths: dict[str, Path], kinds: dict[str, ExtractKind], times: pd.Series
+) -> dict[str, Path]:
+    """Staged link files whose `created_at` no longer matches their incidents' (after a
+    corrected incidents extract moved some incidents in time)."""
+    staged = {}
+    for name, path in link_paths.items():
+        if not path.exists():
+            continue
+        kind = kinds[name]
+        frame = read_parquet(path, kind)
+        fresh = frame["incident_key"].map(times)
+        if fresh.equals(frame["created_at"]):
+            continue
+        staged[name] = write_staged(path, kind, frame.assign(created_at=fresh))
+    return staged
 
 
 def table_for(kind: ExtractKind) -> Table:

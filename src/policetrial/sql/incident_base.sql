@@ -5,17 +5,23 @@
 -- not overlap (spans: start_at, end_before) and the protocol's settings (params,
 -- tag_codes, marker_codes, response_grades, bank_holidays). Incidents outside every span
 -- can count towards no outcome, so they are left out first.
-WITH scoped AS (
+WITH scoped AS MATERIALIZED (
     SELECT i.*
     FROM incidents AS i
     JOIN spans AS s ON i.created_at >= s.start_at AND i.created_at < s.end_before
-    UNION
+    UNION ALL
     -- An incident whose Section 136 detention falls in a span, so that the detention
-    -- counts at the incident's station even when the incident began just before.
-    SELECT i.*
+    -- counts at the incident's station even when the incident began just before it. A
+    -- detention arises from an incident created at most a day earlier (see s136.sql).
+    SELECT DISTINCT i.*
     FROM incidents AS i
     JOIN s136 AS d ON d.incident_key = i.incident_key
     JOIN spans AS s ON d.detained_at >= s.start_at AND d.detained_at < s.end_before
+    WHERE i.created_at <= d.detained_at
+        AND i.created_at >= d.detained_at - INTERVAL 1 DAY
+        AND NOT EXISTS (
+            SELECT 1 FROM spans AS o WHERE i.created_at >= o.start_at AND i.created_at < o.end_before
+        )
 ),
 posting AS (
     -- Each attending officer with their home station on the day of the incident.

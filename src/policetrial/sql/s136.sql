@@ -1,5 +1,7 @@
 -- Section 136 detentions per station and period. A detention belongs to the station of
--- the incident it arose from; with no linked incident, to the detaining officer's home
+-- the incident it arose from: the linked incident, if it was created at most a day
+-- before the detention (a power used at the scene, so a link to an older incident is
+-- taken to be a recording error). Otherwise it belongs to the detaining officer's home
 -- station on the day. It counts in that station's window by its detention time.
 WITH located AS (
     SELECT
@@ -7,7 +9,10 @@ WITH located AS (
         s.detained_at,
         COALESCE(ib.station_id, o.station_id) AS station_id
     FROM s136 AS s
-    LEFT JOIN incident_base AS ib ON ib.incident_key = s.incident_key
+    LEFT JOIN incident_base AS ib
+        ON ib.incident_key = s.incident_key
+        AND ib.created_at <= s.detained_at
+        AND ib.created_at >= s.detained_at - INTERVAL 1 DAY
     LEFT JOIN officers AS o
         ON o.officer_key = s.officer_key
         AND CAST(s.detained_at AS DATE) >= o.posted_from
