@@ -91,3 +91,24 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert summary["primary"]["estimate"] == results["primary"]["estimate"]
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "<svg" in html and "Rate ratio" in html
+
+
+def test_help_texts_escape_protocol_keys() -> None:
+    """Typer renders help with Rich markup, which swallows an unescaped "[survey]"; protocol
+    table names in help must be written "\\[survey]"."""
+    import re
+
+    group = typer.main.get_command(app)
+    unescaped = []
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+        texts = [getattr(command, "help", "") or ""]
+        texts += [getattr(p, "help", "") or "" for p in getattr(command, "params", [])]
+        for text in texts:
+            unescaped.extend((path, m) for m in re.findall(r"(?<!\\)\[[a-z_.]+\]", text))
+
+    walk(group, ())
+    assert unescaped == []

@@ -37,7 +37,7 @@ WordingOption = Annotated[
     Path | None,
     typer.Option(
         "--wording",
-        help="The trial team's private wording file (overrides [survey] wording).",
+        help="The trial team's private wording file (overrides \\[survey] wording).",
         show_default=False,
     ),
 ]
@@ -106,7 +106,7 @@ def invite(
     ] = None,
     base_url: Annotated[
         str | None,
-        typer.Option("--base-url", help="Start of every link (overrides [survey] link_base_url)."),
+        typer.Option("--base-url", help="Start of every link (overrides \\[survey] link_base_url)."),
     ] = None,
     reissue: Annotated[
         bool,

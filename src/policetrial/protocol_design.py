@@ -272,7 +272,7 @@ def design_workspace(workspace: Workspace, **assumptions: Any) -> ProtocolDesign
         stations = load_stations(workspace)
         if stations.empty:
             scheme_set, source = protocol_scheme_set(protocol)
-            notes.append("no stations imported yet: " + source)
+            source = "no stations imported yet: " + source
         else:
             plan = protocol.randomisation
             clusters = station_covariates(workspace, stations, plan.covariates)
