@@ -106,7 +106,9 @@ def invite(
     ] = None,
     base_url: Annotated[
         str | None,
-        typer.Option("--base-url", help="Start of every link (overrides \\[survey] link_base_url)."),
+        typer.Option(
+            "--base-url", help="Start of every link (overrides \\[survey] link_base_url)."
+        ),
     ] = None,
     reissue: Annotated[
         bool,

@@ -1,43 +1,19 @@
-"""A synthetic police force: every extract of `docs/data-formats.md`, shaped like the real ones.
-
-Calibrated to DOMAIN.md: about 450 incidents per station-month with between-station
-heterogeneity, about 10% involving mental ill-health, daily and weekly cycles, heavy-tailed
-repeat callers, officers who move station, about 70% of officers put forward actually
-trained, and a true intervention effect the caller sets. The force is randomised with the
-protocol's own method and seed, so `policetrial randomise` on the imported stations gives
-the same allocation and the training lands where the trial says it should.
-
-Nothing here is real: station names are North Yorkshire towns, every identifier is made up.
+"""The synthetic force's control-room demand: incidents with daily and weekly cycles, the
+officers who attend them, callers and subjects with heavy-tailed repeat calling, warning
+markers, qualifiers and Section 136 detentions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from policetrial.periods import add_months
 from policetrial.protocol import Protocol
-from policetrial.randomise import allocate_by_plan
 
-__all__ = ["SynthForce", "synthesise_force"]
-
-TOWNS = (
-    "Harrogate", "Scarborough", "Northallerton", "Selby", "Skipton", "Richmond", "Ripon",
-    "Malton", "Whitby", "Thirsk", "Tadcaster", "Knaresborough", "Pickering", "Filey",
-    "Catterick", "Easingwold", "Sherburn", "Settle", "Stokesley", "Bedale", "Leyburn",
-    "Helmsley", "Boroughbridge", "Pateley Bridge", "Kirkbymoorside", "Hawes", "Masham",
-    "Wetherby", "Ingleton", "Sedbergh",
-)  # fmt: skip
-DISTRICTS = ("Harrogate", "Scarborough & Ryedale", "Hambleton & Richmondshire", "Selby & Craven")
-
-# Relative incident volume by hour of day (0-23): low before dawn, peaking in the evening.
 HOURLY_ALL = np.array(
     [3.2, 2.6, 2.1, 1.6, 1.2, 1.0, 1.2, 2.0, 3.2, 4.2, 4.8, 5.0,
      5.2, 5.3, 5.4, 5.7, 6.1, 6.3, 6.2, 5.9, 5.5, 5.0, 4.4, 3.8]
@@ -60,278 +36,9 @@ OPENING_MH = (
     "ASB - personal", "Domestic incident", "Sudden death",
 )  # fmt: skip
 OTHER_TAGS = ("QDA", "QAL", "QYP", "QRP")
-RANKS = ("PCSO", "Police Constable", "Sergeant", "Inspector")
-INELIGIBLE = (
-    ("Detective Constable", "CID"), ("Police Constable", "Roads Policing"),
-    ("Chief Inspector", "Response"), ("Police Constable", "Control Room"),
-)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class SynthForce:
-    """What was generated: the extract files, and the truth behind them (for checking)."""
-
-    directory: Path
-    files: dict[str, Path]
-    arms: dict[str, str]
-    training_dates: dict[str, dt.date]
-    parameters: dict[str, Any]
-    n_incidents: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "directory": str(self.directory),
-            "files": {k: str(v) for k, v in self.files.items()},
-            "arms": self.arms,
-            "training_dates": {k: v.isoformat() for k, v in self.training_dates.items()},
-            "parameters": self.parameters,
-            "n_incidents": self.n_incidents,
-        }
-
-
-def synthesise_force(
-    directory: str | Path,
-    protocol: Protocol,
-    *,
-    stations: int = 12,
-    seed: int = 1,
-    effect: float = 1.0,
-    incidents_per_station_month: float = 450.0,
-    mh_share: float = 0.10,
-    cv_between: float = 0.25,
-    start: dt.date = dt.date(2016, 1, 1),
-    months: int | None = None,
-) -> SynthForce:
-    """Write one CSV per extract kind into `directory` and return what was made.
-
-    Parameters
-    ----------
-    protocol : the trial's protocol (code lists, windows, randomisation).
-    stations : how many stations (clusters) the force has in the trial.
-    seed : makes everything reproducible.
-    effect : the true rate ratio of mental-health incidents in intervention stations
-        after their training; 1.0 is no effect.
-    incidents_per_station_month : mean monthly incidents per station.
-    mh_share : the share of incidents that involve mental ill-health.
-    cv_between : between-station coefficient of variation of the mental-health rate.
-    months : months of data from `start`; default runs to the end of the last follow-up.
-    """
-    if stations < 2:
-        raise ValueError(f"stations must be at least 2, got {stations}")
-    if effect <= 0:
-        raise ValueError(f"effect must be a positive rate ratio, got {effect}")
-    if not 0 < mh_share < 1:
-        raise ValueError(f"mh_share must be between 0 and 1, got {mh_share}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    if months is None:
-        follow = protocol.periods.followup
-        months = 9 + follow.months_after + follow.length_months + 2
-
-    station_df, beats_df, size = _stations(rng, stations)
-    officers_df = _officers(rng, station_df, size, protocol)
-    arms = _allocate(protocol, station_df, officers_df)
-    sessions_df, attendance_df, training_dates = _training(
-        rng, station_df, officers_df, arms, protocol
-    )
-
-    incidents = _incidents(
-        rng,
-        station_df=station_df,
-        size=size,
-        arms=arms,
-        training_dates=training_dates,
-        effect=effect,
-        per_month=incidents_per_station_month,
-        mh_share=mh_share,
-        cv_between=cv_between,
-        start=start,
-        months=months,
-    )
-    incidents["beat"] = _beats_for(rng, incidents["station"].to_numpy(), beats_df, station_df)
-    incident_officers = _attending_officers(rng, incidents, officers_df, station_df)
-    persons, incident_persons, markers = _persons(rng, incidents, station_df, size, protocol)
-    tags = _tags(rng, incidents, protocol)
-    s136 = _s136(rng, incidents, incident_persons, incident_officers, persons)
-
-    incidents_out = incidents[
-        ["incident_ref", "created_at", "opening_code", "closing_code", "grade", "beat", "channel"]
-    ].copy()
-    incidents_out["created_at"] = incidents_out["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    frames = {
-        "stations": station_df,
-        "beats": beats_df,
-        "officers": officers_df.drop(columns=["eligible_now"]),
-        "training_sessions": sessions_df,
-        "training_attendance": attendance_df,
-        "incidents": incidents_out,
-        "incident_tags": tags,
-        "incident_officers": incident_officers,
-        "incident_persons": incident_persons,
-        "warning_markers": markers,
-        "s136": s136,
-    }
-    files = {}
-    for kind, frame in frames.items():
-        path = directory / f"{kind}.csv"
-        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
-        files[kind] = path
-    parameters = {
-        "stations": stations,
-        "seed": seed,
-        "effect": effect,
-        "incidents_per_station_month": incidents_per_station_month,
-        "mh_share": mh_share,
-        "cv_between": cv_between,
-        "start": start.isoformat(),
-        "months": months,
-    }
-    force = SynthForce(directory, files, arms, training_dates, parameters, len(incidents_out))
-    (directory / "synth.json").write_text(json.dumps(force.to_dict(), indent=2) + "\n")
-    return force
-
-
-def _stations(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    names = [TOWNS[i] if i < len(TOWNS) else f"Station {i + 1}" for i in range(n)]
-    ids = [f"{name[:3].upper()}{i + 1:02d}" for i, name in enumerate(names)]
-    # Relative size of each station's patch: lognormal, mean 1.
-    size = rng.lognormal(-0.5 * 0.3**2, 0.3, n)
-    area = np.where(np.arange(n) % 2 == 0, "urban", "rural")
-    population = np.round(size * np.where(area == "urban", 52_000, 31_000), -2).astype(int)
-    stations = pd.DataFrame(
-        {
-            "station_id": ids,
-            "station_name": names,
-            "district": [DISTRICTS[i % len(DISTRICTS)] for i in range(n)],
-            "area_type": area,
-            "population": population,
-        }
-    )
-    beat_rows = []
-    for sid, s in zip(ids, size, strict=True):
-        for b in range(int(np.clip(round(4 * s + rng.integers(0, 3)), 2, 9))):
-            beat_rows.append({"beat": f"{sid}B{b + 1}", "station_id": sid})
-    return stations, pd.DataFrame(beat_rows), size
-
-
-def _officers(
-    rng: np.random.Generator, stations: pd.DataFrame, size: np.ndarray, protocol: Protocol
-) -> pd.DataFrame:
-    """One posting per officer, a second for the few who move station during the trial."""
-    on_date = protocol.eligibility.on_date
-    eligible_target = protocol.targets.officers_intervention + protocol.targets.officers_control
-    per_station = eligible_target / max(len(stations), 1) * size / size.mean()
-    rows: list[tuple[str, str, str, str, dt.date, dt.date | None]] = []
-    total = int(np.sum(np.round(per_station * 1.2))) + 50
-    digits = max(4, len(str(total * 5)))
-    collars = 10 ** (digits - 1) + rng.choice(9 * 10 ** (digits - 1), size=total, replace=False)
-    c = 0
-    sids = stations["station_id"].tolist()
-    for si, sid in enumerate(sids):
-        n_eligible = round(per_station[si] * rng.uniform(0.92, 1.08))
-        n_other = round(n_eligible * 0.18)
-        for j in range(n_eligible + n_other):
-            if j < n_eligible:
-                rank = str(rng.choice(RANKS, p=[0.2, 0.65, 0.12, 0.03]))
-                team = (
-                    "Safer Neighbourhood" if rank == "PCSO" or rng.random() < 0.25 else "Response"
-                )
-            else:
-                rank, team = INELIGIBLE[int(rng.integers(len(INELIGIBLE)))]
-            joined = on_date - dt.timedelta(days=int(rng.integers(60, 6000)))
-            if rng.random() < 0.04:  # joined after the eligibility date
-                joined = on_date + dt.timedelta(days=int(rng.integers(10, 200)))
-            left = None
-            if rng.random() < 0.05:
-                left = on_date + dt.timedelta(days=int(rng.integers(30, 400)))
-            collar = f"{collars[c]:0{digits}d}"
-            c += 1
-            if rng.random() < 0.03 and len(sids) > 1 and left is None:
-                moved = on_date + dt.timedelta(days=int(rng.integers(30, 240)))
-                other = sids[(si + 1 + int(rng.integers(len(sids) - 1))) % len(sids)]
-                rows.append((collar, rank, team, sid, joined, moved - dt.timedelta(days=1)))
-                rows.append((collar, rank, team, other, moved, None))
-            else:
-                rows.append((collar, rank, team, sid, joined, left))
-    officers = pd.DataFrame(
-        rows, columns=["collar_number", "rank", "team", "station_id", "posted_from", "posted_to"]
-    )
-    officers["eligible_now"] = (
-        officers["rank"].isin(protocol.eligibility.ranks)
-        & officers["team"].isin(protocol.eligibility.teams)
-        & (officers["posted_from"] <= on_date)
-        & (officers["posted_to"].isna() | (officers["posted_to"].fillna(dt.date.max) >= on_date))
-    )
-    return officers
-
-
-def _allocate(protocol: Protocol, stations: pd.DataFrame, officers: pd.DataFrame) -> dict[str, str]:
-    """The allocation `policetrial randomise` will make once these extracts are imported."""
-    plan = protocol.randomisation
-    needs_outcomes = [c for c in plan.covariates if c.startswith("baseline_")]
-    if needs_outcomes:
-        raise ValueError(
-            f"the protocol randomises on {needs_outcomes}, which exist only after the incidents "
-            "are imported, so the synthetic force cannot place training in advance; use a "
-            "protocol without baseline covariates for synth"
-        )
-    if plan.intervention_stations is not None and plan.intervention_stations >= len(stations):
-        # A force smaller than the protocol's design: half its stations, rounded down.
-        plan = plan.model_copy(update={"intervention_stations": None, "per_stratum": {}})
-    clusters = stations.copy()
-    eligible = officers[officers["eligible_now"]].drop_duplicates("collar_number")
-    clusters["eligible_officers"] = (
-        clusters["station_id"].map(eligible["station_id"].value_counts()).fillna(0).astype(int)
-    )
-    return allocate_by_plan(plan, clusters).arms
-
-
-def _training(
-    rng: np.random.Generator,
-    stations: pd.DataFrame,
-    officers: pd.DataFrame,
-    arms: dict[str, str],
-    protocol: Protocol,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dt.date]]:
-    """One-day sessions of up to 16 officers at each intervention station, June to September."""
-    sessions, attendance, dates = [], [], {}
-    window_start = protocol.eligibility.on_date + dt.timedelta(days=31)
-    s = 0
-    for sid in stations["station_id"]:
-        if arms[sid] != "intervention":
-            continue
-        roster = officers[(officers["station_id"] == sid) & officers["eligible_now"]]
-        others = officers[(officers["station_id"] == sid) & ~officers["eligible_now"]]
-        put_forward = list(roster["collar_number"]) + list(
-            others["collar_number"].sample(frac=0.1, random_state=int(rng.integers(1 << 31)))
-        )
-        put_forward = list(dict.fromkeys(put_forward))
-        n_sessions = max(1, math.ceil(len(put_forward) / 16))
-        first = window_start + dt.timedelta(days=int(rng.integers(0, 75)))
-        days = sorted(first + dt.timedelta(days=int(d)) for d in rng.integers(0, 42, n_sessions))
-        order = rng.permutation(len(put_forward))
-        for k, day in enumerate(days):
-            s += 1
-            session_id = f"TRN{s:03d}"
-            sessions.append(
-                {"session_id": session_id, "station_id": sid, "session_date": day,
-                 "trainer": "Mental health professionals"}
-            )  # fmt: skip
-            for idx in order[k::n_sessions]:
-                attendance.append(
-                    {"session_id": session_id, "collar_number": put_forward[idx],
-                     "attended": "yes" if rng.random() < 0.69 else "no"}
-                )  # fmt: skip
-        dates[sid] = days[-1]
-    return (
-        pd.DataFrame(sessions, columns=["session_id", "station_id", "session_date", "trainer"]),
-        pd.DataFrame(attendance, columns=["session_id", "collar_number", "attended"]),
-        dates,
-    )
-
-
-def _incidents(
+def make_incidents(
     rng: np.random.Generator,
     *,
     station_df: pd.DataFrame,
@@ -426,7 +133,7 @@ def _skip_spring_forward(created: pd.Series) -> pd.Series:
     return created.where(~missing, created + pd.Timedelta(hours=1))
 
 
-def _beats_for(
+def beats_for(
     rng: np.random.Generator, station: np.ndarray, beats: pd.DataFrame, stations: pd.DataFrame
 ) -> np.ndarray:
     out = np.empty(len(station), dtype=object)
@@ -438,7 +145,7 @@ def _beats_for(
     return out
 
 
-def _attending_officers(
+def attending_officers(
     rng: np.random.Generator,
     incidents: pd.DataFrame,
     officers: pd.DataFrame,
@@ -494,7 +201,7 @@ def _attending_officers(
     )
 
 
-def _persons(
+def make_persons(
     rng: np.random.Generator,
     incidents: pd.DataFrame,
     stations: pd.DataFrame,
@@ -593,7 +300,9 @@ def _ages(ages: np.ndarray, known: np.ndarray) -> pd.arrays.IntegerArray:
     return out
 
 
-def _tags(rng: np.random.Generator, incidents: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+def make_tags(
+    rng: np.random.Generator, incidents: pd.DataFrame, protocol: Protocol
+) -> pd.DataFrame:
     """Mental-health qualifiers on most mental-health incidents, rarely on others."""
     is_mh = incidents["is_mh"].to_numpy()
     refs = incidents["incident_ref"].to_numpy()
@@ -615,7 +324,7 @@ def _tags(rng: np.random.Generator, incidents: pd.DataFrame, protocol: Protocol)
     )
 
 
-def _s136(
+def make_s136(
     rng: np.random.Generator,
     incidents: pd.DataFrame,
     incident_persons: pd.DataFrame,
