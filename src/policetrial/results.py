@@ -32,6 +32,9 @@ class Estimate:
     df: float | None
     n_clusters: int
     notes: tuple[str, ...] = ()
+    analysis_set: str = "main"
+    """Which data: "main", or a sensitivity set ("per_protocol", "exclude_contaminated",
+    "alternative_primary")."""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: _clean(v) for k, v in asdict(self).items()}

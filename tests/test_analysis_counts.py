@@ -85,7 +85,7 @@ def test_interval_matches_the_p_value_and_brackets_the_estimate() -> None:
     assert cl.df == 9
     # Recomputing the p-value at an interval end gives alpha: that is what the end means.
     data = count_data(table)
-    from policetrial.analysis import _p_values, _scores
+    from policetrial.analysis.counts import _p_values, _scores
 
     for end in (nb.ci_low, nb.ci_high):
         inside = np.log(end) + (1e-3 if end == nb.ci_low else -1e-3)
@@ -123,14 +123,16 @@ def test_an_arm_with_no_events_is_refused_clearly() -> None:
 def test_a_station_with_zero_counts_is_fine() -> None:
     table = _table(np.random.default_rng(4))
     table.loc[0, ["baseline", "followup"]] = 0
-    nb, cl = analyse_counts(
-        table,
-        outcome="x",
-        schemes=_schemes(table["station_id"].tolist()),
-        station_order=tuple(table["station_id"]),
-    )
+    with pytest.warns(UserWarning, match=r"station\(s\) \['S00'\] had no events"):
+        nb, cl = analyse_counts(
+            table,
+            outcome="x",
+            schemes=_schemes(table["station_id"].tolist()),
+            station_order=tuple(table["station_id"]),
+        )
     for e in (nb, cl):
         assert all(np.isfinite([e.estimate, e.ci_low, e.ci_high, e.p_value]))
+        assert "station(s) ['S00'] had no events at follow-up" in e.notes
 
 
 @pytest.mark.slow
