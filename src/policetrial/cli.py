@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from policetrial.cli_validate import validate
 from policetrial.errors import TrialError
 
 __all__ = ["app", "main"]
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 key_app = typer.Typer(help="Pseudonymisation keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
+app.command("validate")(validate)
 
 console = Console()
 errors = Console(stderr=True)
@@ -316,17 +318,46 @@ def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False)
             _emit_json(results.to_dict())
             return
         rows = [
-            [e.outcome, e.method, e.estimate, f"{e.ci_low:.2f} to {e.ci_high:.2f}", e.p_value]
-            for e in results.estimates
+            [
+                e.outcome,
+                e.analysis_set,
+                e.method,
+                e.scale,
+                e.estimate,
+                f"{_cell(e.ci_low)} to {_cell(e.ci_high)}",
+                e.p_value,
+                e.df,
+            ]
+            for e in results.analyses
         ]
         console.print(
             _table(
-                "Effect estimates (rate ratios)",
-                ["outcome", "method", "estimate", "95% CI", "p"],
+                "Effect estimates",
+                ["outcome", "set", "method", "scale", "estimate", "95% CI", "p", "df"],
                 rows,
             )
         )
-        console.print(f"Wrote {path}")
+        console.print(
+            _table(
+                "Between-station variation (CONSORT 17a)",
+                ["outcome", "measure", "adjusted for", "estimate", "95% CI"],
+                [
+                    [
+                        c.outcome,
+                        c.measure,
+                        c.adjusted_for,
+                        c.estimate,
+                        f"{_cell(c.ci_low)} to {_cell(c.ci_high)}",
+                    ]
+                    for c in results.clustering
+                ],
+            )
+        )
+        test = results.randomisation_test
+        console.print(
+            f"Randomisation test over {test['n_schemes']} schemes; smallest attainable "
+            f"p-value {test['smallest_p_value']:.4f}. Wrote {path}"
+        )
 
 
 @app.command()
