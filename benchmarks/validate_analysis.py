@@ -54,6 +54,30 @@ def _baseline_interval(data: CountData, schemes: np.ndarray, alpha: float = 0.05
     return np.stack(ends, axis=1)
 
 
+def merge(folder: Path) -> None:
+    """One results file from per-CV study files; prints the null cells."""
+    parts = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    merged = {
+        "settings": [p["settings"] for p in parts],
+        "seconds": sum(p["seconds"] for p in parts),
+        "cells": [c for p in parts for c in p["cells"]],
+        "bars": parts[0]["bars"],
+        "failures": [f for p in parts for f in p["failures"]],
+    }
+    speed_file = RESULTS / "validate_analysis_speed.json"
+    if speed_file.exists():
+        merged["interval_speed"] = json.loads(speed_file.read_text())
+    (RESULTS / "validate_analysis.json").write_text(json.dumps(merged, indent=2) + "\n")
+    for c in merged["cells"]:
+        coverage = "" if c["coverage"] is None else f"{c['coverage']:.4f}"
+        print(
+            f"{c['outcome_type']:13} {c['method']:17} {c['scenario']:9} "
+            f"{c['heterogeneity']:<5} {c['true_effect']:<4} {c['analysed']:>5}/{c['n_trials']:<5} "
+            f"rejection {c['rejection']:.4f}  coverage {coverage}"
+        )
+    print("missed bars:", merged["failures"] or "none")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=5000)
@@ -61,8 +85,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--speed-trials", type=int, default=1000)
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="Instead of simulating, merge the JSON files `policetrial validate --out` wrote "
+        "into this folder (one per CV, run in parallel) into the results file.",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
+    if args.merge is not None:
+        merge(args.merge)
+        return
 
     schemes = connect_schemes()
     data = simulate_counts(

@@ -16,6 +16,7 @@ from policetrial.analysis.questionnaire import analyse_scores
 from policetrial.analysis.sensitivity import per_protocol_schemes
 from policetrial.errors import AnalysisError
 from policetrial.nbreg import fit_negbin
+from policetrial.protocol import Protocol
 from policetrial.randomise import randomise_clusters
 
 STATIONS = tuple(f"S{i:02d}" for i in range(12))
@@ -226,3 +227,60 @@ def test_per_protocol_schemes_condition_on_the_excluded_stations() -> None:
     assert kept == allocation.cluster_ids[1:]
     assert kept_schemes.shape == (200, 11)
     assert np.all(kept_schemes.sum(axis=1) == 5)
+
+
+def test_protocol_switches_sensitivity_analyses(protocol: Protocol) -> None:
+    """The Connect protocol switches every sensitivity analysis on; a bad name or an
+    unknown alternative outcome is refused with the key named."""
+    from policetrial.errors import ProtocolError
+    from policetrial.protocol import builtin_protocol_path, parse_protocol
+
+    assert set(protocol.analysis.sensitivity) == {
+        "cluster_level",
+        "per_protocol",
+        "exclude_contaminated",
+        "alternative_primary",
+    }
+    text = builtin_protocol_path("connect").read_text()
+    with pytest.raises(ProtocolError, match=r"analysis\.sensitivity"):
+        parse_protocol(text.replace('"per_protocol",', '"per_protokol",'))
+    with pytest.raises(ProtocolError, match=r"analysis\.alternative_primary"):
+        parse_protocol(
+            text.replace('alternative_primary = "police_response"', 'alternative_primary = "calls"')
+        )
+
+
+@pytest.mark.slow
+def test_corrected_gee_and_questionnaire_keep_their_size() -> None:
+    """Under the null, 6 + 6 stratified stations, between-station CV 0.3: Kauermann-Carroll
+    GEE rejects about 5% (binomial 99% band around 0.05 for 600 trials), Mancl-DeRouen and
+    Fay-Graubard no more; the questionnaire ANCOVA rejects about 5% (ICC 0.1)."""
+    from policetrial.analysis.validity import validity_study
+
+    study = validity_study(
+        n_trials=600, n_alternative=0, cvs=(0.3,), parts=("binary", "questionnaire"), iccs=(0.1,)
+    )
+    band = stats.binom.ppf([0.005, 0.995], 600, 0.05) / 600
+    cells = {(c.method, c.scenario): c for c in study.cells}
+    assert band[0] <= cells["gee_kc", "tag"].rejection <= band[1]
+    for method in ("gee_md", "gee_fg"):
+        assert cells[method, "tag"].rejection <= band[1]
+    assert band[0] <= cells["station_ancova", "officers"].rejection <= band[1]
+    assert cells["gee_robust_z", "tag"].rejection > band[1]
+
+
+def test_public_api_is_listed() -> None:
+    import policetrial.analysis as analysis
+
+    for name in analysis.__all__:
+        assert hasattr(analysis, name), name
+    for name in (
+        "CountData",
+        "count_data",
+        "nb_randomisation",
+        "cluster_level_ancova",
+        "analyse_counts",
+        "METHODS",
+    ):
+        assert name in analysis.__all__
+    assert {"nb_randomisation", "gee_kc", "station_ancova"} <= set(analysis.ALL_METHODS)
