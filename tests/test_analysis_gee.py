@@ -191,3 +191,22 @@ def test_bad_inputs_are_refused() -> None:
     fit = fit_gee(y[few], X[few], cluster[few])
     with pytest.raises(AnalysisError, match="no degrees of freedom"):
         gee_test(fit, coefficient=1, correction="md")
+
+
+def test_a_diverging_data_set_leaves_the_others_alone() -> None:
+    """A data set whose arm has no events has no finite odds ratio: it comes back NaN
+    and unconverged, and the data set fitted beside it is as if fitted alone."""
+    y, X, cluster = _clustered(12)
+    bad = y.copy()
+    bad[X[:, 1] == 1] = 0
+    batch = fit_gee(
+        np.concatenate([y, bad]),
+        np.concatenate([X, X]),
+        np.concatenate([cluster, cluster]),
+        dataset=np.repeat([0, 1], y.size),
+    )
+    one = fit_gee(y, X, cluster)
+    assert np.isnan(batch.beta[1]).all() and not batch.converged[1]
+    assert np.isnan(batch.cov["kc"][1]).all()
+    np.testing.assert_allclose(batch.beta[0], one.beta[0], rtol=1e-9)
+    np.testing.assert_allclose(batch.cov["kc"][0], one.cov["kc"][0], rtol=1e-8)

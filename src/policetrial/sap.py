@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from policetrial.allocation import current_allocation
+from policetrial.allocation import SealedAllocation, current_allocation
 from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.icc import anova_icc, count_cv
@@ -27,8 +27,9 @@ from policetrial.errors import AnalysisError, WorkspaceError
 from policetrial.ingest import read_store
 from policetrial.outcomes import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
 from policetrial.outcomes_catalogue import OUTCOMES
+from policetrial.protocol import Analysis
 from policetrial.results import Clustering, Estimate, TrialResults
-from policetrial.roster import exposure, load_officers, load_stations
+from policetrial.roster import Exposure, exposure, load_officers, load_stations
 from policetrial.workspace import Workspace
 
 __all__ = ["analyse_workspace", "descriptive_by_arm", "write_results"]
@@ -164,8 +165,8 @@ def analyse_workspace(
 def _run_plan(
     workspace: Workspace,
     outcomes: OutcomeTables,
-    allocation: Any,
-    exp: Any,
+    allocation: SealedAllocation,
+    exp: Exposure,
     questionnaire: pd.DataFrame | None,
 ) -> tuple[list[Estimate], list[Clustering]]:
     """Every analysis the protocol asks for; secondary failures become warnings."""
@@ -285,8 +286,8 @@ BINARY_POPULATIONS = {"tagged": None, "s136": "mh_call"}
 def _binary(
     flag: str,
     incidents: pd.DataFrame,
-    allocation: Any,
-    plan: Any,
+    allocation: SealedAllocation,
+    plan: Analysis,
     analyses: list[Estimate],
     clustering: list[Clustering],
 ) -> None:
@@ -317,7 +318,7 @@ def _binary(
 
 
 def _questionnaire(
-    scores: pd.DataFrame, plan: Any, analyses: list[Estimate], clustering: list[Clustering]
+    scores: pd.DataFrame, plan: Analysis, analyses: list[Estimate], clustering: list[Clustering]
 ) -> None:
     analyses.append(analyse_scores(scores, alpha=plan.alpha))
     answered = scores.dropna(subset=["post"])

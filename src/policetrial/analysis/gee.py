@@ -164,6 +164,11 @@ def fit_gee(
             if still.mean() < 0.5:
                 batch, ids = batch.subset(still), ids[still]
         omega, score, _ = full.moments(beta, rho)
+        # Diverged data sets (an arm without events) get no variance: zero them here so
+        # that no NaN reaches the eigendecompositions.
+        gone = diverged[full.group_set]
+        omega = np.where(gone[:, None, None], 0.0, omega)
+        score = np.where(gone[:, None], 0.0, score)
         B = full.per_set(omega)
         M = np.linalg.inv(np.where(diverged[:, None, None], np.eye(p), B))
         M_group = M[full.group_set]
