@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.linalg import fractional_matrix_power
 
 from policetrial.analysis.gee import FG_BOUND, fit_gee, gee_test
@@ -210,3 +212,18 @@ def test_a_diverging_data_set_leaves_the_others_alone() -> None:
     assert np.isnan(batch.cov["kc"][1]).all()
     np.testing.assert_allclose(batch.beta[0], one.beta[0], rtol=1e-9)
     np.testing.assert_allclose(batch.cov["kc"][0], one.cov["kc"][0], rtol=1e-8)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_rows_and_cluster_labels_can_come_in_any_order(seed: int) -> None:
+    """Property: shuffling the rows and relabelling the clusters changes nothing."""
+    y, X, cluster = _clustered(13, K=8)
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(y.size)
+    labels = rng.permutation(8)
+    a = fit_gee(y, X, cluster)
+    b = fit_gee(y[rows], X[rows], labels[cluster[rows]])
+    np.testing.assert_allclose(a.beta, b.beta, rtol=1e-9)
+    for name in ("robust", "md", "kc", "fg"):
+        np.testing.assert_allclose(a.cov[name], b.cov[name], rtol=1e-8)
