@@ -145,3 +145,42 @@ def test_validate_cli_runs_a_small_study(tmp_path: Path) -> None:
     assert {"nb_randomisation", "cluster_level", "station_ancova"} <= methods
     bad = runner.invoke(app, ["validate", "--part", "sizes"])
     assert bad.exit_code == 2 and "--part 'sizes'" in bad.stderr
+
+
+def test_per_protocol_leaves_out_low_dose_stations(imported_copy: Workspace) -> None:
+    """With a dose threshold above two intervention stations' training share, those two
+    are left out of the per-protocol analysis of the primary outcome."""
+    from policetrial.allocation import current_allocation
+    from policetrial.ingest import read_store
+    from policetrial.roster import exposure, load_officers, load_stations
+    from policetrial.workspace import open_workspace
+
+    arms = current_allocation(imported_copy).arms
+    exp = exposure(
+        imported_copy.protocol,
+        load_stations(imported_copy),
+        arms,
+        load_officers(imported_copy),
+        read_store(imported_copy, "training_sessions"),
+        read_store(imported_copy, "training_attendance"),
+    )
+    shares = sorted(
+        r["trained_share"] for r in exp.to_dict()["by_station"] if r["arm"] == "intervention"
+    )
+    threshold = (shares[1] + shares[2]) / 2
+    toml = imported_copy.root / "trial.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "per_protocol_min_dose = 0.5", f"per_protocol_min_dose = {threshold:.6f}"
+        )
+    )
+    ws = open_workspace(imported_copy.root)
+    try:
+        results = analyse_workspace(ws)
+    finally:
+        ws.engine.dispose()
+    per_protocol = [e for e in results.analyses if e.analysis_set == "per_protocol"]
+    assert {e.method for e in per_protocol} == {"nb_randomisation", "cluster_level"}
+    assert all(e.n_clusters == 10 for e in per_protocol)
+    nb = next(e for e in per_protocol if e.method == "nb_randomisation")
+    assert "schemes in the randomisation distribution" in nb.notes[-1]
