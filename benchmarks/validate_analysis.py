@@ -54,15 +54,42 @@ def _baseline_interval(data: CountData, schemes: np.ndarray, alpha: float = 0.05
     return np.stack(ends, axis=1)
 
 
-def merge(folder: Path) -> None:
-    """One results file from per-CV study files; prints the null cells."""
-    parts = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+def merge(folders: list[Path]) -> None:
+    """One results file from per-CV study files; prints every cell."""
+    parts = [json.loads(p.read_text()) for folder in folders for p in sorted(folder.glob("*.json"))]
+    cells: dict[tuple, dict] = {}
+    for part in parts:
+        for c in part["cells"]:
+            key = (c["outcome_type"], c["method"], c["scenario"], c["heterogeneity"])
+            cells[(*key, c["true_effect"])] = c
+    ordered = sorted(
+        cells.values(),
+        key=lambda c: (
+            c["outcome_type"],
+            c["heterogeneity"],
+            c["scenario"],
+            c["true_effect"] != 1.0 and c["true_effect"] != 0.0,
+        ),
+    )
+    failures = []
+    for c in ordered:
+        bar = parts[0]["bars"].get(c["outcome_type"])
+        if not bar or not c["offered"] or c["true_effect"] not in (0.0, 1.0):
+            continue
+        name = f"{c['method']} ({c['scenario']}, {c['heterogeneity']})"
+        low, high = bar["size"]
+        if not low <= c["rejection"] <= high:
+            failures.append(f"{name}: size {c['rejection']:.4f}")
+        if "coverage" in bar and c["coverage"] is not None:
+            low, high = bar["coverage"]
+            if not low <= c["coverage"] <= high:
+                failures.append(f"{name}: coverage {c['coverage']:.4f}")
     merged = {
         "settings": [p["settings"] for p in parts],
         "seconds": sum(p["seconds"] for p in parts),
-        "cells": [c for p in parts for c in p["cells"]],
+        "cells": ordered,
         "bars": parts[0]["bars"],
-        "failures": [f for p in parts for f in p["failures"]],
+        "failures": failures,
     }
     speed_file = RESULTS / "validate_analysis_speed.json"
     if speed_file.exists():
@@ -88,8 +115,11 @@ def main() -> None:
     parser.add_argument(
         "--merge",
         type=Path,
+        nargs="+",
         help="Instead of simulating, merge the JSON files `policetrial validate --out` wrote "
-        "into this folder (one per CV, run in parallel) into the results file.",
+        "into these folders (one per CV, run in parallel) into the results file; a cell in "
+        "a later folder replaces the same cell (outcome type, method, scenario, CV, truth) "
+        "from an earlier one.",
     )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)

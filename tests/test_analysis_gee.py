@@ -139,6 +139,8 @@ def test_corrections_match_hand_coded_sandwich_algebra(weighted: bool) -> None:
     hand = _hand_sandwich(y, X, cluster, w, fit.beta[0], fit.rho[0])
     for name in ("robust", "md", "kc", "fg"):
         np.testing.assert_allclose(fit.cov[name][0], hand[name], rtol=1e-9, atol=1e-14)
+    # Ford & Westgate (2017): the average of the KC and MD covariances.
+    np.testing.assert_allclose(fit.cov["avg"][0], (hand["kc"] + hand["md"]) / 2, rtol=1e-9)
 
 
 def test_clusters_of_one_reduce_to_hc2_and_hc3() -> None:

@@ -47,7 +47,7 @@ def test_every_analysis_is_in_the_results(planned: dict) -> None:
         for analysis_set in ("main", "exclude_contaminated"):
             assert ("mh_calls", method, analysis_set) in seen
         assert ("police_response", method, "alternative_primary") in seen
-    for method in ("gee_kc", "gee_md", "gee_fg"):
+    for method in ("gee_avg", "gee_kc", "gee_md", "gee_fg"):
         assert ("tagged_incident", method, "main") in seen
     # `estimates` keeps what the report shows: count outcomes, main analysis set.
     assert all(

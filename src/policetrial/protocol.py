@@ -191,7 +191,8 @@ class Analysis(_Frozen):
     primary_method: Literal["negative_binomial"] = "negative_binomial"
     sensitivity: tuple[Sensitivity, ...] = ("cluster_level",)
     binary_outcomes: tuple[Literal["tagged", "s136"], ...] = ("tagged", "s136")
-    binary_methods: tuple[Literal["gee_kc", "gee_md", "gee_fg"], ...] = (
+    binary_methods: tuple[Literal["gee_avg", "gee_kc", "gee_md", "gee_fg"], ...] = (
+        "gee_avg",
         "gee_kc",
         "gee_md",
         "gee_fg",

@@ -13,7 +13,8 @@ the very functions the trial's analysis uses:
 - binary (incident flags): station log-odds of the event normal with SD chosen so the
   station proportions have CV k around the prevalence, a period x station factor,
   incidents per station Poisson around 450 x station size (lognormal CV 0.3);
-  methods `gee_kc`, `gee_md`, `gee_fg` (and the uncorrected sandwich, not offered);
+  methods `gee_avg`, `gee_kc`, `gee_md`, `gee_fg` (and the uncorrected sandwich with a
+  normal reference, not offered);
 - questionnaire: officers per station Poisson(30), station effects with ICC rho shared
   by pre and post, officer pre/post correlation 0.5; method `station_ancova`.
 
@@ -59,6 +60,7 @@ OFFERED = {
     "cluster_level": True,
     "nb_wald_z": False,
     "nb_wald_t": False,
+    "gee_avg": True,
     "gee_kc": True,
     "gee_md": True,
     "gee_fg": True,
@@ -300,7 +302,7 @@ def _binary_cells(
         np.add.at(rows, (trial, arm), 1)
         estimable = np.all((events > 0) & (events < rows), axis=1)
         fit = fit_gee(y, X, station, dataset=trial)
-        for correction in ("kc", "md", "fg", "robust"):
+        for correction in ("avg", "kc", "md", "fg", "robust"):
             r = gee_test(fit, coefficient=1, correction=correction)
             if correction == "robust":
                 q = stats.norm.ppf(0.975)
