@@ -74,7 +74,7 @@ def merge(folders: list[Path]) -> None:
     failures = []
     for c in ordered:
         bar = parts[0]["bars"].get(c["outcome_type"])
-        if not bar or not c["offered"] or c["true_effect"] not in (0.0, 1.0):
+        if not bar or c["method"] not in bar["methods"] or c["true_effect"] not in (0.0, 1.0):
             continue
         name = f"{c['method']} ({c['scenario']}, {c['heterogeneity']})"
         low, high = bar["size"]
