@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from policetrial.analysis.counts import CountData, _bisect, _p_values, nb_randomisation
-from policetrial.analysis.validity import connect_schemes, simulate_counts, validity_study
+from policetrial.analysis.validity import BARS, connect_schemes, simulate_counts, validity_study
 from policetrial.nbreg import fit_negbin
 
 RESULTS = Path(__file__).parent / "results"
@@ -73,7 +73,7 @@ def merge(folders: list[Path]) -> None:
     )
     failures = []
     for c in ordered:
-        bar = parts[0]["bars"].get(c["outcome_type"])
+        bar = BARS.get(c["outcome_type"])
         if not bar or c["method"] not in bar["methods"] or c["true_effect"] not in (0.0, 1.0):
             continue
         name = f"{c['method']} ({c['scenario']}, {c['heterogeneity']})"
@@ -88,7 +88,7 @@ def merge(folders: list[Path]) -> None:
         "settings": [p["settings"] for p in parts],
         "seconds": sum(p["seconds"] for p in parts),
         "cells": ordered,
-        "bars": parts[0]["bars"],
+        "bars": BARS,
         "failures": failures,
     }
     speed_file = RESULTS / "validate_analysis_speed.json"
