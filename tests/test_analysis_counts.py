@@ -158,3 +158,22 @@ def test_size_and_coverage_at_twelve_stations() -> None:
         assert band[0] <= size <= band[1]
         coverage = np.mean((r["ci_low"] <= 1) & (r["ci_high"] >= 1))
         assert 1 - band[1] <= coverage <= 1 - band[0]
+
+
+def test_the_interval_is_the_connected_set_of_unrejected_rate_ratios() -> None:
+    """Every rate ratio strictly inside the interval is not rejected (p > alpha), and
+    the randomisation p-value is 1 at the NB estimate, where T = 0 exactly."""
+    from policetrial.analysis.counts import _p_values, _scores
+
+    rng = np.random.default_rng(21)
+    tables = [_table(rng, effect=e) for e in (0.6, 1.0, 1.3)]
+    schemes = _schemes(tables[0]["station_id"].tolist())
+    for table in tables:
+        data = count_data(table)
+        r = nb_randomisation(data, schemes)
+        grid = np.linspace(np.log(r["ci_low"][0]), np.log(r["ci_high"][0]), 11)[1:-1]
+        grid = np.append(grid, r["log_rr"][0])
+        scores, _ = _scores(data, grid, np.zeros(grid.size, dtype=int))
+        p = _p_values(scores, np.repeat(data.z.astype(float), grid.size, axis=0), schemes)
+        assert np.all(p > 0.05)
+        assert p[-1] == 1.0
