@@ -19,6 +19,7 @@ from policetrial.cli_audit import audit_app
 from policetrial.cli_common import (
     JsonOption,
     WorkspaceOption,
+    cell,
     console,
     emit_json,
     errors,
@@ -30,6 +31,7 @@ from policetrial.cli_common import (
 from policetrial.cli_design import design_app
 from policetrial.cli_randomise import randomise_command
 from policetrial.cli_survey import survey_app
+from policetrial.cli_validate import validate
 
 __all__ = ["app", "main"]
 
@@ -45,6 +47,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(survey_app, name="survey")
 app.add_typer(design_app, name="design")
 app.add_typer(audit_app, name="audit")
+app.command("validate")(validate)
 
 
 @app.command()
@@ -268,17 +271,46 @@ def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False)
             emit_json(results.to_dict())
             return
         rows = [
-            [e.outcome, e.method, e.estimate, f"{e.ci_low:.2f} to {e.ci_high:.2f}", e.p_value]
-            for e in results.estimates
+            [
+                e.outcome,
+                e.analysis_set,
+                e.method,
+                e.scale,
+                e.estimate,
+                f"{cell(e.ci_low)} to {cell(e.ci_high)}",
+                e.p_value,
+                e.df,
+            ]
+            for e in results.analyses
         ]
         console.print(
             table(
-                "Effect estimates (rate ratios)",
-                ["outcome", "method", "estimate", "95% CI", "p"],
+                "Effect estimates",
+                ["outcome", "set", "method", "scale", "estimate", "95% CI", "p", "df"],
                 rows,
             )
         )
-        console.print(f"Wrote {path}")
+        console.print(
+            table(
+                "Between-station variation (CONSORT 17a)",
+                ["outcome", "measure", "adjusted for", "estimate", "95% CI"],
+                [
+                    [
+                        c.outcome,
+                        c.measure,
+                        c.adjusted_for,
+                        c.estimate,
+                        f"{cell(c.ci_low)} to {cell(c.ci_high)}",
+                    ]
+                    for c in results.clustering
+                ],
+            )
+        )
+        test = results.randomisation_test
+        console.print(
+            f"Randomisation test over {test['n_schemes']} schemes; smallest attainable "
+            f"p-value {test['smallest_p_value']:.4f}. Wrote {path}"
+        )
 
 
 @app.command()

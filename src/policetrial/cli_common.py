@@ -24,6 +24,7 @@ from policetrial.errors import TrialError
 __all__ = [
     "JsonOption",
     "WorkspaceOption",
+    "cell",
     "console",
     "emit_json",
     "errors",
@@ -99,11 +100,11 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for i, column in enumerate(columns):
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*[_cell(v) for v in row])
+        table.add_row(*[cell(v) for v in row])
     return table
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     return "" if value is None else str(value)

@@ -226,10 +226,30 @@ def _check_outcome(name: str) -> None:
         raise ValueError(f"unknown outcome {name!r}; expected one of {sorted(OUTCOMES)}")
 
 
+Sensitivity = Literal[
+    "cluster_level", "per_protocol", "exclude_contaminated", "alternative_primary"
+]
+
+
 class Analysis(_Frozen):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     primary_method: Literal["negative_binomial"] = "negative_binomial"
-    sensitivity: tuple[Literal["cluster_level"], ...] = ("cluster_level",)
+    sensitivity: tuple[Sensitivity, ...] = ("cluster_level",)
+    binary_outcomes: tuple[Literal["tagged", "s136"], ...] = ("tagged", "s136")
+    binary_methods: tuple[Literal["gee_avg", "gee_kc", "gee_md", "gee_fg"], ...] = (
+        "gee_avg",
+        "gee_kc",
+        "gee_md",
+        "gee_fg",
+    )
+    per_protocol_min_dose: float = Field(0.5, gt=0, le=1)
+    alternative_primary: str = "police_response"
+
+    @field_validator("alternative_primary")
+    @classmethod
+    def _known_alternative(cls, value: str) -> str:
+        _check_outcome(value)
+        return value
 
 
 AuditPackField = Literal[

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Estimate", "TrialResults"]
+__all__ = ["Clustering", "Estimate", "TrialResults"]
 
 
 def _clean(value: Any) -> Any:
@@ -31,6 +31,33 @@ class Estimate:
     p_value: float
     df: float | None
     n_clusters: int
+    notes: tuple[str, ...] = ()
+    analysis_set: str = "main"
+    """Which data: "main", or a sensitivity set ("per_protocol", "exclude_contaminated",
+    "alternative_primary")."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: _clean(v) for k, v in asdict(self).items()}
+        d["notes"] = list(self.notes)
+        return d
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([self.to_dict()])
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """How much stations differ: a between-station CV or an ICC, with its interval."""
+
+    outcome: str
+    measure: str
+    """"cv_between" (counts: SD / mean of station rates) or "icc"."""
+    estimate: float
+    ci_low: float
+    ci_high: float
+    method: str
+    n_clusters: int
+    adjusted_for: str = "arm"
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +85,11 @@ class TrialResults:
     warnings: tuple[str, ...] = ()
     software: dict[str, str] = field(default_factory=dict)
     generated_at: str = ""
+    analyses: tuple[Estimate, ...] = ()
+    """Every estimate: all outcomes (counts, binary, questionnaire), methods and analysis
+    sets. `estimates` keeps the count outcomes of the main analysis set."""
+    clustering: tuple[Clustering, ...] = ()
+    randomisation_test: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +105,11 @@ class TrialResults:
             "warnings": list(self.warnings),
             "software": self.software,
             "generated_at": self.generated_at,
+            "analyses": [e.to_dict() for e in self.analyses],
+            "clustering": [c.to_dict() for c in self.clustering],
+            "randomisation_test": self.randomisation_test,
         }
 
     def summary(self) -> pd.DataFrame:
-        return pd.DataFrame([e.to_dict() for e in self.estimates])
+        """One row per estimate (every outcome, method and analysis set)."""
+        return pd.DataFrame([e.to_dict() for e in (self.analyses or self.estimates)])

@@ -17,13 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from policetrial.allocation import current_allocation
-from policetrial.analysis import analyse_counts
+from policetrial.allocation import SealedAllocation, current_allocation
+from policetrial.analysis.binary import analyse_binary
+from policetrial.analysis.counts import analyse_counts
+from policetrial.analysis.icc import anova_icc, count_cv
+from policetrial.analysis.questionnaire import analyse_scores
+from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.errors import AnalysisError, WorkspaceError
+from policetrial.ingest import read_store
 from policetrial.outcomes import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
 from policetrial.outcomes_catalogue import OUTCOMES
-from policetrial.results import Estimate, TrialResults
-from policetrial.roster import workspace_exposure
+from policetrial.protocol import Analysis
+from policetrial.results import Clustering, Estimate, TrialResults
+from policetrial.roster import Exposure, workspace_exposure
 from policetrial.workspace import Workspace
 
 __all__ = ["analyse_workspace", "descriptive_by_arm", "write_results"]
@@ -70,10 +76,24 @@ def descriptive_by_arm(outcomes: OutcomeTables) -> dict[str, Any]:
 
 
 def analyse_workspace(
-    workspace: Workspace, *, outcomes: OutcomeTables | None = None
+    workspace: Workspace,
+    *,
+    outcomes: OutcomeTables | None = None,
+    questionnaire: pd.DataFrame | None = None,
 ) -> TrialResults:
-    """Run the protocol's analysis plan on the workspace's data."""
+    """Run the protocol's analysis plan on the workspace's data.
+
+    Parameters
+    ----------
+    outcomes : the outcome tables, if already derived (else derived here).
+    questionnaire : officer scores (officer_key, station_id, arm, pre, post), if any;
+        analysed by `analyse_scores`.
+
+    The primary outcome must be analysable (else `AnalysisError`); every other analysis
+    that cannot be run is left out with a warning saying why.
+    """
     protocol = workspace.protocol
+    plan = protocol.analysis
     allocation = current_allocation(workspace)
     if allocation is None:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
@@ -86,32 +106,18 @@ def analyse_workspace(
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         outcomes = outcomes or workspace_outcomes(workspace)
-        caught.extend(str(w.message) for w in seen)
-    methods = ("nb_randomisation", *protocol.analysis.sensitivity)
-    estimates: list[Estimate] = []
-    for outcome in (protocol.outcomes.primary, *protocol.outcomes.secondary):
-        try:
-            estimates.extend(
-                analyse_counts(
-                    outcomes.wide(outcome),
-                    outcome=outcome,
-                    schemes=allocation.scheme_set.schemes,
-                    station_order=allocation.cluster_ids,
-                    alpha=protocol.analysis.alpha,
-                    methods=methods,
-                )
-            )
-        except AnalysisError as exc:
-            if outcome == protocol.outcomes.primary:
-                raise
-            caught.append(f"{outcome} not analysed: {exc}")
+        exp = workspace_exposure(workspace)
+        analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, questionnaire)
+        caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
     primary = next(
         e
-        for e in estimates
-        if e.outcome == protocol.outcomes.primary and e.method == "nb_randomisation"
+        for e in analyses
+        if e.outcome == protocol.outcomes.primary
+        and e.method == "nb_randomisation"
+        and e.analysis_set == "main"
     )
+    count_outcomes = {protocol.outcomes.primary, *protocol.outcomes.secondary}
     arms = allocation.arms
-    exp = workspace_exposure(workspace)
     sp = outcomes.station_period
     return TrialResults(
         trial={
@@ -120,10 +126,12 @@ def analyse_workspace(
             "force": protocol.trial.force,
             "primary_outcome": protocol.outcomes.primary,
             "primary_outcome_label": OUTCOMES[protocol.outcomes.primary].label,
-            "alpha": protocol.analysis.alpha,
+            "alpha": plan.alpha,
         },
         primary=primary,
-        estimates=tuple(estimates),
+        estimates=tuple(
+            e for e in analyses if e.analysis_set == "main" and e.outcome in count_outcomes
+        ),
         stations={
             "intervention": sum(1 for a in arms.values() if a == "intervention"),
             "control": sum(1 for a in arms.values() if a == "control"),
@@ -133,9 +141,187 @@ def analyse_workspace(
         allocation=allocation.to_dict(),
         exposure=_jsonable(exp.to_dict()),
         descriptive=descriptive_by_arm(outcomes),
-        warnings=tuple(caught),
+        warnings=tuple(dict.fromkeys(caught)),
         software=_software(),
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        analyses=tuple(analyses),
+        clustering=tuple(clustering),
+        randomisation_test={
+            "n_schemes": allocation.scheme_set.n_schemes,
+            "enumerated": allocation.scheme_set.enumerated,
+            "smallest_p_value": allocation.scheme_set.smallest_p_value(),
+        },
+    )
+
+
+def _run_plan(
+    workspace: Workspace,
+    outcomes: OutcomeTables,
+    allocation: SealedAllocation,
+    exp: Exposure,
+    questionnaire: pd.DataFrame | None,
+) -> tuple[list[Estimate], list[Clustering]]:
+    """Every analysis the protocol asks for; secondary failures become warnings."""
+    protocol = workspace.protocol
+    plan = protocol.analysis
+    schemes = allocation.scheme_set.schemes
+    order = allocation.cluster_ids
+    count_methods = (
+        "nb_randomisation",
+        *(["cluster_level"] if "cluster_level" in plan.sensitivity else []),
+    )
+    analyses: list[Estimate] = []
+    clustering: list[Clustering] = []
+
+    def attempt(label: str, required: bool, run: Any) -> None:
+        try:
+            run()
+        except AnalysisError as exc:
+            if required:
+                raise
+            warnings.warn(f"{label} not analysed: {exc}", UserWarning, stacklevel=2)
+
+    def counts(outcome: str, table: pd.DataFrame, analysis_set: str, **kw: Any) -> None:
+        analyses.extend(
+            analyse_counts(
+                table,
+                outcome=outcome,
+                schemes=kw.get("schemes", schemes),
+                station_order=kw.get("order", order),
+                alpha=plan.alpha,
+                methods=count_methods,
+                analysis_set=analysis_set,
+            )
+        )
+
+    primary = protocol.outcomes.primary
+    for outcome in (primary, *protocol.outcomes.secondary):
+        table = outcomes.wide(outcome)
+        attempt(outcome, outcome == primary, lambda o=outcome, t=table: counts(o, t, "main"))
+        for adjusted in (False, True):
+            attempt(
+                f"{outcome} (between-station CV)",
+                False,
+                lambda o=outcome, t=table, a=adjusted: clustering.append(
+                    count_cv(t, outcome=o, alpha=plan.alpha, adjusted=a)
+                ),
+            )
+    incidents = _incidents_with_s136(workspace, outcomes.incidents)
+    for flag in plan.binary_outcomes:
+        attempt(
+            flag,
+            False,
+            lambda f=flag: _binary(f, incidents, allocation, plan, analyses, clustering),
+        )
+    if questionnaire is not None:
+        attempt(
+            "questionnaire",
+            False,
+            lambda: _questionnaire(questionnaire, plan, analyses, clustering),
+        )
+    if "per_protocol" in plan.sensitivity:
+        shares = exp.by_station.set_index("station_id")["trained_share"]
+        excluded = [
+            s
+            for s in order
+            if allocation.arms[s] == "intervention"
+            and shares.get(s, 0.0) < plan.per_protocol_min_dose
+        ]
+        if not excluded:
+            warnings.warn(
+                f"per_protocol: every intervention station trained at least "
+                f"{plan.per_protocol_min_dose:.0%} of its eligible officers, so the "
+                "per-protocol analysis is the main analysis",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+
+            def per_protocol() -> None:
+                restricted, kept = per_protocol_schemes(schemes, order, excluded)
+                table = outcomes.wide(primary)
+                table = table[table["station_id"].isin(kept)]
+                counts(primary, table, "per_protocol", schemes=restricted, order=kept)
+
+            attempt(f"{primary} (per protocol)", False, per_protocol)
+    if "exclude_contaminated" in plan.sensitivity:
+        attempt(
+            f"{primary} (excluding contaminated incidents)",
+            False,
+            lambda: counts(
+                primary,
+                recount_without_contamination(incidents, outcomes.station_period, primary),
+                "exclude_contaminated",
+            ),
+        )
+    if "alternative_primary" in plan.sensitivity and plan.alternative_primary != primary:
+        alternative = plan.alternative_primary
+        attempt(
+            f"{alternative} (alternative primary)",
+            False,
+            lambda: counts(alternative, outcomes.wide(alternative), "alternative_primary"),
+        )
+    return analyses, clustering
+
+
+def _incidents_with_s136(workspace: Workspace, incidents: pd.DataFrame) -> pd.DataFrame:
+    """The incident table with an `s136` flag: a detention arose from the incident."""
+    detentions = read_store(workspace, "s136")
+    linked = set(detentions["incident_key"].dropna()) if "incident_key" in detentions else set()
+    return incidents.assign(s136=incidents["incident_key"].isin(linked))
+
+
+BINARY_POPULATIONS = {"tagged": None, "s136": "mh_call"}
+"""Which incidents each binary outcome is among: all, or those flagged by the column."""
+
+
+def _binary(
+    flag: str,
+    incidents: pd.DataFrame,
+    allocation: SealedAllocation,
+    plan: Analysis,
+    analyses: list[Estimate],
+    clustering: list[Clustering],
+) -> None:
+    population = BINARY_POPULATIONS[flag]
+    frame = incidents if population is None else incidents[incidents[population].astype(bool)]
+    outcome = f"{flag}_incident"
+    analyses.extend(
+        analyse_binary(
+            frame,
+            outcome=outcome,
+            flag=flag,
+            station_order=allocation.cluster_ids,
+            arms=allocation.arms,
+            alpha=plan.alpha,
+            methods=tuple(plan.binary_methods),
+        )
+    )
+    follow = frame[frame["period"] == "followup"]
+    clustering.append(
+        anova_icc(
+            follow[flag].astype(float).to_numpy(),
+            follow["station_id"].to_numpy(),
+            follow["station_id"].map(allocation.arms).to_numpy(),
+            outcome=outcome,
+            alpha=plan.alpha,
+        )
+    )
+
+
+def _questionnaire(
+    scores: pd.DataFrame, plan: Analysis, analyses: list[Estimate], clustering: list[Clustering]
+) -> None:
+    analyses.append(analyse_scores(scores, alpha=plan.alpha))
+    answered = scores.dropna(subset=["post"])
+    clustering.append(
+        anova_icc(
+            pd.to_numeric(answered["post"]).to_numpy(),
+            answered["station_id"].to_numpy(),
+            answered["arm"].to_numpy(),
+            outcome="questionnaire",
+            alpha=plan.alpha,
+        )
     )
 
 

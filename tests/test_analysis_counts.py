@@ -85,7 +85,7 @@ def test_interval_matches_the_p_value_and_brackets_the_estimate() -> None:
     assert cl.df == 9
     # Recomputing the p-value at an interval end gives alpha: that is what the end means.
     data = count_data(table)
-    from policetrial.analysis import _p_values, _scores
+    from policetrial.analysis.counts import _p_values, _scores
 
     for end in (nb.ci_low, nb.ci_high):
         inside = np.log(end) + (1e-3 if end == nb.ci_low else -1e-3)
@@ -123,14 +123,16 @@ def test_an_arm_with_no_events_is_refused_clearly() -> None:
 def test_a_station_with_zero_counts_is_fine() -> None:
     table = _table(np.random.default_rng(4))
     table.loc[0, ["baseline", "followup"]] = 0
-    nb, cl = analyse_counts(
-        table,
-        outcome="x",
-        schemes=_schemes(table["station_id"].tolist()),
-        station_order=tuple(table["station_id"]),
-    )
+    with pytest.warns(UserWarning, match=r"station\(s\) \['S00'\] had no events"):
+        nb, cl = analyse_counts(
+            table,
+            outcome="x",
+            schemes=_schemes(table["station_id"].tolist()),
+            station_order=tuple(table["station_id"]),
+        )
     for e in (nb, cl):
         assert all(np.isfinite([e.estimate, e.ci_low, e.ci_high, e.p_value]))
+        assert "station(s) ['S00'] had no events at follow-up" in e.notes
 
 
 @pytest.mark.slow
@@ -156,3 +158,22 @@ def test_size_and_coverage_at_twelve_stations() -> None:
         assert band[0] <= size <= band[1]
         coverage = np.mean((r["ci_low"] <= 1) & (r["ci_high"] >= 1))
         assert 1 - band[1] <= coverage <= 1 - band[0]
+
+
+def test_the_interval_is_the_connected_set_of_unrejected_rate_ratios() -> None:
+    """Every rate ratio strictly inside the interval is not rejected (p > alpha), and
+    the randomisation p-value is 1 at the NB estimate, where T = 0 exactly."""
+    from policetrial.analysis.counts import _p_values, _scores
+
+    rng = np.random.default_rng(21)
+    tables = [_table(rng, effect=e) for e in (0.6, 1.0, 1.3)]
+    schemes = _schemes(tables[0]["station_id"].tolist())
+    for table in tables:
+        data = count_data(table)
+        r = nb_randomisation(data, schemes)
+        grid = np.linspace(np.log(r["ci_low"][0]), np.log(r["ci_high"][0]), 11)[1:-1]
+        grid = np.append(grid, r["log_rr"][0])
+        scores, _ = _scores(data, grid, np.zeros(grid.size, dtype=int))
+        p = _p_values(scores, np.repeat(data.z.astype(float), grid.size, axis=0), schemes)
+        assert np.all(p > 0.05)
+        assert p[-1] == 1.0

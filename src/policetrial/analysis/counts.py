@@ -1,0 +1,522 @@
+"""Station counts: the primary analysis and its cluster-level sensitivity analysis.
+
+Primary: negative binomial regression of each station's follow-up count on arm,
+adjusted for its log baseline rate, with the log follow-up days as offset (the published
+analysis). Its rate ratio is reported with a randomisation test and a test-inverted
+interval over the scheme set actually used (Gail et al., Stat Med 1996;15:1069): under
+the null of no effect the NB model without arm is fitted, each station's score
+contribution s_i = (y_i - mu_i) / (1 + alpha mu_i) is kept, and the statistic
+T = sum_{intervention} s_i - (k / n) sum_i s_i is compared with its value under every
+candidate scheme. The interval is the set of rate ratios psi not rejected when
+log(psi) * arm is added to the offset. Its size is exact by construction; coverage is
+shown by simulation (`policetrial validate`).
+
+Sensitivity: a cluster-level analysis (Bennett et al., Int J Epidemiol 2002;31:839): a
+linear regression of log((y + 0.5) / days) on arm and the log baseline rate, with a t
+reference on n - 3 degrees of freedom.
+
+Every function here takes arrays with a leading axis of data sets, so the simulation
+studies run the very same code as the real analysis.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from policetrial.errors import AnalysisError
+from policetrial.nbreg import NBFit, fit_negbin
+from policetrial.results import Estimate
+
+__all__ = [
+    "LIMIT",
+    "METHODS",
+    "CountData",
+    "analyse_counts",
+    "cluster_level_ancova",
+    "count_data",
+    "nb_randomisation",
+]
+
+LIMIT = 5.0
+"""Intervals are searched within rate ratios exp(-5) to exp(5); beyond, they are open."""
+
+FIRST_ROUND = 30
+"""Iterations every row gets before only the unconverged rows carry on (see `_fit`)."""
+
+METHODS = {
+    "nb_randomisation": "Negative binomial regression adjusted for baseline; randomisation test "
+    "and test-inverted interval over the scheme set",
+    "cluster_level": "Cluster-level ANCOVA of log rates adjusted for log baseline rate; t test",
+}
+
+
+@dataclass(frozen=True)
+class CountData:
+    """Station counts in arrays of shape (S, n): S data sets of n stations."""
+
+    y: np.ndarray
+    baseline: np.ndarray
+    followup_days: np.ndarray
+    baseline_days: np.ndarray
+    z: np.ndarray
+    """(S, n) booleans: True for intervention stations."""
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def log_baseline_rate(self) -> np.ndarray:
+        return np.asarray(np.log((self.baseline + 0.5) / self.baseline_days))
+
+    @property
+    def log_exposure(self) -> np.ndarray:
+        return np.asarray(np.log(self.followup_days))
+
+
+def count_data(table: pd.DataFrame) -> CountData:
+    """Arrays from one station table (station_id, arm, baseline, followup, *_days)."""
+    needed = {"arm", "baseline", "followup", "baseline_days", "followup_days"}
+    missing = needed - set(table.columns)
+    if missing:
+        raise AnalysisError(f"the station table lacks column(s) {sorted(missing)}")
+    arms = set(table["arm"])
+    if not arms <= {"intervention", "control"}:
+        raise AnalysisError(f"arms must be intervention or control, got {sorted(arms)}")
+    for column in ("baseline", "followup"):
+        values = table[column].to_numpy(dtype=float)
+        if np.any(~np.isfinite(values)) or np.any(values < 0):
+            raise AnalysisError(f"{column} counts must be whole numbers >= 0")
+    for column in ("baseline_days", "followup_days"):
+        if np.any(table[column].to_numpy(dtype=float) <= 0):
+            raise AnalysisError(f"{column} must be positive for every station")
+    return CountData(
+        y=table["followup"].to_numpy(dtype=float)[None, :],
+        baseline=table["baseline"].to_numpy(dtype=float)[None, :],
+        followup_days=table["followup_days"].to_numpy(dtype=float)[None, :],
+        baseline_days=table["baseline_days"].to_numpy(dtype=float)[None, :],
+        z=(table["arm"] == "intervention").to_numpy()[None, :],
+    )
+
+
+def _fit(y: np.ndarray, X: np.ndarray, offset: np.ndarray) -> NBFit:
+    """`fit_negbin` in two rounds: all rows for a few dozen iterations, then only the rows
+    still unconverged, continuing from where they were.
+
+    A batch iterates until its slowest row converges; a handful of slow rows (dispersion
+    drifting near the Poisson limit) would otherwise keep thousands of finished rows
+    iterating to the limit. The answers are the same: the second round just continues.
+    """
+    fit = fit_negbin(y, X, offset, max_iter=FIRST_ROUND)
+    slow = np.nonzero(~fit.converged)[0]
+    if slow.size == 0:
+        return fit
+    start = NBFit(
+        fit.beta[slow],
+        fit.alpha[slow],
+        fit.mu[slow],
+        fit.cov[slow],
+        fit.loglik[slow],
+        fit.converged[slow],
+        fit.iterations,
+    )
+    rest = fit_negbin(y[slow], X[slow], offset[slow], start=start)
+    parts = {}
+    for name in ("beta", "alpha", "mu", "cov", "loglik", "converged"):
+        whole = getattr(fit, name).copy()
+        whole[slow] = getattr(rest, name)
+        parts[name] = whole
+    return NBFit(**parts, iterations=fit.iterations + rest.iterations)
+
+
+def _scores(data: CountData, log_psi: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, NBFit]:
+    """NB score contributions under H0: rate ratio exp(log_psi), for data sets `rows`.
+
+    `rows` may repeat a data set (both ends of an interval are searched in one batch).
+    """
+    x = data.log_baseline_rate[rows]
+    z = data.z[rows].astype(float)
+    X = np.stack([np.ones_like(x), x], axis=-1)
+    offset = data.log_exposure[rows] + log_psi[:, None] * z
+    fit = _fit(data.y[rows], X, offset)
+    return np.asarray((data.y[rows] - fit.mu) / (1.0 + fit.alpha[:, None] * fit.mu)), fit
+
+
+def _centred(scores: np.ndarray, z: np.ndarray, schemes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Observed statistic, its value under every scheme, and a rounding scale, per row."""
+    k = schemes.sum(axis=1)
+    n = scores.shape[1]
+    total = scores.sum(axis=1, keepdims=True)
+    observed = (scores * z).sum(axis=1) - z.sum(axis=1) / n * total[:, 0]
+    perm = scores @ schemes.T - (k[None, :] / n) * total
+    scale = np.abs(scores).sum(axis=1) + 1e-300
+    return observed, perm, scale
+
+
+def _chunks(rows: int, schemes: np.ndarray) -> range:
+    return range(0, rows, max(1, 4_000_000 // max(1, schemes.shape[0])))
+
+
+def _p_values(scores: np.ndarray, z: np.ndarray, schemes: np.ndarray) -> np.ndarray:
+    """Two-sided randomisation p-values of T over `schemes`: the share with |T*| >= |T|."""
+    sf = np.asarray(schemes, dtype=float)
+    out = np.empty(scores.shape[0])
+    chunk = max(1, 4_000_000 // max(1, sf.shape[0]))
+    for start in _chunks(scores.shape[0], sf):
+        part = slice(start, start + chunk)
+        observed, perm, scale = _centred(scores[part], z[part], sf)
+        ge = np.abs(perm) >= np.abs(observed)[:, None] - 1e-9 * scale[:, None]
+        out[part] = ge.mean(axis=1)
+    return out
+
+
+def _excess(scores: np.ndarray, z: np.ndarray, schemes: np.ndarray, alpha: float) -> np.ndarray:
+    """g = |T| / c - 1, with c the j-th largest |T*|, j = floor(alpha M) + 1.
+
+    p > alpha exactly when g <= 0 (p counts the schemes with |T*| >= |T|, and more than
+    alpha M of them exist exactly when the j-th largest reaches |T|). Unlike the p-value,
+    g is continuous in the hypothesised rate ratio, so a secant method can find where the
+    test starts to reject.
+    """
+    sf = np.asarray(schemes, dtype=float)
+    M = sf.shape[0]
+    j = min(M, int(np.floor(alpha * M)) + 1)
+    out = np.empty(scores.shape[0])
+    chunk = max(1, 4_000_000 // max(1, M))
+    for start in _chunks(scores.shape[0], sf):
+        part = slice(start, start + chunk)
+        observed, perm, scale = _centred(scores[part], z[part], sf)
+        critical = -np.partition(-np.abs(perm), j - 1, axis=1)[:, j - 1]
+        # As a ratio, g keeps its shape where the fitted dispersion is large and every
+        # score (so T and c alike) is tiny.
+        out[part] = (np.abs(observed) - 1e-9 * scale) / np.maximum(critical, 1e-300) - 1.0
+    return out
+
+
+def nb_randomisation(
+    data: CountData,
+    schemes: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    with_interval: bool = True,
+    tolerance: float = 1e-3,
+) -> dict[str, np.ndarray]:
+    """NB rate ratio with randomisation p-value and test-inverted interval, per data set.
+
+    Parameters
+    ----------
+    data : the counts (S data sets).
+    schemes : (M, n) booleans, every scheme that could have been chosen (the chosen
+        ones included), columns in the same station order as `data`.
+    alpha : 1 - confidence level of the interval.
+    with_interval : skip the interval (the costly part) when only the test is needed.
+    tolerance : precision of the interval's ends on the log rate-ratio scale.
+
+    Returns arrays `estimate`, `ci_low`, `ci_high`, `p_value`, `log_rr`, `se`, `converged`.
+
+    Notes
+    -----
+    The interval's ends are the log rate ratios d where g(d) = |T(d)| / c(d) - 1 changes sign
+    (see `_excess`). At the NB estimate T = 0 exactly (the constrained fit there is the
+    full fit, whose arm and intercept score equations make both sums vanish), so it is
+    inside; each end is bracketed by steps of 3 standard errors outwards, then found by
+    the Illinois (modified regula falsi) method, evaluating only unfinished rows and
+    both ends in one batch of fits.
+    """
+    schemes = np.asarray(schemes, dtype=bool)
+    if schemes.ndim != 2 or schemes.shape[1] != data.n:
+        raise AnalysisError(
+            f"schemes must have one column per station ({data.n}), got {schemes.shape}"
+        )
+    S = data.y.shape[0]
+    rows = np.arange(S)
+    z = data.z.astype(float)
+    X = np.stack([np.ones((S, data.n)), z, data.log_baseline_rate], axis=-1)
+    full = _fit(data.y, X, np.broadcast_to(data.log_exposure, data.y.shape))
+    log_rr = full.beta[:, 1]
+    se = full.se[:, 1]
+    null_scores, _ = _scores(data, np.zeros(S), rows)
+    p0 = _p_values(null_scores, z, schemes)
+    out = {
+        "log_rr": log_rr,
+        "se": se,
+        "estimate": np.exp(log_rr),
+        "p_value": p0,
+        "converged": full.converged,
+    }
+    if not with_interval:
+        return out
+
+    def excess(log_psi: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        scores, _ = _scores(data, log_psi, idx)
+        return _excess(scores, z[idx], schemes, alpha)
+
+    centre = _centre(data, log_rr, se, full.converged)
+    # Both ends at once: rows 0..S-1 search downwards, S..2S-1 upwards.
+    idx = np.concatenate([rows, rows])
+    sign = np.concatenate([-np.ones(S), np.ones(S)])
+    spread = np.clip(3 * np.nan_to_num(se, nan=1.0, posinf=1.0), 0.25, LIMIT)
+    inside = np.concatenate([centre, centre])
+    g_inside = excess(inside, idx)
+    outside = np.clip(inside + sign * np.concatenate([spread, spread]), -LIMIT, LIMIT)
+    g_outside = np.full(2 * S, np.nan)
+    open_end = np.zeros(2 * S, dtype=bool)
+    pending = np.arange(2 * S)
+    # Bracket: step outwards until the test rejects, or the limit is reached unrejected.
+    for _ in range(8):
+        if pending.size == 0:
+            break
+        g = excess(outside[pending], idx[pending])
+        g_outside[pending] = g
+        rejected = g > 0
+        at_limit = np.abs(outside[pending]) >= LIMIT - 1e-12
+        open_end[pending[~rejected & at_limit]] = True
+        move = pending[~rejected & ~at_limit]
+        inside[move], g_inside[move] = outside[move], g_outside[move]
+        outside[move] = np.clip(outside[move] + 2 * sign[move] * spread[move % S], -LIMIT, LIMIT)
+        pending = move
+    open_end[pending] = True
+    search = np.nonzero(~open_end & (g_inside <= 0))[0]
+    ends = np.full(2 * S, np.nan)
+    ends[search] = _illinois(
+        lambda v, k: excess(v, idx[search][k]),
+        inside[search],
+        outside[search],
+        g_inside[search],
+        g_outside[search],
+        tolerance,
+    )
+    # Where even the centre is rejected (a degenerate fit), no interval can be given.
+    ends[open_end] = sign[open_end] * np.inf
+    out["ci_low"] = np.exp(ends[:S])
+    out["ci_high"] = np.exp(ends[S:])
+    out["centre"] = np.exp(centre)
+    return out
+
+
+def _centre(
+    data: CountData, log_rr: np.ndarray, se: np.ndarray, converged: np.ndarray
+) -> np.ndarray:
+    """The log rate ratio where T = 0: the NB estimate where its fit converged.
+
+    Elsewhere (rare, degenerate fits) it is found by bisection on the sign of T, which
+    falls as the rate ratio rises.
+    """
+    centre = np.clip(np.nan_to_num(log_rr, nan=0.0), -LIMIT, LIMIT)
+    bad = np.nonzero(~converged | ~np.isfinite(log_rr) | (np.abs(log_rr) >= LIMIT))[0]
+    if bad.size == 0:
+        return centre
+    z = data.z.astype(float)
+
+    def positive(v: np.ndarray, k: np.ndarray) -> np.ndarray:
+        scores, _ = _scores(data, v, bad[k])
+        n = scores.shape[1]
+        zz = z[bad[k]]
+        return np.asarray((scores * zz).sum(1) - zz.sum(1) / n * scores.sum(1) > 0)
+
+    centre[bad] = _bisect(positive, np.full(bad.size, -LIMIT), np.full(bad.size, LIMIT), 1e-4)
+    return centre
+
+
+def _bisect(
+    inside_test: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    inside: np.ndarray,
+    outside: np.ndarray,
+    tolerance: float,
+) -> np.ndarray:
+    """Per row, the point between `inside` (test true) and `outside` where the test flips.
+
+    `inside_test(values, k)` is called with the positions `k` of the rows still open.
+    """
+    inside = inside.copy()
+    outside = outside.copy()
+    while True:
+        active = np.nonzero(np.abs(outside - inside) > tolerance)[0]
+        if active.size == 0:
+            return (inside + outside) / 2
+        mid = (inside[active] + outside[active]) / 2
+        keep = inside_test(mid, active)
+        inside[active] = np.where(keep, mid, inside[active])
+        outside[active] = np.where(keep, outside[active], mid)
+
+
+def _illinois(
+    g: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    a: np.ndarray,
+    b: np.ndarray,
+    ga: np.ndarray,
+    gb: np.ndarray,
+    tolerance: float,
+    max_steps: int = 60,
+) -> np.ndarray:
+    """Per row, the root of g between a (g <= 0) and b (g > 0), to within `tolerance`.
+
+    The Illinois method (Dowell & Jarratt, BIT 1971;11:168): regula falsi that halves
+    the function value kept at an end that survives twice, so both ends close in
+    superlinearly. As in Brent's method, a step never lands closer than tolerance / 2
+    to an end, so once the secant has found the root the next step closes the bracket,
+    and a bracket that has not halved in two steps is bisected.
+    `g(values, k)` is called with the positions `k` of the rows still open.
+    """
+    a, b, ga, gb = a.copy(), b.copy(), ga.copy(), gb.copy()
+    side = np.zeros(a.size, dtype=int)
+    half = 0.5 * tolerance
+    # Widths one and two steps back: a bracket that has not halved in two steps is
+    # bisected instead (where g is nearly flat at one end, regula falsi creeps).
+    width1 = np.abs(b - a)
+    width2 = np.full(a.size, np.inf)
+    for _ in range(max_steps):
+        active = np.nonzero(np.abs(b - a) > tolerance)[0]
+        if active.size == 0:
+            break
+        aa, bb, fa, fb = a[active], b[active], ga[active], gb[active]
+        width = np.abs(bb - aa)
+        denom = fb - fa
+        x = np.where(denom > 0, bb - fb * (bb - aa) / np.where(denom > 0, denom, 1.0), np.nan)
+        creeping = width > 0.5 * width2[active]
+        x = np.where(np.isfinite(x) & ~creeping, x, (aa + bb) / 2)
+        direction = np.sign(bb - aa)
+        x = np.where(np.abs(x - aa) < half, aa + direction * half, x)
+        x = np.where(np.abs(bb - x) < half, bb - direction * half, x)
+        fx = g(x, active)
+        to_b = fx > 0
+        a[active] = np.where(to_b, aa, x)
+        ga[active] = np.where(to_b, np.where(side[active] == 1, fa / 2, fa), fx)
+        b[active] = np.where(to_b, x, bb)
+        gb[active] = np.where(to_b, fx, np.where(side[active] == -1, fb / 2, fb))
+        side[active] = np.where(to_b, 1, -1)
+        width2[active] = width1[active]
+        width1[active] = width
+    return (a + b) / 2
+
+
+def cluster_level_ancova(data: CountData, *, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Rate ratio from OLS of log((y + 0.5) / days) on arm and log baseline rate; t on n - 3 df.
+
+    The model (Bennett et al., Int J Epidemiol 2002;31:839, with baseline adjustment as
+    in Hayes & Moulton 2017, section 10.3) is
+
+        log((y_i + 0.5) / t_i) = b0 + b1 z_i + b2 log((x_i + 0.5) / t0_i) + e_i,
+
+    with the rate ratio exp(b1), its interval exp(b1 +- t_{n-3, 1-alpha/2} se(b1)).
+    """
+    S, n = data.y.shape
+    if n < 4:
+        raise AnalysisError("the cluster-level analysis needs at least 4 stations")
+    response = np.log((data.y + 0.5) / data.followup_days)
+    X = np.stack([np.ones((S, n)), data.z.astype(float), data.log_baseline_rate], axis=-1)
+    XtX = np.einsum("snp,snq->spq", X, X)
+    Xty = np.einsum("snp,sn->sp", X, response)
+    beta = np.linalg.solve(XtX, Xty[..., None])[..., 0]
+    resid = response - np.einsum("snp,sp->sn", X, beta)
+    df = n - 3
+    sigma2 = (resid**2).sum(axis=1) / df
+    cov_11 = np.linalg.inv(XtX)[:, 1, 1]
+    se = np.sqrt(sigma2 * cov_11)
+    t = beta[:, 1] / se
+    q = stats.t.ppf(1 - alpha / 2, df)
+    return {
+        "log_rr": beta[:, 1],
+        "se": se,
+        "estimate": np.exp(beta[:, 1]),
+        "ci_low": np.exp(beta[:, 1] - q * se),
+        "ci_high": np.exp(beta[:, 1] + q * se),
+        "p_value": 2 * stats.t.sf(np.abs(t), df),
+        "df": np.full(S, float(df)),
+    }
+
+
+def analyse_counts(
+    table: pd.DataFrame,
+    *,
+    outcome: str,
+    schemes: np.ndarray,
+    station_order: tuple[str, ...],
+    alpha: float = 0.05,
+    methods: tuple[str, ...] = ("nb_randomisation", "cluster_level"),
+    analysis_set: str = "main",
+) -> tuple[Estimate, ...]:
+    """Every requested method applied to one outcome's station table.
+
+    `schemes` has one column per station of `station_order` (the allocation's order);
+    the table may list stations in any order but must hold each of them exactly once.
+    An arm without events is refused (no rate ratio exists); a station without events
+    is analysed as it is, with a warning, since the NB model and the +0.5 of the
+    cluster-level analysis both handle zero counts.
+    """
+    present = set(table["station_id"])
+    absent = [s for s in station_order if s not in present]
+    if absent:
+        raise AnalysisError(f"{outcome}: no counts for station(s) {absent}")
+    table = table.set_index("station_id").loc[list(station_order)].reset_index()
+    data = count_data(table)
+    for arm in ("intervention", "control"):
+        if table.loc[table["arm"] == arm, "followup"].sum() == 0:
+            raise AnalysisError(
+                f"{outcome}: no events at follow-up in the {arm} arm, so a rate ratio is not "
+                "estimable"
+            )
+    zero = table.loc[table["followup"] == 0, "station_id"].tolist()
+    shared: tuple[str, ...] = ()
+    if zero:
+        shared = (f"station(s) {zero} had no events at follow-up",)
+        warnings.warn(f"{outcome}: {shared[0]}", UserWarning, stacklevel=2)
+    n = data.n
+    estimates = []
+    for method in methods:
+        if method == "nb_randomisation":
+            r = nb_randomisation(data, schemes, alpha=alpha)
+            notes: tuple[str, ...] = (
+                *shared,
+                f"{schemes.shape[0]} schemes in the randomisation distribution",
+            )
+            if not bool(r["converged"][0]):
+                notes += ("the negative binomial fit did not fully converge",)
+            ends = np.array([r["ci_low"][0], r["ci_high"][0]])
+            if np.isnan(ends).any():
+                notes += ("no interval: the test rejects even at the estimate (degenerate fit)",)
+                warnings.warn(f"{outcome}: {notes[-1]}", UserWarning, stacklevel=2)
+            elif np.isinf(ends).any():
+                notes += ("the interval is open: no rate ratio within exp(+-5) was rejected",)
+            estimates.append(_estimate(outcome, method, r, None, n, notes, analysis_set))
+        elif method == "cluster_level":
+            r = cluster_level_ancova(data, alpha=alpha)
+            estimates.append(
+                _estimate(outcome, method, r, float(r["df"][0]), n, shared, analysis_set)
+            )
+        else:
+            raise AnalysisError(
+                f"unknown analysis method {method!r}; expected one of {sorted(METHODS)}"
+            )
+    return tuple(estimates)
+
+
+def _estimate(
+    outcome: str,
+    method: str,
+    r: dict[str, np.ndarray],
+    df: float | None,
+    n: int,
+    notes: tuple[str, ...],
+    analysis_set: str,
+) -> Estimate:
+    return Estimate(
+        outcome=outcome,
+        method=method,
+        description=METHODS[method],
+        scale="rate ratio",
+        estimate=float(r["estimate"][0]),
+        ci_low=float(r["ci_low"][0]),
+        ci_high=float(r["ci_high"][0]),
+        p_value=float(r["p_value"][0]),
+        df=df,
+        n_clusters=n,
+        notes=notes,
+        analysis_set=analysis_set,
+    )
