@@ -10,6 +10,7 @@ as Arrow tables.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -55,7 +56,13 @@ class OutcomeTables:
     """The station × period table and the incident-level table behind it."""
 
     station_period: pd.DataFrame
-    incidents: pd.DataFrame = field(repr=False)
+    incident_table: pa.Table = field(repr=False)
+    """One row per incident counted in a window (Arrow; `incidents` for pandas)."""
+
+    @functools.cached_property
+    def incidents(self) -> pd.DataFrame:
+        """The incident-level table as pandas (converted once, when first asked for)."""
+        return self.incident_table.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
         return {"station_period": _records(self.station_period)}
@@ -214,6 +221,9 @@ def compute_outcomes(
     )
     for name, table in tables.items():
         connection.register(name, table)
+    # Every result below is sorted explicitly, so DuckDB need not keep row order, which
+    # saves time and memory in the joins.
+    connection.execute("SET preserve_insertion_order = false")
     connection.execute(f"CREATE OR REPLACE TEMP TABLE incident_base AS {load_sql('incident_base')}")
     counts = connection.execute(load_sql("station_period")).df()
     frequent = connection.execute(load_sql("frequent_callers")).df()
@@ -226,7 +236,7 @@ def compute_outcomes(
     station_period = station_period[
         ["station_id", "arm", "period", "start", "end", "days", "anchor", *count_columns]
     ]
-    incidents = connection.execute(
+    incidents = connection.sql(
         """
         SELECT ib.incident_key, ib.station_id, w.arm, w.period, ib.created_at,
                ib.tagged, ib.marked, ib.tagged OR ib.marked AS mh_call, ib.police_response,
@@ -238,7 +248,7 @@ def compute_outcomes(
          AND ib.created_at >= w.start_at AND ib.created_at < w.end_before
         ORDER BY ib.created_at, ib.incident_key
         """
-    ).df()
+    ).to_arrow_table()
     connection.execute("DROP TABLE incident_base")
     for name in tables:
         connection.unregister(name)

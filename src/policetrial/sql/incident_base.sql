@@ -24,42 +24,35 @@ WITH scoped AS MATERIALIZED (
         )
 ),
 posting AS (
-    -- Each attending officer with their home station on the day of the incident.
-    SELECT io.incident_key, io.officer_key, io.role, o.station_id
+    -- Each attending officer with their home station on the day of the incident, and
+    -- that station's arm.
+    SELECT io.incident_key, io.officer_key, io.role, o.station_id, a.arm
     FROM incident_officers AS io
     JOIN scoped AS i ON i.incident_key = io.incident_key
     LEFT JOIN officers AS o
         ON o.officer_key = io.officer_key
         AND CAST(i.created_at AS DATE) >= o.posted_from
         AND (o.posted_to IS NULL OR CAST(i.created_at AS DATE) <= o.posted_to)
-),
-ranked AS (
-    SELECT
-        incident_key,
-        station_id,
-        ROW_NUMBER() OVER (
-            PARTITION BY incident_key
-            ORDER BY
-                CASE WHEN station_id IS NULL THEN 1 ELSE 0 END,
-                CASE WHEN role = 'lead' THEN 0 ELSE 1 END,
-                officer_key
-        ) AS rank_in_incident
-    FROM posting
-),
-officer_station AS (
-    -- The lead officer's station (or the first attending officer with a known station).
-    SELECT incident_key, station_id
-    FROM ranked
-    WHERE rank_in_incident = 1 AND station_id IS NOT NULL
+    LEFT JOIN arms AS a ON a.station_id = o.station_id
 ),
 attendance AS (
+    -- One row per attended incident. The station is that of the lead officer, or of the
+    -- first attending officer with a known station (leads first, then by officer key):
+    -- the smallest of "0 or 1, officer key, /, station" over officers with a station
+    -- (officer keys are hexadecimal, so the first "/" ends the key). Officers of both
+    -- arms attended when the smallest and largest arms differ.
     SELECT
-        p.incident_key,
+        incident_key,
         COUNT(*) AS officers,
-        COUNT(DISTINCT a.arm) AS arms_attending
-    FROM posting AS p
-    LEFT JOIN arms AS a ON a.station_id = p.station_id
-    GROUP BY p.incident_key
+        MIN(
+            CASE
+                WHEN station_id IS NOT NULL
+                THEN (CASE WHEN role = 'lead' THEN '0' ELSE '1' END) || officer_key || '/' || station_id
+            END
+        ) AS lead_pick,
+        MIN(arm) <> MAX(arm) AS both_arms
+    FROM posting
+    GROUP BY incident_key
 ),
 tagged AS (
     SELECT DISTINCT t.incident_key
@@ -82,13 +75,13 @@ SELECT
     i.created_at,
     i.grade,
     b.station_id AS station_by_location,
-    os.station_id AS station_by_officer,
+    SUBSTRING(att.lead_pick, POSITION('/' IN att.lead_pick) + 1) AS station_by_officer,
     CASE
         WHEN p.assignment = 'location' THEN b.station_id
-        ELSE COALESCE(os.station_id, b.station_id)
+        ELSE COALESCE(SUBSTRING(att.lead_pick, POSITION('/' IN att.lead_pick) + 1), b.station_id)
     END AS station_id,
     COALESCE(att.officers, 0) > 0 AS attended,
-    COALESCE(att.arms_attending, 0) > 1 AS contaminated,
+    COALESCE(att.both_arms, FALSE) AS contaminated,
     t.incident_key IS NOT NULL AS tagged,
     mk.incident_key IS NOT NULL AS marked,
     (rg.grade IS NOT NULL AND COALESCE(att.officers, 0) > 0) AS police_response,
@@ -101,7 +94,6 @@ SELECT
 FROM scoped AS i
 CROSS JOIN params AS p
 LEFT JOIN beats AS b ON b.beat = i.beat
-LEFT JOIN officer_station AS os ON os.incident_key = i.incident_key
 LEFT JOIN attendance AS att ON att.incident_key = i.incident_key
 LEFT JOIN tagged AS t ON t.incident_key = i.incident_key
 LEFT JOIN marked AS mk ON mk.incident_key = i.incident_key
