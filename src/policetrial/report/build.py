@@ -264,6 +264,7 @@ def build_report(
     results: dict[str, Any],
     *,
     suppress_below: int | None = None,
+    reliability_boot: int = 1000,
 ) -> TrialReport:
     """Build the report for a workspace and its results.json.
 
@@ -273,6 +274,7 @@ def build_report(
     results : the parsed results.json (`read_results`).
     suppress_below : counts from 1 to this minus one are shown as "<n"; default the
         protocol's `[report] suppress_below`; 0 for the statistician's full version.
+    reliability_boot : bootstrap resamples for the questionnaires' omega intervals.
 
     Refuses (WorkspaceError) results computed under another allocation than the one in
     force, since every table would then mix two trials.
@@ -443,7 +445,7 @@ def build_report(
             )
         )
     audit = audit_section(workspace, suppression=suppression)
-    survey = survey_section(workspace, results, suppression=suppression)
+    survey = survey_section(workspace, results, suppression=suppression, n_boot=reliability_boot)
     for section in (audit, survey):
         if section is not None:
             tables.extend(section.tables)

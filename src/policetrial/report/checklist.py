@@ -118,8 +118,8 @@ def consort_checklist(
         (
             "7a", "Methods", "Sample size",
             "How the sample size was set: method, number and size of clusters, ICC or k with its uncertainty",
-            (PARTLY, "Methods: Design (targets); the calculation is `policetrial design` (docs/design.md); observed k and ICCs in Between-station variation"
-             if has_clustering else "Methods: Design (targets); the calculation is `policetrial design` (docs/design.md)", "methods-design"),
+            (PARTLY, "Methods: Design (targets); the calculation is policetrial design (docs/design.md); observed k and ICCs in Between-station variation"
+             if has_clustering else "Methods: Design (targets); the calculation is policetrial design (docs/design.md)", "methods-design"),
         ),
         (
             "7b", "Methods", "Sample size",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ def _finish(figure: Figure, name: str, title: str, caption: str) -> ReportFigure
     plt.close(figure)
     text = svg.getvalue()
     text = text[text.index("<svg") :]
+    # matplotlib's RDF metadata names outside vocabularies; the page needs none of it.
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
     # An id for the inline SVG, so that the page (and a test) can find each figure.
     text = text.replace("<svg ", f'<svg id="figure-{name}" role="img" aria-label="{title}" ', 1)
     return ReportFigure(name, title, caption, text, png.getvalue())

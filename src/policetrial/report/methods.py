@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from policetrial.agreement import DEFAULT_BOOT
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Protocol
 from policetrial.report.labels import method_label, outcome_label, set_label
@@ -155,9 +156,10 @@ def methods_text(
                 "Raters saw a blinded pack without arm, period or station. The sample's SHA-256 "
                 f"digest is {audit['digest']}. Agreement: Cohen's and Fleiss' kappa, Gwet's AC1 "
                 "and Krippendorff's alpha with percentile bootstrap intervals over incidents "
-                f"(2,000 resamples, seed {protocol.audit.seed}); accuracy: positive predictive "
-                "value by arm and period with Wilson intervals, and a cluster-level randomisation "
-                "test of the difference between arms over the allocation's scheme set.",
+                f"({DEFAULT_BOOT:,} resamples, seed {protocol.audit.seed}); accuracy: positive "
+                "predictive value by arm and period with Wilson intervals, and a cluster-level "
+                "randomisation test of the difference between arms over the allocation's "
+                "scheme set.",
             )
         )
     if survey_instruments:

@@ -19,7 +19,7 @@ from policetrial.errors import WorkspaceError
 from policetrial.report.build import TrialReport, build_report, read_results
 from policetrial.workspace import Workspace
 
-__all__ = ["ReportFiles", "render_html", "render_pdf", "write_report"]
+__all__ = ["ReportFiles", "offline_fetcher", "render_html", "render_pdf", "write_report"]
 
 
 def _environment() -> jinja2.Environment:
@@ -37,13 +37,11 @@ def render_html(report: TrialReport) -> str:
     return _environment().get_template("report.html.j2").render(r=report)
 
 
-def _refuse_outside(url: str, timeout: int = 10, ssl_context: Any = None) -> dict[str, Any]:
-    """WeasyPrint URL fetcher: inline data only, never the network or the disk."""
-    if url.startswith("data:"):
-        from weasyprint.urls import default_url_fetcher
+def offline_fetcher() -> Any:
+    """A WeasyPrint URL fetcher that allows inline `data:` URLs only: no network, no disk."""
+    from weasyprint.urls import URLFetcher
 
-        return dict(default_url_fetcher(url, timeout=timeout, ssl_context=ssl_context))
-    raise ValueError(f"the report refers to {url!r}; it must not refer to anything outside itself")
+    return URLFetcher(allowed_protocols=("data",), allow_redirects=False)
 
 
 def render_pdf(html: str) -> bytes:
@@ -55,7 +53,7 @@ def render_pdf(html: str) -> bytes:
             f"PDF output needs WeasyPrint and the pango library ({exc}); install the package "
             "`weasyprint` (and Debian's libpango-1.0-0), or leave out --pdf"
         ) from None
-    document = weasyprint.HTML(string=html, url_fetcher=_refuse_outside, base_url=None)
+    document = weasyprint.HTML(string=html, url_fetcher=offline_fetcher(), base_url=None)
     pdf = document.write_pdf()
     if pdf is None:  # pragma: no cover - write_pdf with no target returns bytes
         raise WorkspaceError("WeasyPrint produced no PDF")
