@@ -30,6 +30,7 @@ from policetrial.cli_common import (
 )
 from policetrial.cli_design import design_app
 from policetrial.cli_randomise import randomise_command
+from policetrial.cli_report import report_command
 from policetrial.cli_survey import survey_app
 from policetrial.cli_validate import validate
 
@@ -218,6 +219,7 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
 
 
 app.command("randomise")(randomise_command)
+app.command("report")(report_command)
 
 
 @app.command()
@@ -314,29 +316,6 @@ def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False)
 
 
 @app.command()
-def report(
-    workspace: WorkspaceOption = Path("."),
-    full: Annotated[
-        bool, typer.Option("--full", help="Show small counts instead of suppressing them.")
-    ] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Write the HTML report (out/report.html) from out/results.json."""
-    from policetrial.report import write_report
-
-    with user_errors():
-        ws = open_workspace_from_env(workspace)
-        suppress = 0 if full else ws.protocol.report.suppress_below
-        path = write_report(
-            ws.out_dir / "results.json", ws.out_dir / "report.html", suppress_below=suppress
-        )
-        if as_json:
-            emit_json({"report": str(path), "suppressed_below": suppress})
-            return
-        console.print(f"Wrote {path}")
-
-
-@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for report.html and results.json.")] = Path(
         "out/demo"
@@ -344,6 +323,13 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic force.")] = 1,
     effect: Annotated[float, typer.Option(help="True rate ratio in the synthetic force.")] = 0.7,
     stations: Annotated[int, typer.Option(help="Stations in the synthetic force.", min=4)] = 12,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="Keep the demo's workspace in this new folder (default: a temporary one).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole Connect trial on a synthetic force and write its report."""
@@ -351,7 +337,12 @@ def demo(
 
     with user_errors():
         result = run_demo(
-            out, seed=seed, effect=effect, stations=stations, console=None if as_json else console
+            out,
+            seed=seed,
+            effect=effect,
+            stations=stations,
+            workspace=workspace,
+            console=None if as_json else console,
         )
         if as_json:
             emit_json(result)

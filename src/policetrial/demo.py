@@ -1,8 +1,10 @@
 """`policetrial demo`: the whole Connect trial on a synthetic force, in one command.
 
-A temporary workspace and a temporary pseudonymisation key (kept apart, as in real use)
-receive a synthetic 12-station force; every stage then runs as a user would run it:
-import, randomise, outcomes, analyse, report. The report and results land in `out`.
+A workspace (temporary unless a folder is given) and a temporary pseudonymisation key
+(kept apart, as in real use) receive a synthetic 12-station force; every stage then runs
+as a user would run it: import, randomise, the audit of tags (a seeded sample rated by
+a SYNTHETIC auditor), the officer questionnaires (links, SYNTHETIC answers), outcomes,
+analyse, report. The report, its figures and tables and results.json land in `out`.
 """
 
 from __future__ import annotations
@@ -16,15 +18,33 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from policetrial.allocation import randomise_workspace
+from policetrial.audit import run_synthetic_audit
+from policetrial.errors import WorkspaceError
 from policetrial.ingest import IMPORT_ORDER, import_extract
 from policetrial.outcomes import workspace_outcomes
 from policetrial.pseudonym import Pseudonymiser, load_pseudonymiser, write_key_file
 from policetrial.report import write_report
 from policetrial.sap import analyse_workspace, write_results
+from policetrial.survey import import_response_frame, issue_invitations, simulate_responses
 from policetrial.synth import synthesise_force
-from policetrial.workspace import init_workspace
+from policetrial.workspace import Workspace, init_workspace
 
 __all__ = ["run_demo"]
+
+
+def _questionnaires(workspace: Workspace, links: Path, *, seed: int) -> int:
+    """Links for every eligible officer before and after training, SYNTHETIC answers."""
+    for time_point in ("pre", "post"):
+        issue_invitations(
+            workspace, time=time_point, out=links / f"links-{time_point}.csv", actor="demo"
+        )
+    rows = simulate_responses(workspace, effect=0.5, seed=seed)
+    stored = import_response_frame(
+        workspace, rows, source="synthetic", mode="synthetic", actor="demo"
+    )
+    if not stored.ok:  # pragma: no cover - simulated rows are valid by construction
+        raise WorkspaceError(f"synthetic questionnaires were refused: {stored.problems[:3]}")
+    return len(rows)
 
 
 def run_demo(
@@ -33,22 +53,33 @@ def run_demo(
     seed: int = 1,
     effect: float = 0.7,
     stations: int = 12,
+    workspace: Path | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Run every stage; returns the headline figures (and prints them to `console`)."""
+    """Run every stage; returns the headline figures (and prints them to `console`).
+
+    `workspace`: keep the demo's workspace in this (new or empty) folder, to explore it
+    with the other commands (`policetrial report -w FOLDER --full`); default a temporary
+    folder, removed at the end.
+    """
     out = Path(out)
+    if workspace is not None and workspace.exists() and any(workspace.iterdir()):
+        raise WorkspaceError(f"{workspace}: not empty; the demo's workspace needs a new folder")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="policetrial-demo-") as tmp:
         root = Path(tmp)
+        ws_root = workspace if workspace is not None else root / "workspace"
         key_path = write_key_file(root / "keys" / "demo.key")
         pseudonymiser: Pseudonymiser = load_pseudonymiser(
-            {"POLICETRIAL_PSEUDONYM_KEY_FILE": str(key_path)}, workspace=root / "workspace"
+            {"POLICETRIAL_PSEUDONYM_KEY_FILE": str(key_path)}, workspace=ws_root
         )
         steps = [
             "synthesise",
             *(f"import {k}" for k in IMPORT_ORDER),
             "randomise",
             "outcomes",
+            "audit",
+            "questionnaires",
             "analyse",
             "report",
         ]
@@ -62,65 +93,86 @@ def run_demo(
             disable=console is None,
             transient=True,
         )
+        timings: dict[str, float] = {}
         with progress:
             task = progress.add_task("Connect trial demo", total=len(steps))
+            clock = [time.perf_counter()]
 
             def step(name: str) -> None:
                 progress.update(task, description=f"{name}...")
 
+            def done(name: str) -> None:
+                now = time.perf_counter()
+                timings[name] = round(timings.get(name, 0.0) + now - clock[0], 2)
+                clock[0] = now
+                progress.advance(task)
+
             step("synthesise")
-            workspace = init_workspace(root / "workspace")
+            ws = init_workspace(ws_root)
             force = synthesise_force(
-                root / "extracts", workspace.protocol, stations=stations, seed=seed, effect=effect
+                root / "extracts", ws.protocol, stations=stations, seed=seed, effect=effect
             )
-            progress.advance(task)
+            done("synthesise")
             # Stations and the roster come first; randomisation needs them, training and
             # incidents follow it, as in the trial itself.
             for kind in IMPORT_ORDER:
                 step(f"import {kind}")
                 import_extract(
-                    workspace, kind, force.files[kind], pseudonymiser=pseudonymiser, actor="demo"
+                    ws, kind, force.files[kind], pseudonymiser=pseudonymiser, actor="demo"
                 )
-                progress.advance(task)
+                done("import")
                 if kind == "officers":
                     step("randomise")
-                    sealed = randomise_workspace(workspace, actor="demo")
-                    progress.advance(task)
+                    sealed = randomise_workspace(ws, actor="demo")
+                    done("randomise")
             step("outcomes")
-            outcomes = workspace_outcomes(workspace)
-            progress.advance(task)
+            outcomes = workspace_outcomes(ws)
+            done("outcomes")
+            step("audit (synthetic auditor)")
+            _, _, audit = run_synthetic_audit(ws, seed=seed)
+            done("audit")
+            step("questionnaires (synthetic answers)")
+            answered = _questionnaires(ws, root, seed=seed)
+            done("questionnaires")
             step("analyse")
-            results = analyse_workspace(workspace, outcomes=outcomes)
-            write_results(workspace, results, out)
-            progress.advance(task)
+            results = analyse_workspace(ws, outcomes=outcomes)
+            write_results(ws, results, out)
+            if workspace is not None:
+                write_results(ws, results)
+            done("analyse")
             step("report")
-            write_report(out / "results.json", out / "report.html", suppress_below=0)
-            progress.advance(task)
+            files = write_report(ws, results_path=out / "results.json", out_dir=out)
+            done("report")
+            ws.engine.dispose()
     elapsed = time.perf_counter() - started
     p = results.primary
     summary = {
         "out": str(out),
-        "report": str(out / "report.html"),
+        "report": str(files.html),
         "results": str(out / "results.json"),
+        "workspace": None if workspace is None else str(workspace),
         "true_effect": effect,
         "primary": p.to_dict(),
         "stations": results.stations,
         "officers_eligible": results.officers_eligible,
         "allocation_digest": sealed.digest,
+        "audit_items": audit.sample["n_items"],
+        "questionnaires": answered,
+        "synthetic": ["audit ratings", "questionnaire responses"],
+        "suppressed_below": files.suppressed_below,
         "seconds": round(elapsed, 1),
+        "stage_seconds": timings,
     }
     if console is not None:
         console.print(
             f"[bold]Connect trial demo[/] ({results.stations['intervention']} + "
             f"{results.stations['control']} stations, {force.n_incidents:,} incidents, "
-            f"true rate ratio {effect})"
+            f"true rate ratio {effect}; SYNTHETIC audit ratings and questionnaires)"
         )
         console.print(
             f"Primary outcome ({results.trial['primary_outcome_label']}): rate ratio "
             f"[bold]{p.estimate:.2f}[/] (95% CI {p.ci_low:.2f} to {p.ci_high:.2f}), "
             f"p = {p.p_value:.3f}"
         )
-        console.print(
-            f"Report: {out / 'report.html'}   Results: {out / 'results.json'}   ({elapsed:.0f} s)"
-        )
+        console.print(f"Report: {files.html}   Results: {out / 'results.json'}   ({elapsed:.0f} s)")
     return summary

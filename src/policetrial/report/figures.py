@@ -1,0 +1,435 @@
+"""The report's figures, drawn with matplotlib, kept as inline SVG text and as PNG bytes.
+
+Each function takes plain data (already suppressed where it shows counts) and returns a
+`ReportFigure`; nothing here reads the workspace. SVG output is deterministic (fixed
+hash salt, no date) so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+__all__ = [
+    "ARM_COLOURS",
+    "ReportFigure",
+    "flow_figure",
+    "forest_figure",
+    "monthly_figure",
+    "score_figure",
+    "station_rates_figure",
+]
+
+ARM_COLOURS = {"intervention": "#1b6ca8", "control": "#d98c1a"}
+RATIO_LIMIT = 20.0
+"""The forest plot's ratio axis stops at 1/20 and 20; an estimate beyond is an arrow."""
+INK = "#1d2329"
+MUTED = "#5a6570"
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One figure: its file stem, number and caption, as SVG text and PNG bytes."""
+
+    name: str
+    title: str
+    caption: str
+    svg: str = field(repr=False)
+    png: bytes = field(repr=False)
+
+    def write(self, folder: Path) -> tuple[Path, Path]:
+        """Write `<name>.svg` and `<name>.png` into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        svg_path, png_path = folder / f"{self.name}.svg", folder / f"{self.name}.png"
+        svg_path.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + self.svg, encoding="utf-8")
+        png_path.write_bytes(self.png)
+        return svg_path, png_path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "caption": self.caption}
+
+
+def _finish(figure: Figure, name: str, title: str, caption: str) -> ReportFigure:
+    svg = io.StringIO()
+    png = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "policetrial", "svg.fonttype": "none"}):
+        # The tight box once for both files ("tight" would lay the figure out twice each).
+        figure.canvas.draw()
+        box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)  # type: ignore[attr-defined]
+        figure.savefig(svg, format="svg", bbox_inches=box, metadata={"Date": None})
+        figure.savefig(png, format="png", dpi=150, bbox_inches=box, metadata={"Software": None})
+    plt.close(figure)
+    text = svg.getvalue()
+    text = text[text.index("<svg") :]
+    # matplotlib's RDF metadata names outside vocabularies; the page needs none of it.
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+    # An id for the inline SVG, so that the page (and a test) can find each figure.
+    text = text.replace("<svg ", f'<svg id="figure-{name}" role="img" aria-label="{title}" ', 1)
+    return ReportFigure(name, title, caption, text, png.getvalue())
+
+
+def _style(axis: Any) -> None:
+    axis.spines[["top", "right"]].set_visible(False)
+    axis.tick_params(colors=INK, labelsize=8)
+
+
+# --- the CONSORT flow diagram --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowBox:
+    """A box of the flow diagram: lines of text, the first one bold."""
+
+    lines: tuple[str, ...]
+
+
+def flow_figure(
+    *,
+    enrolment: FlowBox,
+    excluded: FlowBox,
+    randomised: FlowBox,
+    columns: Sequence[tuple[str, Sequence[FlowBox]]],
+    caption: str,
+) -> ReportFigure:
+    """The CONSORT flow: enrolment, exclusions, randomisation, then one column per arm with
+    allocation, follow-up and analysis boxes (Campbell et al., BMJ 2012, figure 1)."""
+    width_in = 8.6
+    line = 0.175  # inches per text line at 8.5 pt
+    pad = 0.16
+    gap = 0.32
+
+    def height(box: FlowBox) -> float:
+        return len(_wrapped(box)) * line + 2 * pad
+
+    stages = ("Allocation", "Follow-up", "Analysis")
+    rows = [max(height(col[1][i]) for col in columns) for i in range(len(stages))]
+    top_rows = [max(height(enrolment), height(excluded)), height(randomised)]
+    total = sum(top_rows) + sum(rows) + gap * (len(rows) + len(top_rows)) + 0.2
+    figure = plt.figure(figsize=(width_in, total))
+    axis = figure.add_axes((0, 0, 1, 1))
+    axis.set_xlim(0, width_in)
+    axis.set_ylim(0, total)
+    axis.axis("off")
+
+    def draw(box: FlowBox, x: float, top: float, w: float, h: float, edge: str = INK) -> None:
+        axis.add_patch(
+            FancyBboxPatch(
+                (x, top - h),
+                w,
+                h,
+                boxstyle="round,pad=0,rounding_size=0.06",
+                linewidth=1.0,
+                edgecolor=edge,
+                facecolor="white",
+            )
+        )
+        y = top - pad - line * 0.75
+        for i, text in enumerate(_wrapped(box)):
+            # SVG collapses leading spaces, so indentation is an x offset.
+            indent = len(text) - len(text.lstrip(" "))
+            axis.text(
+                x + 0.12 + 0.07 * indent,
+                y,
+                text.strip(),
+                fontsize=8.5,
+                color=INK,
+                fontweight="bold" if i == 0 else "normal",
+                va="baseline",
+            )
+            y -= line
+
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
+        axis.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops={"arrowstyle": "-|>", "color": INK, "lw": 0.9, "shrinkA": 0, "shrinkB": 0},
+        )
+
+    left, stage_w = 0.05, 0.62
+    body_x = left + stage_w + 0.12
+    body_w = width_in - body_x - 0.05
+    col_w = (body_w - 0.3) / 2
+    centre_w = col_w * 1.25
+    centre_x = body_x + (body_w - centre_w) / 2 - col_w * 0.35
+    top = total - 0.1
+    h = top_rows[0]
+    draw(enrolment, centre_x, top, centre_w, h)
+    ex_x = centre_x + centre_w + 0.25
+    draw(excluded, ex_x, top, width_in - ex_x - 0.05, h)
+    arrow(centre_x + centre_w, top - h / 2, ex_x, top - h / 2)
+    _stage(axis, "Enrolment", left, top, stage_w, h + gap + top_rows[1])
+    y = top - h - gap
+    arrow(centre_x + centre_w / 2, top - h, centre_x + centre_w / 2, y)
+    draw(randomised, centre_x, y, centre_w, top_rows[1])
+    y -= top_rows[1]
+    split_y = y - gap / 2
+    col_x = [body_x, body_x + col_w + 0.3]
+    axis.plot([centre_x + centre_w / 2] * 2, [y, split_y], color=INK, lw=0.9)
+    axis.plot([col_x[0] + col_w / 2, col_x[1] + col_w / 2], [split_y, split_y], color=INK, lw=0.9)
+    y -= gap
+    for i, (stage, h) in enumerate(zip(stages, rows, strict=True)):
+        _stage(axis, stage, left, y, stage_w, h)
+        for c, (arm, boxes) in enumerate(columns):
+            edge = ARM_COLOURS.get(arm, INK)
+            start = split_y if i == 0 else y + gap
+            arrow(col_x[c] + col_w / 2, start, col_x[c] + col_w / 2, y)
+            draw(boxes[i], col_x[c], y, col_w, h, edge=edge)
+        y -= h + gap
+    return _finish(figure, "consort_flow", "CONSORT flow diagram", caption)
+
+
+def _wrapped(box: FlowBox, width: int = 50) -> list[str]:
+    out: list[str] = []
+    for text in box.lines:
+        indent = len(text) - len(text.lstrip(" "))
+        out.extend(
+            textwrap.wrap(
+                text, width=width, initial_indent="", subsequent_indent=" " * (indent + 2)
+            )
+            or [""]
+        )
+    return out
+
+
+def _stage(axis: Any, label: str, x: float, top: float, w: float, h: float) -> None:
+    axis.add_patch(
+        FancyBboxPatch(
+            (x, top - h),
+            w,
+            h,
+            boxstyle="round,pad=0,rounding_size=0.06",
+            linewidth=0,
+            facecolor="#e6eef5",
+        )
+    )
+    axis.text(
+        x + w / 2,
+        top - h / 2,
+        label,
+        rotation=90,
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        fontweight="bold",
+        color=INK,
+    )
+
+
+# --- monthly calls -------------------------------------------------------------------------
+
+
+def _x(day: dt.date) -> float:
+    """A date as matplotlib's float day number (what its date axes plot)."""
+    return float(mdates.date2num(day))
+
+
+def monthly_figure(
+    by_arm: Sequence[dict[str, Any]],
+    *,
+    sessions: Sequence[tuple[dt.date, str]],
+    baseline: tuple[dt.date, dt.date],
+    followup: Sequence[tuple[dt.date, dt.date]],
+    label: str,
+    caption: str,
+) -> ReportFigure:
+    """Mental-health calls per station per 30 days by month and arm, with the baseline
+    window shaded, each training session marked, and the span of follow-up windows shaded."""
+    figure, axis = plt.subplots(figsize=(7.6, 3.6))
+    for arm in ("intervention", "control"):
+        rows = [r for r in by_arm if r["arm"] == arm]
+        months = [r["month"] + dt.timedelta(days=14) for r in rows]
+        values = [r["mh_per_station_30d"] for r in rows]
+        axis.plot(
+            months,
+            values,
+            marker="o",
+            markersize=3.5,
+            color=ARM_COLOURS[arm],
+            label=arm.capitalize(),
+        )
+    axis.axvspan(
+        _x(baseline[0]), _x(baseline[1] + dt.timedelta(days=1)), color="#b8c4ce", alpha=0.35
+    )
+    if followup:
+        start = min(f[0] for f in followup)
+        end = max(f[1] for f in followup)
+        axis.axvspan(_x(start), _x(end + dt.timedelta(days=1)), color="#c8e0c0", alpha=0.45)
+    ymax = axis.get_ylim()[1]
+    axis.set_ylim(0, ymax * 1.12)
+    axis.text(_x(baseline[0]), ymax * 1.07, " baseline", fontsize=7.5, color=MUTED, va="center")
+    if followup:
+        axis.text(
+            _x(min(f[0] for f in followup)), ymax * 1.07, " follow-up", fontsize=7.5, color=MUTED,
+            va="center",
+        )  # fmt: skip
+    for i, (day, arm) in enumerate(sessions):
+        axis.axvline(
+            _x(day),
+            ymin=0,
+            ymax=0.06,
+            color=ARM_COLOURS.get(arm, INK),
+            lw=1.0,
+            label="Training session" if i == 0 else None,
+        )
+    axis.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))
+    axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    axis.set_ylabel(f"{label}\nper station per 30 days", fontsize=8, color=INK)
+    axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    _style(axis)
+    return _finish(figure, "monthly_calls", "Monthly calls by arm", caption)
+
+
+# --- forest plot ---------------------------------------------------------------------------
+
+
+def forest_figure(rows: Sequence[dict[str, Any]], *, level: int, caption: str) -> ReportFigure:
+    """Effect estimates with intervals: ratios on a log axis, differences on a linear one.
+
+    Each row: label, scale, estimate, ci_low, ci_high (None or non-finite: an open end).
+    """
+    ratio = [r for r in rows if "ratio" in str(r["scale"])]
+    other = [r for r in rows if "ratio" not in str(r["scale"])]
+    panels = [p for p in (ratio, other) if p]
+    if not panels:
+        panels = [[]]
+    heights = [max(len(p), 1) * 0.26 + 0.7 for p in panels]
+    figure, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(7.6, sum(heights)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    for axis, panel in zip(axes[:, 0], panels, strict=True):
+        _forest_panel(axis, panel, level=level)
+    figure.tight_layout()
+    return _finish(figure, "forest_plot", "Effect estimates", caption)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _forest_panel(axis: Any, rows: Sequence[dict[str, Any]], *, level: int) -> None:
+    if not rows:
+        axis.text(0.5, 0.5, "No estimates", ha="center", va="center", transform=axis.transAxes)
+        axis.axis("off")
+        return
+    log = "ratio" in str(rows[0]["scale"])
+    null = 1.0 if log else 0.0
+    points = [v for r in rows for v in (r["estimate"], r["ci_low"], r["ci_high"]) if _finite(v)]
+    if log:
+        points = [p for p in points if p > 0]
+    low = min([*points, null]) if points else null - 1
+    high = max([*points, null]) if points else null + 1
+    if log:
+        # An estimate far off (a fit that did not converge) must not squash the rest.
+        low, high = max(low / 1.15, 1 / RATIO_LIMIT), min(high * 1.15, RATIO_LIMIT)
+    else:
+        span = (high - low) or 1.0
+        low, high = low - 0.08 * span, high + 0.08 * span
+    n = len(rows)
+    for i, row in enumerate(rows):
+        y = n - 1 - i
+        colour = "#1b6ca8" if row.get("main", True) else MUTED
+        est = row["estimate"]
+        lo = row["ci_low"] if _finite(row["ci_low"]) and (not log or row["ci_low"] > 0) else low
+        hi = row["ci_high"] if _finite(row["ci_high"]) else high
+        lo, hi = min(max(lo, low), high), max(min(hi, high), low)
+        axis.plot([lo, hi], [y, y], color=colour, lw=1.3)
+        if _finite(est) and (not log or est > 0):
+            if est > high or est < low:
+                edge = high if est > high else low
+                axis.plot(
+                    [edge], [y], marker=">" if est > high else "<", color=colour, markersize=6
+                )
+            else:
+                axis.plot([est], [y], marker="s", color=colour, markersize=5)
+    axis.axvline(null, color=MUTED, lw=0.8, ls="--")
+    if log:
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.set_xlim(low, high)
+    axis.set_ylim(-0.7, n - 0.3)
+    axis.set_yticks(range(n), [r["label"] for r in reversed(rows)], fontsize=7.5)
+    scales = sorted({str(r["scale"]) for r in rows})
+    axis.set_xlabel(f"{' / '.join(scales)} ({level}% CI)", fontsize=8, color=INK)
+    _style(axis)
+
+
+# --- randomisation scores ------------------------------------------------------------------
+
+
+def score_figure(
+    scores: Sequence[float],
+    *,
+    chosen: float,
+    cutoff: float | None,
+    metric: str,
+    caption: str,
+) -> ReportFigure:
+    """Histogram of the admissible schemes' balance scores, the chosen scheme marked."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.0))
+    values = list(scores)
+    bins = max(5, min(40, len(set(round(v, 9) for v in values))))
+    axis.hist(values, bins=bins, color="#9fb6c8", edgecolor="white")
+    axis.axvline(chosen, color="#c0392b", lw=1.8, label=f"Chosen scheme ({chosen:.2f})")
+    if cutoff is not None:
+        axis.axvline(cutoff, color=MUTED, lw=1.0, ls="--", label=f"Cut-off ({cutoff:.2f})")
+    axis.set_xlabel(f"Balance score ({metric}; lower is better balanced)", fontsize=8)
+    axis.set_ylabel("Schemes", fontsize=8)
+    axis.legend(frameon=False, fontsize=8)
+    _style(axis)
+    return _finish(figure, "randomisation_scores", "Randomisation score distribution", caption)
+
+
+# --- station rates -------------------------------------------------------------------------
+
+
+def station_rates_figure(
+    station_period: Sequence[dict[str, Any]], *, outcome: str, label: str, caption: str
+) -> ReportFigure:
+    """Each station's rate per 30 days at baseline and follow-up, joined, by arm."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.4))
+    by_station: dict[str, dict[str, Any]] = {}
+    for row in station_period:
+        entry = by_station.setdefault(str(row["station_id"]), {"arm": row["arm"]})
+        if row.get("days"):
+            entry[row["period"]] = (row.get(outcome) or 0) / row["days"] * 30
+    for arm, offset in (("control", -0.06), ("intervention", 0.06)):
+        first = True
+        for entry in by_station.values():
+            if entry["arm"] != arm:
+                continue
+            axis.plot(
+                [0 + offset, 1 + offset],
+                [entry.get("baseline", math.nan), entry.get("followup", math.nan)],
+                marker="o",
+                color=ARM_COLOURS[arm],
+                alpha=0.8,
+                label=arm.capitalize() if first else None,
+            )
+            first = False
+    axis.set_xticks([0, 1], ["Baseline", "Follow-up"])
+    axis.set_xlim(-0.4, 1.4)
+    axis.set_ylabel(f"{label}\nper 30 days", fontsize=8)
+    axis.legend(frameon=False, fontsize=8)
+    _style(axis)
+    return _finish(figure, "station_rates", "Station rates by period", caption)

@@ -1,0 +1,299 @@
+"""The CONSORT flow of stations and officers, counted from the trial's records.
+
+The boxes follow the CONSORT 2010 extension for cluster trials (Campbell et al., BMJ
+2012;345:e5661, figure 1): clusters (stations) and individuals (officers) at enrolment,
+allocation, follow-up and analysis. Every number is counted from the database (stations,
+postings, training, the sealed allocation) and from `results.json` (which stations the
+analysis used); none is typed in. The boxes add up by construction, and `check()` says
+so, identity by identity.
+
+Definitions (one officer is one pseudonymous officer key):
+
+- assessed: stations in the stations extract; officers posted at one of them on the
+  protocol's roster date (`[eligibility] on_date`);
+- excluded: stations not randomised; officers of a rank or team the protocol does not
+  include, or posted at a station that was not randomised;
+- allocated: stations by arm in the allocation in force; eligible officers at them;
+- received the allocation: intervention stations with at least one training session,
+  and their eligible officers who attended one (the others split into put forward but
+  did not attend, and not put forward); control stations with no training session, and
+  their officers who attended none (an officer who did is listed as contamination);
+- follow-up: stations with no follow-up window in the results are lost; officers whose
+  roster-date posting ended before the station's follow-up window ended left, and of
+  those the ones later posted to a station of the other arm moved across;
+- analysed: stations in the primary analysis (the follow-up rows of `results.json`);
+  incidents in their follow-up windows; officers with pre and post questionnaires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from policetrial import db
+from policetrial.errors import WorkspaceError
+from policetrial.ingest import read_store
+from policetrial.roster import eligible_officers, load_officers, load_stations
+from policetrial.workspace import Workspace
+
+__all__ = ["ArmFlow", "ConsortFlow", "consort_flow"]
+
+ARMS = ("intervention", "control")
+
+
+@dataclass(frozen=True)
+class ArmFlow:
+    """One arm's column of the flow diagram."""
+
+    arm: str
+    stations_allocated: int
+    stations_received: int
+    """Intervention: stations with a training session. Control: stations without one."""
+    stations_not_received: int
+    officers_allocated: int
+    officers_trained: int
+    """Eligible officers who attended a session (in the control arm: contamination)."""
+    officers_put_forward_not_trained: int
+    officers_not_put_forward: int
+    stations_lost: int
+    stations_followed: int
+    officers_left: int
+    officers_moved_arm: int
+    """Of those who left: later posted to a station of the other arm."""
+    officers_stayed: int
+    stations_analysed: int
+    stations_excluded_from_analysis: int
+    incidents_analysed: int
+    primary_events: int
+    questionnaire_pre: int | None = None
+    questionnaire_post: int | None = None
+    questionnaire_both: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConsortFlow:
+    """Stations and officers from enrolment to analysis (CONSORT 2010, cluster extension)."""
+
+    stations_assessed: int
+    stations_excluded: int
+    stations_randomised: int
+    officers_assessed: int
+    officers_excluded_role: int
+    officers_excluded_station: int
+    officers_randomised: int
+    arms: tuple[ArmFlow, ...]
+    primary_outcome: str
+    primary_clusters: int | None
+
+    def arm(self, name: str) -> ArmFlow:
+        return next(a for a in self.arms if a.arm == name)
+
+    def check(self) -> list[str]:
+        """Identities the boxes must satisfy; the ones that fail (empty when all hold)."""
+        problems = []
+
+        def need(ok: bool, text: str) -> None:
+            if not ok:
+                problems.append(text)
+
+        need(
+            self.stations_assessed == self.stations_excluded + self.stations_randomised,
+            "stations assessed = excluded + randomised",
+        )
+        need(
+            self.officers_assessed
+            == self.officers_excluded_role
+            + self.officers_excluded_station
+            + self.officers_randomised,
+            "officers assessed = excluded + randomised",
+        )
+        need(
+            self.stations_randomised == sum(a.stations_allocated for a in self.arms),
+            "stations randomised = sum of allocated",
+        )
+        need(
+            self.officers_randomised == sum(a.officers_allocated for a in self.arms),
+            "officers randomised = sum of allocated",
+        )
+        for a in self.arms:
+            need(
+                a.stations_allocated == a.stations_received + a.stations_not_received,
+                f"{a.arm}: stations allocated = received + not received",
+            )
+            need(
+                a.officers_allocated
+                == a.officers_trained
+                + a.officers_put_forward_not_trained
+                + a.officers_not_put_forward,
+                f"{a.arm}: officers allocated = trained + put forward only + not put forward",
+            )
+            need(
+                a.stations_allocated == a.stations_lost + a.stations_followed,
+                f"{a.arm}: stations allocated = lost + followed up",
+            )
+            need(
+                a.officers_allocated == a.officers_left + a.officers_stayed,
+                f"{a.arm}: officers allocated = left + stayed",
+            )
+            need(a.officers_moved_arm <= a.officers_left, f"{a.arm}: moved across <= left")
+            need(
+                a.stations_followed == a.stations_analysed + a.stations_excluded_from_analysis,
+                f"{a.arm}: stations followed up = analysed + excluded",
+            )
+        if self.primary_clusters is not None:
+            need(
+                self.primary_clusters == sum(a.stations_analysed for a in self.arms),
+                "stations analysed = clusters in the primary estimate",
+            )
+        return problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stations_assessed": self.stations_assessed,
+            "stations_excluded": self.stations_excluded,
+            "stations_randomised": self.stations_randomised,
+            "officers_assessed": self.officers_assessed,
+            "officers_excluded_role": self.officers_excluded_role,
+            "officers_excluded_station": self.officers_excluded_station,
+            "officers_randomised": self.officers_randomised,
+            "arms": {a.arm: a.to_dict() for a in self.arms},
+            "primary_outcome": self.primary_outcome,
+            "primary_clusters": self.primary_clusters,
+            "problems": self.check(),
+        }
+
+    def summary(self) -> pd.DataFrame:
+        """One row per arm, one column per count."""
+        return pd.DataFrame([a.to_dict() for a in self.arms])
+
+
+def _on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
+    to = postings["posted_to"].map(lambda d: dt.date.max if d is None or pd.isna(d) else d)
+    return (postings["posted_from"] <= day) & (to >= day)
+
+
+def _survey_counts(workspace: Workspace) -> dict[str, dict[str, int]] | None:
+    with workspace.engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(db.survey_submissions))
+        if not stored.scalar_one():
+            return None
+    from policetrial.survey import response_flow
+
+    return response_flow(workspace).flow
+
+
+def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
+    """Count the flow diagram's boxes from the workspace and `results.json`.
+
+    Parameters
+    ----------
+    workspace : a randomised workspace.
+    results : the parsed `results.json` (for the stations analysed and their windows).
+    """
+    from policetrial.allocation import current_allocation
+
+    allocation = current_allocation(workspace)
+    if allocation is None:
+        raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
+    protocol = workspace.protocol
+    arms = allocation.arms
+    stations = load_stations(workspace)
+    postings = load_officers(workspace)
+    on_date = protocol.eligibility.on_date
+    assessed_ids = set(stations["station_id"])
+    current = postings[_on(postings, on_date) & postings["station_id"].isin(assessed_ids)]
+    officers_assessed = int(current["officer_key"].nunique())
+    eligible = eligible_officers(protocol, postings)
+    eligible = eligible[eligible["station_id"].isin(assessed_ids)]
+    randomised_officers = eligible[eligible["station_id"].isin(arms)]
+    excluded_station = int(
+        eligible["officer_key"].nunique() - randomised_officers["officer_key"].nunique()
+    )
+    excluded_role = officers_assessed - int(eligible["officer_key"].nunique())
+
+    sessions = read_store(workspace, "training_sessions")
+    attendance = read_store(workspace, "training_attendance")
+    sessions_at = set(sessions["station_id"].astype(str))
+    attended = set(attendance.loc[attendance["attended"].astype(bool), "officer_key"])
+    put_forward = set(attendance["officer_key"])
+
+    follow = [r for r in results.get("station_period", []) if r.get("period") == "followup"]
+    window_end = {
+        str(r["station_id"]): dt.date.fromisoformat(str(r["end"])[:10])
+        for r in follow
+        if r.get("days") and r.get("end")
+    }
+    primary = results["trial"]["primary_outcome"]
+    survey = _survey_counts(workspace)
+    station_arm = {str(s): a for s, a in arms.items()}
+    history: dict[str, list[tuple[dt.date, str]]] = {}
+    for key, start, station in zip(
+        postings["officer_key"], postings["posted_from"], postings["station_id"], strict=True
+    ):
+        history.setdefault(key, []).append((start, str(station)))
+    per_arm = []
+    for arm in ARMS:
+        ids = {s for s, a in station_arm.items() if a == arm}
+        officers = randomised_officers[randomised_officers["station_id"].isin(ids)]
+        keys = set(officers["officer_key"])
+        delivered = ids & sessions_at
+        received = delivered if arm == "intervention" else ids - sessions_at
+        trained = keys & attended
+        left = moved = 0
+        for row in officers.itertuples(index=False):
+            end = window_end.get(str(row.station_id))
+            posted_to = None if row.posted_to is None or pd.isna(row.posted_to) else row.posted_to
+            if end is None or posted_to is None or posted_to >= end:
+                continue
+            left += 1
+            later = [s for start, s in history.get(row.officer_key, ()) if start > posted_to]
+            if any(station_arm.get(s) not in (None, arm) for s in later):
+                moved += 1
+        followed = ids & set(window_end)
+        rows = [r for r in follow if str(r["station_id"]) in ids]
+        analysed = {str(r["station_id"]) for r in rows}
+        flow = (survey or {}).get(arm, {})
+        per_arm.append(
+            ArmFlow(
+                arm=arm,
+                stations_allocated=len(ids),
+                stations_received=len(received),
+                stations_not_received=len(ids) - len(received),
+                officers_allocated=len(keys),
+                officers_trained=len(trained),
+                officers_put_forward_not_trained=len((keys & put_forward) - trained),
+                officers_not_put_forward=len(keys - put_forward - trained),
+                stations_lost=len(ids) - len(followed),
+                stations_followed=len(followed),
+                officers_left=left,
+                officers_moved_arm=moved,
+                officers_stayed=len(keys) - left,
+                stations_analysed=len(analysed & followed),
+                stations_excluded_from_analysis=len(followed - analysed),
+                incidents_analysed=int(sum(int(r.get("incidents") or 0) for r in rows)),
+                primary_events=int(sum(int(r.get(primary) or 0) for r in rows)),
+                questionnaire_pre=flow.get("responded_pre") if survey else None,
+                questionnaire_post=flow.get("responded_post") if survey else None,
+                questionnaire_both=flow.get("responded_both") if survey else None,
+            )
+        )
+    primary_estimate = results.get("primary") or {}
+    return ConsortFlow(
+        stations_assessed=len(assessed_ids),
+        stations_excluded=len(assessed_ids - set(station_arm)),
+        stations_randomised=len(station_arm),
+        officers_assessed=officers_assessed,
+        officers_excluded_role=excluded_role,
+        officers_excluded_station=excluded_station,
+        officers_randomised=int(randomised_officers["officer_key"].nunique()),
+        arms=tuple(per_arm),
+        primary_outcome=primary,
+        primary_clusters=primary_estimate.get("n_clusters"),
+    )

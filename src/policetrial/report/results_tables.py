@@ -1,0 +1,243 @@
+"""Tables read from results.json: outcomes by arm and period, effect estimates, ICCs / CVs.
+
+The estimates are rendered generically from their fields (outcome, method, description,
+scale, estimate, ci_low, ci_high, p_value, df, n_clusters, notes, and analysis_set when
+present), so a method the analysis adds later shows up without a change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policetrial.report.labels import is_questionnaire, method_label, outcome_label, set_label
+from policetrial.report.tables import ReportTable, Suppression
+
+__all__ = [
+    "all_estimates",
+    "clustering_table",
+    "estimates_table",
+    "forest_rows",
+    "outcomes_table",
+    "sensitivity_table",
+]
+
+
+def all_estimates(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every estimate: `analyses` when results.json has it, else `estimates`."""
+    return list(results.get("analyses") or results.get("estimates") or [])
+
+
+def _main(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in all_estimates(results)
+        if e.get("analysis_set", "main") == "main" and not is_questionnaire(e)
+    ]
+
+
+def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> ReportTable:
+    """Totals, station medians and means and rates per 30 days, by outcome, arm and period."""
+    analysed = list(dict.fromkeys(e["outcome"] for e in _main(results)))
+    descriptive = results.get("descriptive") or {}
+    primary = results["trial"]["primary_outcome"]
+    rows = []
+    groups = []
+    for name in analysed:
+        for r in descriptive.get(name, []):
+            hidden = suppression.hides(r["total"])
+            rows.append(
+                (
+                    str(r["arm"]).capitalize(),
+                    "follow-up" if r["period"] == "followup" else r["period"],
+                    r["stations"],
+                    suppression.count(r["total"]),
+                    None if hidden or suppression.hides(r["median"]) else r["median"],
+                    None if hidden else r["mean"],
+                    None if hidden else r["rate_per_30_days"],
+                )
+            )
+            groups.append(outcome_label(name) + (" (primary)" if name == primary else ""))
+    return ReportTable(
+        name="outcomes_by_arm",
+        title="Outcomes by arm and period",
+        columns=(
+            "Arm",
+            "Period",
+            "Stations",
+            "Total",
+            "Median per station",
+            "Mean per station",
+            "Rate per 30 days",
+        ),
+        rows=tuple(rows),
+        formats=("text", "text", "int", "count", "1", "1", "1"),
+        groups=tuple(groups),
+        notes=(
+            "Rate per 30 days = total / days in the stations' windows × 30. Follow-up windows "
+            "differ by station (placed after each station's training).",
+        ),
+    )
+
+
+def _estimate_rows(
+    estimates: list[dict[str, Any]], primary: str, level: int, group_by: str
+) -> tuple[tuple[tuple[Any, ...], ...], tuple[str, ...], tuple[str, ...]]:
+    rows = []
+    groups = []
+    notes: list[str] = []
+    for e in estimates:
+        marks = ""
+        for note in e.get("notes", []):
+            if note not in notes:
+                notes.append(note)
+            marks += f"[{notes.index(note) + 1}]"
+        is_primary = e["outcome"] == primary and e["method"] == "nb_randomisation"
+        outcome = outcome_label(e["outcome"]) + (" (primary)" if e["outcome"] == primary else "")
+        first = outcome if group_by == "outcome" else set_label(e.get("analysis_set", "main"))
+        rows.append(
+            (
+                (outcome if group_by != "outcome" else method_label(e["method"]))
+                + (" *" if is_primary else ""),
+                e.get("scale", ""),
+                e.get("estimate"),
+                e.get("ci_low"),
+                e.get("ci_high"),
+                e.get("p_value"),
+                e.get("df"),
+                e.get("n_clusters"),
+                marks,
+            )
+        )
+        groups.append(first)
+    return tuple(rows), tuple(groups), tuple(f"[{i + 1}] {n}" for i, n in enumerate(notes))
+
+
+def estimates_table(results: dict[str, Any]) -> ReportTable:
+    """Every main-analysis estimate (counts and incident flags), grouped by outcome."""
+    level = round(100 * (1 - results["trial"]["alpha"]))
+    rows, groups, notes = _estimate_rows(
+        _main(results), results["trial"]["primary_outcome"], level, "outcome"
+    )
+    return ReportTable(
+        name="effect_estimates",
+        title="Effect estimates, intervention versus control",
+        columns=(
+            "Method",
+            "Scale",
+            "Estimate",
+            f"{level}% CI low",
+            f"{level}% CI high",
+            "p",
+            "df",
+            "Stations",
+            "Notes",
+        ),
+        rows=rows,
+        formats=("text", "text", "2", "2", "2", "p", "0", "int", "text"),
+        groups=groups,
+        notes=("* the primary analysis of the primary outcome.", *notes),
+    )
+
+
+def sensitivity_table(results: dict[str, Any]) -> ReportTable | None:
+    """Estimates from the sensitivity analysis sets (None when results.json has none)."""
+    level = round(100 * (1 - results["trial"]["alpha"]))
+    chosen = [
+        e
+        for e in all_estimates(results)
+        if e.get("analysis_set", "main") != "main" and not is_questionnaire(e)
+    ]
+    if not chosen:
+        return None
+    rows, groups, notes = _estimate_rows(chosen, results["trial"]["primary_outcome"], level, "set")
+    rows = tuple(
+        (f"{r[0]} · {method_label(e['method'])}", *r[1:]) for r, e in zip(rows, chosen, strict=True)
+    )
+    return ReportTable(
+        name="sensitivity_analyses",
+        title="Sensitivity analyses",
+        columns=(
+            "Outcome · method",
+            "Scale",
+            "Estimate",
+            f"{level}% CI low",
+            f"{level}% CI high",
+            "p",
+            "df",
+            "Stations",
+            "Notes",
+        ),
+        rows=rows,
+        formats=("text", "text", "2", "2", "2", "p", "0", "int", "text"),
+        groups=groups,
+        notes=notes,
+    )
+
+
+def clustering_table(results: dict[str, Any]) -> ReportTable | None:
+    """Between-station CVs and ICCs with intervals (None when results.json has none)."""
+    entries = results.get("clustering") or []
+    if not entries:
+        return None
+    level = round(100 * (1 - results["trial"]["alpha"]))
+    notes: list[str] = []
+    rows = []
+    groups = []
+    for c in entries:
+        marks = ""
+        for note in c.get("notes", []):
+            if note not in notes:
+                notes.append(note)
+            marks += f"[{notes.index(note) + 1}]"
+        rows.append(
+            (
+                "ICC" if c["measure"] == "icc" else "CV between stations (k)",
+                c.get("adjusted_for", ""),
+                c.get("estimate"),
+                c.get("ci_low"),
+                c.get("ci_high"),
+                c.get("method", ""),
+                c.get("n_clusters"),
+                marks,
+            )
+        )
+        groups.append(outcome_label(c["outcome"]))
+    return ReportTable(
+        name="between_station_variation",
+        title="Between-station variation: ICCs and coefficients of variation",
+        columns=(
+            "Measure",
+            "Adjusted for",
+            "Estimate",
+            f"{level}% CI low",
+            f"{level}% CI high",
+            "Method",
+            "Stations",
+            "Notes",
+        ),
+        rows=tuple(rows),
+        formats=("text", "text", "3", "3", "3", "text", "int", "text"),
+        groups=tuple(groups),
+        notes=tuple(f"[{i + 1}] {n}" for i, n in enumerate(notes)),
+    )
+
+
+def forest_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per estimate for the forest plot (main analyses first, then sensitivity)."""
+    rows = []
+    for e in all_estimates(results):
+        main = e.get("analysis_set", "main") == "main"
+        label = f"{outcome_label(e['outcome'])[:46]} · {method_label(e['method'])}"
+        if not main:
+            label += f" ({set_label(e['analysis_set']).lower()[:28]})"
+        rows.append(
+            {
+                "label": label,
+                "scale": e.get("scale", ""),
+                "estimate": e.get("estimate"),
+                "ci_low": e.get("ci_low"),
+                "ci_high": e.get("ci_high"),
+                "main": main,
+            }
+        )
+    return sorted(rows, key=lambda r: not r["main"])

@@ -1,0 +1,434 @@
+"""The audit and questionnaire sections, read from the workspace (not from results.json).
+
+Each returns None when its part of the trial has not happened yet (no audit sample, no
+stored questionnaire), and the report then says so instead of showing empty tables.
+Synthetic ratings or responses are labelled SYNTHETIC wherever they are shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+
+from policetrial import db
+from policetrial.report.labels import is_questionnaire, method_label
+from policetrial.report.tables import ReportTable, Suppression
+from policetrial.workspace import Workspace
+
+__all__ = ["AUDIT_POWER", "AuditSection", "SurveySection", "audit_section", "survey_section"]
+
+AUDIT_POWER = {4: (0.05, 0.17, 0.36), 8: (0.11, 0.33, 0.64), 20: (0.21, 0.61, 0.89)}
+"""Power of the audit's randomisation test for a PPV lower by 0.1 / 0.2 / 0.3 in one arm,
+by rated incidents per station and period (Connect design, PPV 0.85, ICC 0.05, 5,000
+simulated trials each): `policetrial.audit_accuracy.accuracy_test_size`, docs/audit.md."""
+
+STATISTIC_LABELS = {
+    "cohen_kappa": "Cohen's kappa",
+    "fleiss_kappa": "Fleiss' kappa",
+    "gwet_ac1": "Gwet's AC1",
+    "krippendorff_alpha": "Krippendorff's alpha",
+}
+
+
+@dataclass(frozen=True)
+class AuditSection:
+    """What the report says about the independent audit of tags."""
+
+    facts: dict[str, Any]
+    tables: tuple[ReportTable, ...]
+    synthetic: bool
+    power_note: str
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "facts": self.facts,
+            "tables": [t.to_dict() for t in self.tables],
+            "synthetic": self.synthetic,
+            "power_note": self.power_note,
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return self.tables[0].summary() if self.tables else pd.DataFrame()
+
+
+def _power_note(per_station: float) -> str:
+    nearest = min(AUDIT_POWER, key=lambda k: abs(k - per_station))
+    p1, p2, p3 = AUDIT_POWER[nearest]
+    return (
+        f"The sample gives about {per_station:.1f} rated incidents per station and period. With "
+        f"{nearest} per station, the randomisation test comparing arms has about {p3:.0%} power "
+        f"to detect a PPV lower by 0.3 in one arm ({p2:.0%} for 0.2, {p1:.0%} for 0.1; ICC 0.05, "
+        "5,000 simulated trials; docs/audit.md). The audit can show that flags are mostly "
+        "relevant in both arms; only a large difference in accuracy between arms would be "
+        "detected, so no evidence of a difference is not evidence of none."
+    )
+
+
+def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSection | None:
+    """Sample, ratings, agreement and accuracy of tagging by arm; None before the sample."""
+    from policetrial.audit import audit_summary, current_sample
+
+    if current_sample(workspace) is None:
+        return None
+    summary = audit_summary(workspace).to_dict()
+    count = suppression.count
+    sample = summary["sample"]
+    ratings = summary["ratings"]
+    # Strata are station x period (x kind when unflagged incidents are drawn too).
+    kinds = 2 if sample["untagged_fraction"] else 1
+    per_station = sample["n_tagged"] / max(int(sample["strata"]) // kinds, 1)
+    facts = {
+        "fraction": sample["fraction"],
+        "untagged_fraction": sample["untagged_fraction"],
+        "double_rated_fraction": sample["double_rated_fraction"],
+        "population_tagged": count(sample["population"].get("tagged", 0)),
+        "population_untagged": count(sample["population"].get("untagged", 0)),
+        "drawn": count(sample["n_items"]),
+        "drawn_tagged": count(sample["n_tagged"]),
+        "drawn_untagged": count(sample["n_untagged"]),
+        "double_rated": count(sample["n_double_rated"]),
+        "strata": sample["strata"],
+        "seed": sample["seed"],
+        "algorithm": sample["algorithm"],
+        "digest": sample["digest"],
+        "digest_verified": sample["digest_verified"],
+        "ratings": count(ratings["ratings"]),
+        "raters": len(ratings["raters"]),
+        "items_rated": count(ratings["items_rated"]),
+        "items_unrated": count(ratings["items_unrated"]),
+        "items_double_rated": count(ratings["items_with_two_or_more_ratings"]),
+    }
+    tables: list[ReportTable] = []
+    agreement_rows = []
+    agreement_groups = []
+    for kind, report in summary["agreement"].items():
+        for est in report["estimates"]:
+            name = STATISTIC_LABELS.get(est["statistic"], est["statistic"].replace("_", " "))
+            if est["statistic"] == "krippendorff_alpha":
+                name += f" ({est['scale']})"
+            agreement_rows.append(
+                (name, est["value"], est["ci_low"], est["ci_high"], count(est["n_units"]))
+            )
+            agreement_groups.append(f"{kind.capitalize()} incidents")
+        pb = report.get("prevalence_bias")
+        if pb:
+            for label, key in (
+                ("PABAK", "pabak"),
+                ("Prevalence index", "prevalence_index"),
+                ("Bias index", "bias_index"),
+            ):
+                agreement_rows.append((label, pb[key], None, None, count(pb["n"])))
+                agreement_groups.append(f"{kind.capitalize()} incidents")
+    if agreement_rows:
+        tables.append(
+            ReportTable(
+                name="audit_agreement",
+                title="Agreement between raters on the double-rated incidents",
+                columns=("Statistic", "Value", "CI low", "CI high", "Incidents"),
+                rows=tuple(agreement_rows),
+                formats=("text", "3", "3", "3", "count"),
+                groups=tuple(agreement_groups),
+                notes=("Percentile bootstrap intervals over incidents.",),
+            )
+        )
+    accuracy = summary.get("accuracy") or {}
+    ppv_rows = []
+    for row in accuracy.get("ppv", []):
+        hidden = suppression.hides(row["yes"]) or suppression.hides(row["no"])
+        ppv_rows.append(
+            (
+                row["arm"].capitalize(),
+                "follow-up" if row["period"] == "followup" else row["period"],
+                count(row["items"]),
+                count(row["yes"]),
+                count(row["no"]),
+                count(row["cannot_tell"] + row["unresolved"]),
+                None if hidden else row["estimate"],
+                None if hidden else row["ci_low"],
+                None if hidden else row["ci_high"],
+            )
+        )
+    if ppv_rows:
+        tables.append(
+            ReportTable(
+                name="audit_accuracy",
+                title="Accuracy of tagging by arm and period (positive predictive value)",
+                columns=(
+                    "Arm",
+                    "Period",
+                    "Drawn",
+                    "Relevant",
+                    "Not relevant",
+                    "Cannot tell or tied",
+                    "PPV",
+                    "CI low",
+                    "CI high",
+                ),
+                rows=tuple(ppv_rows),
+                formats=("text", "text", "count", "count", "count", "count", "3", "3", "3"),
+                notes=(
+                    "PPV = relevant / (relevant + not relevant); Wilson intervals, which treat "
+                    "incidents as independent: they describe, they do not compare arms.",
+                ),
+            )
+        )
+    test_rows = [
+        (
+            t["measure"].upper() if t["measure"] == "ppv" else t["measure"],
+            "follow-up" if t["period"] == "followup" else t["period"],
+            t["stations"],
+            t["mean_intervention"],
+            t["mean_control"],
+            t["difference"],
+            t["p_value"],
+            t["schemes"],
+        )
+        for t in accuracy.get("tests", [])
+    ]
+    if test_rows:
+        tables.append(
+            ReportTable(
+                name="audit_tests",
+                title="Do arms differ in accuracy? Cluster-level randomisation test",
+                columns=(
+                    "Measure",
+                    "Period",
+                    "Stations",
+                    "Mean, intervention",
+                    "Mean, control",
+                    "Difference",
+                    "p",
+                    "Schemes",
+                ),
+                rows=tuple(test_rows),
+                formats=("text", "text", "int", "3", "3", "3", "p", "int"),
+                notes=(
+                    "Difference between the arms' mean station PPVs; two-sided p-value over the "
+                    "allocation's scheme set. The follow-up test is the one that matters.",
+                ),
+            )
+        )
+    return AuditSection(
+        facts=facts,
+        tables=tuple(tables),
+        synthetic=bool(summary["synthetic_ratings"]),
+        power_note=_power_note(per_station),
+        notes=tuple(summary.get("notes", [])) + tuple(accuracy.get("notes", [])),
+    )
+
+
+@dataclass(frozen=True)
+class SurveySection:
+    """What the report says about the officer questionnaires."""
+
+    tables: tuple[ReportTable, ...]
+    synthetic: bool
+    instruments: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tables": [t.to_dict() for t in self.tables],
+            "synthetic": self.synthetic,
+            "instruments": list(self.instruments),
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return self.tables[0].summary() if self.tables else pd.DataFrame()
+
+
+def _stored_questionnaires(workspace: Workspace) -> int:
+    with workspace.engine.connect() as connection:
+        return int(
+            connection.execute(select(func.count()).select_from(db.survey_submissions)).scalar_one()
+        )
+
+
+def survey_section(
+    workspace: Workspace,
+    results: dict[str, Any],
+    *,
+    suppression: Suppression,
+    n_boot: int = 1000,
+) -> SurveySection | None:
+    """Response rates, reliability and pre/post change by arm; None before any response."""
+    if not _stored_questionnaires(workspace):
+        return None
+    from policetrial.survey import response_flow, survey_reliability, survey_scores
+
+    count = suppression.count
+    flow = response_flow(workspace)
+    scores = survey_scores(workspace)
+    labels = {
+        f"{block['instrument']}.{row['score']}": row["label"]
+        for block in scores.to_dict()["scoring"]
+        for row in block["summary"]
+    }
+    tables: list[ReportTable] = []
+    response_rows = []
+    for row in flow.by_arm.to_dict("records"):
+        hidden = suppression.hides(row["responded"])
+        response_rows.append(
+            (
+                str(row["arm"]).capitalize(),
+                row["time"],
+                count(row["eligible"]),
+                count(row["invited"]),
+                count(row["responded"]),
+                None if hidden or pd.isna(row["response_rate"]) else 100 * row["response_rate"],
+            )
+        )
+    for arm, box in sorted(flow.flow.items()):
+        both = box["responded_both"]
+        hidden = suppression.hides(both) or not box["eligible"]
+        rate = None if hidden else 100 * both / box["eligible"]
+        response_rows.append(
+            (arm.capitalize(), "pre and post", count(box["eligible"]), None, count(both), rate)
+        )
+    tables.append(
+        ReportTable(
+            name="survey_response",
+            title="Questionnaire response by arm and time point",
+            columns=("Arm", "Time", "Eligible", "Invited", "Responded", "Response rate (%)"),
+            rows=tuple(response_rows),
+            formats=("text", "text", "count", "count", "count", "1"),
+            notes=("Response rate = responded / eligible officers (roster date).",),
+        )
+    )
+    reliability = survey_reliability(workspace, n_boot=n_boot).to_dict()
+    rel_rows = []
+    for row in reliability["summary"]:
+        key = f"{row['instrument']}.{row['score']}"
+        rel_rows.append(
+            (
+                labels.get(key, key),
+                row["time"],
+                count(row["n"]),
+                row["k"],
+                row["alpha"],
+                _interval(row["alpha_ci_low"], row["alpha_ci_high"]),
+                row["omega"],
+                _interval(row["omega_ci_low"], row["omega_ci_high"]),
+            )
+        )
+    tables.append(
+        ReportTable(
+            name="survey_reliability",
+            title="Reliability of each score (complete responses)",
+            columns=("Score", "Time", "n", "Items", "Alpha", "95% CI", "Omega", "95% CI "),
+            rows=tuple(rel_rows),
+            formats=("text", "text", "count", "int", "2", "text", "2", "text"),
+            notes=(
+                "Cronbach's alpha with Feldt's interval; McDonald's omega (one-factor minres) with "
+                f"a percentile bootstrap interval ({n_boot:,} resamples, seed 0).",
+            ),
+        )
+    )
+    change_rows = []
+    change_groups = []
+    for key in scores.score_keys:
+        table = scores.prepost(key)
+        for arm in ("intervention", "control"):
+            part = table[table["arm"] == arm]
+            pre = pd.to_numeric(part["pre"], errors="coerce")
+            post = pd.to_numeric(part["post"], errors="coerce")
+            both = part.assign(change=post - pre).dropna(subset=["change"])
+            n_both = len(both)
+            hidden = suppression.hides(n_both)
+            change_rows.append(
+                (
+                    arm.capitalize(),
+                    count(int(pre.notna().sum())),
+                    _mean(pre),
+                    count(int(post.notna().sum())),
+                    _mean(post),
+                    count(n_both),
+                    None if hidden else _mean(both["change"]),
+                    None if hidden or n_both < 2 else float(np.std(both["change"], ddof=1)),
+                )
+            )
+            change_groups.append(labels.get(key, key))
+    tables.append(
+        ReportTable(
+            name="survey_prepost",
+            title="Scores before and after training, by arm",
+            columns=(
+                "Arm",
+                "Pre n",
+                "Pre mean",
+                "Post n",
+                "Post mean",
+                "Both n",
+                "Mean change",
+                "SD of change",
+            ),
+            rows=tuple(change_rows),
+            formats=("text", "count", "2", "count", "2", "count", "2", "2"),
+            groups=tuple(change_groups),
+            notes=(
+                "Unadjusted: officers' own change (post minus pre) among those who answered at "
+                "both time points. The adjusted comparison, with officers clustered in stations, "
+                "is the analysis below when results.json holds it.",
+            ),
+        )
+    )
+    analyses = [
+        e for e in results.get("analyses", results.get("estimates", [])) if is_questionnaire(e)
+    ]
+    if analyses:
+        tables.append(
+            ReportTable(
+                name="survey_analysis",
+                title="Questionnaire analysis: difference between arms",
+                columns=(
+                    "Outcome",
+                    "Method",
+                    "Estimate",
+                    "CI low",
+                    "CI high",
+                    "p",
+                    "df",
+                    "Stations",
+                ),
+                rows=tuple(
+                    (
+                        e["outcome"],
+                        method_label(e["method"]),
+                        e["estimate"],
+                        e["ci_low"],
+                        e["ci_high"],
+                        e["p_value"],
+                        e.get("df"),
+                        e.get("n_clusters"),
+                    )
+                    for e in analyses
+                ),
+                formats=("text", "text", "2", "2", "2", "p", "0", "int"),
+                notes=tuple(dict.fromkeys(n for e in analyses for n in e.get("notes", []))),
+            )
+        )
+    modes = set(scores.table["mode"].astype(str)) if len(scores.table) else set()
+    return SurveySection(
+        tables=tuple(tables),
+        synthetic="synthetic" in modes,
+        instruments=tuple(i.id for i in scores.questionnaire.instruments),
+        notes=(),
+    )
+
+
+def _mean(values: pd.Series) -> float | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return ""
+    return f"{low:.2f} to {high:.2f}"

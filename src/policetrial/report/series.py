@@ -1,0 +1,162 @@
+"""Monthly mental-health calls by arm, over the whole incident extract, for the report's figure.
+
+DuckDB runs the same `incident_base.sql` as the outcomes (so incidents reach stations by
+the protocol's rule and a call counts when it is tagged or marked, as `mh_calls` does),
+over one span from the first to the last incident, then `monthly_calls.sql` counts per
+station and month. Months the extract only partly covers are scaled by the days covered.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from policetrial.errors import WorkspaceError
+from policetrial.extracts import EXTRACT_KINDS
+from policetrial.ingest import read_store
+from policetrial.ingest.store import arrow_schema
+from policetrial.outcomes import (
+    PARQUET_KINDS,
+    load_sql,
+    protocol_tables,
+    register_parquet,
+    span_table,
+)
+from policetrial.roster import load_officers
+from policetrial.workspace import Workspace
+
+__all__ = ["MonthlyCalls", "monthly_calls"]
+
+
+@dataclass(frozen=True)
+class MonthlyCalls:
+    """Mental-health calls per station per 30 days, by arm and calendar month.
+
+    `by_arm` columns: month, arm, stations, incidents, mh_calls, days (covered by the
+    extract), mh_per_station_30d. `sessions`: training session dates by station (the
+    marks on the figure). `first` and `last`: the extract's first and last incident days.
+    """
+
+    by_arm: pd.DataFrame
+    sessions: pd.DataFrame
+    first: dt.date
+    last: dt.date
+    baseline: tuple[dt.date, dt.date]
+    followup: pd.DataFrame = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by_arm": [
+                {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
+                for row in self.by_arm.to_dict("records")
+            ],
+            "first": self.first.isoformat(),
+            "last": self.last.isoformat(),
+            "baseline": [d.isoformat() for d in self.baseline],
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return self.by_arm
+
+
+def _arrow(frame: pd.DataFrame, kind: str) -> pa.Table:
+    schema = arrow_schema(EXTRACT_KINDS[kind])
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def _covered_days(month: dt.date, first: dt.date, last: dt.date) -> int:
+    start = max(month, first)
+    end = min(month.replace(day=calendar.monthrange(month.year, month.month)[1]), last)
+    return max((end - start).days + 1, 0)
+
+
+def monthly_calls(
+    workspace: Workspace, arms: dict[str, str], station_period: list[dict[str, Any]]
+) -> MonthlyCalls:
+    """Count mental-health calls per station and month over the whole extract.
+
+    Parameters
+    ----------
+    workspace : a workspace with incidents imported.
+    arms : station id → arm (the allocation in force).
+    station_period : the `station_period` rows of results.json (for the follow-up windows).
+
+    The rate for an arm and month is sum(mh_calls) / (stations × days covered) × 30, so
+    arms of different sizes and part-covered months compare on one scale.
+    """
+    if not workspace.parquet("incidents").exists():
+        raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET threads TO 2")
+        register_parquet(connection, {k: workspace.parquet(k) for k in PARQUET_KINDS})
+        bounds = connection.execute(
+            "SELECT CAST(MIN(created_at) AS DATE), CAST(MAX(created_at) AS DATE) FROM incidents"
+        ).fetchall()[0]
+        if bounds[0] is None:
+            raise WorkspaceError("the incidents extract is empty; nothing to plot by month")
+        first, last = bounds
+        tables = protocol_tables(workspace.protocol, range(first.year - 1, last.year + 2))
+        tables["spans"] = span_table(pd.DataFrame({"start": [first], "end": [last]}))
+        tables["arms"] = pa.table(
+            {
+                "station_id": pa.array(list(arms), pa.string()),
+                "arm": pa.array(list(arms.values()), pa.string()),
+            }
+        )
+        tables["officers"] = _arrow(load_officers(workspace), "officers")
+        tables["beats"] = _arrow(read_store(workspace, "beats"), "beats")
+        for name, table in tables.items():
+            connection.register(name, table)
+        connection.execute(f"CREATE TEMP TABLE incident_base AS {load_sql('incident_base')}")
+        counts = connection.execute(load_sql("monthly_calls")).df()
+    finally:
+        connection.close()
+    counts = counts[counts["station_id"].isin(arms)].copy()
+    counts["arm"] = counts["station_id"].map(arms)
+    counts["month"] = pd.to_datetime(counts["month"]).dt.date
+    stations_in = pd.Series(list(arms.values())).value_counts()
+    months = sorted(set(counts["month"]))
+    rows = []
+    for month in months:
+        days = _covered_days(month, first, last)
+        for arm in ("intervention", "control"):
+            part = counts[(counts["month"] == month) & (counts["arm"] == arm)]
+            n_stations = int(stations_in.get(arm, 0))
+            mh = int(part["mh_calls"].sum())
+            rows.append(
+                {
+                    "month": month,
+                    "arm": arm,
+                    "stations": n_stations,
+                    "incidents": int(part["incidents"].sum()),
+                    "mh_calls": mh,
+                    "days": days,
+                    "mh_per_station_30d": (
+                        mh / (n_stations * days) * 30 if n_stations and days else float("nan")
+                    ),
+                }
+            )
+    sessions = read_store(workspace, "training_sessions")
+    sessions = sessions.assign(arm=sessions["station_id"].map(arms))[
+        ["station_id", "arm", "session_date"]
+    ]
+    follow = pd.DataFrame(
+        [r for r in station_period if r.get("period") == "followup"],
+        columns=["station_id", "arm", "start", "end"],
+    )
+    window = workspace.protocol.periods.baseline
+    return MonthlyCalls(
+        by_arm=pd.DataFrame(rows),
+        sessions=sessions.sort_values("session_date", ignore_index=True),
+        first=first,
+        last=last,
+        baseline=(window.start, window.end),
+        followup=follow,
+    )

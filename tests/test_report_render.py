@@ -1,0 +1,160 @@
+"""The rendered report: golden structure, self-contained HTML, PDF, files, and the command."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from policetrial.cli import app
+from policetrial.report import TrialReport, build_report, render_html, render_pdf, write_report
+from policetrial.report.render import offline_fetcher
+from policetrial.workspace import Workspace
+
+from .conftest import snapshot
+from .report_fixtures import (  # noqa: F401 (fixtures)
+    GOLDEN,
+    analysed,
+    analysed_root,
+    full_report,
+    load_results,
+    published_report,
+    reported,
+    reported_root,
+    with_analysis_keys,
+)
+from .report_structure import check_golden, structure
+
+runner = CliRunner()
+
+
+def test_structure_matches_golden_file(full_report: TrialReport) -> None:
+    """Every heading, section, table shape and figure of the demo-like report."""
+    check_golden(GOLDEN / "report_structure.json", render_html(full_report))
+
+
+def test_structure_with_analysis_keys_matches_golden_file(analysed: Workspace) -> None:
+    """The same with ICC/CV, incident-level, questionnaire and sensitivity entries present."""
+    report = build_report(analysed, with_analysis_keys(load_results(analysed)), suppress_below=0)
+    check_golden(GOLDEN / "report_structure_analysis.json", render_html(report))
+
+
+def test_structure_lists_every_required_section(full_report: TrialReport) -> None:
+    found = structure(render_html(full_report))
+    sections = [i["section"] for i in found if "section" in i]
+    assert sections == [
+        "summary", "flow", "baseline", "over-time", "outcomes", "estimates", "clustering",
+        "sensitivity", "randomisation", "audit", "questionnaires", "methods", "warnings",
+        "checklist",
+    ]  # fmt: skip
+    figures = [i["figure"] for i in found if "figure" in i]
+    assert figures == [
+        "fig-consort_flow", "fig-monthly_calls", "fig-station_rates", "fig-forest_plot",
+        "fig-randomisation_scores",
+    ]  # fmt: skip
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.ids: set[str] = set()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "xlink:href", "action", "poster", "data") and value:
+                self.refs.append(value)
+            if name == "id" and value:
+                self.ids.add(value)
+
+
+def test_html_is_self_contained(published_report: TrialReport) -> None:
+    """Nothing outside the file: every reference is an in-page anchor or inline data, no
+    script, stylesheet link, iframe or @import, and no url() in the CSS."""
+    html = render_html(published_report)
+    links = _Links()
+    links.feed(html)
+    assert links.refs and all(r.startswith(("#", "data:")) for r in links.refs), [
+        r for r in links.refs if not r.startswith(("#", "data:"))
+    ]
+    assert not {"script", "link", "iframe", "object", "embed"} & set(links.tags)
+    style = "".join(re.findall(r"<style>(.*?)</style>", html, flags=re.S))
+    assert "@import" not in style and "url(" not in style
+    assert "http://" not in html.replace("http://www.w3.org/", "")
+
+
+def test_every_checklist_anchor_exists(full_report: TrialReport) -> None:
+    links = _Links()
+    links.feed(render_html(full_report))
+    anchors = {c.anchor for c in full_report.checklist if c.anchor}
+    assert anchors and anchors <= links.ids
+    assert [c.item for c in full_report.checklist][:3] == ["1a", "1b", "2a"]
+    assert len(full_report.checklist) == 39  # 1a..25 in the 2010 checklist with 10a-10c
+
+
+def test_pdf_is_made_offline(published_report: TrialReport) -> None:
+    pdf = render_pdf(render_html(published_report))
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert len(pdf) > 50_000
+    with pytest.raises(ValueError, match="disallowed protocol"):
+        offline_fetcher()("https://example.org/font.woff")
+
+
+def test_pdf_refuses_what_lies_outside(caplog: pytest.LogCaptureFixture) -> None:
+    """An outside image is refused by the fetcher (WeasyPrint logs it and goes on)."""
+    pdf = render_pdf('<p>x</p><img src="http://127.0.0.1:9/logo.png">')
+    assert pdf.startswith(b"%PDF-")
+    assert "disallowed protocol" in caplog.text
+
+
+def test_write_report_writes_html_figures_and_tables(reported: Workspace) -> None:
+    files = write_report(reported, pdf=False)
+    out = reported.out_dir
+    assert files.html == out / "report.html" and files.pdf is None
+    for path in files.figures:
+        if path.suffix == ".png":
+            assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        else:
+            assert ET.parse(path).getroot().tag.endswith("svg")
+    assert {p.stem for p in files.figures} == {f.name for f in files.report.figures}
+    assert {p.name for p in files.tables} >= {"table1_baseline.csv", "effect_estimates.csv"}
+    assert all(p.parent == out / "tables" for p in files.tables)
+    published = (out / "report.html").read_bytes()
+    full = write_report(reported, full=True)
+    assert full.html.name == "report-full.html" and full.tables[0].parent.name == "tables-full"
+    assert (out / "report.html").read_bytes() == published
+
+
+def test_nothing_is_written_for_bad_results(analysed: Workspace) -> None:
+    target = analysed.out_dir / "results.json"
+    target.write_text('{"trial": {}}')
+    before = snapshot(analysed.root)
+    result = runner.invoke(app, ["report", "-w", str(analysed.root)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "results.json" in result.stderr
+    assert snapshot(analysed.root) == before
+
+
+def test_report_command_json(reported: Workspace) -> None:
+    result = runner.invoke(app, ["report", "-w", str(reported.root), "--json", "--pdf"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["suppressed_below"] == 5
+    assert Path(payload["pdf"]).read_bytes().startswith(b"%PDF-")
+    assert payload["flow"]["problems"] == []
+    assert sum(payload["checklist"].values()) == 39
+    assert payload["headline"].startswith("Rate ratio")
+
+
+def test_report_command_full_prints_where(reported: Workspace) -> None:
+    result = runner.invoke(app, ["report", "-w", str(reported.root), "--full"])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.replace("\n", "")
+    assert "report-full.html" in printed and "nothing suppressed" in printed
