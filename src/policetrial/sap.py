@@ -32,7 +32,7 @@ from policetrial.results import Clustering, Estimate, TrialResults
 from policetrial.roster import Exposure, workspace_exposure
 from policetrial.workspace import Workspace
 
-__all__ = ["analyse_workspace", "descriptive_by_arm", "write_results"]
+__all__ = ["analyse_workspace", "descriptive_by_arm", "workspace_scores", "write_results"]
 
 
 def _software() -> dict[str, str]:
@@ -79,15 +79,17 @@ def analyse_workspace(
     workspace: Workspace,
     *,
     outcomes: OutcomeTables | None = None,
-    questionnaire: pd.DataFrame | None = None,
+    questionnaire: pd.DataFrame | dict[str, pd.DataFrame] | None = None,
 ) -> TrialResults:
     """Run the protocol's analysis plan on the workspace's data.
 
     Parameters
     ----------
     outcomes : the outcome tables, if already derived (else derived here).
-    questionnaire : officer scores (officer_key, station_id, arm, pre, post), if any;
-        analysed by `analyse_scores`.
+    questionnaire : officer scores (officer_key, station_id, arm, pre, post), one table
+        or several by name, analysed by `analyse_scores`. By default every scale of the
+        workspace's questionnaires with both pre and post answers (outcome
+        "questionnaire:<instrument>.<scale>").
 
     The primary outcome must be analysable (else `AnalysisError`); every other analysis
     that cannot be run is left out with a warning saying why.
@@ -107,7 +109,13 @@ def analyse_workspace(
         warnings.simplefilter("always")
         outcomes = outcomes or workspace_outcomes(workspace)
         exp = workspace_exposure(workspace)
-        analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, questionnaire)
+        if questionnaire is None:
+            scores = workspace_scores(workspace)
+        elif isinstance(questionnaire, pd.DataFrame):
+            scores = {"questionnaire": questionnaire}
+        else:
+            scores = dict(questionnaire)
+        analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, scores)
         caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
     primary = next(
         e
@@ -159,7 +167,7 @@ def _run_plan(
     outcomes: OutcomeTables,
     allocation: SealedAllocation,
     exp: Exposure,
-    questionnaire: pd.DataFrame | None,
+    questionnaire: dict[str, pd.DataFrame],
 ) -> tuple[list[Estimate], list[Clustering]]:
     """Every analysis the protocol asks for; secondary failures become warnings."""
     protocol = workspace.protocol
@@ -213,11 +221,11 @@ def _run_plan(
             False,
             lambda f=flag: _binary(f, incidents, allocation, plan, analyses, clustering),
         )
-    if questionnaire is not None:
+    for name, scores in questionnaire.items():
         attempt(
-            "questionnaire",
+            name,
             False,
-            lambda: _questionnaire(questionnaire, plan, analyses, clustering),
+            lambda n=name, s=scores: _questionnaire(n, s, plan, analyses, clustering),
         )
     if "per_protocol" in plan.sensitivity:
         shares = exp.by_station.set_index("station_id")["trained_share"]
@@ -309,17 +317,37 @@ def _binary(
     )
 
 
+def workspace_scores(workspace: Workspace) -> dict[str, pd.DataFrame]:
+    """Every questionnaire scale with some officers answering both before and after."""
+    from policetrial.errors import SurveyError
+    from policetrial.survey import prepost_tables
+
+    try:
+        tables = prepost_tables(workspace)
+    except (SurveyError, WorkspaceError):
+        return {}
+    return {
+        f"questionnaire:{key}": table
+        for key, table in tables.items()
+        if (table["pre"].notna() & table["post"].notna()).any()
+    }
+
+
 def _questionnaire(
-    scores: pd.DataFrame, plan: Analysis, analyses: list[Estimate], clustering: list[Clustering]
+    name: str,
+    scores: pd.DataFrame,
+    plan: Analysis,
+    analyses: list[Estimate],
+    clustering: list[Clustering],
 ) -> None:
-    analyses.append(analyse_scores(scores, alpha=plan.alpha))
+    analyses.append(analyse_scores(scores, alpha=plan.alpha, outcome=name))
     answered = scores.dropna(subset=["post"])
     clustering.append(
         anova_icc(
             pd.to_numeric(answered["post"]).to_numpy(),
             answered["station_id"].to_numpy(),
             answered["arm"].to_numpy(),
-            outcome="questionnaire",
+            outcome=name,
             alpha=plan.alpha,
         )
     )
