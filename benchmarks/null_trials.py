@@ -68,6 +68,7 @@ def main() -> None:
         )
     print(f"{args.seeds} synthetic null trials in {elapsed:.0f} s")
     target = Path(__file__).parent / "results" / "null_trials.json"
+    target.parent.mkdir(exist_ok=True)
     target.write_text(json.dumps({"summary": summary, "trials": rows}, indent=2) + "\n")
 
 
