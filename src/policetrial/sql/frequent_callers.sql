@@ -8,16 +8,17 @@ WITH distinct_windows AS (
     SELECT DISTINCT start_at, end_before FROM windows
 ),
 calls AS (
-    -- One row per person and incident (a person in two caller roles calls once).
-    SELECT ip.person_key, ib.incident_key, ib.station_id, ib.created_at, MAX(ip.age) AS age
+    -- A person linked to an incident in two caller roles has two rows here; calls are
+    -- counted as distinct incidents below.
+    SELECT ip.person_key, ib.incident_key, ib.station_id, ib.created_at, ip.age
     FROM incident_persons AS ip
     JOIN caller_roles AS r ON r.role = ip.role
     JOIN incident_base AS ib ON ib.incident_key = ip.incident_key
-    GROUP BY ip.person_key, ib.incident_key, ib.station_id, ib.created_at
 ),
 candidates AS (
     -- Only a person with at least the smaller threshold's calls in all the windows
-    -- together can be frequent in one of them; everyone else is set aside early.
+    -- together can be frequent in one of them; everyone else is set aside early (rows
+    -- are counted, which can only keep too many, never too few).
     SELECT c.person_key
     FROM calls AS c
     CROSS JOIN params AS p
@@ -29,6 +30,7 @@ in_window AS (
         dw.start_at,
         dw.end_before,
         c.person_key,
+        c.incident_key,
         c.station_id,
         c.age,
         YEAR(c.created_at) * 12 + MONTH(c.created_at) AS month_index
@@ -43,7 +45,7 @@ ages AS (
     GROUP BY start_at, end_before, person_key
 ),
 monthly AS (
-    SELECT start_at, end_before, person_key, month_index, COUNT(*) AS n
+    SELECT start_at, end_before, person_key, month_index, COUNT(DISTINCT incident_key) AS n
     FROM in_window
     GROUP BY start_at, end_before, person_key, month_index
 ),
@@ -78,7 +80,7 @@ home AS (
             station_id,
             ROW_NUMBER() OVER (
                 PARTITION BY start_at, end_before, person_key
-                ORDER BY COUNT(*) DESC, station_id
+                ORDER BY COUNT(DISTINCT incident_key) DESC, station_id
             ) AS pick
         FROM in_window
         WHERE station_id IS NOT NULL

@@ -6,14 +6,14 @@
 -- tag_codes, marker_codes, response_grades, bank_holidays). Incidents outside every span
 -- can count towards no outcome, so they are left out first.
 WITH scoped AS MATERIALIZED (
-    SELECT i.*
+    SELECT i.incident_key, i.created_at, i.grade, i.beat
     FROM incidents AS i
     JOIN spans AS s ON i.created_at >= s.start_at AND i.created_at < s.end_before
     UNION ALL
     -- An incident whose Section 136 detention falls in a span, so that the detention
     -- counts at the incident's station even when the incident began just before it. A
     -- detention arises from an incident created at most a day earlier (see s136.sql).
-    SELECT DISTINCT i.*
+    SELECT DISTINCT i.incident_key, i.created_at, i.grade, i.beat
     FROM incidents AS i
     JOIN s136 AS d ON d.incident_key = i.incident_key
     JOIN spans AS s ON d.detained_at >= s.start_at AND d.detained_at < s.end_before
