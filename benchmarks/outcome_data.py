@@ -26,7 +26,8 @@ __all__ = ["load_or_write", "write_force"]
 
 
 def _keys(prefix: str, index: np.ndarray) -> pa.Array:
-    """32-character keys like the stored HMAC pseudonyms, distinct per prefix."""
+    """32 hexadecimal characters, like the stored HMAC pseudonyms; the prefix digit keeps
+    incidents, officers, persons and detentions apart."""
     digits = pc.utf8_lpad(pa.array(index, pa.int64()).cast(pa.string()), 31, "0")
     return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
 
@@ -63,7 +64,7 @@ def write_force(
     beat_index = station * beats_per + rng.integers(0, beats_per, incidents)
     beat_names = np.array([f"{s}B{b}" for s in station_ids for b in range(beats_per)])
     grades = np.array(["Immediate", "Priority", "Scheduled", "Resolution without deployment"])
-    incident_key = _keys("i", np.arange(incidents))
+    incident_key = _keys("1", np.arange(incidents))
     _write(
         "incidents",
         {
@@ -82,7 +83,7 @@ def write_force(
         directory,
     )
     officers_per = 60
-    officer_key = _keys("o", np.arange(stations * officers_per))
+    officer_key = _keys("2", np.arange(stations * officers_per))
     attended = np.nonzero(rng.random(incidents) < 0.7)[0]
     lead = station[attended] * officers_per + rng.integers(0, officers_per, attended.size)
     # About 3% of support officers come from a neighbouring station (contamination).
@@ -120,7 +121,7 @@ def write_force(
     # Persons belong to a station's pool; a lognormal propensity makes a few call often.
     pool = max(500, incidents // stations // 3)
     n_persons = pool * stations
-    person_key = _keys("p", np.arange(n_persons))
+    person_key = _keys("3", np.arange(n_persons))
     propensity = rng.lognormal(0.0, 1.3, pool)
     cumulative = np.cumsum(propensity / propensity.sum())
     has_caller = np.nonzero(rng.random(incidents) < 0.8)[0]
@@ -170,7 +171,7 @@ def write_force(
     _write(
         "s136",
         {
-            "s136_key": _keys("s", np.arange(detained.size)),
+            "s136_key": _keys("4", np.arange(detained.size)),
             "detained_at": (created[detained] + np.timedelta64(3600, "s")).astype("datetime64[us]"),
             "incident_key": incident_key.take(detained),
             "officer_key": officer_key.take(station[detained] * officers_per),

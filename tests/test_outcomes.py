@@ -11,7 +11,7 @@ import pytest
 import sqlglot
 
 from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import arrow_schema
+from policetrial.ingest.store import stored_schema
 from policetrial.outcomes import SQL_FILES, compute_outcomes, emit_sql, load_sql, workspace_outcomes
 from policetrial.protocol import Protocol
 from policetrial.workspace import Workspace
@@ -20,8 +20,16 @@ T = dt.datetime
 D = dt.date
 
 
-def _register(connection: duckdb.DuckDBPyConnection, kind: str, rows: list[dict]) -> None:
-    schema = arrow_schema(EXTRACT_KINDS[kind])
+def _register(
+    connection: duckdb.DuckDBPyConnection,
+    kind: str,
+    rows: list[dict],
+    times: dict[str, dt.datetime] | None = None,
+) -> None:
+    """Register rows as policetrial stores them (link rows carry their incident's time)."""
+    schema = stored_schema(EXTRACT_KINDS[kind])
+    if "created_at" in schema.names and times is not None and kind != "incidents":
+        rows = [{**r, "created_at": times[r["incident_key"]]} for r in rows]
     columns = {name: [r.get(name) for r in rows] for name in schema.names}
     connection.register(kind, pa.table(columns, schema=schema))
 
@@ -56,6 +64,7 @@ def hand_worked_force() -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
     _register(c, "incidents", [
         {"incident_key": k, "created_at": t, "opening_code": "x", "grade": g, "beat": b} for k, t, b, g in incidents
     ])  # fmt: skip
+    times = {k: t for k, t, _, _ in incidents}
     _register(c, "incident_officers", [
         {"incident_key": "i1", "officer_key": "o1", "role": "lead"},
         {"incident_key": "i2", "officer_key": "o2", "role": "lead"},
@@ -66,7 +75,7 @@ def hand_worked_force() -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
         {"incident_key": "i7", "officer_key": "o1", "role": "lead"},
         {"incident_key": "i7", "officer_key": "o3", "role": "support"},
         {"incident_key": "i10", "officer_key": "o2", "role": "lead"},
-    ])  # fmt: skip
+    ], times)  # fmt: skip
     _register(c, "incident_tags", [
         {"incident_key": "i1", "qualifier": "QMH"},
         {"incident_key": "i3", "qualifier": "QMH"},
@@ -74,7 +83,7 @@ def hand_worked_force() -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
         {"incident_key": "i6", "qualifier": "QMH"},
         {"incident_key": "i7", "qualifier": "QVU"},
         {"incident_key": "i9", "qualifier": "QDA"},
-    ])  # fmt: skip
+    ], times)  # fmt: skip
     persons = [
         {"incident_key": "i4", "person_key": "p1", "role": "caller"},
         {"incident_key": "i9", "person_key": "p2", "role": "caller"},
@@ -85,7 +94,7 @@ def hand_worked_force() -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
         ],
         {"incident_key": "i16", "person_key": "p3", "role": "caller", "age": 40},
     ]
-    _register(c, "incident_persons", persons)
+    _register(c, "incident_persons", persons, times)
     _register(c, "warning_markers", [
         {"person_key": "p1", "marker": "MN", "valid_from": D(2016, 4, 4)},
         {"person_key": "p2", "marker": "MN", "valid_from": D(2015, 1, 1), "valid_to": D(2016, 4, 11)},

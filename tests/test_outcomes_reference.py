@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import arrow_schema
+from policetrial.ingest.store import stored_schema
 from policetrial.outcomes import OUTCOME_COLUMNS, compute_outcomes
 from policetrial.protocol import Protocol
 
@@ -201,9 +201,13 @@ def random_force(seed: int) -> tuple[dict[str, list[dict[str, Any]]], list[dict[
 
 
 def _duckdb(tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+    """The tables as policetrial stores them: link rows carry their incident's time."""
     connection = duckdb.connect()
+    times = {i["incident_key"]: i["created_at"] for i in tables["incidents"]}
     for kind, rows in tables.items():
-        schema = arrow_schema(EXTRACT_KINDS[kind])
+        schema = stored_schema(EXTRACT_KINDS[kind])
+        if EXTRACT_KINDS[kind].parent is not None:
+            rows = [{**r, "created_at": times[r["incident_key"]]} for r in rows]
         connection.register(
             kind, pa.table({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
         )

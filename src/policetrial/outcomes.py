@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from policetrial.errors import WorkspaceError
 from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import arrow_schema
+from policetrial.ingest.store import arrow_schema, stored_schema
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Protocol
 
@@ -270,11 +270,11 @@ def register_parquet(
     for kind in PARQUET_KINDS:
         path = paths.get(kind)
         if path is None or not path.exists():
-            connection.register(kind, arrow_schema(EXTRACT_KINDS[kind]).empty_table())
+            connection.register(kind, stored_schema(EXTRACT_KINDS[kind]).empty_table())
             continue
         literal = str(path).replace("'", "''")
         names = pq.read_schema(path).names
-        columns = ", ".join(f'"{n}"' for n in arrow_schema(EXTRACT_KINDS[kind]).names)
+        columns = ", ".join(f'"{n}"' for n in stored_schema(EXTRACT_KINDS[kind]).names)
         where = ""
         if spans is not None:
             time_column = "detained_at" if kind == "s136" else "created_at"

@@ -1,6 +1,7 @@
 -- One row per incident inside a trial window: its station (by the protocol's rule), and
 -- the flags every outcome is built from. Inputs: the imported extracts (incidents,
--- incident_officers, incident_tags, incident_persons, warning_markers, officers, beats),
+-- incident_officers, incident_tags, incident_persons, warning_markers, officers, beats;
+-- the three link extracts carry their incident's created_at, as policetrial stores them),
 -- the allocation (arms: station_id, arm), the windows' time spans merged so that they do
 -- not overlap (spans: start_at, end_before) and the protocol's settings (params,
 -- tag_codes, marker_codes, response_grades, bank_holidays). Incidents outside every span
@@ -23,17 +24,24 @@ WITH scoped AS MATERIALIZED (
             SELECT 1 FROM spans AS o WHERE i.created_at >= o.start_at AND i.created_at < o.end_before
         )
 ),
+reach AS (
+    -- Every scoped incident was created in a span or in the day before one, so link rows
+    -- outside these can be left out by their own created_at, without joining incidents.
+    SELECT start_at - INTERVAL 1 DAY AS start_at, end_before FROM spans
+),
 posting AS (
     -- Each attending officer with their home station on the day of the incident, and
     -- that station's arm.
     SELECT io.incident_key, io.officer_key, io.role, o.station_id, a.arm
     FROM incident_officers AS io
-    JOIN scoped AS i ON i.incident_key = io.incident_key
     LEFT JOIN officers AS o
         ON o.officer_key = io.officer_key
-        AND CAST(i.created_at AS DATE) >= o.posted_from
-        AND (o.posted_to IS NULL OR CAST(i.created_at AS DATE) <= o.posted_to)
+        AND CAST(io.created_at AS DATE) >= o.posted_from
+        AND (o.posted_to IS NULL OR CAST(io.created_at AS DATE) <= o.posted_to)
     LEFT JOIN arms AS a ON a.station_id = o.station_id
+    WHERE EXISTS (
+        SELECT 1 FROM reach AS r WHERE io.created_at >= r.start_at AND io.created_at < r.end_before
+    )
 ),
 attendance AS (
     -- One row per attended incident. The station is that of the lead officer, or of the
@@ -58,17 +66,21 @@ tagged AS (
     SELECT DISTINCT t.incident_key
     FROM incident_tags AS t
     JOIN tag_codes AS c ON c.code = t.qualifier
-    JOIN scoped AS i ON i.incident_key = t.incident_key
+    WHERE EXISTS (
+        SELECT 1 FROM reach AS r WHERE t.created_at >= r.start_at AND t.created_at < r.end_before
+    )
 ),
 marked AS (
     -- A linked person held a counting marker on the incident's date.
     SELECT DISTINCT ip.incident_key
     FROM incident_persons AS ip
-    JOIN scoped AS i ON i.incident_key = ip.incident_key
     JOIN warning_markers AS m ON m.person_key = ip.person_key
     JOIN marker_codes AS mc ON mc.code = m.marker
-    WHERE m.valid_from <= CAST(i.created_at AS DATE)
-        AND (m.valid_to IS NULL OR m.valid_to >= CAST(i.created_at AS DATE))
+    WHERE m.valid_from <= CAST(ip.created_at AS DATE)
+        AND (m.valid_to IS NULL OR m.valid_to >= CAST(ip.created_at AS DATE))
+        AND EXISTS (
+            SELECT 1 FROM reach AS r WHERE ip.created_at >= r.start_at AND ip.created_at < r.end_before
+        )
 )
 SELECT
     i.incident_key,
