@@ -250,3 +250,17 @@ def test_times_with_offsets_cross_the_clock_changes(
         dt.datetime(2016, 10, 30, 1, 30),
         dt.datetime(2016, 10, 30, 1, 30),
     ]
+
+
+def test_opening_the_workspace_during_an_import_leaves_its_staged_file(
+    imported_copy: Workspace,
+) -> None:
+    """Another command opened while an import runs must not tidy away the import's staged
+    file (it has no pending note until the import commits)."""
+    staged = imported_copy.incidents_dir / ".incidents-inflight.parquet"
+    staged.write_bytes(b"PAR1")
+    with imported_copy.import_lock():
+        open_workspace(imported_copy.root).engine.dispose()
+        assert staged.exists()
+    open_workspace(imported_copy.root).engine.dispose()
+    assert not staged.exists()

@@ -11,8 +11,10 @@ out/            results.json, report.html, figures
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ __all__ = ["Workspace", "init_workspace", "open_workspace"]
 
 PROTOCOL_FILE = "trial.toml"
 DATABASE_FILE = "trial.db"
+LOCK_FILE = ".import.lock"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,27 @@ class Workspace:
 
     def parquet(self, kind: str) -> Path:
         return self.incidents_dir / f"{kind}.parquet"
+
+    @contextlib.contextmanager
+    def import_lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the workspace's import lock; yields False if `wait` is off and it is taken.
+
+        Imports read, merge and replace Parquet files, so two at once would lose rows, and
+        a process tidying up after a crash must not delete another import's staged file.
+        """
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_FILE).open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def get_meta(self, name: str) -> str | None:
         with self.engine.connect() as connection:

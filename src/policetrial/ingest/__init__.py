@@ -149,6 +149,19 @@ def import_extract(
     spec = EXTRACT_KINDS[kind]
     path = Path(path)
     _check_key(workspace, pseudonymiser)
+    with workspace.import_lock():
+        return _import_locked(workspace, spec, path, pseudonymiser, stop_on_error, actor)
+
+
+def _import_locked(
+    workspace: Workspace,
+    spec: ExtractKind,
+    path: Path,
+    pseudonymiser: Pseudonymiser,
+    stop_on_error: bool,
+    actor: str | None,
+) -> ImportReport:
+    kind = spec.name
     raw = read_extract(path)
     rename, warnings = _map_headers(
         spec, list(raw.frame.columns), workspace.protocol.columns.get(kind, {}), path
@@ -209,7 +222,7 @@ def import_extract(
         for staged_file in staged.values():
             staged_file.unlink(missing_ok=True)
         raise
-    recover_pending(workspace)
+    _finish_pending(workspace)
     rejects_file = _write_rejects(workspace, spec, path, rejects) if rejects else None
     return ImportReport(
         kind=kind,
@@ -415,8 +428,15 @@ def recover_pending(workspace: Workspace) -> None:
 
     A committed import leaves a `pending-parquet:<kind>` note naming its staged file:
     the file is moved into place and the note removed. Staged files with no note belong
-    to imports that never committed and are deleted.
+    to imports that never committed and are deleted. Skipped while an import is running
+    (it holds the import lock and finishes its own).
     """
+    with workspace.import_lock(wait=False) as free:
+        if free:
+            _finish_pending(workspace)
+
+
+def _finish_pending(workspace: Workspace) -> None:
     with workspace.engine.begin() as connection:
         notes = connection.execute(
             select(db.meta.c.name, db.meta.c.value).where(db.meta.c.name.like(f"{PENDING}%"))
