@@ -192,20 +192,26 @@ def test_pack_is_blinded(audited_root: Path, tmp_path: Path, force: SynthForce) 
     assert set(csv["ratings_needed"]) == {"1", "2"}
 
 
-def test_pack_can_hide_the_calendar_date(audited: Workspace, tmp_path: Path) -> None:
+def test_pack_hides_the_calendar_date_unless_asked(audited: Workspace, tmp_path: Path) -> None:
+    """By default the pack shows weekday and time only (a date would reveal the period);
+    `pack_dates = "date_time"` adds the date, and extra pack fields are honoured."""
+    pack = write_audit_pack(audited, tmp_path / "default", formats=("csv",))
+    frame = pd.read_csv(pack.files[0], dtype=str)
+    assert "date" not in frame.columns and {"weekday", "time"} <= set(frame)
+    assert not frame.apply(lambda col: col.str.contains(r"20\d\d-\d\d", na=False)).any().any()
     toml = audited.root / "trial.toml"
-    toml.write_text(
-        toml.read_text().replace(
-            'pack_fields = ["channel"]',
-            'pack_fields = ["channel", "officers_attending"]\npack_dates = "weekday_time"',
-        )
+    text = toml.read_text()
+    assert 'pack_dates = "weekday_time"' in text
+    text = text.replace('pack_dates = "weekday_time"', 'pack_dates = "date_time"')
+    text = text.replace(
+        'pack_fields = ["channel"]', 'pack_fields = ["channel", "officers_attending"]'
     )
+    toml.write_text(text)
     ws = open_workspace(audited.root)
-    pack = write_audit_pack(ws, tmp_path, formats=("csv",))
+    pack = write_audit_pack(ws, tmp_path / "dated", formats=("csv",))
     ws.engine.dispose()
     frame = pd.read_csv(pack.files[0], dtype=str)
-    assert "date" not in frame.columns and {"weekday", "time", "officers_attending"} <= set(frame)
-    assert not frame.apply(lambda col: col.str.contains(r"20\d\d-\d\d", na=False)).any().any()
+    assert {"date", "weekday", "time", "officers_attending"} <= set(frame)
 
 
 def _counts(ws: Workspace) -> tuple[int, int]:

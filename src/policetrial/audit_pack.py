@@ -1,8 +1,8 @@
 """The blinded audit pack: what the independent auditor sees, as CSV and XLSX.
 
 One row per drawn incident, in audit-id order (which is random): a neutral audit id,
-the question to answer, the date and time (or only weekday and time of day, when the
-protocol asks for `pack_dates = "weekday_time"`), opening and closing codes, grade,
+the question to answer, the weekday and time of day (and the date, when the protocol asks
+for `pack_dates = "date_time"`), opening and closing codes, grade,
 every qualifier on the incident, the warning markers linked persons held at the time,
 and the structured fields the protocol lists in `[audit] pack_fields`. Never the arm,
 the period, the station, the beat, or any identifier (raw or pseudonymous) that could

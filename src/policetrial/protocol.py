@@ -269,9 +269,10 @@ class Audit(_Frozen):
     """Share of the drawn incidents that a second rater rates (for agreement)."""
     pack_fields: tuple[AuditPackField, ...] = ("channel",)
     """Structured fields the auditor sees besides date, time, codes, grade, tags, markers."""
-    pack_dates: Literal["date_time", "weekday_time"] = "date_time"
-    """"weekday_time" shows only the weekday and time of day, hiding the calendar date
-    (and with it the period)."""
+    pack_dates: Literal["date_time", "weekday_time"] = "weekday_time"
+    """"weekday_time" (the default) shows only the weekday and time of day: the calendar
+    date would tell the auditor the period, and with staggered follow-up windows hint at
+    the station. "date_time" shows the date too, and the report says the pack did."""
 
 
 class Report(_Frozen):

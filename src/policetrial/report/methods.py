@@ -153,7 +153,7 @@ def methods_text(
                 "in the baseline and follow-up windows) was drawn, stratified by station and "
                 f"period, with seed {audit['seed']} (algorithm: {audit['algorithm']}); "
                 f"{audit['double_rated_fraction']:.0%} of them were rated by a second rater. "
-                "Raters saw a blinded pack without arm, period or station. The sample's SHA-256 "
+                f"{_pack_blinding(protocol.audit.pack_dates)} The sample's SHA-256 "
                 f"digest is {audit['digest']}. Agreement: Cohen's and Fleiss' kappa, Gwet's AC1 "
                 "and Krippendorff's alpha with percentile bootstrap intervals over incidents "
                 f"({DEFAULT_BOOT:,} resamples, seed {protocol.audit.seed}); accuracy: positive "
@@ -303,3 +303,15 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
         "secondary outcomes, which are to be read as supporting the primary one."
     )
     return " ".join(sentences)
+
+
+def _pack_blinding(pack_dates: str) -> str:
+    if pack_dates == "weekday_time":
+        return (
+            "Raters saw a blinded pack without arm, period or station, showing the weekday and "
+            "time of each incident but not its date."
+        )
+    return (
+        "Raters saw a pack without arm, period or station, but with each incident's date, "
+        "from which the period could be inferred."
+    )
