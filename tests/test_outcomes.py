@@ -140,8 +140,10 @@ def test_hand_worked_force(protocol: Protocol) -> None:
     a linked incident.
     """
     connection, windows = hand_worked_force()
-    got = compute_outcomes(connection, protocol, windows).station_period
-    got = got.set_index(["station_id", "period"])[EXPECTED.columns[2:]]
+    tables = compute_outcomes(connection, protocol, windows)
+    flagged = tables.incidents.loc[tables.incidents["s136"], "incident_key"].tolist()
+    assert flagged == ["i6"]  # s1 came an hour after i6; s2 names no incident
+    got = tables.station_period.set_index(["station_id", "period"])[EXPECTED.columns[2:]]
     expected = EXPECTED.set_index(["station_id", "period"])
     pd.testing.assert_frame_equal(got.loc[expected.index], expected, check_dtype=False)
 

@@ -240,7 +240,7 @@ def compute_outcomes(
         """
         SELECT ib.incident_key, ib.station_id, w.arm, w.period, ib.created_at,
                ib.tagged, ib.marked, ib.tagged OR ib.marked AS mh_call, ib.police_response,
-               ib.out_of_hours, ib.contaminated,
+               ib.out_of_hours, ib.contaminated, ib.s136,
                ib.station_by_location, ib.station_by_officer
         FROM incident_base AS ib
         JOIN windows AS w
@@ -264,8 +264,9 @@ def register_parquet(
 
     With `spans`, each view keeps only rows the outcome SQL can use: incidents and their
     links created in a span or the day before it (a detention's incident), detentions in
-    a span. Files are sorted by time in small row groups, so DuckDB skips the rest of the
-    file unread. The results are the same as without `spans`.
+    a span or the day after it (an incident's detention). Files are sorted by time in
+    small row groups, so DuckDB skips the rest of each file unread. The results are the
+    same as without `spans`.
     """
     for kind in PARQUET_KINDS:
         path = paths.get(kind)
@@ -279,10 +280,13 @@ def register_parquet(
         if spans is not None:
             time_column = "detained_at" if kind == "s136" else "created_at"
             if time_column in names and kind != "warning_markers":
+                # Incidents and links from the day before a span (a detention's incident);
+                # detentions to the day after one (an incident's detention).
                 lead = dt.timedelta(days=0 if kind == "s136" else 1)
+                lag = dt.timedelta(days=1 if kind == "s136" else 0)
                 ranges = [
                     f"({time_column} >= TIMESTAMP '{start - lead}' "
-                    f"AND {time_column} < TIMESTAMP '{end}')"
+                    f"AND {time_column} < TIMESTAMP '{end + lag}')"
                     for start, end in zip(
                         spans.column("start_at").to_pylist(),
                         spans.column("end_before").to_pylist(),

@@ -24,7 +24,6 @@ from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.questionnaire import analyse_scores
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.errors import AnalysisError, WorkspaceError
-from policetrial.ingest import read_store
 from policetrial.outcomes import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Analysis
@@ -214,7 +213,7 @@ def _run_plan(
                     count_cv(t, outcome=o, alpha=plan.alpha, adjusted=a)
                 ),
             )
-    incidents = _incidents_with_s136(workspace, outcomes.incidents)
+    incidents = outcomes.incidents
     for flag in plan.binary_outcomes:
         attempt(
             flag,
@@ -270,13 +269,6 @@ def _run_plan(
             lambda: counts(alternative, outcomes.wide(alternative), "alternative_primary"),
         )
     return analyses, clustering
-
-
-def _incidents_with_s136(workspace: Workspace, incidents: pd.DataFrame) -> pd.DataFrame:
-    """The incident table with an `s136` flag: a detention arose from the incident."""
-    detentions = read_store(workspace, "s136")
-    linked = set(detentions["incident_key"].dropna()) if "incident_key" in detentions else set()
-    return incidents.assign(s136=incidents["incident_key"].isin(linked))
 
 
 BINARY_POPULATIONS = {"tagged": None, "s136": "mh_call"}

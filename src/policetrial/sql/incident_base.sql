@@ -97,6 +97,15 @@ SELECT
     t.incident_key IS NOT NULL AS tagged,
     mk.incident_key IS NOT NULL AS marked,
     (rg.grade IS NOT NULL AND COALESCE(att.officers, 0) > 0) AS police_response,
+    -- A Section 136 detention arose from the incident (it names the incident and came at
+    -- most a day after it began: the same rule s136.sql uses to place detentions).
+    EXISTS (
+        SELECT 1
+        FROM s136 AS d
+        WHERE d.incident_key = i.incident_key
+            AND i.created_at <= d.detained_at
+            AND i.created_at >= d.detained_at - INTERVAL 1 DAY
+    ) AS s136,
     NOT (
         ISODOW(i.created_at) <= 5
         AND bh.day IS NULL
