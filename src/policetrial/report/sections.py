@@ -80,9 +80,8 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
     count = suppression.count
     sample = summary["sample"]
     ratings = summary["ratings"]
-    # Strata are station x period (x kind when unflagged incidents are drawn too).
-    kinds = 2 if sample["untagged_fraction"] else 1
-    per_station = sample["n_tagged"] / max(int(sample["strata"]) // kinds, 1)
+    # `strata` counts station x period pairs (kinds are not counted separately).
+    per_station = sample["n_tagged"] / max(int(sample["strata"]), 1)
     facts = {
         "fraction": sample["fraction"],
         "untagged_fraction": sample["untagged_fraction"],
