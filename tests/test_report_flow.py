@@ -182,3 +182,19 @@ def test_flow_table_matches_the_flow(full_report: TrialReport) -> None:
         assert frame.loc["officers allocated", column] == box.officers_allocated
         assert frame.loc["stations analysed", column] == box.stations_analysed
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_flow_and_officers_report_agree(reported: Workspace) -> None:
+    """The CONSORT flow and `policetrial officers` count put-forward and trained officers
+    the same way (each arm's own eligible officers, at any session)."""
+    from policetrial.roster import workspace_exposure
+
+    flow = consort_flow(reported, load_results(reported))
+    by_arm = workspace_exposure(reported).by_arm.set_index("arm")
+    for arm in flow.arms:
+        assert arm.officers_allocated == by_arm.loc[arm.arm, "eligible"]
+        assert arm.officers_trained == by_arm.loc[arm.arm, "trained"]
+        assert (
+            arm.officers_trained + arm.officers_put_forward_not_trained
+            == by_arm.loc[arm.arm, "put_forward"]
+        )

@@ -59,7 +59,8 @@ def test_eligibility_dose_and_moves(protocol: Protocol) -> None:
         protocol, stations, {"A": "intervention", "B": "control"}, postings, sessions, attendance
     )
     a = result.by_station.set_index("station_id").loc["A"]
-    assert (a["eligible"], a["put_forward"], a["trained"]) == (4, 4, 2)
+    # Put forward: o1, o2, o3 (o4 is CID, so counted among the others at the sessions).
+    assert (a["eligible"], a["put_forward"], a["trained"], a["others_at_sessions"]) == (4, 3, 2, 1)
     assert a["trained_share"] == 0.5
     by_arm = result.by_arm.set_index("arm")
     assert by_arm.loc["control", "eligible"] == 1 and by_arm.loc["intervention", "target"] == 328

@@ -25,6 +25,7 @@ __all__ = [
     "exposure",
     "load_officers",
     "load_stations",
+    "posted_on",
     "workspace_exposure",
 ]
 
@@ -45,7 +46,8 @@ def load_officers(workspace: Workspace) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[c.name for c in db.officers.columns])
 
 
-def _on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
+def posted_on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
+    """Which postings cover `day` (an open end covers every later day)."""
     to = postings["posted_to"].map(lambda d: dt.date.max if d is None or pd.isna(d) else d)
     return (postings["posted_from"] <= day) & (to >= day)
 
@@ -53,7 +55,7 @@ def _on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
 def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFrame:
     """Postings of officers eligible on the protocol's roster date (one row per officer)."""
     rule = protocol.eligibility
-    current = postings[_on(postings, rule.on_date)]
+    current = postings[posted_on(postings, rule.on_date)]
     ok = current["rank"].isin(rule.ranks) & current["team"].isin(rule.teams)
     return current[ok].drop_duplicates("officer_key").reset_index(drop=True)
 
@@ -105,29 +107,36 @@ def exposure(
     sessions: pd.DataFrame,
     attendance: pd.DataFrame,
 ) -> Exposure:
-    """Eligible officers, put forward and trained, per station and arm."""
+    """Eligible officers, put forward and trained, per station and arm.
+
+    A station's `put_forward` and `trained` count its own eligible officers (on the roster
+    date) who were put forward for, or attended, any session; `others_at_sessions` counts
+    anyone else at the station's sessions (ineligible officers, officers from elsewhere).
+    These are the numbers of the CONSORT flow, too.
+    """
     eligible = eligible_officers(protocol, postings)
     eligible = eligible[eligible["station_id"].isin(arms)]
     eligible = eligible.assign(arm=eligible["station_id"].map(arms))
-    sessions = sessions.assign(arm=sessions["station_id"].map(arms))
     att = attendance.merge(sessions[["session_id", "station_id", "session_date"]], on="session_id")
-    trained = att[att["attended"].astype(bool)]
-    trained_eligible = trained[trained["officer_key"].isin(set(eligible["officer_key"]))]
+    put_forward = set(att["officer_key"])
+    trained_eligible = att[
+        att["attended"].astype(bool) & att["officer_key"].isin(set(eligible["officer_key"]))
+    ]
+    trained = set(trained_eligible["officer_key"])
     rows = []
     for sid, arm in arms.items():
-        own = eligible[eligible["station_id"] == sid]
-        keys = set(own["officer_key"])
-        put = att[(att["station_id"] == sid)]
-        done = trained_eligible[trained_eligible["officer_key"].isin(keys)]
+        keys = set(eligible.loc[eligible["station_id"] == sid, "officer_key"])
+        at_sessions = set(att.loc[att["station_id"] == sid, "officer_key"])
         last = sessions.loc[sessions["station_id"] == sid, "session_date"]
         rows.append(
             {
                 "station_id": sid,
                 "arm": arm,
-                "eligible": len(own),
-                "put_forward": int(put["officer_key"].nunique()),
-                "trained": int(done["officer_key"].nunique()),
-                "trained_share": (done["officer_key"].nunique() / len(own)) if len(own) else 0.0,
+                "eligible": len(keys),
+                "put_forward": len(keys & put_forward),
+                "trained": len(keys & trained),
+                "trained_share": len(keys & trained) / len(keys) if keys else 0.0,
+                "others_at_sessions": len(at_sessions - keys),
                 "sessions": int((sessions["station_id"] == sid).sum()),
                 "last_session": None if last.empty else last.max(),
             }

@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from policetrial import db
 from policetrial.errors import WorkspaceError
 from policetrial.ingest import read_store
-from policetrial.roster import eligible_officers, load_officers, load_stations
+from policetrial.roster import eligible_officers, load_officers, load_stations, posted_on
 from policetrial.workspace import Workspace
 
 __all__ = ["ArmFlow", "ConsortFlow", "consort_flow"]
@@ -174,11 +174,6 @@ class ConsortFlow:
         return pd.DataFrame([a.to_dict() for a in self.arms])
 
 
-def _on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
-    to = postings["posted_to"].map(lambda d: dt.date.max if d is None or pd.isna(d) else d)
-    return (postings["posted_from"] <= day) & (to >= day)
-
-
 def _survey_counts(workspace: Workspace) -> dict[str, dict[str, int]] | None:
     with workspace.engine.connect() as connection:
         stored = connection.execute(select(func.count()).select_from(db.survey_submissions))
@@ -208,7 +203,7 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
     postings = load_officers(workspace)
     on_date = protocol.eligibility.on_date
     assessed_ids = set(stations["station_id"])
-    current = postings[_on(postings, on_date) & postings["station_id"].isin(assessed_ids)]
+    current = postings[posted_on(postings, on_date) & postings["station_id"].isin(assessed_ids)]
     officers_assessed = int(current["officer_key"].nunique())
     eligible = eligible_officers(protocol, postings)
     eligible = eligible[eligible["station_id"].isin(assessed_ids)]
