@@ -156,7 +156,7 @@ def analyse_workspace(
         randomisation_test={
             "n_schemes": allocation.scheme_set.n_schemes,
             "enumerated": allocation.scheme_set.enumerated,
-            "smallest_p_value": allocation.scheme_set.smallest_p_value(),
+            "smallest_p_value": allocation.scheme_set.smallest_p_value(allocation.chosen_index),
         },
     )
 
