@@ -241,3 +241,34 @@ def test_import_all_needs_a_folder_with_extracts(tmp_path: Path, key_env: str) -
     )
     assert result.exit_code == 2 and "no extract files" in result.stderr
     shutil.rmtree(tmp_path / "empty")
+
+
+def test_overlapping_postings_are_rejected(
+    tmp_path: Path, force: SynthForce, pseudonymiser: Pseudonymiser
+) -> None:
+    """An officer is posted at one station at a time: overlapping postings (in the file or
+    with stored ones) are rejected with the reason, so no incident counts twice."""
+    ws = init_workspace(tmp_path / "ws")
+    import_extract(ws, "stations", force.files["stations"], pseudonymiser=pseudonymiser)
+    roster = pd.DataFrame(
+        {
+            "collar_number": ["1001", "1001", "1002", "1002"],
+            "rank": "Police Constable",
+            "team": "Response",
+            "station_id": ["HAR01", "SCA02", "HAR01", "SCA02"],
+            "posted_from": ["2015-01-01", "2016-06-01", "2015-01-01", "2016-06-01"],
+            "posted_to": ["2016-06-30", "", "2016-05-31", ""],
+        }
+    )
+    roster.to_csv(tmp_path / "officers.csv", index=False)
+    report = import_extract(ws, "officers", tmp_path / "officers.csv", pseudonymiser=pseudonymiser)
+    assert sorted(r.row for r in report.rejects) == [2, 3]
+    assert all("overlaps another posting" in r.reason for r in report.rejects)
+    assert report.counts.added == 2  # officer 1002 moved cleanly
+    later = pd.DataFrame(
+        {"collar_number": ["1002"], "rank": "Sergeant", "team": "Response", "station_id": ["HAR01"],
+         "posted_from": ["2016-03-01"], "posted_to": [""]}
+    )  # fmt: skip
+    later.to_csv(tmp_path / "more.csv", index=False)
+    report = import_extract(ws, "officers", tmp_path / "more.csv", pseudonymiser=pseudonymiser)
+    assert [r.row for r in report.rejects] == [2] and report.counts.added == 0

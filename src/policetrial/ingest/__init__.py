@@ -309,6 +309,18 @@ def _check_references(
         note(
             "station_id", "stations", "station_id", "{n} postings are at stations not in the trial"
         )
+        overlapping = _overlapping_postings(workspace, rows)
+        for _, r in rows[overlapping].iterrows():
+            rejects.append(
+                Reject(
+                    int(r["_row"]),
+                    "posted_from",
+                    str(r["posted_from"]),
+                    "overlaps another posting of the same officer; an officer is posted at "
+                    "one station at a time (end the earlier posting the day before)",
+                )
+            )
+        rows = rows[~overlapping]
     elif spec.name == "training_sessions":
         require(
             "station_id",
@@ -362,6 +374,37 @@ def _check_references(
             "{n} detentions name an incident not in the incident log",
         )
     return rows, rejects, warnings
+
+
+def _overlapping_postings(workspace: Workspace, rows: pd.DataFrame) -> pd.Series:
+    """Which new postings overlap another posting of the same officer (new or stored)."""
+    stored = read_store(workspace, "officers")[["officer_key", "posted_from", "posted_to"]]
+    new = rows[["officer_key", "posted_from", "posted_to"]].assign(_new=rows.index)
+    # A stored posting with the same key is replaced by the file's row.
+    keys = set(zip(new["officer_key"], new["posted_from"], strict=True))
+    kept = stored[
+        [
+            (k, f) not in keys
+            for k, f in zip(stored["officer_key"], stored["posted_from"], strict=True)
+        ]
+    ].assign(_new=-1)
+    everything = pd.concat([kept, new], ignore_index=True)
+    everything = everything[everything["officer_key"].isin(set(new["officer_key"]))]
+    everything["_to"] = everything["posted_to"].map(
+        lambda d: dt.date.max if d is None or pd.isna(d) else d
+    )
+    everything = everything.sort_values(["officer_key", "posted_from"], kind="stable")
+    flagged: set[int] = set()
+    for _, group in everything.groupby("officer_key", sort=False):
+        starts, ends, ids = (
+            group["posted_from"].tolist(),
+            group["_to"].tolist(),
+            group["_new"].tolist(),
+        )
+        for i in range(1, len(starts)):
+            if starts[i] <= max(ends[:i]):
+                flagged.update(x for x in (ids[i], ids[i - 1]) if x >= 0)
+    return rows.index.to_series().isin(flagged)
 
 
 def _record(
