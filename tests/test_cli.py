@@ -112,3 +112,30 @@ def test_help_texts_escape_protocol_keys() -> None:
 
     walk(group, ())
     assert unescaped == []
+
+
+def test_an_unwritable_output_is_one_line(tmp_path: Path) -> None:
+    """A file the user names that cannot be written is their mistake, not a crash."""
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    result = runner.invoke(app, ["synth", str(blocked / "extracts"), "--stations", "2"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and result.stderr.count("\n") == 1
+
+
+def test_synth_refuses_a_protocol_it_cannot_serve(tmp_path: Path) -> None:
+    from policetrial.protocol import builtin_protocol_path
+
+    text = (
+        builtin_protocol_path("connect")
+        .read_text()
+        .replace(
+            'method = "stratified"',
+            'method = "constrained"\ncovariates = ["baseline_mh_calls"]\ncutoff = 0.5',
+        )
+    )
+    (tmp_path / "trial.toml").write_text(text)
+    result = runner.invoke(
+        app, ["synth", str(tmp_path / "x"), "--protocol", str(tmp_path / "trial.toml")]
+    )
+    assert result.exit_code == 2 and "baseline_mh_calls" in result.stderr

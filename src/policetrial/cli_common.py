@@ -61,6 +61,15 @@ def user_errors() -> Iterator[None]:
             _print_warnings(caught)
             errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:
+            # A file the user named cannot be written or read (permissions, a missing
+            # folder, a full disk): that is theirs to fix, so one line, not a traceback.
+            _print_warnings(caught)
+            where = f"{exc.filename}: " if exc.filename else ""
+            errors.print(
+                f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             errors.print("[bold red]interrupted:[/] nothing half-written was kept")
             raise typer.Exit(130) from None

@@ -66,10 +66,10 @@ def validate(
                 parts=parts,
                 on_progress=lambda text: status.update(f"Simulating {text}..."),
             )
-    payload = study.to_dict()
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = study.to_dict()
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if as_json:
         common.emit_json(payload)
         return

@@ -15,6 +15,7 @@ __all__ = [
     "ProtocolError",
     "RandomisationError",
     "SurveyError",
+    "SynthError",
     "TrialError",
     "WorkspaceError",
 ]
@@ -38,6 +39,10 @@ class ExtractError(TrialError):
 
 class RandomisationError(TrialError):
     """Randomisation cannot be done as asked (bad clusters, impossible constraints)."""
+
+
+class SynthError(TrialError, ValueError):
+    """A synthetic force cannot be made as asked (bad sizes or effect, an unsuited protocol)."""
 
 
 class AnalysisError(TrialError):

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from policetrial.errors import SynthError
 from policetrial.protocol import Protocol
 from policetrial.synth.demand import (
     attending_officers,
@@ -84,11 +85,11 @@ def synthesise_force(
     months : months of data from `start`; default runs to the end of the last follow-up.
     """
     if stations < 2:
-        raise ValueError(f"stations must be at least 2, got {stations}")
+        raise SynthError(f"stations must be at least 2, got {stations}")
     if effect <= 0:
-        raise ValueError(f"effect must be a positive rate ratio, got {effect}")
+        raise SynthError(f"effect must be a positive rate ratio, got {effect}")
     if not 0 < mh_share < 1:
-        raise ValueError(f"mh_share must be between 0 and 1, got {mh_share}")
+        raise SynthError(f"mh_share must be between 0 and 1, got {mh_share}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from policetrial.errors import SynthError
 from policetrial.protocol import Protocol
 from policetrial.randomise import allocate_by_plan
 
@@ -111,7 +112,7 @@ def allocate(protocol: Protocol, stations: pd.DataFrame, officers: pd.DataFrame)
     plan = protocol.randomisation
     needs_outcomes = [c for c in plan.covariates if c.startswith("baseline_")]
     if needs_outcomes:
-        raise ValueError(
+        raise SynthError(
             f"the protocol randomises on {needs_outcomes}, which exist only after the incidents "
             "are imported, so the synthetic force cannot place training in advance; use a "
             "protocol without baseline covariates for synth"
