@@ -94,3 +94,26 @@ def test_workspace_on_postgresql(tmp_path: Path, postgres_url: str, force, pseud
     with ws.engine.begin() as c, pytest.raises(Exception, match="append-only"):
         c.execute(text("UPDATE allocations SET seed = 1"))
     ws.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_concurrent_appends_keep_the_chain_on_postgresql(postgres_url: str) -> None:
+    """Eight threads appending at once: every entry chains to a different predecessor, so
+    the log verifies (without the lock two appends could share a predecessor)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = db.connect(postgres_url)
+    db.migrate(engine)
+
+    def append(i: int) -> None:
+        with engine.begin() as c:
+            db.append_change(c, action="test", entity="thread", entity_id=str(i))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(append, range(80)))
+    with engine.connect() as c:
+        assert db.verify_change_log(c) == []
+        assert (
+            c.execute(text("SELECT COUNT(DISTINCT prev_hash) FROM change_log")).scalar_one() == 80
+        )
+    engine.dispose()

@@ -124,7 +124,12 @@ def import_(
     ],
     workspace: WorkspaceOption = Path("."),
     stop_on_error: Annotated[
-        bool, typer.Option("--stop-on-error", help="Import nothing if any row is rejected.")
+        bool,
+        typer.Option(
+            "--stop-on-error",
+            help="Import nothing from a file with any rejected row (with 'all': stop at that "
+            "file; the files before it stay imported).",
+        ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -348,7 +348,14 @@ def append_change(
     reason: str | None = None,
     actor: str | None = None,
 ) -> str:
-    """Append one entry to the change log, chained to the previous entry's hash."""
+    """Append one entry to the change log, chained to the previous entry's hash.
+
+    Appends are serialised so that two writers never chain to the same entry: PostgreSQL
+    takes a lock on the table that only another appender waits for (readers go on);
+    SQLite has one writer at a time already.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE change_log IN SHARE ROW EXCLUSIVE MODE")
     last = connection.execute(
         select(change_log.c.hash).order_by(change_log.c.id.desc()).limit(1)
     ).scalar_one_or_none()
