@@ -26,7 +26,6 @@ design_app = typer.Typer(
     no_args_is_help=False,
 )
 
-Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 Outcome = Annotated[str, typer.Option(help="Outcome type: rate, proportion or mean.")]
 Alpha = Annotated[float, typer.Option(help="Two-sided significance level.")]
 SmallSample = Annotated[
@@ -45,16 +44,7 @@ def _opt(help_text: str) -> Any:
 @design_app.callback(invoke_without_command=True)
 def design(
     ctx: typer.Context,
-    workspace: Annotated[
-        Path,
-        typer.Option(
-            "--workspace",
-            "-w",
-            envvar="POLICETRIAL_WORKSPACE",
-            help="The trial workspace folder.",
-            show_default="current folder",
-        ),
-    ] = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     protocol: Annotated[
         str | None,
         typer.Option(
@@ -81,7 +71,7 @@ def design(
     direction: Annotated[str, _opt("Effect to detect: decrease or increase.")] = "decrease",
     sims: Annotated[int, _opt("Simulated trials per rate ratio.")] = 2000,
     seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
-    as_json: Json = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """What the trial's design can detect: the minimum detectable rate ratio, analytic and
     simulated side by side, and the smallest attainable randomisation p-value."""
@@ -225,7 +215,7 @@ def _analytic(
     from policetrial.errors import DesignError
 
     small = small_sample.replace("-", "_")
-    common: dict[str, Any] = {
+    shared: dict[str, Any] = {
         "alpha": alpha,
         "allocation_ratio": allocation_ratio,
         "cluster_size_cv": cluster_size_cv,
@@ -256,7 +246,7 @@ def _analytic(
             cv_between=need("cv_between", cv_between),
             scale=scale,  # type: ignore[arg-type]
             direction=direction,  # type: ignore[arg-type]
-            **common,
+            **shared,
         )
     if outcome == "proportion":
         return d.proportion_design(
@@ -266,7 +256,7 @@ def _analytic(
             icc=icc,
             cv_between=cv_between,
             direction=direction,  # type: ignore[arg-type]
-            **common,
+            **shared,
         )
     if outcome == "mean":
         return d.mean_design(
@@ -274,13 +264,12 @@ def _analytic(
             sd=need("sd", sd),
             cluster_size=need("cluster_size", cluster_size),
             icc=need("icc", icc),
-            **common,
+            **shared,
         )
     raise DesignError(f"--outcome must be rate, proportion or mean, got {outcome!r}")
 
 
 def _present(result: Any, as_json: bool, title: str) -> None:
-
     if as_json:
         common.emit_json(result.to_dict())
         return
@@ -354,7 +343,7 @@ def _analytic_command(solve: str, title: str) -> Any:
         small_sample: SmallSample = "t",
         scale: Annotated[str, _opt("Rates: difference (Hayes & Bennett) or log.")] = "difference",
         direction: Annotated[str, _opt("Detectable effect: decrease or increase.")] = "decrease",
-        as_json: Json = False,
+        as_json: common.JsonOption = False,
     ) -> None:
 
         with common.user_errors():
@@ -428,7 +417,7 @@ def simulate(
     type_i: Annotated[
         bool, typer.Option("--type-i/--no-type-i", help="Also simulate under rate ratio 1.")
     ] = True,
-    as_json: Json = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Power by simulating trials randomised and analysed exactly as the real trial is."""
     from policetrial.errors import DesignError

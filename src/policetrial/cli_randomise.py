@@ -1,8 +1,7 @@
 """`policetrial randomise`: in a workspace by its protocol, or standalone on a CSV of clusters.
 
 Parsing and presenting only; `policetrial.allocation` and `policetrial.randomise` do the
-work. Helpers from `policetrial.cli` are imported inside the command, because `cli`
-imports this module to register the command.
+work; the shared helpers come from `cli_common`.
 """
 
 from __future__ import annotations
@@ -90,16 +89,7 @@ def write_schemes(path: Path, allocation: Any) -> None:
 
 
 def randomise_command(
-    workspace: Annotated[
-        Path,
-        typer.Option(
-            "--workspace",
-            "-w",
-            envvar="POLICETRIAL_WORKSPACE",
-            help="The trial workspace folder.",
-            show_default="current folder",
-        ),
-    ] = Path("."),
+    workspace: common.WorkspaceOption = Path("."),
     force: Annotated[
         bool, typer.Option("--force", help="Re-randomise a randomised trial (workspace).")
     ] = False,
@@ -205,7 +195,7 @@ def randomise_command(
             rich_help_panel=_STANDALONE,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Randomise stations to arms and keep every candidate scheme (constrained, stratified...).
 

@@ -1,8 +1,7 @@
 """`policetrial survey ...`: officer questionnaires from the command line.
 
 Thin: each command opens the workspace, calls one function of `policetrial.survey` and
-prints a table (or JSON with `--json`). The shared helpers (error handling, tables) are
-those of `policetrial.cli`, imported when a command runs.
+prints a table (or JSON with `--json`), with the shared helpers of `cli_common`.
 """
 
 from __future__ import annotations
@@ -22,17 +21,8 @@ survey_app = typer.Typer(
     no_args_is_help=True,
 )
 
-WorkspaceOption = Annotated[
-    Path,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="POLICETRIAL_WORKSPACE",
-        help="The trial workspace folder.",
-        show_default="current folder",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+WorkspaceOption = common.WorkspaceOption
+JsonOption = common.JsonOption
 WordingOption = Annotated[
     Path | None,
     typer.Option(
