@@ -33,6 +33,7 @@ from policetrial.cli_randomise import randomise_command
 from policetrial.cli_report import report_command
 from policetrial.cli_survey import survey_app
 from policetrial.cli_validate import validate
+from policetrial.cli_web import serve_command, user_app
 
 __all__ = ["app", "main"]
 
@@ -48,6 +49,8 @@ app.add_typer(key_app, name="key")
 app.add_typer(survey_app, name="survey")
 app.add_typer(design_app, name="design")
 app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+app.command("serve")(serve_command)
 app.command("validate")(validate)
 
 

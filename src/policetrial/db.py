@@ -266,6 +266,53 @@ survey_answers = Table(
     Column("value", Integer, nullable=False),
 )
 
+# The web application (migration 0005): accounts (argon2 hashes only), server-side
+# session records (the SHA-256 of the id the signed cookie carries, so logging out or
+# disabling an account ends a session at once), failed logins for rate limiting, and the
+# incidents an auditor chose to skip for now (they come back at the end of the queue).
+web_users = Table(
+    "web_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("rater_code", String(32)),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    UniqueConstraint("username", name="uq_web_users_username"),
+    UniqueConstraint("rater_code", name="uq_web_users_rater_code"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("web_users.id"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("ended_at", DateTime),
+)
+
+web_login_failures = Table(
+    "web_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("at", DateTime, nullable=False, index=True),
+)
+
+audit_skips = Table(
+    "audit_skips",
+    metadata,
+    Column("sample_id", Integer, ForeignKey("audit_samples.id"), primary_key=True),
+    Column("audit_id", String(16), primary_key=True),
+    Column("rater", String(64), primary_key=True),
+    Column("skipped_at", DateTime, nullable=False),
+)
+
 APPEND_ONLY_TABLES = (
     "change_log",
     "allocations",

@@ -8,6 +8,7 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 __all__ = [
+    "AccountError",
     "AnalysisError",
     "AuditError",
     "DesignError",
@@ -59,3 +60,7 @@ class SurveyError(TrialError):
 
 class DesignError(TrialError):
     """A sample-size or power calculation was asked something impossible or malformed."""
+
+
+class AccountError(TrialError):
+    """A web account cannot be added, changed or used as asked."""

@@ -4,7 +4,9 @@ A link is `<base url>/<token>` with a 256-bit random token (`secrets.token_urlsa
 Only the token's SHA-256 is stored, so a copy of the database does not reveal working
 links; the token carries nothing about the officer, and opening it shows only that
 officer's own questionnaire and saved answers. Submission happens in one transaction that
-claims the invitation (issued or started -> submitted) and stores the answers; a unique
+claims the invitation (issued or started -> submitted), stores the answers and logs the
+change (the status before and after and how many items were answered; never the answers
+themselves, which live in the append-only answers table); a unique
 constraint on (officer, time point) and on the invitation backs this up, so a second
 submission of the same link is refused and never duplicated.
 
@@ -51,6 +53,8 @@ __all__ = [
 ]
 
 OPEN = ("issued", "started")
+LINK_ACTOR = "questionnaire-link"
+"""Who the change log names for writes made through a link (the officer has no account)."""
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -325,14 +329,19 @@ class OpenQuestionnaire:
 
 
 def open_invitation(
-    workspace: Workspace, token: str, *, wording: str | Path | None = None
+    workspace: Workspace,
+    token: str,
+    *,
+    wording: str | Path | None = None,
+    questionnaire: Questionnaire | None = None,
 ) -> OpenQuestionnaire:
     """The questionnaire behind a link, with saved answers; refuses used or unknown links.
 
     Raises `InvitationRefusedError` (reason "unknown", "used", "revoked" or "changed").
-    Nothing about the officer, or any other officer, is returned.
+    Nothing about the officer, or any other officer, is returned. A long-running caller
+    (the web application) passes the `questionnaire` it loaded once.
     """
-    questionnaire = workspace_questionnaire(workspace, wording=wording)
+    questionnaire = questionnaire or workspace_questionnaire(workspace, wording=wording)
     questionnaire.require_wording()
     with workspace.engine.connect() as connection:
         row = _find(connection, token)
@@ -402,9 +411,10 @@ def save_answers(
     answers: Mapping[str, Any],
     *,
     wording: str | Path | None = None,
+    questionnaire: Questionnaire | None = None,
 ) -> SavedDraft:
     """Save answers so far (replacing the previous draft), to resume from the same link."""
-    questionnaire = workspace_questionnaire(workspace, wording=wording)
+    questionnaire = questionnaire or workspace_questionnaire(workspace, wording=wording)
     checked = check_answers(questionnaire, answers)
     now = _now()
     with workspace.engine.begin() as connection:
@@ -426,6 +436,15 @@ def save_answers(
         )
         if result.rowcount != 1:
             raise InvitationRefusedError("used", "this link has already been used")
+        db.append_change(
+            connection,
+            action="survey-save",
+            entity="survey_invitation",
+            entity_id=str(row["id"]),
+            before={"status": row["status"]},
+            after={"status": "started", "answered": len(checked)},
+            actor=LINK_ACTOR,
+        )
     return SavedDraft(now, len(checked))
 
 
@@ -451,6 +470,7 @@ def submit(
     answers: Mapping[str, Any] | None = None,
     *,
     wording: str | Path | None = None,
+    questionnaire: Questionnaire | None = None,
 ) -> SubmissionReceipt:
     """Submit the questionnaire: validate, store, mark the link used, in one transaction.
 
@@ -459,7 +479,7 @@ def submit(
     of another link for the same officer and time point, raises `InvitationRefusedError`
     ("used") and stores nothing.
     """
-    questionnaire = workspace_questionnaire(workspace, wording=wording)
+    questionnaire = questionnaire or workspace_questionnaire(workspace, wording=wording)
     now = _now()
     try:
         with workspace.engine.begin() as connection:
@@ -508,6 +528,16 @@ def submit(
                     for item_id, (instrument, value) in checked.items()
                 ],
             )
+            db.append_change(
+                connection,
+                action="survey-submit",
+                entity="survey_invitation",
+                entity_id=str(row["id"]),
+                before={"status": row["status"]},
+                after={"status": "submitted", "submission_id": submission_id,
+                       "answered": len(checked)},
+                actor=LINK_ACTOR,
+            )  # fmt: skip
     except IntegrityError:
         raise InvitationRefusedError(
             "used", "this link has already been used to submit a questionnaire"

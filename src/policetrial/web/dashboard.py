@@ -1,0 +1,181 @@
+"""What the dashboard shows, for the role looking at it.
+
+Everyone with an account except auditors sees progress: eligible officers against the
+target, training delivered, questionnaire response rates, data completeness by station and
+month, and audit progress. Only the statistician sees any of it split by arm, and the
+allocation itself; the trial manager and the administrator see totals, so the dashboard
+never tells them which stations are in which arm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from policetrial.allocation import current_allocation
+from policetrial.audit_sample import current_sample
+from policetrial.ingest import read_store
+from policetrial.roster import exposure, load_officers, load_stations
+from policetrial.survey import response_flow, survey_roster
+from policetrial.workspace import Workspace
+
+__all__ = ["dashboard_context"]
+
+LOW_SHARE = 0.5
+"""A station-month with fewer incidents than this share of the station's median is flagged."""
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None and not pd.isna(value) else 0
+
+
+def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
+    """The dashboard's figures; `by_arm` (the statistician) adds the split by arm."""
+    protocol = workspace.protocol
+    stations = load_stations(workspace)
+    allocation = current_allocation(workspace)
+    targets = {
+        "intervention": protocol.targets.officers_intervention,
+        "control": protocol.targets.officers_control,
+    }
+    context: dict[str, Any] = {
+        "trial": protocol.trial.title,
+        "stations": len(stations),
+        "randomised": None
+        if allocation is None
+        else {"at": allocation.created_at.isoformat(), "digest": allocation.digest},
+        "target_total": sum(targets.values()),
+    }
+    officers = load_officers(workspace)
+    if officers.empty:
+        context["eligible_total"] = 0
+        context["training"] = None
+        context["questionnaires"] = []
+    else:
+        roster = survey_roster(workspace)
+        context["eligible_total"] = len(roster)
+        context["training"] = _training(workspace, allocation, by_arm)
+        context["questionnaires"] = _questionnaires(workspace, by_arm)
+        if by_arm and allocation is not None:
+            counts = roster["arm"].value_counts()
+            context["eligible_by_arm"] = [
+                {
+                    "arm": arm,
+                    "label": getattr(protocol.arms, arm),
+                    "eligible": _int(counts.get(arm)),
+                    "target": target,
+                }
+                for arm, target in targets.items()
+            ]
+    context["completeness"] = _completeness(workspace, stations)
+    context["audit"] = _audit(workspace)
+    return context
+
+
+def _training(workspace: Workspace, allocation: Any, by_arm: bool) -> dict[str, Any]:
+    sessions = read_store(workspace, "training_sessions")
+    attendance = read_store(workspace, "training_attendance")
+    attended = attendance[attendance["attended"].astype(bool)] if len(attendance) else attendance
+    months = (
+        pd.to_datetime(sessions["session_date"]).dt.strftime("%Y-%m").value_counts().sort_index()
+        if len(sessions)
+        else pd.Series(dtype=int)
+    )
+    out: dict[str, Any] = {
+        "sessions": len(sessions),
+        "attended": int(attended["officer_key"].nunique()) if len(attended) else 0,
+        "by_month": [{"month": m, "sessions": int(n)} for m, n in months.items()],
+    }
+    if allocation is not None and len(sessions):
+        result = exposure(
+            workspace.protocol,
+            load_stations(workspace),
+            allocation.arms,
+            load_officers(workspace),
+            sessions,
+            attendance,
+        )
+        totals = result.by_arm[["eligible", "put_forward", "trained"]].sum()
+        out["put_forward"] = _int(totals["put_forward"])
+        out["trained"] = _int(totals["trained"])
+        if by_arm:
+            out["by_arm"] = [
+                {k: (v if isinstance(v, str) else _int(v)) for k, v in row.items()}
+                for row in result.by_arm.to_dict("records")
+            ]
+    return out
+
+
+def _questionnaires(workspace: Workspace, by_arm: bool) -> list[dict[str, Any]]:
+    flow = response_flow(workspace)
+    group = ["time", "arm"] if by_arm else ["time"]
+    table = (
+        flow.by_arm.groupby(group, sort=False)[["eligible", "invited", "started", "responded"]]
+        .sum()
+        .reset_index()
+    )
+    rows = []
+    for row in table.to_dict("records"):
+        eligible = _int(row["eligible"])
+        rows.append(
+            {
+                **{k: (str(v) if k in group else _int(v)) for k, v in row.items()},
+                "response_rate": round(_int(row["responded"]) / eligible, 3) if eligible else None,
+            }
+        )
+    return rows
+
+
+def _completeness(workspace: Workspace, stations: pd.DataFrame) -> dict[str, Any]:
+    path = workspace.parquet("incidents")
+    if not path.exists() or stations.empty:
+        return {"months": [], "rows": []}
+    beats = read_store(workspace, "beats")
+    connection = duckdb.connect()
+    try:
+        counts = connection.execute(
+            "SELECT beat, strftime(date_trunc('month', created_at), '%Y-%m') AS month, "
+            "COUNT(*) AS n FROM read_parquet(?) GROUP BY ALL",
+            [str(path)],
+        ).df()
+    finally:
+        connection.close()
+    station_of = dict(zip(beats["beat"], beats["station_id"], strict=True))
+    counts["station_id"] = counts["beat"].map(station_of).fillna("(beat not on the list)")
+    table = counts.pivot_table(
+        index="station_id", columns="month", values="n", aggfunc="sum", fill_value=0
+    )
+    months = sorted(table.columns)
+    names = dict(zip(stations["station_id"], stations["station_name"], strict=True))
+    rows = []
+    for station_id in [*stations["station_id"], *sorted(set(table.index) - set(names))]:
+        values = [_int(table.at[station_id, m]) if station_id in table.index else 0 for m in months]
+        median = float(pd.Series(values).median()) if values else 0.0
+        rows.append(
+            {
+                "station": names.get(station_id, station_id),
+                "counts": values,
+                "low": [v < LOW_SHARE * median for v in values],
+                "total": sum(values),
+            }
+        )
+    return {"months": months, "rows": rows, "low_share": LOW_SHARE}
+
+
+def _audit(workspace: Workspace) -> dict[str, Any] | None:
+    sample = current_sample(workspace)
+    if sample is None:
+        return None
+    from policetrial.audit_queue import queue
+
+    _, progress = queue(workspace, sample, rater=None)
+    return {
+        "drawn_at": sample.created_at.isoformat(),
+        **sample.counts(),
+        "ratings_needed": progress.ratings_needed,
+        "ratings_done": progress.ratings_done,
+        "as_of": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+    }
