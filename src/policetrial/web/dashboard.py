@@ -48,6 +48,7 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
         if allocation is None
         else {"at": allocation.created_at.isoformat(), "digest": allocation.digest},
         "target_total": sum(targets.values()),
+        "arm_labels": {},
     }
     officers = load_officers(workspace)
     if officers.empty:
@@ -60,6 +61,7 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
         context["training"] = _training(workspace, allocation, by_arm)
         context["questionnaires"] = _questionnaires(workspace, by_arm)
         if by_arm and allocation is not None:
+            context["arm_labels"] = {arm: getattr(protocol.arms, arm) for arm in targets}
             counts = roster["arm"].value_counts()
             context["eligible_by_arm"] = [
                 {
