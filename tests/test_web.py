@@ -301,3 +301,49 @@ def test_accounts_added_in_the_browser_are_logged(web_trial: WebTrial) -> None:
     } in listed
     assert all("password" not in str(u) for u in listed)
     assert _log(web_trial, "user-add") == len(listed)
+
+
+def test_user_commands_add_disable_and_list(
+    web_trial: WebTrial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from policetrial.cli import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("POLICETRIAL_WORKSPACE", str(web_trial.root))
+    if web_trial.database_url:
+        monkeypatch.setenv("POLICETRIAL_DATABASE_URL", web_trial.database_url)
+    else:
+        monkeypatch.delenv("POLICETRIAL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("NEW_PASSWORD", PASSWORD)
+    added = runner.invoke(
+        app,
+        ["user", "add", "rater3", "--role", "auditor", "--password-env", "NEW_PASSWORD", "--json"],
+    )
+    assert added.exit_code == 0, added.output
+    assert '"rater_code": "A03"' in added.output
+    again = runner.invoke(
+        app, ["user", "add", "rater3", "--role", "auditor", "--password-env", "NEW_PASSWORD"]
+    )
+    assert again.exit_code == 2 and "already an account called 'rater3'" in again.output
+    bad_role = runner.invoke(
+        app, ["user", "add", "x-user", "--role", "officer", "--password-env", "NEW_PASSWORD"]
+    )
+    assert bad_role.exit_code == 2 and "role must be one of" in bad_role.output
+    empty = runner.invoke(
+        app, ["user", "add", "y-user", "--role", "manager", "--password-env", "UNSET_VAR"]
+    )
+    assert empty.exit_code == 2 and "UNSET_VAR" in empty.output
+    client = web_trial.client()
+    login(client, "rater3")
+    assert client.get("/audit").status_code == 200
+    disabled = runner.invoke(app, ["user", "disable", "rater3"])
+    assert disabled.exit_code == 0 and "sessions have ended" in disabled.output
+    assert client.get("/audit").headers["location"] == "/login"
+    listed = runner.invoke(app, ["user", "list", "--json"])
+    assert {"username": "rater3", "role": "auditor", "rater_code": "A03", "active": False} in (
+        __import__("json").loads(listed.output)
+    )
+    missing = runner.invoke(app, ["user", "disable", "nobody"])
+    assert missing.exit_code == 2 and "no account called 'nobody'" in missing.output

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,8 +29,14 @@ PasswordOption = Annotated[
 ]
 
 
-def _engine(workspace: Path) -> object:
-    return common.open_workspace_from_env(workspace).engine
+@contextlib.contextmanager
+def _engine(workspace: Path) -> Iterator[Any]:
+    """The workspace's database engine, closed again after the command."""
+    ws = common.open_workspace_from_env(workspace)
+    try:
+        yield ws.engine
+    finally:
+        ws.engine.dispose()
 
 
 def _password(variable: str | None) -> str:
@@ -66,8 +74,9 @@ def user_add(
     from policetrial.web.accounts import add_user
 
     with common.user_errors():
-        engine = _engine(workspace)
-        user = add_user(engine, username, role, _password(password_env))  # type: ignore[arg-type]
+        password = _password(password_env)
+        with _engine(workspace) as engine:
+            user = add_user(engine, username, role, password)
     if as_json:
         common.emit_json(user.to_dict())
         return
@@ -84,8 +93,8 @@ def user_disable(
     """Disable an account and end its sessions at once (its history stays)."""
     from policetrial.web.accounts import disable_user
 
-    with common.user_errors():
-        user = disable_user(_engine(workspace), username)  # type: ignore[arg-type]
+    with common.user_errors(), _engine(workspace) as engine:
+        user = disable_user(engine, username)
     if as_json:
         common.emit_json(user.to_dict())
         return
@@ -100,8 +109,8 @@ def user_list(
     """List the web accounts."""
     from policetrial.web.accounts import list_users
 
-    with common.user_errors():
-        users = list_users(_engine(workspace))  # type: ignore[arg-type]
+    with common.user_errors(), _engine(workspace) as engine:
+        users = list_users(engine)
     if as_json:
         common.emit_json([u.to_dict() for u in users])
         return

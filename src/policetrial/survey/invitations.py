@@ -248,13 +248,22 @@ def _write_links(path: Path, links: list[tuple[str, str, str]]) -> None:
 
 
 def _find(connection: Connection, token: str, *, lock: bool = False) -> RowMapping:
+    """The open invitation behind a token (one round trip: the link and any submission
+    already received for its officer and time point); locked for update when asked."""
     if not _TOKEN.match(token or ""):
         raise InvitationRefusedError("unknown", "this link is not valid; check it was copied whole")
-    query = select(db.survey_invitations).where(
-        db.survey_invitations.c.token_hash == hash_token(token)
+    inv, sub = db.survey_invitations, db.survey_submissions
+    query = (
+        select(inv, sub.c.id.label("answered_by"))
+        .select_from(
+            inv.outerjoin(
+                sub, and_(sub.c.officer_key == inv.c.officer_key, sub.c.time == inv.c.time)
+            )
+        )
+        .where(inv.c.token_hash == hash_token(token))
     )
     if lock and connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=inv)
     row = connection.execute(query).mappings().first()
     if row is None:
         raise InvitationRefusedError("unknown", "this link is not valid; check it was copied whole")
@@ -264,15 +273,7 @@ def _find(connection: Connection, token: str, *, lock: bool = False) -> RowMappi
         )
     if row["status"] == "revoked":
         raise InvitationRefusedError("revoked", "this link has been replaced by a newer one")
-    done = connection.execute(
-        select(db.survey_submissions.c.id).where(
-            and_(
-                db.survey_submissions.c.officer_key == row["officer_key"],
-                db.survey_submissions.c.time == row["time"],
-            )
-        )
-    ).first()
-    if done is not None:
+    if row["answered_by"] is not None:
         raise InvitationRefusedError(
             "used", "a questionnaire for this link has already been received another way"
         )
@@ -516,17 +517,18 @@ def submit(
                 )
                 .returning(db.survey_submissions.c.id)
             ).scalar_one()
-            connection.execute(
-                insert(db.survey_answers),
-                [
-                    {
-                        "submission_id": submission_id,
-                        "item_id": item_id,
-                        "instrument": instrument,
-                        "value": value,
-                    }
-                    for item_id, (instrument, value) in checked.items()
-                ],
+            connection.execute(  # one multi-row INSERT: one round trip
+                insert(db.survey_answers).values(
+                    [
+                        {
+                            "submission_id": submission_id,
+                            "item_id": item_id,
+                            "instrument": instrument,
+                            "value": value,
+                        }
+                        for item_id, (instrument, value) in checked.items()
+                    ]
+                )
             )
             db.append_change(
                 connection,

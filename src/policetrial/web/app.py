@@ -19,8 +19,9 @@ Who sees what:
 # No `from __future__ import annotations` here: FastAPI reads the route signatures at
 # definition time, and `require(...)` inside them is local to `create_app`.
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,7 +112,14 @@ def create_app(settings: Settings) -> FastAPI:
     state = WebState(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["version"] = __version__
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="policetrial",
         version=__version__,
         description="The trial's web application: dashboard, randomisation, blinded audit "
