@@ -196,9 +196,9 @@ def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None
     when every row of every file is read."""
     from policetrial.allocation import current_allocation
     from policetrial.ingest import read_store
-    from policetrial.outcomes import PARQUET_KINDS, _arrow, register_parquet
+    from policetrial.outcomes import outcome_connection
     from policetrial.periods import station_windows
-    from policetrial.roster import load_officers, load_stations
+    from policetrial.roster import load_stations
 
     filtered = workspace_outcomes(imported).station_period
     allocation = current_allocation(imported)
@@ -207,11 +207,9 @@ def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None
     windows = station_windows(
         imported.protocol, stations, read_store(imported, "training_sessions")
     )
-    connection = duckdb.connect()
-    register_parquet(connection, {k: imported.parquet(k) for k in PARQUET_KINDS}, spans=None)
-    connection.register("officers", _arrow(load_officers(imported), "officers"))
-    connection.register("beats", _arrow(read_store(imported, "beats"), "beats"))
-    unfiltered = compute_outcomes(connection, imported.protocol, windows).station_period
+    # Without windows, the connection's views read every row of every file.
+    with outcome_connection(imported) as connection:
+        unfiltered = compute_outcomes(connection, imported.protocol, windows).station_period
     pd.testing.assert_frame_equal(filtered, unfiltered)
 
 
