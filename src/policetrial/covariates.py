@@ -66,26 +66,15 @@ def _eligible_officers(workspace: Workspace, stations: pd.DataFrame) -> pd.Serie
 def _baseline_counts(workspace: Workspace, stations: pd.DataFrame) -> pd.DataFrame:
     """Every outcome counted in the baseline window, indexed by station id."""
     from policetrial.outcomes import compute_outcomes, outcome_connection
+    from policetrial.periods import baseline_windows
 
     if not workspace.parquet("incidents").exists():
         raise WorkspaceError(
             "baseline covariates need the incidents extract; import it first "
             "(policetrial import incidents FILE) or drop baseline_* from the covariates"
         )
-    window = workspace.protocol.periods.baseline
-    windows = pd.DataFrame(
-        {
-            "station_id": stations["station_id"].astype(str),
-            # Not yet randomised: one label for all, so no incident counts as contaminated.
-            "arm": "unallocated",
-            "period": "baseline",
-            "start": window.start,
-            "end": window.end,
-            "days": (window.end - window.start).days + 1,
-            "anchor": None,
-            "anchor_rule": "protocol baseline",
-        }
-    )
+    # Not yet randomised: one label for all, so no incident counts as contaminated.
+    windows = baseline_windows(workspace.protocol, stations.assign(arm="unallocated"))
     with outcome_connection(workspace, windows) as connection:
         tables = compute_outcomes(connection, workspace.protocol, windows)
     return tables.station_period.set_index("station_id")
