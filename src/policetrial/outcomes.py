@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from policetrial.errors import WorkspaceError
 from policetrial.extracts import EXTRACT_KINDS
 from policetrial.ingest.store import arrow_schema, stored_schema
+from policetrial.jsonable import jsonable_records
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Protocol
 
@@ -68,7 +69,7 @@ class OutcomeTables:
         return self.incident_table.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"station_period": _records(self.station_period)}
+        return {"station_period": jsonable_records(self.station_period)}
 
     def summary(self) -> pd.DataFrame:
         return self.station_period
@@ -90,13 +91,6 @@ class OutcomeTables:
                 "followup_days": follow["days"].to_numpy(),
             }
         ).reset_index(drop=True)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in frame.to_dict("records"):
-        out.append({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()})
-    return out
 
 
 def load_sql(name: str) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from policetrial import db
+from policetrial.jsonable import jsonable_records
 from policetrial.protocol import Protocol
 from policetrial.workspace import Workspace
 
@@ -73,9 +74,9 @@ class Exposure:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "by_station": _records(self.by_station),
-            "by_arm": _records(self.by_arm),
-            "dose_by_date": _records(self.dose_by_date),
+            "by_station": jsonable_records(self.by_station),
+            "by_arm": jsonable_records(self.by_arm),
+            "dose_by_date": jsonable_records(self.dose_by_date),
             "officers_eligible": {
                 str(r["arm"]): int(r["eligible"]) for r in self.by_arm.to_dict("records")
             },
@@ -85,18 +86,6 @@ class Exposure:
 
     def summary(self) -> pd.DataFrame:
         return self.by_arm
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for row in frame.to_dict("records"):
-        rows.append(
-            {
-                k: (v.isoformat() if isinstance(v, dt.date) else (None if v is pd.NaT else v))
-                for k, v in row.items()
-            }
-        )
-    return rows
 
 
 def exposure(

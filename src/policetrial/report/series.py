@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from policetrial.errors import WorkspaceError
 from policetrial.ingest import read_store
+from policetrial.jsonable import jsonable_records
 from policetrial.outcomes import load_sql, outcome_connection, protocol_tables, span_table
 from policetrial.workspace import Workspace
 
@@ -42,10 +43,7 @@ class MonthlyCalls:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "by_arm": [
-                {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
-                for row in self.by_arm.to_dict("records")
-            ],
+            "by_arm": jsonable_records(self.by_arm),
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
             "baseline": [d.isoformat() for d in self.baseline],
