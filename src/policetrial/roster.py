@@ -23,6 +23,7 @@ from policetrial.workspace import Workspace
 __all__ = [
     "Exposure",
     "eligible_officers",
+    "eligible_postings",
     "exposure",
     "load_officers",
     "load_stations",
@@ -53,12 +54,24 @@ def posted_on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
     return (postings["posted_from"] <= day) & (to >= day)
 
 
+def eligible_postings(protocol: Protocol, postings: pd.DataFrame) -> pd.Series:
+    """Which postings make their officer eligible: the protocol's eligibility rule.
+
+    A posting covering the roster date (`[eligibility] on_date`) at one of the eligible
+    ranks and teams. `postings` needs `rank`, `team`, `posted_from` and `posted_to`.
+    """
+    rule = protocol.eligibility
+    return (
+        posted_on(postings, rule.on_date)
+        & postings["rank"].isin(rule.ranks)
+        & postings["team"].isin(rule.teams)
+    )
+
+
 def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFrame:
     """Postings of officers eligible on the protocol's roster date (one row per officer)."""
-    rule = protocol.eligibility
-    current = postings[posted_on(postings, rule.on_date)]
-    ok = current["rank"].isin(rule.ranks) & current["team"].isin(rule.teams)
-    return current[ok].drop_duplicates("officer_key").reset_index(drop=True)
+    eligible = postings[eligible_postings(protocol, postings)]
+    return eligible.drop_duplicates("officer_key").reset_index(drop=True)
 
 
 @dataclass(frozen=True)
