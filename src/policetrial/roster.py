@@ -9,6 +9,7 @@ listed, because they carry the training across.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "exposure",
     "load_officers",
     "load_stations",
+    "officers_by_arm",
     "posted_on",
     "workspace_exposure",
 ]
@@ -74,6 +76,20 @@ def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFram
     return eligible.drop_duplicates("officer_key").reset_index(drop=True)
 
 
+def officers_by_arm(
+    protocol: Protocol, postings: pd.DataFrame, arms: Mapping[str, str]
+) -> pd.DataFrame:
+    """Eligible officers (`eligible_officers`) posted at a station of `arms`, with its arm.
+
+    `arms` maps station id to arm (the allocation in force: `SealedAllocation.arms`);
+    officers at any other station are not the trial's. These are the officers of the
+    exposure table, the CONSORT flow and the questionnaires.
+    """
+    eligible = eligible_officers(protocol, postings)
+    eligible = eligible[eligible["station_id"].astype(str).isin(arms)]
+    return eligible.assign(arm=eligible["station_id"].astype(str).map(arms)).reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class Exposure:
     """Eligible officers and training by station and arm, against the protocol's targets."""
@@ -116,9 +132,7 @@ def exposure(
     anyone else at the station's sessions (ineligible officers, officers from elsewhere).
     These are the numbers of the CONSORT flow, too.
     """
-    eligible = eligible_officers(protocol, postings)
-    eligible = eligible[eligible["station_id"].isin(arms)]
-    eligible = eligible.assign(arm=eligible["station_id"].map(arms))
+    eligible = officers_by_arm(protocol, postings, arms)
     att = attendance.merge(sessions[["session_id", "station_id", "session_date"]], on="session_id")
     put_forward = set(att["officer_key"])
     trained_eligible = att[
