@@ -21,8 +21,10 @@ class Estimate:
     description: str
     scale: str
     estimate: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    """None: the interval is open below (no bound was found; see `notes`)."""
+    ci_high: float | None
+    """None: the interval is open above."""
     p_value: float
     df: float | None
     n_clusters: int
