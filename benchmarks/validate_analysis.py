@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from policetrial.analysis.counts import CountData, _bisect, _p_values, nb_randomisation
-from policetrial.analysis.validity import BARS, connect_schemes, simulate_counts, validity_study
+from policetrial.analysis.validity import BARS, connect_schemes, count_scenario, validity_study
 from policetrial.nbreg import fit_negbin
+from policetrial.simulate import simulate_counts
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -129,11 +130,7 @@ def main() -> None:
 
     schemes = connect_schemes()
     data = simulate_counts(
-        np.random.default_rng(5),
-        n_trials=args.speed_trials,
-        cv_between=0.3,
-        rate_ratio=1.0,
-        schemes=schemes,
+        np.random.default_rng(5), count_scenario(0.3), schemes, irr=1.0, n_sims=args.speed_trials
     )
     t0 = time.perf_counter()
     _baseline_interval(data, schemes)

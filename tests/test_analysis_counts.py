@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,6 +137,59 @@ def test_a_station_with_zero_counts_is_fine() -> None:
     for e in (nb, cl):
         assert all(np.isfinite([e.estimate, e.ci_low, e.ci_high, e.p_value]))
         assert "station(s) ['S00'] had no events at follow-up" in e.notes
+
+
+def _every_scheme(n: int) -> np.ndarray:
+    rows = []
+    for chosen in itertools.combinations(range(n), n // 2):
+        row = np.zeros(n, dtype=bool)
+        row[list(chosen)] = True
+        rows.append(row)
+    return np.array(rows)
+
+
+def _few_stations(n: int, seed: int, effect: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    arm = np.array(["intervention", "control"] * (n // 2))
+    level = 40 * rng.lognormal(0, 0.3, n)
+    return pd.DataFrame(
+        {
+            "station_id": [f"S{i}" for i in range(n)],
+            "arm": arm,
+            "baseline": rng.poisson(level),
+            "followup": rng.poisson(level * np.where(arm == "intervention", effect, 1.0)),
+            "baseline_days": 30.0,
+            "followup_days": 30.0,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "open_low", "open_high"),
+    [(4, 0, True, True), (8, 43, True, False), (8, 3, False, True)],
+)
+def test_an_open_interval_end_is_none_with_a_note(
+    n: int, seed: int, open_low: bool, open_high: bool
+) -> None:
+    """With 4 stations (2 + 2: 6 schemes, smallest p-value 1/3) no rate ratio can be
+    rejected, so both ends are open; with 8 (70 schemes, smallest p 2/70) these draws
+    leave only the lower end, or only the upper end, open. An open end is None (JSON null),
+    not 0 or infinity, and the estimate says so in its notes; the other end stays a number."""
+    table = _few_stations(n, seed, effect=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        nb, _ = analyse_counts(
+            table, outcome="x", schemes=_every_scheme(n), station_order=tuple(table["station_id"])
+        )
+    assert (nb.ci_low is None, nb.ci_high is None) == (open_low, open_high)
+    assert "the interval is open: no rate ratio within exp(+-5) was rejected" in nb.notes
+    if not open_high:
+        assert nb.ci_high is not None and nb.estimate < nb.ci_high < np.inf
+    if not open_low:
+        assert nb.ci_low is not None and 0 < nb.ci_low < nb.estimate
+    d = nb.to_dict()
+    assert (d["ci_low"] is None, d["ci_high"] is None) == (open_low, open_high)
+    json.dumps(d, allow_nan=False)
 
 
 @pytest.mark.slow

@@ -222,6 +222,23 @@ def _counts(ws: Workspace) -> tuple[int, int]:
         )
 
 
+def test_rater_codes_need_a_digit_so_names_are_refused(audited: Workspace) -> None:
+    """docs/audit.md: codes such as R1, A01 or auditor-2; anything without a digit may be a
+    name (JSmith) and is refused, row by row, with the reason."""
+    ids = list(current_sample(audited).items["audit_id"])  # type: ignore[union-attr]
+    codes = ["JSmith", "Jane.Smith", "auditor", "R1", "A01", "auditor-2", "synthetic-1", "r.2"]
+    frame = pd.DataFrame({"audit_id": ids[: len(codes)], "rater": codes, "verdict": "relevant"})
+    with pytest.raises(RatingsError) as caught:
+        import_ratings(audited, frame)
+    refused = {(p.row, p.column) for p in caught.value.problems}
+    assert refused == {(2, "rater"), (3, "rater"), (4, "rater")}
+    assert "'JSmith' is not a rater code: use a short code with a digit" in (
+        caught.value.problems[0].reason
+    )
+    stored = import_ratings(audited, frame.iloc[3:])
+    assert set(stored.raters) == {"R1", "A01", "auditor-2", "synthetic-1", "r.2"}
+
+
 def test_bad_ratings_are_reported_and_nothing_is_stored(audited: Workspace, tmp_path: Path) -> None:
     """Every kind of error in one file: each is reported with row, column and reason."""
     ids = list(current_sample(audited).items["audit_id"])  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,28 @@ def test_every_command_is_documented(path: tuple[str, ...]) -> None:
         p.read_text() for p in (ROOT / "docs").glob("*.md")
     )
     assert f"policetrial {' '.join(path)}" in docs
+
+
+def test_the_readme_table_lists_every_command() -> None:
+    """The README's "What it does" table names every command: `policetrial X ...` for a
+    command, `policetrial GROUP a / b / c` for a group's sub-commands."""
+    commands = _commands()
+    groups = {path[0] for path in commands if len(path) > 1}
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## What it does", 1)[1].split("\n\n", 2)[1]
+    listed: set[tuple[str, ...]] = set()
+    for row in table.splitlines()[2:]:
+        cell = row.split("|")[2]
+        for span in re.findall(r"`([^`]+)`", cell):
+            first, *more = span.removeprefix("policetrial ").split(" / ")
+            words = first.split()
+            if words[0] in groups and len(words) > 1:
+                listed.add((words[0], words[1]))
+                listed.update((words[0], piece.split()[0]) for piece in more)
+            else:
+                listed.add((words[0],))
+    missing = [" ".join(p) for p in commands if p not in listed]
+    assert missing == []
 
 
 @pytest.mark.parametrize("name", sorted(REPORTING))

@@ -37,6 +37,13 @@ def test_everything_imports_and_a_second_import_changes_nothing(
         assert not report.changed, kind
         assert report.counts.unchanged == report.rows_valid
     assert snapshot(imported_copy.incidents_dir) == before
+    # The summary is the counts: no reject details, no warnings.
+    summary = report.summary()
+    assert list(summary.columns) == [
+        "kind", "file", "rows_read", "rows_valid", "rows_rejected", "duplicates_dropped",
+        "added", "updated", "removed", "unchanged", "rejects_file",
+    ]  # fmt: skip
+    assert summary.loc[0, "unchanged"] == report.rows_valid
 
 
 def test_a_corrected_re_export_updates_what_changed(

@@ -13,6 +13,7 @@ import sqlglot
 from policetrial.extracts import EXTRACT_KINDS
 from policetrial.ingest.store import stored_schema
 from policetrial.outcomes import SQL_FILES, compute_outcomes, emit_sql, load_sql, workspace_outcomes
+from policetrial.periods import baseline_windows, station_windows
 from policetrial.protocol import Protocol
 from policetrial.workspace import Workspace
 
@@ -165,6 +166,35 @@ def test_location_rule_moves_incidents_to_their_beat(protocol: Protocol) -> None
     assert got.loc[("B", "baseline"), "incidents"] == 6
 
 
+def test_windows_follow_the_protocol(protocol: Protocol) -> None:
+    """Connect: baseline 1-30 April 2016 for all; follow-up one month starting the day after
+    the date six months from the last session (10 June -> 11 December to 10 January);
+    control stations anchored on the intervention stations' median delivery (median_low of
+    10 June and 1 July, strata absent: 10 June). `baseline_windows` gives the same baseline
+    rows without any sessions."""
+    stations = pd.DataFrame(
+        {"station_id": ["A", "B", "C", "D"], "arm": ["intervention", "control"] * 2}
+    )
+    sessions = pd.DataFrame(
+        {
+            "station_id": ["A", "A", "C"],
+            "session_date": [dt.date(2016, 6, 1), dt.date(2016, 6, 10), dt.date(2016, 7, 1)],
+        }
+    )
+    windows = station_windows(protocol, stations, sessions)
+    follow = windows[windows["period"] == "followup"].set_index("station_id")
+    assert follow.loc["A", "start"] == dt.date(2016, 12, 11)
+    assert follow.loc["A", "end"] == dt.date(2017, 1, 10)
+    assert follow.loc["A", "days"] == 31
+    assert follow.loc["C", "start"] == dt.date(2017, 1, 2)
+    assert follow.loc["B", "anchor"] == follow.loc["D", "anchor"] == dt.date(2016, 6, 10)
+    base = baseline_windows(protocol, stations)
+    assert set(base["start"]) == {dt.date(2016, 4, 1)} and set(base["days"]) == {30}
+    pd.testing.assert_frame_equal(
+        base, windows[windows["period"] == "baseline"].reset_index(drop=True)
+    )
+
+
 def test_workspace_outcomes_add_up(imported: Workspace) -> None:
     tables = workspace_outcomes(imported)
     sp = tables.station_period
@@ -196,9 +226,8 @@ def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None
     when every row of every file is read."""
     from policetrial.allocation import current_allocation
     from policetrial.ingest import read_store
-    from policetrial.outcomes import PARQUET_KINDS, _arrow, register_parquet
-    from policetrial.periods import station_windows
-    from policetrial.roster import load_officers, load_stations
+    from policetrial.outcomes import outcome_connection
+    from policetrial.roster import load_stations
 
     filtered = workspace_outcomes(imported).station_period
     allocation = current_allocation(imported)
@@ -207,11 +236,9 @@ def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None
     windows = station_windows(
         imported.protocol, stations, read_store(imported, "training_sessions")
     )
-    connection = duckdb.connect()
-    register_parquet(connection, {k: imported.parquet(k) for k in PARQUET_KINDS}, spans=None)
-    connection.register("officers", _arrow(load_officers(imported), "officers"))
-    connection.register("beats", _arrow(read_store(imported, "beats"), "beats"))
-    unfiltered = compute_outcomes(connection, imported.protocol, windows).station_period
+    # Without windows, the connection's views read every row of every file.
+    with outcome_connection(imported) as connection:
+        unfiltered = compute_outcomes(connection, imported.protocol, windows).station_period
     pd.testing.assert_frame_equal(filtered, unfiltered)
 
 

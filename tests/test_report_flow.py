@@ -150,6 +150,27 @@ def test_a_station_without_follow_up_is_lost_and_flagged(analysed: Workspace) ->
     assert any("clusters in the primary estimate" in w for w in report.warnings)
 
 
+def test_a_station_without_primary_follow_up_data_is_excluded_from_analysis(
+    analysed: Workspace,
+) -> None:
+    """A station with a follow-up window but no count of the primary outcome in it is
+    followed up yet excluded from analysis; its incidents are not counted as analysed."""
+    results = load_results(analysed)
+    primary = results["trial"]["primary_outcome"]
+    changed = copy.deepcopy(results)
+    row = next(r for r in changed["station_period"] if r["period"] == "followup")
+    row[primary] = None
+    before = consort_flow(analysed, results).arm(row["arm"])
+    box = consort_flow(analysed, changed).arm(row["arm"])
+    assert before.stations_excluded_from_analysis == 0
+    assert (box.stations_lost, box.stations_followed) == (0, box.stations_allocated)
+    assert box.stations_excluded_from_analysis == 1
+    assert box.stations_analysed == box.stations_allocated - 1
+    assert box.incidents_analysed == before.incidents_analysed - row["incidents"]
+    report = build_report(analysed, changed, suppress_below=0)
+    assert any("clusters in the primary estimate" in w for w in report.warnings)
+
+
 def test_flow_numbers_are_drawn_in_the_diagram(full_report: TrialReport) -> None:
     """The SVG of Figure 1 carries every box's numbers, zeros included (full version)."""
     report = full_report
@@ -166,6 +187,7 @@ def test_flow_numbers_are_drawn_in_the_diagram(full_report: TrialReport) -> None
         )
         assert f"Stations lost to follow-up: {box.stations_lost}" in svg
         assert f"Stations analysed (primary outcome): {box.stations_analysed}" in svg
+        assert f"Stations excluded from analysis: {box.stations_excluded_from_analysis}" in svg
         assert f"Incidents in follow-up windows: {box.incidents_analysed:,}" in svg
     assert "Stations not randomised: 0" in svg
     html = render_html(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -140,6 +141,26 @@ def test_nothing_is_written_for_bad_results(analysed: Workspace) -> None:
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "results.json" in result.stderr
     assert snapshot(analysed.root) == before
+
+
+def test_an_open_interval_end_reads_open(analysed: Workspace) -> None:
+    """results.json holds an open end as null: the headline says "open", never a blank or
+    a bound; no interval at all (a degenerate fit) reads "no 95% CI"."""
+    results = load_results(analysed)
+    changed = copy.deepcopy(results)
+    changed["primary"]["ci_low"] = None
+    changed["primary"]["notes"].append(
+        "the interval is open: no rate ratio within exp(+-5) was rejected"
+    )
+    report = build_report(analysed, changed, suppress_below=0)
+    assert re.search(r"\(95% CI open to \d+\.\d\d\), p = ", report.headline["text"])
+    assert report.headline["text"] in render_html(report)
+    changed["primary"]["ci_high"] = None
+    changed["primary"]["notes"].append(
+        "no interval: the test rejects even at the estimate (degenerate fit)"
+    )
+    report = build_report(analysed, changed, suppress_below=0)
+    assert "(no 95% CI), p = " in report.headline["text"]
 
 
 def test_report_command_json(reported: Workspace) -> None:

@@ -69,6 +69,24 @@ def test_counts_follow_the_scenario() -> None:
     assert np.all(data.followup_days == 30.0)
 
 
+def test_validity_study_counts_are_these_trials() -> None:
+    """The validity study's counts scenario (45 per station-month, between-station CV k
+    shared by both periods, station-period gamma CV 0.12): the squared CV of a count is
+    (1 + k^2)(1 + 0.12^2) - 1 from the rates plus 1/45 from Poisson, and the study calls
+    this module's `simulate_counts` rather than a copy of it."""
+    from policetrial.analysis import validity
+
+    scenario = validity.count_scenario(0.3)
+    data = simulate_counts(
+        np.random.default_rng(3), scenario, _simple().schemes, irr=1.0, n_sims=20_000
+    )
+    for counts in (data.baseline, data.y):
+        assert counts.mean() == pytest.approx(45, rel=0.01)
+        cv2 = (counts / 45).var()
+        assert cv2 == pytest.approx((1 + 0.3**2) * (1 + 0.12**2) - 1 + 1 / 45, rel=0.05)
+    assert not hasattr(validity, "simulate_counts")
+
+
 def test_null_rejection_rate_is_alpha_for_both_methods() -> None:
     """Size at 12 clusters: with no effect, both analyses reject at about 5% (2000 trials,
     MCSE 0.005; the band is +-3 MCSE and then some for the randomisation test's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import sqlite3
@@ -9,8 +10,9 @@ import stat
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from policetrial import db
 from policetrial.errors import SurveyError
@@ -52,6 +54,37 @@ def _full_answers(ws: Workspace) -> dict[str, int]:
 def invited(roster_ws: Workspace) -> Workspace:  # noqa: F811
     issue_invitations(roster_ws, time="pre", out=roster_ws.root.parent / "pre.csv")
     return roster_ws
+
+
+def test_the_roster_is_the_officers_of_the_randomised_stations(roster_ws: Workspace) -> None:  # noqa: F811
+    """After randomisation the questionnaires go to the officers `policetrial officers` and
+    the CONSORT flow count: eligible at a randomised station. A station added later, and
+    an eligible officer posted there, are not the trial's."""
+    from policetrial.roster import workspace_exposure
+
+    ws = roster_ws
+    roster = survey_roster(ws)
+    exposure = workspace_exposure(ws).by_station.set_index("station_id")
+    assert roster.groupby("station_id").size().to_dict() == exposure["eligible"].to_dict()
+    assert (roster["arm"] == roster["station_id"].map(exposure["arm"])).all()
+    with ws.engine.begin() as connection:
+        connection.execute(
+            insert(db.stations).values(
+                station_id="NEW99", station_name="New", district="X", area_type="urban"
+            )
+        )
+        connection.execute(
+            insert(db.officers).values(
+                officer_key="k-new",
+                posted_from=dt.date(2010, 1, 1),
+                rank="Police Constable",
+                team="Response",
+                station_id="NEW99",
+            )
+        )
+    after = survey_roster(ws)
+    assert "k-new" not in set(after["officer_key"])
+    pd.testing.assert_frame_equal(after, roster)
 
 
 def test_links_go_to_every_eligible_officer_and_only_hashes_are_stored(invited: Workspace) -> None:

@@ -1,4 +1,4 @@
-"""The synthetic force: shaped and calibrated like DOMAIN.md says, reproducible, effect as set."""
+"""The synthetic force: calibrated like the published trial, reproducible, effect as set."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def test_one_file_per_extract_kind_with_the_documented_columns(force: SynthForce
 
 
 def test_calibration_to_domain_figures(force: SynthForce) -> None:
-    """DOMAIN.md: about 400-500 incidents per station-month and about 10% mental-health tagged."""
+    """Scantlebury et al., PLoS One 2017: median 397 and 498 incidents per station in the
+    one-month follow-up, and about 10% of incidents with a mental-health tag."""
     incidents = pd.read_csv(force.files["incidents"])
     months = force.parameters["months"]
     per_station_month = len(incidents) / 12 / months

@@ -35,6 +35,7 @@ from scipy import stats
 
 from policetrial.agreement import wilson_interval
 from policetrial.errors import AuditError
+from policetrial.jsonable import jsonable
 
 __all__ = [
     "ArmTest",
@@ -51,14 +52,6 @@ __all__ = [
 
 PERIODS = ("baseline", "followup")
 ARMS = ("intervention", "control")
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,7 @@ class ProportionRow:
     ci_high: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _clean(v) for k, v in asdict(self).items()}
+        return {k: jsonable(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ class SensitivityRow:
     ci_high: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _clean(v) for k, v in asdict(self).items()}
+        return {k: jsonable(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -113,7 +106,7 @@ class ArmTest:
     method: str = "difference in mean station proportions; randomisation test over the scheme set"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _clean(v) for k, v in asdict(self).items()}
+        return {k: jsonable(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -343,7 +336,7 @@ class SizeStudy:
     monte_carlo_se: float
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: _clean(v) for k, v in asdict(self).items()}
+        d = {k: jsonable(v) for k, v in asdict(self).items()}
         d["items_per_station"] = list(self.items_per_station)
         return d
 

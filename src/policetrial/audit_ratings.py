@@ -51,7 +51,9 @@ _ACCEPTED = {
     "untagged": {"yes": "yes", "no": "no"},
 }
 _CANNOT_TELL = {"cannot tell", "can't tell", "cant tell", "cannot_tell"}
-_RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_RATER = re.compile(r"^(?=[^0-9]*[0-9])[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+"""A rater code: up to 32 letters, digits, `.`, `_`, `-`, with at least one digit, so a
+name (`JSmith`, `Jane.Smith`) is never a code."""
 REQUIRED = ("audit_id", "rater", "verdict")
 
 
@@ -179,8 +181,9 @@ def _check(
                     file,
                     row,
                     "rater",
-                    f"rater {rater!r} is not a rater code: use a short code such as R1 or "
-                    "auditor-2 (letters, digits, . _ -; at most 32 characters; no names)"
+                    f"rater {rater!r} is not a rater code: use a short code with a digit, "
+                    "such as R1, A01 or auditor-2 (letters, digits, . _ -; at most 32 "
+                    "characters; no names)"
                     if rater
                     else "the rater is blank",
                 )

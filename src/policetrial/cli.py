@@ -287,7 +287,7 @@ def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False)
                 e.method,
                 e.scale,
                 e.estimate,
-                f"{cell(e.ci_low)} to {cell(e.ci_high)}",
+                f"{_end(e.ci_low)} to {_end(e.ci_high)}",
                 e.p_value,
                 e.df,
             ]
@@ -321,6 +321,11 @@ def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False)
             f"Randomisation test over {test['n_schemes']} schemes; smallest attainable "
             f"p-value {test['smallest_p_value']:.4f}. Wrote {path}"
         )
+
+
+def _end(value: float | None) -> str:
+    """An estimate's interval end; an open end (None) as "open"."""
+    return "open" if value is None else cell(value)
 
 
 @app.command()

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from policetrial.errors import WorkspaceError
-from policetrial.extracts import EXTRACT_KINDS
 from policetrial.protocol import RANDOMISATION_COVARIATES
 from policetrial.workspace import Workspace
 
@@ -68,43 +65,16 @@ def _eligible_officers(workspace: Workspace, stations: pd.DataFrame) -> pd.Serie
 
 def _baseline_counts(workspace: Workspace, stations: pd.DataFrame) -> pd.DataFrame:
     """Every outcome counted in the baseline window, indexed by station id."""
-    from policetrial.ingest import read_store
-    from policetrial.ingest.store import arrow_schema
-    from policetrial.outcomes import PARQUET_KINDS, compute_outcomes, register_parquet
-    from policetrial.roster import load_officers
+    from policetrial.outcomes import compute_outcomes, outcome_connection
+    from policetrial.periods import baseline_windows
 
     if not workspace.parquet("incidents").exists():
         raise WorkspaceError(
             "baseline covariates need the incidents extract; import it first "
             "(policetrial import incidents FILE) or drop baseline_* from the covariates"
         )
-    window = workspace.protocol.periods.baseline
-    windows = pd.DataFrame(
-        {
-            "station_id": stations["station_id"].astype(str),
-            # Not yet randomised: one label for all, so no incident counts as contaminated.
-            "arm": "unallocated",
-            "period": "baseline",
-            "start": window.start,
-            "end": window.end,
-            "days": (window.end - window.start).days + 1,
-            "anchor": None,
-            "anchor_rule": "protocol baseline",
-        }
-    )
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET threads TO 2")
-        register_parquet(connection, {k: workspace.parquet(k) for k in PARQUET_KINDS})
-        for kind, frame in (
-            ("officers", load_officers(workspace)),
-            ("beats", read_store(workspace, "beats")),
-        ):
-            schema = arrow_schema(EXTRACT_KINDS[kind])
-            connection.register(
-                kind, pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-            )
+    # Not yet randomised: one label for all, so no incident counts as contaminated.
+    windows = baseline_windows(workspace.protocol, stations.assign(arm="unallocated"))
+    with outcome_connection(workspace, windows) as connection:
         tables = compute_outcomes(connection, workspace.protocol, windows)
-    finally:
-        connection.close()
     return tables.station_period.set_index("station_id")

@@ -13,8 +13,6 @@ import datetime as dt
 import getpass
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -435,9 +433,3 @@ def verify_change_log(connection: Connection) -> list[int]:
             broken.append(int(row["id"]))
         prev = row["hash"]
     return broken
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    with engine.begin() as connection:
-        yield connection

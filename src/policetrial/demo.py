@@ -171,8 +171,13 @@ def run_demo(
         )
         console.print(
             f"Primary outcome ({results.trial['primary_outcome_label']}): rate ratio "
-            f"[bold]{p.estimate:.2f}[/] (95% CI {p.ci_low:.2f} to {p.ci_high:.2f}), "
+            f"[bold]{p.estimate:.2f}[/] (95% CI {_end(p.ci_low)} to {_end(p.ci_high)}), "
             f"p = {p.p_value:.3f}"
         )
         console.print(f"Report: {files.html}   Results: {out / 'results.json'}   ({elapsed:.0f} s)")
     return summary
+
+
+def _end(value: float | None) -> str:
+    """An interval end to two decimals; an open end (None) as "open"."""
+    return "open" if value is None else f"{value:.2f}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 from policetrial.errors import WorkspaceError
 from policetrial.extracts import EXTRACT_KINDS
 from policetrial.ingest.store import arrow_schema, stored_schema
+from policetrial.jsonable import jsonable_records
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Protocol
 
@@ -34,6 +37,7 @@ __all__ = [
     "compute_outcomes",
     "emit_sql",
     "load_sql",
+    "outcome_connection",
     "protocol_tables",
 ]
 
@@ -65,7 +69,7 @@ class OutcomeTables:
         return self.incident_table.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"station_period": _records(self.station_period)}
+        return {"station_period": jsonable_records(self.station_period)}
 
     def summary(self) -> pd.DataFrame:
         return self.station_period
@@ -87,13 +91,6 @@ class OutcomeTables:
                 "followup_days": follow["days"].to_numpy(),
             }
         ).reset_index(drop=True)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in frame.to_dict("records"):
-        out.append({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()})
-    return out
 
 
 def load_sql(name: str) -> str:
@@ -300,12 +297,38 @@ def register_parquet(
         )
 
 
+@contextmanager
+def outcome_connection(
+    workspace: Any, windows: pd.DataFrame | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection holding a workspace's extracts as the outcome SQL reads them.
+
+    The Parquet extracts are views (`register_parquet`; with `windows`, each view keeps
+    only the rows near them, see `span_table`); officers and beats come from the records
+    database as Arrow tables. `compute_outcomes` (or any query over `incident_base.sql`)
+    can run on it as it is. The connection is closed on leaving the block.
+    """
+    from policetrial.ingest import read_store
+    from policetrial.roster import load_officers
+
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET threads TO 2")
+        spans = None if windows is None else span_table(windows)
+        register_parquet(connection, {k: workspace.parquet(k) for k in PARQUET_KINDS}, spans)
+        connection.register("officers", _arrow(load_officers(workspace), "officers"))
+        connection.register("beats", _arrow(read_store(workspace, "beats"), "beats"))
+        yield connection
+    finally:
+        connection.close()
+
+
 def workspace_outcomes(workspace: Any) -> OutcomeTables:
     """Outcomes for a workspace: its extracts, its allocation and its protocol."""
     from policetrial.allocation import current_allocation
     from policetrial.ingest import read_store
     from policetrial.periods import station_windows
-    from policetrial.roster import load_officers, load_stations
+    from policetrial.roster import load_stations
 
     allocation = current_allocation(workspace)
     if allocation is None:
@@ -317,21 +340,11 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
     stations["arm"] = stations["station_id"].map(allocation.arms)
     sessions = read_store(workspace, "training_sessions")
     windows = station_windows(workspace.protocol, stations, sessions)
-    officers = load_officers(workspace)
-    beats = read_store(workspace, "beats")
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET threads TO 2")
-        register_parquet(
-            connection, {k: workspace.parquet(k) for k in PARQUET_KINDS}, span_table(windows)
-        )
-        connection.register("officers", _arrow(officers, "officers"))
-        connection.register("beats", _arrow(beats, "beats"))
+    with outcome_connection(workspace, windows) as connection:
         return compute_outcomes(connection, workspace.protocol, windows)
-    finally:
-        connection.close()
 
 
 def _arrow(frame: pd.DataFrame, kind: str) -> pa.Table:
+    """A record table (officers, beats) as Arrow, with the stored column types."""
     schema = arrow_schema(EXTRACT_KINDS[kind])
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)

@@ -18,7 +18,9 @@ import pandas as pd
 from policetrial.errors import WorkspaceError
 from policetrial.protocol import Protocol
 
-__all__ = ["add_months", "station_windows"]
+__all__ = ["WINDOW_COLUMNS", "add_months", "baseline_windows", "station_windows"]
+
+WINDOW_COLUMNS = ("station_id", "arm", "period", "start", "end", "days", "anchor", "anchor_rule")
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -33,6 +35,45 @@ def _median_date(days: list[dt.date]) -> dt.date:
     return dt.date.fromordinal(int(statistics.median_low(d.toordinal() for d in days)))
 
 
+def _window(
+    station_id: str,
+    arm: str,
+    period: str,
+    start: dt.date,
+    end: dt.date,
+    anchor: dt.date | None,
+    rule: str,
+) -> dict[str, object]:
+    return {
+        "station_id": station_id,
+        "arm": arm,
+        "period": period,
+        "start": start,
+        "end": end,
+        "days": (end - start).days + 1,
+        "anchor": anchor,
+        "anchor_rule": rule,
+    }
+
+
+def _baseline(protocol: Protocol, station_id: str, arm: str) -> dict[str, object]:
+    base = protocol.periods.baseline
+    return _window(station_id, arm, "baseline", base.start, base.end, None, "protocol baseline")
+
+
+def baseline_windows(protocol: Protocol, stations: pd.DataFrame) -> pd.DataFrame:
+    """The baseline window of each station (`station_id`, `arm`), as `station_windows` gives it.
+
+    Needs no training sessions, so it serves before randomisation too (the baseline
+    covariates), with whatever `arm` label the caller gives.
+    """
+    rows = [
+        _baseline(protocol, str(sid), arm)
+        for sid, arm in zip(stations["station_id"], stations["arm"], strict=True)
+    ]
+    return pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))
+
+
 def station_windows(
     protocol: Protocol, stations: pd.DataFrame, sessions: pd.DataFrame
 ) -> pd.DataFrame:
@@ -45,7 +86,6 @@ def station_windows(
 
     Returns columns station_id, arm, period, start, end, days, anchor, anchor_rule.
     """
-    base = protocol.periods.baseline
     follow = protocol.periods.followup
     delivered: dict[str, dt.date] = {}
     if len(sessions):
@@ -93,17 +133,6 @@ def station_windows(
             anchor, rule = _median_date(pool), f"median delivery ({follow.control_anchor})"
         start = add_months(anchor, follow.months_after) + dt.timedelta(days=1)
         end = add_months(start, follow.length_months) - dt.timedelta(days=1)
-        for period, s, e in (("baseline", base.start, base.end), ("followup", start, end)):
-            rows.append(
-                {
-                    "station_id": sid,
-                    "arm": row["arm"],
-                    "period": period,
-                    "start": s,
-                    "end": e,
-                    "days": (e - s).days + 1,
-                    "anchor": None if period == "baseline" else anchor,
-                    "anchor_rule": "protocol baseline" if period == "baseline" else rule,
-                }
-            )
-    return pd.DataFrame(rows)
+        rows.append(_baseline(protocol, sid, row["arm"]))
+        rows.append(_window(sid, row["arm"], "followup", start, end, anchor, rule))
+    return pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))

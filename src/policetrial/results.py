@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from policetrial.jsonable import jsonable
+
 __all__ = ["Clustering", "Estimate", "TrialResults"]
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass(frozen=True)
@@ -26,8 +21,10 @@ class Estimate:
     description: str
     scale: str
     estimate: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    """None: the interval is open below (no bound was found; see `notes`)."""
+    ci_high: float | None
+    """None: the interval is open above."""
     p_value: float
     df: float | None
     n_clusters: int
@@ -37,7 +34,7 @@ class Estimate:
     "alternative_primary")."""
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: _clean(v) for k, v in asdict(self).items()}
+        d = {k: jsonable(v) for k, v in asdict(self).items()}
         d["notes"] = list(self.notes)
         return d
 
@@ -61,7 +58,7 @@ class Clustering:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: _clean(v) for k, v in asdict(self).items()}
+        d = {k: jsonable(v) for k, v in asdict(self).items()}
         d["notes"] = list(self.notes)
         return d
 

@@ -9,6 +9,7 @@ listed, because they carry the training across.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +17,18 @@ import pandas as pd
 from sqlalchemy import select
 
 from policetrial import db
+from policetrial.jsonable import jsonable_records
 from policetrial.protocol import Protocol
 from policetrial.workspace import Workspace
 
 __all__ = [
     "Exposure",
     "eligible_officers",
+    "eligible_postings",
     "exposure",
     "load_officers",
     "load_stations",
+    "officers_by_arm",
     "posted_on",
     "workspace_exposure",
 ]
@@ -52,12 +56,38 @@ def posted_on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
     return (postings["posted_from"] <= day) & (to >= day)
 
 
+def eligible_postings(protocol: Protocol, postings: pd.DataFrame) -> pd.Series:
+    """Which postings make their officer eligible: the protocol's eligibility rule.
+
+    A posting covering the roster date (`[eligibility] on_date`) at one of the eligible
+    ranks and teams. `postings` needs `rank`, `team`, `posted_from` and `posted_to`.
+    """
+    rule = protocol.eligibility
+    return (
+        posted_on(postings, rule.on_date)
+        & postings["rank"].isin(rule.ranks)
+        & postings["team"].isin(rule.teams)
+    )
+
+
 def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFrame:
     """Postings of officers eligible on the protocol's roster date (one row per officer)."""
-    rule = protocol.eligibility
-    current = postings[posted_on(postings, rule.on_date)]
-    ok = current["rank"].isin(rule.ranks) & current["team"].isin(rule.teams)
-    return current[ok].drop_duplicates("officer_key").reset_index(drop=True)
+    eligible = postings[eligible_postings(protocol, postings)]
+    return eligible.drop_duplicates("officer_key").reset_index(drop=True)
+
+
+def officers_by_arm(
+    protocol: Protocol, postings: pd.DataFrame, arms: Mapping[str, str]
+) -> pd.DataFrame:
+    """Eligible officers (`eligible_officers`) posted at a station of `arms`, with its arm.
+
+    `arms` maps station id to arm (the allocation in force: `SealedAllocation.arms`);
+    officers at any other station are not the trial's. These are the officers of the
+    exposure table, the CONSORT flow and the questionnaires.
+    """
+    eligible = eligible_officers(protocol, postings)
+    eligible = eligible[eligible["station_id"].astype(str).isin(arms)]
+    return eligible.assign(arm=eligible["station_id"].astype(str).map(arms)).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -73,9 +103,9 @@ class Exposure:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "by_station": _records(self.by_station),
-            "by_arm": _records(self.by_arm),
-            "dose_by_date": _records(self.dose_by_date),
+            "by_station": jsonable_records(self.by_station),
+            "by_arm": jsonable_records(self.by_arm),
+            "dose_by_date": jsonable_records(self.dose_by_date),
             "officers_eligible": {
                 str(r["arm"]): int(r["eligible"]) for r in self.by_arm.to_dict("records")
             },
@@ -85,18 +115,6 @@ class Exposure:
 
     def summary(self) -> pd.DataFrame:
         return self.by_arm
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for row in frame.to_dict("records"):
-        rows.append(
-            {
-                k: (v.isoformat() if isinstance(v, dt.date) else (None if v is pd.NaT else v))
-                for k, v in row.items()
-            }
-        )
-    return rows
 
 
 def exposure(
@@ -114,9 +132,7 @@ def exposure(
     anyone else at the station's sessions (ineligible officers, officers from elsewhere).
     These are the numbers of the CONSORT flow, too.
     """
-    eligible = eligible_officers(protocol, postings)
-    eligible = eligible[eligible["station_id"].isin(arms)]
-    eligible = eligible.assign(arm=eligible["station_id"].map(arms))
+    eligible = officers_by_arm(protocol, postings, arms)
     att = attendance.merge(sessions[["session_id", "station_id", "session_date"]], on="session_id")
     put_forward = set(att["officer_key"])
     trained_eligible = att[

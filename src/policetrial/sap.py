@@ -24,6 +24,7 @@ from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.questionnaire import analyse_scores
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.errors import AnalysisError, WorkspaceError
+from policetrial.jsonable import jsonable, jsonable_records
 from policetrial.outcomes import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Analysis
@@ -144,9 +145,9 @@ def analyse_workspace(
             "control": sum(1 for a in arms.values() if a == "control"),
         },
         officers_eligible=exp.to_dict()["officers_eligible"],
-        station_period=_records(sp),
+        station_period=jsonable_records(sp),
         allocation=allocation.to_dict(),
-        exposure=_jsonable(exp.to_dict()),
+        exposure=jsonable(exp.to_dict()),
         descriptive=descriptive_by_arm(outcomes),
         warnings=tuple(dict.fromkeys(caught)),
         software=_software(),
@@ -343,28 +344,6 @@ def _questionnaire(
             alpha=plan.alpha,
         )
     )
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_jsonable(r) for r in frame.to_dict("records")]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date | dt.datetime | pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return value
 
 
 def write_results(workspace: Workspace, results: TrialResults, out_dir: Path | None = None) -> Path:

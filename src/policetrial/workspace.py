@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from policetrial import db
-from policetrial.errors import ProtocolError, WorkspaceError
+from policetrial.errors import WorkspaceError
 from policetrial.protocol import Protocol, builtin_protocol_path, builtin_protocols, load_protocol
 
 __all__ = ["Workspace", "init_workspace", "open_workspace"]
@@ -117,10 +117,7 @@ def open_workspace(root: str | Path, *, database_url: str | None = None) -> Work
             f"{root}: not a trial workspace (no {PROTOCOL_FILE}); create one with "
             "`policetrial init DIR`"
         )
-    try:
-        protocol = load_protocol(protocol_path)
-    except ProtocolError:
-        raise
+    protocol = load_protocol(protocol_path)
     url = database_url or db.sqlite_url(root / DATABASE_FILE)
     engine = db.connect(url)
     try:

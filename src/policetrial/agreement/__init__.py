@@ -33,7 +33,6 @@ from policetrial.agreement.data import (
     DEFAULT_BOOT,
     ReliabilityData,
     Scale,
-    clean,
     multirater_parts,
     reliability_data,
 )
@@ -45,6 +44,7 @@ from policetrial.agreement.estimates import (
     krippendorff_alpha,
 )
 from policetrial.agreement.indices import PrevalenceBias, prevalence_bias_indices, wilson_interval
+from policetrial.jsonable import jsonable
 
 __all__ = [
     "DEFAULT_BOOT",
@@ -93,7 +93,7 @@ class AgreementReport:
             "n_raters": self.n_raters,
             "n_ratings": self.n_ratings,
             "n_units_multiply_rated": self.n_units_multiply_rated,
-            "percent_agreement": clean(self.percent_agreement),
+            "percent_agreement": jsonable(self.percent_agreement),
             "estimates": [e.to_dict() for e in self.estimates],
             "prevalence_bias": None
             if self.prevalence_bias is None

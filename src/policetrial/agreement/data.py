@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -127,14 +127,6 @@ def reliability_data(
         frame["rater"].map(r_index).to_numpy(dtype=np.int64),
     ] = frame["rating"].map(c_index).to_numpy(dtype=np.int64)
     return ReliabilityData(units, raters, cats, codes, values if len(values) == len(cats) else None)
-
-
-def clean(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def pair_table(data: ReliabilityData) -> np.ndarray:

@@ -15,11 +15,11 @@ from policetrial.agreement.data import (
     DEFAULT_BOOT,
     ReliabilityData,
     Scale,
-    clean,
     multirater_parts,
     pair_table,
 )
 from policetrial.errors import AuditError
+from policetrial.jsonable import jsonable
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class AgreementEstimate:
     reference: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: clean(v) for k, v in asdict(self).items()}
+        return {k: jsonable(v) for k, v in asdict(self).items()}
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])

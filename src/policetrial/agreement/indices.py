@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from policetrial.agreement.data import ReliabilityData, clean, pair_table
+from policetrial.agreement.data import ReliabilityData, pair_table
 from policetrial.errors import AuditError
+from policetrial.jsonable import jsonable
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class PrevalenceBias:
         return self.a + self.b + self.c + self.d
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: clean(v) for k, v in asdict(self).items()} | {"n": self.n}
+        return {k: jsonable(v) for k, v in asdict(self).items()} | {"n": self.n}
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])

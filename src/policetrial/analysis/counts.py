@@ -478,13 +478,19 @@ def analyse_counts(
             )
             if not bool(r["converged"][0]):
                 notes += ("the negative binomial fit did not fully converge",)
-            ends = np.array([r["ci_low"][0], r["ci_high"][0]])
-            if np.isnan(ends).any():
+            low, high = float(r["ci_low"][0]), float(r["ci_high"][0])
+            ends: tuple[float | None, float | None] = (low, high)
+            if np.isnan([low, high]).any():
                 notes += ("no interval: the test rejects even at the estimate (degenerate fit)",)
                 warnings.warn(f"{outcome}: {notes[-1]}", UserWarning, stacklevel=2)
-            elif np.isinf(ends).any():
+            elif low == 0.0 or np.isinf(high):
+                # An end the search never reached is exp(-inf) = 0 or exp(inf): not a bound
+                # the data gave, so it is reported as None (JSON null), never as 0 or inf.
                 notes += ("the interval is open: no rate ratio within exp(+-5) was rejected",)
-            estimates.append(_estimate(outcome, method, r, None, n, notes, analysis_set))
+                ends = (None if low == 0.0 else low, None if np.isinf(high) else high)
+            estimates.append(
+                _estimate(outcome, method, r, None, n, notes, analysis_set, interval=ends)
+            )
         elif method == "cluster_level":
             r = cluster_level_ancova(data, alpha=alpha)
             estimates.append(
@@ -505,15 +511,17 @@ def _estimate(
     n: int,
     notes: tuple[str, ...],
     analysis_set: str,
+    interval: tuple[float | None, float | None] | None = None,
 ) -> Estimate:
+    low, high = interval or (float(r["ci_low"][0]), float(r["ci_high"][0]))
     return Estimate(
         outcome=outcome,
         method=method,
         description=METHODS[method],
         scale="rate ratio",
         estimate=float(r["estimate"][0]),
-        ci_low=float(r["ci_low"][0]),
-        ci_high=float(r["ci_high"][0]),
+        ci_low=low,
+        ci_high=high,
         p_value=float(r["p_value"][0]),
         df=df,
         n_clusters=n,

@@ -4,10 +4,12 @@ Trials of 12 stations (two strata of 6, 3 + 3 to each arm: the 400 schemes of th
 Connect design) are simulated under the null and under an alternative and analysed by
 the very functions the trial's analysis uses:
 
-- counts (primary): station rate level lognormal with between-station CV k, each
-  period's rate times a gamma(CV 0.12) station x period factor, Poisson counts (mean
-  45 per station-month, as the mental-health calls of the synthetic force), the
-  follow-up rate times the true rate ratio in intervention stations; methods
+- counts (primary): the trials of `policetrial.simulate.simulate_counts` (the simulated
+  power's own), in the scenario of `count_scenario`: station rate level lognormal with
+  between-station CV k, the same in both periods, each period's rate times a gamma
+  (CV 0.12) station x period factor, Poisson counts (mean 45 per station-month, as the
+  mental-health calls of the synthetic force), the follow-up rate times the true rate
+  ratio in intervention stations; methods
   `nb_randomisation`, `cluster_level` (and, not offered, the NB Wald test with z and
   with t on 9 df, for contrast);
 - binary (incident flags): station log-odds of the event normal with SD chosen so the
@@ -29,24 +31,27 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from policetrial.analysis.binary import main_binary_method, station_baseline_logit
-from policetrial.analysis.counts import CountData, cluster_level_ancova, nb_randomisation
+from policetrial.analysis.counts import cluster_level_ancova, nb_randomisation
 from policetrial.analysis.gee import fit_gee, gee_test
 from policetrial.analysis.questionnaire import station_ancova
 from policetrial.randomise import randomise_clusters
+
+if TYPE_CHECKING:
+    from policetrial.simulate import CountScenario
 
 __all__ = [
     "BARS",
     "ValidityCell",
     "ValidityStudy",
     "connect_schemes",
-    "simulate_counts",
+    "count_scenario",
     "validity_study",
 ]
 
@@ -140,28 +145,14 @@ def _lognormal(rng: np.random.Generator, cv: float, shape: tuple[int, ...]) -> n
     return rng.lognormal(-0.5 * sigma**2, sigma, shape)
 
 
-def simulate_counts(
-    rng: np.random.Generator,
-    *,
-    n_trials: int,
-    cv_between: float,
-    rate_ratio: float,
-    schemes: np.ndarray,
-    mean_count: float = 45.0,
-    period_cv: float = 0.12,
-    days: float = 30.0,
-) -> CountData:
-    """Station baseline and follow-up counts of `n_trials` trials (see the module doc)."""
-    n = schemes.shape[1]
-    z = schemes[rng.integers(schemes.shape[0], size=n_trials)]
-    level = mean_count * _lognormal(rng, cv_between, (n_trials, n))
-    shape = 1 / period_cv**2
-    baseline = rng.poisson(level * rng.gamma(shape, 1 / shape, (n_trials, n)))
-    follow = rng.poisson(
-        level * rng.gamma(shape, 1 / shape, (n_trials, n)) * np.where(z, rate_ratio, 1.0)
-    )
-    full = np.full((n_trials, n), days)
-    return CountData(follow.astype(float), baseline.astype(float), full, full.copy(), z)
+def count_scenario(cv_between: float) -> CountScenario:
+    """The station counts of the study at between-station CV `cv_between`: 45 expected
+    events per station-month in both periods, a station level shared by the two periods,
+    and a station x period gamma factor with CV 0.12 (dispersion 0.12^2)."""
+    # Imported here: policetrial.simulate imports the analysis package, which imports this.
+    from policetrial.simulate import CountScenario
+
+    return CountScenario(45.0, cv_between=cv_between, baseline_correlation=1.0, dispersion=0.12**2)
 
 
 def _binary_trials(
@@ -255,11 +246,11 @@ def _count_cells(
     rate_ratio: float,
     scenario: str,
 ) -> list[ValidityCell]:
+    from policetrial.simulate import simulate_counts
+
     parts: dict[str, list[dict[str, np.ndarray]]] = {}
     for size in _chunks(n_trials, 1000):
-        data = simulate_counts(
-            rng, n_trials=size, cv_between=cv, rate_ratio=rate_ratio, schemes=schemes
-        )
+        data = simulate_counts(rng, count_scenario(cv), schemes, irr=rate_ratio, n_sims=size)
         nb = nb_randomisation(data, schemes)
         parts.setdefault("nb_randomisation", []).append(nb)
         parts.setdefault("cluster_level", []).append(cluster_level_ancova(data))

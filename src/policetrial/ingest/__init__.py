@@ -43,6 +43,19 @@ __all__ = ["EXTRACT_KINDS", "IMPORT_ORDER", "ImportReport", "import_directory", 
 KEY_FINGERPRINT = "pseudonym_key_fingerprint"
 PENDING = "pending-parquet:"
 LINK_KINDS = tuple(k for k, spec in EXTRACT_KINDS.items() if spec.parent is not None)
+SUMMARY_COLUMNS = (
+    "kind",
+    "file",
+    "rows_read",
+    "rows_valid",
+    "rows_rejected",
+    "duplicates_dropped",
+    "added",
+    "updated",
+    "removed",
+    "unchanged",
+    "rejects_file",
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,9 @@ class ImportReport:
         }
 
     def summary(self) -> pd.DataFrame:
+        """One row: the counts of `to_dict()` without the reject details and warnings."""
         d = self.to_dict()
-        return pd.DataFrame([{k: d[k] for k in list(d)[:11]}])
+        return pd.DataFrame([{k: d[k] for k in SUMMARY_COLUMNS}])
 
 
 def _normalise_header(header: str) -> str:

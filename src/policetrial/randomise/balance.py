@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.errors import RandomisationError
+from policetrial.jsonable import jsonable
 
 __all__ = ["BalanceCovariates", "Metric", "balance_covariates", "balance_scores"]
 
@@ -61,7 +62,7 @@ class BalanceCovariates:
         return {
             "covariates": list(self.covariates),
             "categorical": list(self.categorical),
-            "levels": {k: [_plain(v) for v in vs] for k, vs in self.levels.items()},
+            "levels": {k: jsonable(list(vs)) for k, vs in self.levels.items()},
             "columns": list(self.columns),
             "weights": list(self.weights),
             "metric": self.metric,
@@ -72,7 +73,8 @@ class BalanceCovariates:
         return pd.DataFrame({"column": list(self.columns), "weight": list(self.weights)})
 
 
-def _plain(value: Any) -> Any:
+def _python(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so levels sort and compare as one type."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -81,7 +83,7 @@ def _sorted_levels(values: pd.Series) -> tuple[Any, ...]:
     if all(isinstance(v, (bool, np.bool_)) for v in unique):
         return tuple(sorted(bool(v) for v in unique))
     if all(isinstance(v, (int, float, np.integer, np.floating)) for v in unique):
-        return tuple(sorted(_plain(v) for v in unique))
+        return tuple(sorted(_python(v) for v in unique))
     return tuple(sorted(str(v) for v in unique))
 
 
@@ -175,7 +177,7 @@ def balance_covariates(
                     "it cannot be balanced; drop it"
                 )
             levels[name] = lv
-            keyed = series.map(_plain) if not isinstance(lv[0], str) else series.astype(str)
+            keyed = series.map(_python) if not isinstance(lv[0], str) else series.astype(str)
             for level in lv[1:]:
                 columns.append(f"{name}={level}")
                 column_weights.append(w)

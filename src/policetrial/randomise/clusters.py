@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.errors import RandomisationError
+from policetrial.jsonable import jsonable
 from policetrial.randomise.balance import BalanceCovariates, balance_covariates
 from policetrial.randomise.constrained import (
     CONSTRAINED_ENUMERATION_LIMIT,
@@ -375,11 +376,13 @@ def _inputs(clusters: pd.DataFrame, id_column: str, columns: list[str]) -> dict[
 
 
 def _plain(value: Any) -> Any:
+    """A cluster value as the digest hashes it: numbers and flags as `jsonable` gives
+    them, text as it is, anything else as its str() (so the digest never changes)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+    if isinstance(value, bool | int | float):
+        return jsonable(value)
+    return value if isinstance(value, str) or value is None else str(value)
 
 
 def _cluster_ids(clusters: pd.DataFrame, id_column: str) -> tuple[str, ...]:

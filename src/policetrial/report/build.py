@@ -152,8 +152,8 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "outcome": results["trial"].get("primary_outcome_label") or outcome_label(p["outcome"]),
         "text": (
-            f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} ({level}% CI "
-            f"{fmt_number(p['ci_low'])} to {fmt_number(p['ci_high'])}), p = {fmt_p(p['p_value'])}"
+            f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} "
+            f"({_interval_text(p, level)}), p = {fmt_p(p['p_value'])}"
         ),
         "description": p.get("description", ""),
         "level": level,
@@ -162,6 +162,19 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "ci_high": p["ci_high"],
         "p_value": p["p_value"],
     }
+
+
+def _interval_text(estimate: dict[str, Any], level: int) -> str:
+    """ "95% CI 0.61 to 1.38"; an open end (null) as "open"; "no 95% CI" when none exists."""
+    low, high = estimate.get("ci_low"), estimate.get("ci_high")
+    notes = estimate.get("notes") or []
+    if low is None and high is None and any(n.startswith("no interval") for n in notes):
+        return f"no {level}% CI"
+
+    def end(value: float | None) -> str:
+        return "open" if value is None else fmt_number(value)
+
+    return f"{level}% CI {end(low)} to {end(high)}"
 
 
 def _flow_boxes(flow: ConsortFlow, arms: dict[str, str], s: Suppression) -> dict[str, Any]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 __all__ = ["ChecklistItem", "consort_checklist"]
 
 ANSWERED = "answered"
@@ -269,7 +267,3 @@ def consort_checklist(
         ChecklistItem(item, section, topic, text, status, where, anchor)
         for item, section, topic, text, (status, where, anchor) in items
     )
-
-
-def checklist_frame(items: tuple[ChecklistItem, ...]) -> pd.DataFrame:
-    return pd.DataFrame([i.to_dict() for i in items])

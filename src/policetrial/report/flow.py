@@ -21,8 +21,12 @@ Definitions (one officer is one pseudonymous officer key):
 - follow-up: stations with no follow-up window in the results are lost; officers whose
   roster-date posting ended before the station's follow-up window ended left, and of
   those the ones later posted to a station of the other arm moved across;
-- analysed: stations in the primary analysis (the follow-up rows of `results.json`);
-  incidents in their follow-up windows; officers with pre and post questionnaires.
+- analysed: stations followed up whose follow-up row in `results.json` holds a count of
+  the primary outcome; incidents in their follow-up windows; officers with pre and post
+  questionnaires. Excluded from analysis: stations followed up whose row holds no count
+  of the primary outcome (no follow-up data for it). The primary analysis needs every
+  randomised station, so for results `policetrial analyse` wrote this is 0, and any
+  other number shows in `check()` as a mismatch with the primary estimate's clusters.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class ArmFlow:
     officers_stayed: int
     stations_analysed: int
     stations_excluded_from_analysis: int
+    """Followed up, but no count of the primary outcome in the follow-up row."""
     incidents_analysed: int
     primary_events: int
     questionnaire_pre: int | None = None
@@ -252,7 +257,9 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
             if any(station_arm.get(s) not in (None, arm) for s in later):
                 moved += 1
         followed = ids & set(window_end)
-        rows = [r for r in follow if str(r["station_id"]) in ids]
+        rows = [
+            r for r in follow if str(r["station_id"]) in followed and r.get(primary) is not None
+        ]
         analysed = {str(r["station_id"]) for r in rows}
         flow = (survey or {}).get(arm, {})
         per_arm.append(
@@ -270,7 +277,7 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
                 officers_left=left,
                 officers_moved_arm=moved,
                 officers_stayed=len(keys) - left,
-                stations_analysed=len(analysed & followed),
+                stations_analysed=len(analysed),
                 stations_excluded_from_analysis=len(followed - analysed),
                 incidents_analysed=int(sum(int(r.get("incidents") or 0) for r in rows)),
                 primary_events=int(sum(int(r.get(primary) or 0) for r in rows)),

@@ -13,22 +13,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from policetrial.errors import WorkspaceError
-from policetrial.extracts import EXTRACT_KINDS
 from policetrial.ingest import read_store
-from policetrial.ingest.store import arrow_schema
-from policetrial.outcomes import (
-    PARQUET_KINDS,
-    load_sql,
-    protocol_tables,
-    register_parquet,
-    span_table,
-)
-from policetrial.roster import load_officers
+from policetrial.jsonable import jsonable_records
+from policetrial.outcomes import load_sql, outcome_connection, protocol_tables, span_table
 from policetrial.workspace import Workspace
 
 __all__ = ["MonthlyCalls", "monthly_calls"]
@@ -52,10 +43,7 @@ class MonthlyCalls:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "by_arm": [
-                {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
-                for row in self.by_arm.to_dict("records")
-            ],
+            "by_arm": jsonable_records(self.by_arm),
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
             "baseline": [d.isoformat() for d in self.baseline],
@@ -63,11 +51,6 @@ class MonthlyCalls:
 
     def summary(self) -> pd.DataFrame:
         return self.by_arm
-
-
-def _arrow(frame: pd.DataFrame, kind: str) -> pa.Table:
-    schema = arrow_schema(EXTRACT_KINDS[kind])
-    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
 def _covered_days(month: dt.date, first: dt.date, last: dt.date) -> int:
@@ -92,10 +75,7 @@ def monthly_calls(
     """
     if not workspace.parquet("incidents").exists():
         raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET threads TO 2")
-        register_parquet(connection, {k: workspace.parquet(k) for k in PARQUET_KINDS})
+    with outcome_connection(workspace) as connection:
         bounds = connection.execute(
             "SELECT CAST(MIN(created_at) AS DATE), CAST(MAX(created_at) AS DATE) FROM incidents"
         ).fetchall()[0]
@@ -110,14 +90,10 @@ def monthly_calls(
                 "arm": pa.array(list(arms.values()), pa.string()),
             }
         )
-        tables["officers"] = _arrow(load_officers(workspace), "officers")
-        tables["beats"] = _arrow(read_store(workspace, "beats"), "beats")
         for name, table in tables.items():
             connection.register(name, table)
         connection.execute(f"CREATE TEMP TABLE incident_base AS {load_sql('incident_base')}")
         counts = connection.execute(load_sql("monthly_calls")).df()
-    finally:
-        connection.close()
     counts = counts[counts["station_id"].isin(arms)].copy()
     counts["arm"] = counts["station_id"].map(arms)
     counts["month"] = pd.to_datetime(counts["month"]).dt.date

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from policetrial.jsonable import jsonable
+
 __all__ = [
     "ReportTable",
     "Suppression",
@@ -161,7 +163,7 @@ class ReportTable:
             "name": self.name,
             "title": self.title,
             "columns": list(self.columns),
-            "rows": [[_plain(v) for v in row] for row in self.rows],
+            "rows": [[jsonable(v) for v in row] for row in self.rows],
             "groups": list(self.groups),
             "notes": list(self.notes),
         }
@@ -180,16 +182,8 @@ class ReportTable:
             writer.writerow((["group"] if self.groups else []) + list(self.columns))
             for i, row in enumerate(self.rows):
                 lead = [self.groups[i]] if self.groups else []
-                writer.writerow(lead + ["" if v is None else _plain(v) for v in row])
+                writer.writerow(lead + ["" if v is None else jsonable(v) for v in row])
         return path
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def standardised_difference_continuous(

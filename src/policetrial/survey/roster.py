@@ -10,7 +10,7 @@ import pandas as pd
 
 from policetrial.allocation import current_allocation
 from policetrial.errors import WorkspaceError
-from policetrial.roster import eligible_officers, load_officers, load_stations
+from policetrial.roster import load_officers, load_stations, officers_by_arm
 from policetrial.survey.instruments import Questionnaire, load_questionnaire
 from policetrial.workspace import Workspace
 
@@ -36,30 +36,30 @@ def workspace_questionnaire(
 def survey_roster(workspace: Workspace, *, require_arms: bool = False) -> pd.DataFrame:
     """Eligible officers on the roster date: `officer_key`, `station_id`, `arm`.
 
-    Officers are those of `policetrial.roster.eligible_officers` posted at one of the
-    trial's stations; `arm` is the station's arm in the allocation in force, or
-    "unrandomised" before randomisation (`require_arms` makes that an error).
+    Once the trial is randomised, the officers of `policetrial.roster.officers_by_arm`:
+    eligible and posted at a randomised station, with its arm in the allocation in force
+    (the officers `policetrial officers` and the CONSORT flow count). Before, every
+    eligible officer posted at a station of the stations extract, with arm
+    "unrandomised" (`require_arms` makes that an error).
     """
     postings = load_officers(workspace)
     if postings.empty:
         raise WorkspaceError("no officers yet; import the officers extract first")
-    eligible = eligible_officers(workspace.protocol, postings)
-    stations = set(load_stations(workspace)["station_id"])
-    eligible = eligible[eligible["station_id"].isin(stations)]
     allocation = current_allocation(workspace)
-    if allocation is None:
-        if require_arms:
-            raise WorkspaceError(
-                "the trial is not randomised yet, so officers have no arm; run "
-                "`policetrial randomise` first"
-            )
-        arms: dict[str, str] = {}
-    else:
+    if allocation is not None:
         arms = allocation.arms
+    elif require_arms:
+        raise WorkspaceError(
+            "the trial is not randomised yet, so officers have no arm; run "
+            "`policetrial randomise` first"
+        )
+    else:
+        arms = {str(s): UNRANDOMISED for s in load_stations(workspace)["station_id"]}
+    officers = officers_by_arm(workspace.protocol, postings, arms)
     return pd.DataFrame(
         {
-            "officer_key": eligible["officer_key"].astype(str).to_numpy(),
-            "station_id": eligible["station_id"].astype(str).to_numpy(),
-            "arm": [arms.get(str(s), UNRANDOMISED) for s in eligible["station_id"]],
+            "officer_key": officers["officer_key"].astype(str).to_numpy(),
+            "station_id": officers["station_id"].astype(str).to_numpy(),
+            "arm": officers["arm"].astype(str).to_numpy(),
         }
     ).sort_values(["station_id", "officer_key"], ignore_index=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
 from policetrial import db
 from policetrial.errors import SurveyError
+from policetrial.jsonable import jsonable_records
 from policetrial.survey.instruments import Instrument, Questionnaire
 from policetrial.survey.reliability import (
     Alpha,
@@ -304,16 +304,9 @@ class SurveyReliability:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "summary": _records(self.summary()),
+            "summary": jsonable_records(self.summary()),
             "scales": [s.to_dict() for s in self.scales],
         }
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
-        for r in frame.to_dict("records")
-    ]
 
 
 def survey_reliability(

@@ -1,6 +1,7 @@
 """A synthetic police force: every extract of `docs/data-formats.md`, shaped like the real ones.
 
-Calibrated to DOMAIN.md: about 450 incidents per station-month with between-station
+Calibrated to the published Connect trial (Scantlebury et al., PLoS One 2017;12:e0184377;
+see protocols/connect.toml): about 450 incidents per station-month with between-station
 heterogeneity, about 10% involving mental ill-health, daily and weekly cycles, heavy-tailed
 repeat callers, officers who move station, about 70% of officers put forward actually
 trained, and a true intervention effect the caller sets. The force is randomised with the

@@ -13,6 +13,7 @@ import pandas as pd
 from policetrial.errors import SynthError
 from policetrial.protocol import Protocol
 from policetrial.randomise import allocate_by_plan
+from policetrial.roster import eligible_postings
 
 TOWNS = (
     "Harrogate", "Scarborough", "Northallerton", "Selby", "Skipton", "Richmond", "Ripon",
@@ -98,12 +99,8 @@ def make_officers(
     officers = pd.DataFrame(
         rows, columns=["collar_number", "rank", "team", "station_id", "posted_from", "posted_to"]
     )
-    officers["eligible_now"] = (
-        officers["rank"].isin(protocol.eligibility.ranks)
-        & officers["team"].isin(protocol.eligibility.teams)
-        & (officers["posted_from"] <= on_date)
-        & (officers["posted_to"].isna() | (officers["posted_to"].fillna(dt.date.max) >= on_date))
-    )
+    # Eligible as the trial will judge it once imported (placing training and allocating).
+    officers["eligible_now"] = eligible_postings(protocol, officers)
     return officers
 
 

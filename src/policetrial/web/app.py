@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from policetrial import __version__
 from policetrial.errors import AuditError, SurveyError, TrialError
-from policetrial.sap import _jsonable
+from policetrial.jsonable import jsonable
 from policetrial.survey.instruments import Questionnaire
 from policetrial.web import accounts
 from policetrial.web.accounts import User
@@ -145,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
         """HTML from `template`, or `data` (default: the context) as JSON when asked."""
         if wants_json(request):
             payload = context if data is None else data
-            return JSONResponse(_jsonable(payload), status_code=status_code)
+            return JSONResponse(jsonable(payload), status_code=status_code)
         given = request.cookies.get(CSRF_COOKIE)
         fresh = not given
         cookie = given or CookieSigner.new_csrf_cookie()
