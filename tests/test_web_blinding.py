@@ -62,6 +62,19 @@ def _leaks(body: str, secrets: dict[str, set[str]]) -> list[str]:
     return leaks
 
 
+def _fillings(path: str, audit_ids: list[str], link: str, names: list[str]) -> list[dict[str, str]]:
+    """Values for a route's path parameters: every file name, two audit ids, a real link."""
+    if "{name}" in path:
+        return [{"name": n} for n in names]
+    if "{audit_id}" in path:
+        return [{"audit_id": a} for a in audit_ids]
+    if "{token}" in path:
+        return [{"token": link}]
+    if "{username}" in path:
+        return [{"username": "admin"}, {"username": "auditor"}]
+    return [{}]
+
+
 def _fill(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
@@ -107,11 +120,8 @@ def test_no_route_tells_an_auditor_arm_period_station_or_identifier(web_trial: W
         for method in sorted(route.methods):
             if route.path in ("/logout",):
                 continue
-            fillings = [
-                {"audit_id": a, "token": link, "name": n, "username": "admin"}
-                for a, n in zip(audit_ids * 2, names, strict=False)
-            ]
-            for values in fillings if "{" in route.path else [{}]:
+            fillings = _fillings(route.path, audit_ids[:2], link, names)
+            for values in fillings:
                 url = _fill(route.path, values)
                 if method == "GET":
                     check("GET", url)
