@@ -43,7 +43,10 @@ def one_trial(seed: int) -> dict[str, float]:
     for e in results.estimates:
         if e.outcome == results.primary.outcome:
             out[f"{e.method}_p"] = e.p_value
-            out[f"{e.method}_covers"] = float(e.ci_low <= 1.0 <= e.ci_high)
+            # An open end (None) is unbounded on its side.
+            low = -math.inf if e.ci_low is None else e.ci_low
+            high = math.inf if e.ci_high is None else e.ci_high
+            out[f"{e.method}_covers"] = float(low <= 1.0 <= high)
     return out
 
 
