@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -458,13 +459,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/survey/{token}", summary="Save or submit a questionnaire", dependencies=[Csrf])
     async def survey_post(request: Request, token: str) -> Response:
-        from policetrial.survey import (
-            InvitationRefusedError,
-            open_invitation,
-            save_answers,
-            submit,
-        )
-
         form = await request.form()
         questionnaire = state.questionnaire()
         answers = {
@@ -472,8 +466,27 @@ def create_app(settings: Settings) -> FastAPI:
             for k, v in form.items()
             if isinstance(v, str) and k in questionnaire.item_ids and v.strip()
         }
-        action = form.get("action", "submit")
-        token = token[:64]
+        action = str(form.get("action", "submit"))
+        # The database work blocks, so it runs in the thread pool: the event loop goes on
+        # serving other officers meanwhile.
+        return await run_in_threadpool(
+            survey_write, request, token[:64], answers, action, questionnaire
+        )
+
+    def survey_write(
+        request: Request,
+        token: str,
+        answers: dict[str, str],
+        action: str,
+        questionnaire: Questionnaire,
+    ) -> Response:
+        from policetrial.survey import (
+            InvitationRefusedError,
+            open_invitation,
+            save_answers,
+            submit,
+        )
+
         try:
             if action == "save":
                 saved = save_answers(state.workspace, token, answers, questionnaire=questionnaire)
