@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from policetrial.errors import SurveyError
 from policetrial.survey.scoring import FLOOR_CEILING_SHARE
@@ -113,9 +113,15 @@ def cronbach_alpha(
     alpha = _alpha_from_covariance(frame.cov().to_numpy())
     gamma = 1.0 - ci
     df1, df2 = n - 1, (n - 1) * (k - 1)
-    low = 1.0 - (1.0 - alpha) * float(stats.f.isf(gamma / 2, df1, df2))
-    high = 1.0 - (1.0 - alpha) * float(stats.f.isf(1 - gamma / 2, df1, df2))
+    low = 1.0 - (1.0 - alpha) * _f_upper_quantile(gamma / 2, df1, df2)
+    high = 1.0 - (1.0 - alpha) * _f_upper_quantile(1 - gamma / 2, df1, df2)
     return Alpha(float(alpha), low, high, int(n), int(k), ci, missing)
+
+
+def _f_upper_quantile(q: float, df1: int, df2: int) -> float:
+    """The F distribution's upper q quantile, computed as `scipy.stats.f.isf(q, df1, df2)`
+    computes it, without importing scipy.stats (0.4 s, a tenth of a report)."""
+    return float(special.fdtri(df1, df2, 1.0 - q))
 
 
 def _alpha_from_covariance(cov: np.ndarray) -> float:
