@@ -10,8 +10,17 @@ process as a user would run them:
 
 Wall and CPU (user + system of the child) seconds, median of `--repeat` runs, and the
 1-minute load average (the machine is shared: wall time above CPU time is waiting).
-Then the report's parts in one process (CPU seconds). Writes
-benchmarks/results/report.json.
+Then the report's parts in one process (CPU seconds), and two of them against the
+straightforward way they used to be done, on the demo's own data (CPU seconds, median
+of 5, with a check that both give the same result):
+
+- reading the questionnaires: SQLAlchemy rows straight into pandas, against
+  `db.select_frame` (rows as tuples first);
+- the omega bootstrap's correlation matrices (1,000 resamples of each score's complete
+  answers, both time points): building every resample and summing its cross-products,
+  against `_resample_correlations` (one contraction over resample counts).
+
+Writes benchmarks/results/report.json.
 
     .venv/bin/python benchmarks/bench_report.py [--repeat 3]
 """
@@ -100,6 +109,105 @@ def _parts(workspace: Path) -> dict[str, float]:
     return out
 
 
+def _median_cpu(call, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        started = time.process_time()
+        call()
+        times.append(time.process_time() - started)
+    return statistics.median(times)
+
+
+def _responses_from_rows(workspace):  # type: ignore[no-untyped-def]
+    """The straightforward loader: SQLAlchemy rows straight into pandas (as before)."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from policetrial import db
+
+    with workspace.engine.connect() as connection:
+        submissions = pd.DataFrame(
+            connection.execute(
+                select(
+                    db.survey_submissions.c.id,
+                    db.survey_submissions.c.officer_key,
+                    db.survey_submissions.c.time,
+                    db.survey_submissions.c.mode,
+                    db.survey_submissions.c.submitted_at,
+                ).order_by(db.survey_submissions.c.id)
+            ).all(),
+            columns=["id", "officer_key", "time", "mode", "submitted_at"],
+        )
+        answers = pd.DataFrame(
+            connection.execute(
+                select(
+                    db.survey_answers.c.submission_id,
+                    db.survey_answers.c.item_id,
+                    db.survey_answers.c.value,
+                )
+            ).all(),
+            columns=["submission_id", "item_id", "value"],
+        )
+    wide = answers.pivot(index="submission_id", columns="item_id", values="value").astype(float)
+    wide.columns = [str(c) for c in wide.columns]
+    out = submissions.merge(wide, left_on="id", right_index=True, how="left")
+    return out.drop(columns=["id"]).reset_index(drop=True)
+
+
+def _against_baselines(workspace: Path) -> dict[str, dict[str, float]]:
+    """CPU seconds of the straightforward way and of the report's way, same inputs."""
+    import numpy as np
+    import pandas as pd
+
+    from policetrial.survey import load_responses, workspace_questionnaire
+    from policetrial.survey.reliability import _correlations, _resample_correlations
+    from policetrial.survey.scoring import recode_items
+    from policetrial.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    pd.testing.assert_frame_equal(_responses_from_rows(ws), load_responses(ws))
+    loading = {
+        "baseline_rows_to_pandas_s": _median_cpu(lambda: _responses_from_rows(ws)),
+        "select_frame_s": _median_cpu(lambda: load_responses(ws)),
+    }
+    responses = load_responses(ws)
+    scales = []
+    for time_point in ("pre", "post"):
+        at = responses[responses["time"] == time_point]
+        for instrument in workspace_questionnaire(ws).instruments:
+            for score in instrument.score_ids:
+                ids = [item.id for item in instrument.items_for(score)]
+                x = recode_items(instrument, at)[ids].dropna().to_numpy(dtype=float)
+                rng = np.random.default_rng(0)
+                scales.append((x, rng.integers(0, len(x), size=(1000, len(x)))))
+    for x, idx in scales:
+        drawn, counted = _correlations(x[idx]), _resample_correlations(x, idx)
+        finite = np.isfinite(drawn).all(axis=(1, 2))
+        assert np.array_equal(finite, np.isfinite(counted).all(axis=(1, 2)))
+        assert np.abs(drawn[finite] - counted[finite]).max() < 1e-12
+    bootstrap = {
+        "scales": len(scales),
+        "baseline_build_resamples_s": _median_cpu(
+            lambda: [_correlations(x[idx]) for x, idx in scales]
+        ),
+        "resample_counts_s": _median_cpu(
+            lambda: [_resample_correlations(x, idx) for x, idx in scales]
+        ),
+    }
+    ws.engine.dispose()
+    rounded = {
+        "load_responses": {k: round(v, 3) for k, v in loading.items()},
+        "omega_bootstrap_correlations": {k: round(v, 3) for k, v in bootstrap.items()},
+    }
+    rounded["load_responses"]["speedup"] = round(
+        loading["baseline_rows_to_pandas_s"] / loading["select_frame_s"], 1
+    )
+    rounded["omega_bootstrap_correlations"]["speedup"] = round(
+        bootstrap["baseline_build_resamples_s"] / bootstrap["resample_counts_s"], 1
+    )
+    return rounded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -115,6 +223,7 @@ def main() -> None:
         report_pdf = _median_runs(["report", "-w", ws, "--pdf"], args.repeat)
         analyse = _median_runs(["analyse", "-w", ws], args.repeat)
         parts = _parts(workspace)
+        baselines = _against_baselines(workspace)
         load_after = os.getloadavg()[0]
     rows = [
         ("policetrial report (HTML)", report),
@@ -131,6 +240,9 @@ def main() -> None:
     print("report parts (CPU s, warm process):")
     for name, value in parts.items():
         print(f"  {name:24} {value:>6.2f}")
+    print("against the straightforward way (CPU s, median of 5):")
+    for name, figures in baselines.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     payload = {
         "stations": 12,
         "demo_seconds": demo["seconds"],
@@ -140,6 +252,7 @@ def main() -> None:
         "baseline_analyse": analyse,
         "ratio_report_cpu_to_analyse_cpu": round(report["cpu_s"] / analyse["cpu_s"], 2),
         "parts_cpu_s": parts,
+        "against_baselines_cpu_s": baselines,
         "load_average_1min": [round(load, 2), round(load_after, 2)],
         "bar": "report for the 12-station demo under 10 s",
     }

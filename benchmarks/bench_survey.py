@@ -1,10 +1,11 @@
 """Benchmark: McDonald's omega with a 1,000-resample bootstrap interval.
 
 `mcdonald_omega` fits the one-factor minres model to all resamples at once (stacked
-correlation matrices). The baselines fit one resample at a time: with the same fitting
-function, and with statsmodels' iterated principal-axis `Factor` (what a straightforward
-implementation would call). All three give the same interval to within 1e-6 (same
-resamples). Writes benchmarks/results/survey.json.
+correlation matrices, computed from how often each respondent was drawn). The baselines
+fit one resample at a time: with the same fitting function, and with statsmodels'
+iterated principal-axis `Factor` (what a straightforward implementation would call). All
+three give the same interval to within 1e-6 (same resamples). Writes
+benchmarks/results/survey.json.
 
 Run: .venv/bin/python benchmarks/bench_survey.py
 """

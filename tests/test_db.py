@@ -27,6 +27,28 @@ def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
     assert db.schema_is_current(engine)
 
 
+def test_schema_revision_is_the_migrations_head(tmp_path: Path) -> None:
+    """`schema_is_current` compares the recorded revision with `SCHEMA_REVISION` instead of
+    asking Alembic; the constant must be Alembic's head, and a database one migration
+    behind, or without any, is not current."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(config).get_heads() == [db.SCHEMA_REVISION]
+    engine = db.connect(db.sqlite_url(tmp_path / "t.db"))
+    assert not db.schema_is_current(engine)
+    previous = ScriptDirectory.from_config(config).get_revision(db.SCHEMA_REVISION).down_revision
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, str(previous))
+    assert not db.schema_is_current(engine)
+    db.migrate(engine)
+    assert db.schema_is_current(engine)
+
+
 def test_change_log_is_append_only_and_chained(imported_copy: Workspace) -> None:
     with imported_copy.engine.connect() as c:
         assert db.verify_change_log(c) == []

@@ -10,7 +10,11 @@ from scipy import stats
 
 from policetrial.errors import SurveyError
 from policetrial.survey import cronbach_alpha, item_statistics, mcdonald_omega
-from policetrial.survey.reliability import one_factor_minres
+from policetrial.survey.reliability import (
+    _correlations,
+    _resample_correlations,
+    one_factor_minres,
+)
 
 # pingouin's "cronbach_alpha" data set (15 subjects x 10 Likert items), pivoted to wide.
 LIKERT = [
@@ -143,6 +147,32 @@ def test_omega_is_reproducible_and_checks_its_input() -> None:
         mcdonald_omega(x[:, :2])
     with pytest.raises(SurveyError, match="no variance"):
         mcdonald_omega(np.column_stack([x[:, :3], np.ones(15)]))
+
+
+@pytest.mark.parametrize("answers", ["likert", "continuous"])
+def test_resample_correlations_are_those_of_the_resampled_rows(answers: str) -> None:
+    """Exact property: a resample's correlations computed from how often each respondent
+    was drawn equal the Pearson correlations of the drawn rows themselves (numpy's
+    `corrcoef` of `x[idx]`), to rounding. Item 0 has one respondent who answered 2 and
+    nine who answered 1, so about a third of the resamples never draw that respondent: the
+    item then has no variance, and those resamples must give non-finite correlations
+    (dropped by `mcdonald_omega`) as the drawn rows' correlations do."""
+    rng = np.random.default_rng(8)
+    if answers == "likert":
+        x = np.column_stack([[2] + [1] * 9, rng.integers(1, 6, size=(10, 3))]).astype(float)
+    else:
+        x = np.column_stack([[2.5] + [1.25] * 9, rng.normal(size=(10, 3))])
+    idx = rng.integers(0, 10, size=(400, 10))
+    ours = _resample_correlations(x, idx)
+    drawn = _correlations(x[idx])
+    no_variance = ~(idx == 0).any(axis=1)
+    assert 0.2 < no_variance.mean() < 0.5
+    dropped = ~np.isfinite(drawn).all(axis=(1, 2))
+    assert dropped[no_variance].all()
+    np.testing.assert_array_equal(~np.isfinite(ours).all(axis=(1, 2)), dropped)
+    np.testing.assert_allclose(ours[~dropped], drawn[~dropped], rtol=0, atol=1e-12)
+    first = np.flatnonzero(~dropped)[0]
+    np.testing.assert_allclose(ours[first], np.corrcoef(x[idx[first]].T), rtol=0, atol=1e-12)
 
 
 def test_item_statistics_by_hand() -> None:

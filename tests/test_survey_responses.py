@@ -299,6 +299,22 @@ def test_no_officer_is_identifiable_from_any_export(
     assert len(exports["links"]) > 0 and len(exports["prepost connect-officer.attitudes"]) > 0
 
 
+def test_responses_read_once_give_the_same_scores_and_reliability(
+    surveyed_ws: Workspace,  # noqa: F811
+) -> None:
+    """The report reads the questionnaires once and passes them to both: the results are
+    those of reading them again, and the caller's table is left as it was."""
+    responses = load_responses(surveyed_ws)
+    before = responses.copy()
+    scores = survey_scores(surveyed_ws, responses=responses)
+    pd.testing.assert_frame_equal(scores.table, survey_scores(surveyed_ws).table)
+    reliability = survey_reliability(surveyed_ws, n_boot=50, responses=responses)
+    again = survey_reliability(surveyed_ws, n_boot=50)
+    pd.testing.assert_frame_equal(reliability.summary(), again.summary())
+    pd.testing.assert_frame_equal(reliability.items(), again.items())
+    pd.testing.assert_frame_equal(responses, before)
+
+
 def test_reliability_of_the_synthetic_questionnaire(surveyed_ws: Workspace) -> None:  # noqa: F811
     """Alpha and omega are computed for every score at both time points, with intervals
     around the estimate; every item has statistics."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from policetrial.agreement import wilson_interval
 from policetrial.errors import AuditError
@@ -388,7 +388,9 @@ def accuracy_test_size(
     pooled = (yi + yc) / (ni + nc)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (yi / ni - yc / nc) / np.sqrt(pooled * (1 - pooled) * (1 / ni + 1 / nc))
-    p_naive = np.where(np.isfinite(z), 2 * stats.norm.sf(np.abs(z)), 1.0)
+    # ndtr(-|z|) is the normal upper tail that stats.norm.sf evaluates (scipy.stats is not
+    # imported: it costs the report 0.4 s).
+    p_naive = np.where(np.isfinite(z), 2 * special.ndtr(-np.abs(z)), 1.0)
     rate = float((p_perm <= alpha).mean())
     return SizeStudy(
         n_sims=n_sims,

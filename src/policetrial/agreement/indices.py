@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from policetrial.agreement.data import ReliabilityData, pair_table
 from policetrial.errors import AuditError
@@ -82,7 +82,9 @@ def wilson_interval(successes: int, trials: int, *, level: float = 0.95) -> tupl
         raise AuditError(f"need 0 <= successes <= trials, got {successes} of {trials}")
     if trials == 0:
         return (math.nan, math.nan)
-    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    # special.ndtri is the normal quantile that stats.norm.ppf evaluates, without importing
+    # scipy.stats (0.4 s, a tenth of a report).
+    z = float(special.ndtri(1 - (1 - level) / 2))
     n, x = float(trials), float(successes)
     centre = (x + z * z / 2) / (n + z * z)
     half = z * math.sqrt(x * (n - x) / n + z * z / 4) / (n + z * z)

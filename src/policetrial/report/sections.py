@@ -260,11 +260,17 @@ def survey_section(
     """Response rates, reliability and pre/post change by arm; None before any response."""
     if not _stored_questionnaires(workspace):
         return None
-    from policetrial.survey import response_flow, survey_reliability, survey_scores
+    from policetrial.survey import (
+        load_responses,
+        response_flow,
+        survey_reliability,
+        survey_scores,
+    )
 
     count = suppression.count
     flow = response_flow(workspace)
-    scores = survey_scores(workspace)
+    responses = load_responses(workspace)
+    scores = survey_scores(workspace, responses=responses)
     labels = {
         f"{block['instrument']}.{row['score']}": row["label"]
         for block in scores.to_dict()["scoring"]
@@ -301,7 +307,7 @@ def survey_section(
             notes=("Response rate = responded / eligible officers (roster date).",),
         )
     )
-    reliability = survey_reliability(workspace, n_boot=n_boot).to_dict()
+    reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses).to_dict()
     rel_rows = []
     for row in reliability["summary"]:
         key = f"{row['instrument']}.{row['score']}"

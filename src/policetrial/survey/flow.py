@@ -51,21 +51,19 @@ def response_flow(workspace: Workspace) -> ResponseFlow:
     """
     roster = survey_roster(workspace)
     with workspace.engine.connect() as connection:
-        invitations = pd.DataFrame(
-            connection.execute(
-                select(
-                    db.survey_invitations.c.officer_key,
-                    db.survey_invitations.c.time,
-                    db.survey_invitations.c.status,
-                )
-            ).all(),
-            columns=["officer_key", "time", "status"],
+        invitations = db.select_frame(
+            connection,
+            select(
+                db.survey_invitations.c.officer_key,
+                db.survey_invitations.c.time,
+                db.survey_invitations.c.status,
+            ),
+            ["officer_key", "time", "status"],
         )
-        submissions = pd.DataFrame(
-            connection.execute(
-                select(db.survey_submissions.c.officer_key, db.survey_submissions.c.time)
-            ).all(),
-            columns=["officer_key", "time"],
+        submissions = db.select_frame(
+            connection,
+            select(db.survey_submissions.c.officer_key, db.survey_submissions.c.time),
+            ["officer_key", "time"],
         )
     rows = []
     per_officer: dict[str, dict[str, set[str]]] = {}

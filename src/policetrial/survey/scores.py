@@ -48,27 +48,25 @@ SCORE_COLUMNS = ("officer_key", "station_id", "arm", "time", "mode", "instrument
 def load_responses(workspace: Workspace) -> pd.DataFrame:
     """Stored questionnaires, wide: officer_key, time, mode, submitted_at, one column per item."""
     with workspace.engine.connect() as connection:
-        submissions = pd.DataFrame(
-            connection.execute(
-                select(
-                    db.survey_submissions.c.id,
-                    db.survey_submissions.c.officer_key,
-                    db.survey_submissions.c.time,
-                    db.survey_submissions.c.mode,
-                    db.survey_submissions.c.submitted_at,
-                ).order_by(db.survey_submissions.c.id)
-            ).all(),
-            columns=["id", "officer_key", "time", "mode", "submitted_at"],
+        submissions = db.select_frame(
+            connection,
+            select(
+                db.survey_submissions.c.id,
+                db.survey_submissions.c.officer_key,
+                db.survey_submissions.c.time,
+                db.survey_submissions.c.mode,
+                db.survey_submissions.c.submitted_at,
+            ).order_by(db.survey_submissions.c.id),
+            ["id", "officer_key", "time", "mode", "submitted_at"],
         )
-        answers = pd.DataFrame(
-            connection.execute(
-                select(
-                    db.survey_answers.c.submission_id,
-                    db.survey_answers.c.item_id,
-                    db.survey_answers.c.value,
-                )
-            ).all(),
-            columns=["submission_id", "item_id", "value"],
+        answers = db.select_frame(
+            connection,
+            select(
+                db.survey_answers.c.submission_id,
+                db.survey_answers.c.item_id,
+                db.survey_answers.c.value,
+            ),
+            ["submission_id", "item_id", "value"],
         )
     if answers.empty:
         wide = pd.DataFrame(index=pd.Index([], name="submission_id"))
@@ -138,12 +136,16 @@ class SurveyScores:
 
 
 def survey_scores(
-    workspace: Workspace, *, max_missing_fraction: float | None = None
+    workspace: Workspace,
+    *,
+    max_missing_fraction: float | None = None,
+    responses: pd.DataFrame | None = None,
 ) -> SurveyScores:
     """Score every stored questionnaire with the protocol's instruments.
 
     `max_missing_fraction` overrides the instruments' prorating threshold (so does
-    `[survey] max_missing_fraction` in the protocol).
+    `[survey] max_missing_fraction` in the protocol). `responses`: the workspace's
+    `load_responses`, when the caller has it already (it is read otherwise).
     """
     questionnaire = workspace_questionnaire(workspace)
     limit = (
@@ -151,7 +153,8 @@ def survey_scores(
         if max_missing_fraction is not None
         else workspace.protocol.survey.max_missing_fraction
     )
-    responses = load_responses(workspace)
+    if responses is None:
+        responses = load_responses(workspace)
     roster = survey_roster(workspace)
     responses = responses.merge(roster, on="officer_key", how="inner")
     ids = ("officer_key", "station_id", "arm", "time", "mode")
@@ -316,13 +319,18 @@ def survey_reliability(
     ci: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,
+    responses: pd.DataFrame | None = None,
 ) -> SurveyReliability:
-    """Alpha, omega and item statistics of every score at each time point."""
+    """Alpha, omega and item statistics of every score at each time point.
+
+    `responses`: the workspace's `load_responses`, when the caller has it already.
+    """
     for time in times:
         if time not in TIMES:
             raise SurveyError(f"time must be one of {list(TIMES)}, got {time!r}")
     questionnaire = workspace_questionnaire(workspace)
-    responses = load_responses(workspace)
+    if responses is None:
+        responses = load_responses(workspace)
     out = []
     for time in times:
         at = responses[responses["time"] == time]
