@@ -37,6 +37,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Executable
@@ -405,9 +406,12 @@ def current_actor() -> str:
         return "unknown"
 
 
+def _entry_body(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, default=str)
+
+
 def _entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
-    body = json.dumps(entry, sort_keys=True, default=str)
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+    return hashlib.sha256((prev_hash + _entry_body(entry)).encode()).hexdigest()
 
 
 def append_change(
@@ -425,14 +429,12 @@ def append_change(
 
     Appends are serialised so that two writers never chain to the same entry: PostgreSQL
     takes a lock on the table that only another appender waits for (readers go on);
-    SQLite has one writer at a time already.
+    SQLite has one writer at a time already. On PostgreSQL the entry's body is made
+    before the lock and the database chains it (`sha256(prev_hash || body)`, the same
+    digest `_entry_hash` makes) in the INSERT itself, so the lock is held for one
+    statement and the commit, not for a round trip and Python work in between: that
+    lock is what every concurrent write (questionnaires from the web, say) queues on.
     """
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("LOCK TABLE change_log IN SHARE ROW EXCLUSIVE MODE")
-    last = connection.execute(
-        select(change_log.c.hash).order_by(change_log.c.id.desc()).limit(1)
-    ).scalar_one_or_none()
-    prev_hash = last or "0" * 64
     entry = {
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
         "actor": actor or current_actor(),
@@ -443,9 +445,30 @@ def append_change(
         "after": None if after is None else json.dumps(after, sort_keys=True, default=str),
         "reason": reason,
     }
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE change_log IN SHARE ROW EXCLUSIVE MODE")
+        return str(
+            connection.execute(
+                _PG_APPEND, {**entry, "body": _entry_body(entry), "zero": "0" * 64}
+            ).scalar_one()
+        )
+    last = connection.execute(
+        select(change_log.c.hash).order_by(change_log.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    prev_hash = last or "0" * 64
     digest = _entry_hash(prev_hash, entry)
     connection.execute(insert(change_log).values(**entry, prev_hash=prev_hash, hash=digest))
     return digest
+
+
+_PG_APPEND = text(
+    "INSERT INTO change_log "
+    "(at, actor, action, entity, entity_id, before, after, reason, prev_hash, hash) "
+    "SELECT :at, :actor, :action, :entity, :entity_id, :before, :after, :reason, p.h, "
+    "encode(sha256(convert_to(p.h || :body, 'UTF8')), 'hex') "
+    "FROM (SELECT COALESCE((SELECT hash FROM change_log ORDER BY id DESC LIMIT 1), :zero) AS h) p "
+    "RETURNING hash"
+)
 
 
 def verify_change_log(connection: Connection) -> list[int]:

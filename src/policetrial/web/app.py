@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -116,6 +117,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Few threads per worker: a request's database work needs the GIL between
+        # statements, and dozens of threads queueing for it stretch the time a write
+        # holds the change log's lock, which every other write waits on.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
         state.engine.dispose()
 

@@ -34,6 +34,7 @@ class Settings(BaseModel):
     login_limit: int = Field(default=5, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
     wording: Path | None = None
+    threads: int = Field(default=8, ge=1, le=200)
 
     @classmethod
     def from_env(cls, workspace: str | Path | None = None) -> Settings:
