@@ -47,7 +47,7 @@ from policetrial.workspace import init_workspace
 HERE = Path(__file__).resolve().parent
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SCHEMA = "pt_bench_web_load"
+SCHEMA = f"pt_bench_web_load_{os.getpid()}"
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 

@@ -368,7 +368,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The newest migration in `policetrial/migrations` (a test keeps it equal to Alembic's head)."""
 
 
@@ -430,10 +430,11 @@ def append_change(
     Appends are serialised so that two writers never chain to the same entry: PostgreSQL
     takes a lock on the table that only another appender waits for (readers go on);
     SQLite has one writer at a time already. On PostgreSQL the entry's body is made
-    before the lock and the database chains it (`sha256(prev_hash || body)`, the same
-    digest `_entry_hash` makes) in the INSERT itself, so the lock is held for one
-    statement and the commit, not for a round trip and Python work in between: that
-    lock is what every concurrent write (questionnaires from the web, say) queues on.
+    before the lock, and one call to `policetrial_append_change` (migration 0006) takes
+    the lock, chains the body (`sha256(prev_hash || body)`, the digest `_entry_hash`
+    makes) and inserts it, so the lock is held for that call and the commit, with no
+    round trip or Python work in between: every concurrent write (questionnaires from
+    the web, say) queues on that lock.
     """
     entry = {
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
@@ -446,11 +447,8 @@ def append_change(
         "reason": reason,
     }
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("LOCK TABLE change_log IN SHARE ROW EXCLUSIVE MODE")
         return str(
-            connection.execute(
-                _PG_APPEND, {**entry, "body": _entry_body(entry), "zero": "0" * 64}
-            ).scalar_one()
+            connection.execute(_PG_APPEND, {**entry, "body": _entry_body(entry)}).scalar_one()
         )
     last = connection.execute(
         select(change_log.c.hash).order_by(change_log.c.id.desc()).limit(1)
@@ -462,13 +460,10 @@ def append_change(
 
 
 _PG_APPEND = text(
-    "INSERT INTO change_log "
-    "(at, actor, action, entity, entity_id, before, after, reason, prev_hash, hash) "
-    "SELECT :at, :actor, :action, :entity, :entity_id, :before, :after, :reason, p.h, "
-    "encode(sha256(convert_to(p.h || :body, 'UTF8')), 'hex') "
-    "FROM (SELECT COALESCE((SELECT hash FROM change_log ORDER BY id DESC LIMIT 1), :zero) AS h) p "
-    "RETURNING hash"
+    "SELECT policetrial_append_change(:at, :actor, :action, :entity, :entity_id, :before, "
+    ":after, :reason, :body)"
 )
+"""Lock, chain and insert in one round trip (the function is made by migration 0006)."""
 
 
 def verify_change_log(connection: Connection) -> list[int]:
