@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from policetrial import db
+from policetrial.ingest import import_extract
+from policetrial.pseudonym import Pseudonymiser
+from policetrial.synth import SynthForce
+from policetrial.web.accounts import add_user
 from policetrial.web.security import SECURITY_HEADERS
-from policetrial.workspace import open_workspace
+from policetrial.workspace import init_workspace, open_workspace
 
+from .test_db import postgres_url  # noqa: F401 (fixture)
 from .web_fixtures import (  # noqa: F401 (fixtures)
     PASSWORD,
     WebTrial,
@@ -347,3 +353,45 @@ def test_user_commands_add_disable_and_list(
     )
     missing = runner.invoke(app, ["user", "disable", "nobody"])
     assert missing.exit_code == 2 and "no account called 'nobody'" in missing.output
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_the_statistician_randomises_once_in_the_browser(
+    database: str,
+    tmp_path: Path,
+    force: SynthForce,
+    pseudonymiser: Pseudonymiser,
+    request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    ws = init_workspace(tmp_path / "ws", database_url=url)
+    for kind in ("stations", "beats", "officers"):
+        import_extract(ws, kind, force.files[kind], pseudonymiser=pseudonymiser)
+    add_user(ws.engine, "statistician", "statistician", PASSWORD, actor="test")
+    add_user(ws.engine, "manager", "manager", PASSWORD, actor="test")
+    ws.engine.dispose()
+    trial = WebTrial(tmp_path / "ws", url, {})
+    manager = trial.client()
+    login(manager, "manager")
+    token = csrf_from(manager.get("/").text)
+    assert (
+        manager.post("/randomisation", data={"csrf_token": token, "confirm": "yes"}).status_code
+        == 403
+    )
+    client = trial.client()
+    login(client, "statistician")
+    page = client.get("/randomisation")
+    assert "Not randomised yet" in page.text and "Randomise the stations" in page.text
+    token = csrf_from(page.text)
+    unconfirmed = client.post("/randomisation", data={"csrf_token": token})
+    assert unconfirmed.status_code == 400
+    done = client.post("/randomisation", data={"csrf_token": token, "confirm": "yes"})
+    assert done.status_code == 303
+    record = client.get("/randomisation", params={"format": "json"}).json()
+    assert record["record"]["digest_verified"] and len(record["rows"]) == 12
+    assert {r["arm"] for r in record["rows"]} == {"intervention", "control"}
+    again = client.post("/randomisation", data={"csrf_token": token, "confirm": "yes"})
+    assert again.status_code == 409
+    assert _log(trial, "randomise") == 1
