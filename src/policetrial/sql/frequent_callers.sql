@@ -7,23 +7,31 @@
 WITH distinct_windows AS (
     SELECT DISTINCT start_at, end_before FROM windows
 ),
-calls AS (
-    -- A person linked to an incident in two caller roles has two rows here; calls are
-    -- counted as distinct incidents below.
-    SELECT ip.person_key, ib.incident_key, ib.station_id, ib.created_at, ip.age
+caller_links AS (
+    -- Caller links of incidents in the windows' spans (a link carries its incident's
+    -- created_at). A person linked to an incident in two caller roles has two rows here;
+    -- calls are counted as distinct incidents below.
+    SELECT ip.person_key, ip.incident_key, ip.age, ip.created_at
     FROM incident_persons AS ip
     JOIN caller_roles AS r ON r.role = ip.role
-    JOIN incident_base AS ib ON ib.incident_key = ip.incident_key
+    JOIN spans AS s ON ip.created_at >= s.start_at AND ip.created_at < s.end_before
 ),
 candidates AS (
-    -- Only a person with at least the smaller threshold's calls in all the windows
-    -- together can be frequent in one of them; everyone else is set aside early (rows
-    -- are counted, which can only keep too many, never too few).
-    SELECT c.person_key
-    FROM calls AS c
+    -- A frequent caller has fc_month calls in one calendar month, or fc_quarter in three,
+    -- and so at least a third of fc_quarter in one of them. Anyone with fewer in every
+    -- month (counted over all the spans, rows not incidents: too many, never too few)
+    -- cannot be frequent in any window and is set aside before the work below.
+    SELECT DISTINCT c.person_key
+    FROM caller_links AS c
     CROSS JOIN params AS p
-    GROUP BY c.person_key, p.fc_month, p.fc_quarter
-    HAVING COUNT(*) >= LEAST(p.fc_month, p.fc_quarter)
+    GROUP BY c.person_key, YEAR(c.created_at) * 12 + MONTH(c.created_at), p.fc_month, p.fc_quarter
+    HAVING COUNT(*) >= LEAST(p.fc_month, CEIL(p.fc_quarter / 3.0))
+),
+calls AS (
+    SELECT c.person_key, ib.incident_key, ib.station_id, ib.created_at, c.age
+    FROM caller_links AS c
+    JOIN candidates AS k ON k.person_key = c.person_key
+    JOIN incident_base AS ib ON ib.incident_key = c.incident_key
 ),
 in_window AS (
     SELECT
@@ -35,7 +43,6 @@ in_window AS (
         c.age,
         YEAR(c.created_at) * 12 + MONTH(c.created_at) AS month_index
     FROM calls AS c
-    JOIN candidates AS k ON k.person_key = c.person_key
     JOIN distinct_windows AS dw ON c.created_at >= dw.start_at AND c.created_at < dw.end_before
 ),
 ages AS (

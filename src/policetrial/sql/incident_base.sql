@@ -2,10 +2,11 @@
 -- the flags every outcome is built from. Inputs: the imported extracts (incidents,
 -- incident_officers, incident_tags, incident_persons, warning_markers, officers, beats;
 -- the three link extracts carry their incident's created_at, as policetrial stores them),
--- the allocation (arms: station_id, arm), the windows' time spans merged so that they do
--- not overlap (spans: start_at, end_before) and the protocol's settings (params,
--- tag_codes, marker_codes, response_grades, bank_holidays). Incidents outside every span
--- can count towards no outcome, so they are left out first.
+-- the allocation (arms: station_id, arm), the windows' time spans merged so that they
+-- neither overlap nor touch (spans: start_at, end_before; midnights, like the windows')
+-- and the protocol's settings (params, tag_codes, marker_codes, response_grades,
+-- bank_holidays). Incidents outside every span can count towards no outcome, so they are
+-- left out first.
 WITH scoped AS MATERIALIZED (
     SELECT i.incident_key, i.created_at, i.grade, i.beat
     FROM incidents AS i
@@ -27,38 +28,54 @@ WITH scoped AS MATERIALIZED (
 reach AS (
     -- Every scoped incident was created in a span or in the day before one, so link rows
     -- outside these can be left out by their own created_at, without joining incidents.
+    -- Spans start and end at midnight and neither overlap nor touch, so these do not
+    -- overlap either: a row joins at most one of them.
     SELECT start_at - INTERVAL 1 DAY AS start_at, end_before FROM spans
 ),
+detained AS (
+    -- Incidents a Section 136 detention arose from: it names the incident and came at
+    -- most a day after it began (the same rule s136.sql uses to place detentions).
+    SELECT DISTINCT i.incident_key
+    FROM scoped AS i
+    JOIN s136 AS d ON d.incident_key = i.incident_key
+    WHERE i.created_at <= d.detained_at AND i.created_at >= d.detained_at - INTERVAL 1 DAY
+),
+postings AS (
+    -- The roster's postings numbered by officer key, then station: the smallest number
+    -- among an incident's officers picks the first officer in that order, and numbers
+    -- are cheaper to compare than keys. Arms are numbered too.
+    SELECT
+        o.officer_key,
+        o.station_id,
+        o.posted_from,
+        o.posted_to,
+        ROW_NUMBER() OVER (ORDER BY o.officer_key, o.station_id, o.posted_from) AS posting_no,
+        CASE WHEN a.arm IS NOT NULL THEN DENSE_RANK() OVER (ORDER BY a.arm) END AS arm_no
+    FROM officers AS o
+    LEFT JOIN arms AS a ON a.station_id = o.station_id
+    WHERE o.station_id IS NOT NULL
+),
 posting AS (
-    -- Each attending officer with their home station on the day of the incident, and
-    -- that station's arm.
-    SELECT io.incident_key, io.officer_key, io.role, o.station_id, a.arm
+    -- Each attending officer with their posting on the day of the incident (none if the
+    -- officer's station that day is unknown).
+    SELECT io.incident_key, io.role, o.posting_no, o.arm_no
     FROM incident_officers AS io
-    LEFT JOIN officers AS o
+    LEFT JOIN postings AS o
         ON o.officer_key = io.officer_key
         AND CAST(io.created_at AS DATE) >= o.posted_from
         AND (o.posted_to IS NULL OR CAST(io.created_at AS DATE) <= o.posted_to)
-    LEFT JOIN arms AS a ON a.station_id = o.station_id
-    WHERE EXISTS (
-        SELECT 1 FROM reach AS r WHERE io.created_at >= r.start_at AND io.created_at < r.end_before
-    )
+    JOIN reach AS r ON io.created_at >= r.start_at AND io.created_at < r.end_before
 ),
 attendance AS (
     -- One row per attended incident. The station is that of the lead officer, or of the
-    -- first attending officer with a known station (leads first, then by officer key):
-    -- the smallest of "0 or 1, officer key, /, station" over officers with a station
-    -- (officer keys are hexadecimal, so the first "/" ends the key). Officers of both
-    -- arms attended when the smallest and largest arms differ.
+    -- first attending officer with a known station (leads first, then by officer key,
+    -- then by station). Officers of both arms attended when the arms' numbers differ.
     SELECT
         incident_key,
         COUNT(*) AS officers,
-        MIN(
-            CASE
-                WHEN station_id IS NOT NULL
-                THEN (CASE WHEN role = 'lead' THEN '0' ELSE '1' END) || officer_key || '/' || station_id
-            END
-        ) AS lead_pick,
-        MIN(arm) <> MAX(arm) AS both_arms
+        COALESCE(MIN(CASE WHEN role = 'lead' THEN posting_no END), MIN(posting_no))
+            AS lead_posting,
+        MIN(arm_no) <> MAX(arm_no) AS both_arms
     FROM posting
     GROUP BY incident_key
 ),
@@ -66,9 +83,7 @@ tagged AS (
     SELECT DISTINCT t.incident_key
     FROM incident_tags AS t
     JOIN tag_codes AS c ON c.code = t.qualifier
-    WHERE EXISTS (
-        SELECT 1 FROM reach AS r WHERE t.created_at >= r.start_at AND t.created_at < r.end_before
-    )
+    JOIN reach AS r ON t.created_at >= r.start_at AND t.created_at < r.end_before
 ),
 marked AS (
     -- A linked person held a counting marker on the incident's date.
@@ -76,36 +91,26 @@ marked AS (
     FROM incident_persons AS ip
     JOIN warning_markers AS m ON m.person_key = ip.person_key
     JOIN marker_codes AS mc ON mc.code = m.marker
+    JOIN reach AS r ON ip.created_at >= r.start_at AND ip.created_at < r.end_before
     WHERE m.valid_from <= CAST(ip.created_at AS DATE)
         AND (m.valid_to IS NULL OR m.valid_to >= CAST(ip.created_at AS DATE))
-        AND EXISTS (
-            SELECT 1 FROM reach AS r WHERE ip.created_at >= r.start_at AND ip.created_at < r.end_before
-        )
 )
 SELECT
     i.incident_key,
     i.created_at,
     i.grade,
     b.station_id AS station_by_location,
-    SUBSTRING(att.lead_pick, POSITION('/' IN att.lead_pick) + 1) AS station_by_officer,
+    lead.station_id AS station_by_officer,
     CASE
         WHEN p.assignment = 'location' THEN b.station_id
-        ELSE COALESCE(SUBSTRING(att.lead_pick, POSITION('/' IN att.lead_pick) + 1), b.station_id)
+        ELSE COALESCE(lead.station_id, b.station_id)
     END AS station_id,
     COALESCE(att.officers, 0) > 0 AS attended,
     COALESCE(att.both_arms, FALSE) AS contaminated,
     t.incident_key IS NOT NULL AS tagged,
     mk.incident_key IS NOT NULL AS marked,
     (rg.grade IS NOT NULL AND COALESCE(att.officers, 0) > 0) AS police_response,
-    -- A Section 136 detention arose from the incident (it names the incident and came at
-    -- most a day after it began: the same rule s136.sql uses to place detentions).
-    EXISTS (
-        SELECT 1
-        FROM s136 AS d
-        WHERE d.incident_key = i.incident_key
-            AND i.created_at <= d.detained_at
-            AND i.created_at >= d.detained_at - INTERVAL 1 DAY
-    ) AS s136,
+    d.incident_key IS NOT NULL AS s136,
     NOT (
         ISODOW(i.created_at) <= 5
         AND bh.day IS NULL
@@ -116,7 +121,9 @@ FROM scoped AS i
 CROSS JOIN params AS p
 LEFT JOIN beats AS b ON b.beat = i.beat
 LEFT JOIN attendance AS att ON att.incident_key = i.incident_key
+LEFT JOIN postings AS lead ON lead.posting_no = att.lead_posting
 LEFT JOIN tagged AS t ON t.incident_key = i.incident_key
 LEFT JOIN marked AS mk ON mk.incident_key = i.incident_key
+LEFT JOIN detained AS d ON d.incident_key = i.incident_key
 LEFT JOIN response_grades AS rg ON rg.grade = i.grade
 LEFT JOIN bank_holidays AS bh ON bh.day = CAST(i.created_at AS DATE)
