@@ -98,7 +98,6 @@ marked AS (
 SELECT
     i.incident_key,
     i.created_at,
-    i.grade,
     b.station_id AS station_by_location,
     lead.station_id AS station_by_officer,
     CASE
