@@ -82,12 +82,12 @@ def run_pandas(data: Path, small: dict[str, pd.DataFrame]) -> pd.DataFrame:
     windows = small["windows"].copy()
     windows["start_at"] = pd.to_datetime(windows["start"])
     windows["end_before"] = pd.to_datetime(windows["end"]) + pd.Timedelta(days=1)
-    incidents = pd.read_parquet(data / "incidents.parquet")
-    officers_links = pd.read_parquet(data / "incident_officers.parquet").drop(columns="created_at")
-    tags = pd.read_parquet(data / "incident_tags.parquet").drop(columns="created_at")
-    persons = pd.read_parquet(data / "incident_persons.parquet").drop(columns="created_at")
-    markers = pd.read_parquet(data / "warning_markers.parquet")
-    detentions = pd.read_parquet(data / "s136.parquet")
+    incidents = _read(data / "incidents.parquet")
+    officers_links = _read(data / "incident_officers.parquet").drop(columns="created_at")
+    tags = _read(data / "incident_tags.parquet").drop(columns="created_at")
+    persons = _read(data / "incident_persons.parquet").drop(columns="created_at")
+    markers = _read(data / "warning_markers.parquet")
+    detentions = _read(data / "s136.parquet")
     postings = small["officers"]
     arms = windows.drop_duplicates("station_id").set_index("station_id")["arm"]
 
@@ -238,6 +238,17 @@ def run_pandas(data: Path, small: dict[str, pd.DataFrame]) -> pd.DataFrame:
         .astype("int64")
     )
     return table.reset_index()
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """A stored extract as pandas, keyed by its pseudonyms: pandas has no 128-bit type, so
+    the UUID copies of the keys (which the SQL joins on) would only be slower objects."""
+    import pyarrow.parquet as pq
+
+    from policetrial.ingest.store import KEY_IDS
+
+    names = [n for n in pq.read_schema(path).names if n not in KEY_IDS.values()]
+    return pd.read_parquet(path, columns=names)
 
 
 def child(engine: str, data: Path, incidents: int) -> None:

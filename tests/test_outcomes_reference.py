@@ -14,15 +14,13 @@ import random
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import stored_schema
 from policetrial.outcomes import OUTCOME_COLUMNS, compute_outcomes
 from policetrial.protocol import Protocol
 
+from .outcome_fixtures import stored_table
 from .outcome_reference import reference_outcomes
 
 D = dt.date
@@ -205,12 +203,7 @@ def _duckdb(tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnectio
     connection = duckdb.connect()
     times = {i["incident_key"]: i["created_at"] for i in tables["incidents"]}
     for kind, rows in tables.items():
-        schema = stored_schema(EXTRACT_KINDS[kind])
-        if EXTRACT_KINDS[kind].parent is not None:
-            rows = [{**r, "created_at": times[r["incident_key"]]} for r in rows]
-        connection.register(
-            kind, pa.table({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
-        )
+        connection.register(kind, stored_table(kind, rows, times))
     return connection
 
 
