@@ -28,10 +28,12 @@ candidates AS (
     HAVING COUNT(*) >= LEAST(p.fc_month, CEIL(p.fc_quarter / 3.0))
 ),
 calls AS (
-    SELECT c.person_id, ib.incident_id, ib.station_id, ib.created_at, c.age
+    -- One row per person and incident (a person in two caller roles made one call).
+    SELECT c.person_id, ib.incident_id, ib.station_id, ib.created_at, MAX(c.age) AS age
     FROM caller_links AS c
     JOIN candidates AS k ON k.person_id = c.person_id
     JOIN incident_base AS ib ON ib.incident_id = c.incident_id
+    GROUP BY c.person_id, ib.incident_id, ib.station_id, ib.created_at
 ),
 in_window AS (
     SELECT
@@ -52,7 +54,7 @@ ages AS (
     GROUP BY start_at, end_before, person_id
 ),
 monthly AS (
-    SELECT start_at, end_before, person_id, month_index, COUNT(DISTINCT incident_id) AS n
+    SELECT start_at, end_before, person_id, month_index, COUNT(*) AS n
     FROM in_window
     GROUP BY start_at, end_before, person_id, month_index
 ),
@@ -78,27 +80,28 @@ frequent AS (
     HAVING MAX(r.n) >= p.fc_month OR MAX(r.n3) >= p.fc_quarter
 ),
 home AS (
+    -- Each frequent caller's station of most calls in the window.
     SELECT start_at, end_before, person_id, station_id
     FROM (
         SELECT
-            start_at,
-            end_before,
-            person_id,
-            station_id,
+            iw.start_at,
+            iw.end_before,
+            iw.person_id,
+            iw.station_id,
             ROW_NUMBER() OVER (
-                PARTITION BY start_at, end_before, person_id
-                ORDER BY COUNT(DISTINCT incident_id) DESC, station_id
+                PARTITION BY iw.start_at, iw.end_before, iw.person_id
+                ORDER BY COUNT(*) DESC, iw.station_id
             ) AS pick
-        FROM in_window
-        WHERE station_id IS NOT NULL
-        GROUP BY start_at, end_before, person_id, station_id
+        FROM in_window AS iw
+        JOIN frequent AS f
+            ON f.start_at = iw.start_at AND f.end_before = iw.end_before AND f.person_id = iw.person_id
+        WHERE iw.station_id IS NOT NULL
+        GROUP BY iw.start_at, iw.end_before, iw.person_id, iw.station_id
     ) AS counted
     WHERE pick = 1
 )
-SELECT w.station_id, w.period, COUNT(f.person_id) AS frequent_callers
+SELECT w.station_id, w.period, COUNT(h.person_id) AS frequent_callers
 FROM windows AS w
 LEFT JOIN home AS h
     ON h.start_at = w.start_at AND h.end_before = w.end_before AND h.station_id = w.station_id
-LEFT JOIN frequent AS f
-    ON f.start_at = h.start_at AND f.end_before = h.end_before AND f.person_id = h.person_id
 GROUP BY w.station_id, w.period
