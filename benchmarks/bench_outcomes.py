@@ -2,9 +2,15 @@
 
 Both compute every outcome of the protocol per station and period from the same stored
 Parquet files (as `policetrial import` leaves them). Each runs in its own subprocess so
-that its wall time and peak memory (max RSS) are its own; the two tables must agree.
+that its wall time, CPU time (user + system, both cores together) and peak memory (max
+RSS of the whole process) are its own; the two tables must agree. The machine's load
+average is recorded beside the figures, since the wall time depends on it.
 
 Usage: python benchmarks/bench_outcomes.py [--incidents 10000000] [--data DIR] [--repeat 3]
+       [--only duckdb|pandas]
+
+With --only, one engine runs and its figures are printed but not written: the results
+file holds only full comparisons.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,12 +82,12 @@ def run_pandas(data: Path, small: dict[str, pd.DataFrame]) -> pd.DataFrame:
     windows = small["windows"].copy()
     windows["start_at"] = pd.to_datetime(windows["start"])
     windows["end_before"] = pd.to_datetime(windows["end"]) + pd.Timedelta(days=1)
-    incidents = pd.read_parquet(data / "incidents.parquet")
-    officers_links = pd.read_parquet(data / "incident_officers.parquet").drop(columns="created_at")
-    tags = pd.read_parquet(data / "incident_tags.parquet").drop(columns="created_at")
-    persons = pd.read_parquet(data / "incident_persons.parquet").drop(columns="created_at")
-    markers = pd.read_parquet(data / "warning_markers.parquet")
-    detentions = pd.read_parquet(data / "s136.parquet")
+    incidents = _read(data / "incidents.parquet")
+    officers_links = _read(data / "incident_officers.parquet").drop(columns="created_at")
+    tags = _read(data / "incident_tags.parquet").drop(columns="created_at")
+    persons = _read(data / "incident_persons.parquet").drop(columns="created_at")
+    markers = _read(data / "warning_markers.parquet")
+    detentions = _read(data / "s136.parquet")
     postings = small["officers"]
     arms = windows.drop_duplicates("station_id").set_index("station_id")["arm"]
 
@@ -231,20 +240,44 @@ def run_pandas(data: Path, small: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return table.reset_index()
 
 
+def _read(path: Path) -> pd.DataFrame:
+    """A stored extract as pandas, keyed by its pseudonyms: pandas has no 128-bit type, so
+    the UUID copies of the keys (which the SQL joins on) would only be slower objects."""
+    import pyarrow.parquet as pq
+
+    from policetrial.ingest.store import KEY_IDS
+
+    names = [n for n in pq.read_schema(path).names if n not in KEY_IDS.values()]
+    return pd.read_parquet(path, columns=names)
+
+
 def child(engine: str, data: Path, incidents: int) -> None:
     from outcome_data import load_or_write
 
     warnings.simplefilter("ignore")
     small = load_or_write(data, incidents=incidents)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     table = run_duckdb(data, small) if engine == "duckdb" else run_pandas(data, small)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    peak = after.ru_maxrss / 1024
     table = table.sort_values(["period", "station_id"])[["station_id", "period", *COUNTS]]
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, "table": table.to_dict("records")}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "peak_mb": peak,
+                "load": os.getloadavg()[0],
+                "table": table.to_dict("records"),
+            }
+        )
+    )
 
 
-def measure(engine: str, data: Path, incidents: int) -> dict[str, object]:
+def measure(engine: str, data: Path, incidents: int) -> dict[str, Any]:
     result = subprocess.run(
         [
             sys.executable,
@@ -268,8 +301,13 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=10_000_000)
     parser.add_argument("--data", type=Path, default=HERE / "results" / ".data" / "outcomes")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=["duckdb", "pandas"], help="run one engine (figures printed only)"
+    )
     parser.add_argument("--child", choices=["duckdb", "pandas"])
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.child:
         child(args.child, args.data, args.incidents)
         return
@@ -282,35 +320,58 @@ def main() -> None:
         f"({args.data})"
     )
     # The pandas baseline runs once: at ten million incidents it takes minutes.
-    runs: dict[str, list[dict[str, object]]] = {"duckdb": [], "pandas": []}
-    for _ in range(args.repeat):
-        runs["duckdb"].append(measure("duckdb", args.data, args.incidents))
-    runs["pandas"].append(measure("pandas", args.data, args.incidents))
+    engines = [args.only] if args.only else ["duckdb", "pandas"]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for engine in engines:
+        repeat = args.repeat if engine == "duckdb" else 1
+        runs[engine] = [measure(engine, args.data, args.incidents) for _ in range(repeat)]
+    summary = {engine: _summary(rs) for engine, rs in runs.items()}
+    for engine, s in summary.items():
+        print(
+            f"{engine:7s} {len(runs[engine])} run(s): best {s['seconds_best']:6.2f} s, "
+            f"median {s['seconds_median']:6.2f} s wall; CPU (user+sys) median "
+            f"{s['cpu_seconds_median']:6.2f} s; peak memory {s['peak_mb']:6.0f} MB; "
+            f"load average {s['load_min']:.2f}-{s['load_max']:.2f}"
+        )
+    if args.only:
+        return
     tables = {e: pd.DataFrame(r[0]["table"]) for e, r in runs.items()}
     agree = tables["duckdb"].equals(tables["pandas"])
-    best = {e: min(float(r["seconds"]) for r in rs) for e, rs in runs.items()}
-    peak = {e: max(float(r["peak_mb"]) for r in rs) for e, rs in runs.items()}
-    for engine in runs:
-        print(
-            f"{engine:7s} best of {len(runs[engine])}: {best[engine]:6.2f} s, "
-            f"peak memory {peak[engine]:6.0f} MB"
-        )
-    ratio = best["pandas"] / best["duckdb"]
-    print(f"ratio pandas / duckdb: {ratio:.1f}x; tables agree: {agree}")
+    ratio = summary["pandas"]["seconds_best"] / summary["duckdb"]["seconds_best"]
+    print(f"ratio pandas / duckdb (best wall): {ratio:.1f}x; tables agree: {agree}")
     if not agree:
         diff = tables["duckdb"].compare(tables["pandas"])
         print(diff.head(20))
     out = {
         "date": dt.date.today().isoformat(),
         "incidents": args.incidents,
-        "seconds": best,
-        "peak_mb": peak,
+        "cores": os.cpu_count(),
+        "seconds": {e: s["seconds_best"] for e, s in summary.items()},
+        "peak_mb": {e: s["peak_mb"] for e, s in summary.items()},
+        "runs": summary,
         "ratio": ratio,
         "tables_agree": agree,
         "outcome_totals": {c: int(np.sum(tables["duckdb"][c])) for c in COUNTS},
     }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "outcomes.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = [float(r["seconds"]) for r in runs]
+    cpu = [float(r["cpu_seconds"]) for r in runs]
+    load = [float(r["load"]) for r in runs]
+    return {
+        "repeat": len(runs),
+        "seconds_best": min(seconds),
+        "seconds_median": statistics.median(seconds),
+        "seconds_all": seconds,
+        "cpu_seconds_median": statistics.median(cpu),
+        "cpu_seconds_all": cpu,
+        "peak_mb": max(float(r["peak_mb"]) for r in runs),
+        "load_min": min(load),
+        "load_max": max(load),
+    }
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 `policetrial.synth` writes CSV extracts as a force would; for benchmarks with millions of
 incidents this writes what import would have stored instead: the same columns, 32-hex
-keys, incidents sorted by time. A force of `stations` stations over 18 months; callers
-drawn with a lognormal propensity so repeat calling is heavy-tailed but bounded, as in
-the synthetic force.
+keys with their UUIDs beside them, incidents sorted by time. A force of `stations`
+stations over 18 months; callers drawn with a lognormal propensity so repeat calling is
+heavy-tailed but bounded, as in the synthetic force.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import ROW_GROUP_ROWS, stored_schema
+from policetrial.ingest.store import KEY_IDS, ROW_GROUP_ROWS, stored_schema, with_key_ids
 
 __all__ = ["load_or_write", "write_force"]
 
@@ -40,7 +40,9 @@ def _write(
     spec = EXTRACT_KINDS[kind]
     if spec.parent is not None:
         columns = {**columns, "created_at": times.astype("datetime64[us]")}
-    table = pa.table(columns, schema=stored_schema(spec))
+    schema = stored_schema(spec)
+    given = pa.schema([f for f in schema if f.name not in KEY_IDS.values()])
+    table = with_key_ids(pa.table(columns, schema=given)).select(schema.names)
     order = {"incidents": "created_at", "s136": "detained_at"}.get(kind, "created_at")
     if order in table.column_names:
         table = table.sort_by(order)
@@ -221,7 +223,8 @@ def load_or_write(
     directory: Path, *, incidents: int, stations: int = 200, seed: int = 0
 ) -> dict[str, pd.DataFrame]:
     """The force in `directory`, generated once and reused by later runs."""
-    marker = directory / f"small-{incidents}-{stations}-{seed}.pkl"
+    # The version changes with the stored layout (v2: keys' UUIDs beside them).
+    marker = directory / f"small-v2-{incidents}-{stations}-{seed}.pkl"
     if marker.exists():
         with marker.open("rb") as handle:
             return pickle.load(handle)

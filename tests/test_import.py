@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from policetrial.cli import app
 from policetrial.errors import ExtractError, WorkspaceError
 from policetrial.extracts import EXTRACT_KINDS, is_personal_header
 from policetrial.ingest import IMPORT_ORDER, import_extract, read_store
+from policetrial.ingest.store import KEY_IDS, key_ids
 from policetrial.pseudonym import Pseudonymiser
 from policetrial.synth import SynthForce
 from policetrial.workspace import Workspace, init_workspace
@@ -196,6 +198,34 @@ def test_no_raw_identifier_reaches_any_store(imported_root: Path, force: SynthFo
         assert not (identifiers & values), kind
         long = {v for v in identifiers if len(v) >= 8}
         assert not (long & tokens), kind
+
+
+def test_incident_and_person_keys_are_stored_with_the_uuids_they_spell(
+    imported: Workspace,
+) -> None:
+    """The outcome SQL joins on these ids: each must be its key's 128 bits, nothing else."""
+    checked = 0
+    for path in sorted(imported.incidents_dir.glob("*.parquet")):
+        table = pq.read_table(path)
+        for key, name in KEY_IDS.items():
+            if key not in table.column_names:
+                continue
+            keys = table.column(key).to_pylist()
+            ids = table.column(name).to_pylist()
+            assert [None if i is None else i.hex for i in ids] == keys, (path.name, name)
+            checked += len(keys)
+    assert checked > 10_000
+    # read_store, and so every pandas reader, sees the extracts as before.
+    assert not set(KEY_IDS.values()) & set(read_store(imported, "s136").columns)
+
+
+def test_key_ids_refuse_anything_but_pseudonyms() -> None:
+    ids = key_ids(pa.array(["0123456789abcdef" * 2, None]))
+    assert ids.type == pa.uuid()
+    assert [None if i is None else i.hex for i in ids.to_pylist()] == ["0123456789abcdef" * 2, None]
+    for bad in ("0123456789ABCDEF" * 2, "0123456789abcdef", "0123456789abcdeg" * 2):
+        with pytest.raises(ValueError, match="32"):
+            key_ids(pa.array([bad]))
 
 
 def test_a_different_key_is_refused(

@@ -6,16 +6,15 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import pytest
 import sqlglot
 
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import stored_schema
 from policetrial.outcomes import SQL_FILES, compute_outcomes, emit_sql, load_sql, workspace_outcomes
 from policetrial.periods import baseline_windows, station_windows
 from policetrial.protocol import Protocol
 from policetrial.workspace import Workspace
+
+from .outcome_fixtures import stored_table
 
 T = dt.datetime
 D = dt.date
@@ -28,11 +27,7 @@ def _register(
     times: dict[str, dt.datetime] | None = None,
 ) -> None:
     """Register rows as policetrial stores them (link rows carry their incident's time)."""
-    schema = stored_schema(EXTRACT_KINDS[kind])
-    if "created_at" in schema.names and times is not None and kind != "incidents":
-        rows = [{**r, "created_at": times[r["incident_key"]]} for r in rows]
-    columns = {name: [r.get(name) for r in rows] for name in schema.names}
-    connection.register(kind, pa.table(columns, schema=schema))
+    connection.register(kind, stored_table(kind, rows, times))
 
 
 def hand_worked_force() -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
@@ -240,6 +235,40 @@ def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None
     with outcome_connection(imported) as connection:
         unfiltered = compute_outcomes(connection, imported.protocol, windows).station_period
     pd.testing.assert_frame_equal(filtered, unfiltered)
+
+
+def test_files_stored_before_key_ids_give_the_same_outcomes(
+    imported_copy: Workspace, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A workspace imported before keys' UUIDs were stored keeps working: the views
+    derive each id from its key until the next import rewrites the file."""
+    import pyarrow.parquet as pq
+
+    from policetrial.ingest.store import KEY_IDS
+    from policetrial.outcomes import PARQUET_KINDS, register_parquet
+
+    expected = workspace_outcomes(imported_copy)
+    older = {}
+    for kind in PARQUET_KINDS:
+        table = pq.read_table(imported_copy.parquet(kind))
+        older[kind] = tmp_path / f"{kind}.parquet"
+        pq.write_table(
+            table.drop_columns([n for n in KEY_IDS.values() if n in table.column_names]),
+            older[kind],
+        )
+    assert "incident_id" not in pq.read_schema(older["incident_persons"]).names
+    connection = duckdb.connect()
+    register_parquet(connection, older, spans=None)
+    assert connection.execute("SELECT typeof(person_id) FROM s136 LIMIT 1").fetchall() == [
+        ("UUID",)
+    ]
+    connection.close()
+    # The same outcomes through workspace_outcomes, with the files swapped for the old ones.
+    for kind, path in older.items():
+        path.replace(imported_copy.parquet(kind))
+    got = workspace_outcomes(imported_copy)
+    pd.testing.assert_frame_equal(got.station_period, expected.station_period)
+    assert got.incident_table.equals(expected.incident_table)
 
 
 def test_incidents_that_move_in_time_take_their_links(

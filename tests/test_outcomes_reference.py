@@ -14,15 +14,13 @@ import random
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import stored_schema
 from policetrial.outcomes import OUTCOME_COLUMNS, compute_outcomes
 from policetrial.protocol import Protocol
 
+from .outcome_fixtures import stored_table
 from .outcome_reference import reference_outcomes
 
 D = dt.date
@@ -156,6 +154,13 @@ def random_force(seed: int) -> tuple[dict[str, list[dict[str, Any]]], list[dict[
             person_links.append(
                 {"incident_key": key, "person_key": person, "role": role, "age": age}
             )
+            if rng.random() < 0.2:
+                # The same person in a second role (both caller roles when victims call).
+                other = "victim" if role == "caller" else "caller"
+                age = rng.choice([None, 15, 17, 18, 40])
+                person_links.append(
+                    {"incident_key": key, "person_key": person, "role": other, "age": age}
+                )
     markers = []
     for person in persons:
         for _ in range(rng.randint(0, 2)):
@@ -205,20 +210,25 @@ def _duckdb(tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnectio
     connection = duckdb.connect()
     times = {i["incident_key"]: i["created_at"] for i in tables["incidents"]}
     for kind, rows in tables.items():
-        schema = stored_schema(EXTRACT_KINDS[kind])
-        if EXTRACT_KINDS[kind].parent is not None:
-            rows = [{**r, "created_at": times[r["incident_key"]]} for r in rows]
-        connection.register(
-            kind, pa.table({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
-        )
+        connection.register(kind, stored_table(kind, rows, times))
     return connection
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=2**31), by_location=st.booleans())
+@given(
+    seed=st.integers(min_value=0, max_value=2**31),
+    by_location=st.booleans(),
+    victims_call=st.booleans(),
+)
 def test_sql_agrees_with_the_plain_python_definitions(
-    protocol: Protocol, seed: int, by_location: bool
+    protocol: Protocol, seed: int, by_location: bool, victims_call: bool
 ) -> None:
+    if victims_call:
+        # Two caller roles: a person linked to an incident in both made one call.
+        fc = protocol.definitions.frequent_caller.model_copy(update={"roles": ("caller", "victim")})
+        protocol = protocol.model_copy(
+            update={"definitions": protocol.definitions.model_copy(update={"frequent_caller": fc})}
+        )
     if by_location:
         protocol = protocol.model_copy(
             update={

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from policetrial.errors import WorkspaceError
 from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import arrow_schema, stored_schema
+from policetrial.ingest.store import KEY_IDS, arrow_schema, stored_schema
 from policetrial.jsonable import jsonable_records
 from policetrial.outcomes_catalogue import OUTCOMES
 from policetrial.protocol import Protocol
@@ -272,7 +272,9 @@ def register_parquet(
             continue
         literal = str(path).replace("'", "''")
         names = pq.read_schema(path).names
-        columns = ", ".join(f'"{n}"' for n in stored_schema(EXTRACT_KINDS[kind]).names)
+        columns = ", ".join(
+            _stored_column(n, names) for n in stored_schema(EXTRACT_KINDS[kind]).names
+        )
         where = ""
         if spans is not None:
             time_column = "detained_at" if kind == "s136" else "created_at"
@@ -321,6 +323,15 @@ def outcome_connection(
         yield connection
     finally:
         connection.close()
+
+
+def _stored_column(name: str, present: list[str]) -> str:
+    """A column of the view: as stored, or for a key's UUID in a file written before
+    policetrial stored them, derived from the key (the same value, found more slowly)."""
+    if name in present or name not in KEY_IDS.values():
+        return f'"{name}"'
+    key = next(k for k, v in KEY_IDS.items() if v == name)
+    return f'CAST("{key}" AS UUID) AS "{name}"'
 
 
 def workspace_outcomes(workspace: Any) -> OutcomeTables:

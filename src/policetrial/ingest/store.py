@@ -14,8 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Table, delete, insert, select, tuple_
 from sqlalchemy.engine import Connection
@@ -24,14 +26,17 @@ from policetrial import db
 from policetrial.extracts import ExtractKind
 
 __all__ = [
+    "KEY_IDS",
     "MergeCounts",
     "arrow_schema",
     "incident_times",
+    "key_ids",
     "merge_database",
     "merge_parquet",
     "read_parquet",
     "refresh_link_times",
     "stored_schema",
+    "with_key_ids",
 ]
 
 _ARROW = {
@@ -54,6 +59,14 @@ class MergeCounts:
 ROW_GROUP_ROWS = 131_072
 """Small row groups let DuckDB skip most of a file when only the trial windows are needed."""
 
+KEY_IDS = {"incident_key": "incident_id", "person_key": "person_id"}
+"""Pseudonyms the outcome SQL joins and groups millions of rows on, stored a second time as
+the 128-bit UUID their 32 hexadecimal digits spell: the same identity (equal exactly when
+the keys are equal), which DuckDB compares as one number instead of a 32-character string."""
+
+_HEX_DIGITS = np.full(256, 255, dtype=np.uint8)
+_HEX_DIGITS[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
 
 def arrow_schema(kind: ExtractKind) -> pa.Schema:
     """The extract's columns as stored (identifiers under their `_key` names)."""
@@ -62,20 +75,63 @@ def arrow_schema(kind: ExtractKind) -> pa.Schema:
 
 def stored_schema(kind: ExtractKind) -> pa.Schema:
     """The Parquet file's columns: link extracts also carry their incident's `created_at`,
-    so that the rows of one period can be read without the rest (see `link_times`)."""
+    so that the rows of one period can be read without the rest (see `link_times`), and
+    incident and person keys have their UUID beside them (see `KEY_IDS`)."""
     schema = arrow_schema(kind)
     if kind.parent is not None:
         schema = schema.append(pa.field("created_at", pa.timestamp("us")))
+    for key, name in KEY_IDS.items():
+        if key in schema.names:
+            schema = schema.append(pa.field(name, pa.uuid()))
     return schema
+
+
+def key_ids(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The UUIDs that 32-digit lowercase hexadecimal pseudonyms spell (null stays null).
+
+    Anything else is refused rather than mapped, so two different keys can never share an id.
+    """
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks else pa.array([], pa.string())
+    keys = keys.cast(pa.string())
+    if len(keys) == 0:
+        return pa.array([], pa.uuid())
+    filled = pc.fill_null(keys, "0" * 32)
+    if not pc.all(pc.equal(pc.binary_length(filled), 32)).as_py():
+        raise ValueError("pseudonyms must be 32 hexadecimal digits")
+    offsets = np.frombuffer(filled.buffers()[1], dtype=np.int32)[
+        filled.offset : filled.offset + len(filled) + 1
+    ]
+    chars = np.frombuffer(filled.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    digits = _HEX_DIGITS[chars].reshape(-1, 32)
+    if (digits == 255).any():
+        raise ValueError("pseudonyms must be 32 lowercase hexadecimal digits")
+    packed = (digits[:, 0::2] << 4) | digits[:, 1::2]
+    storage = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), len(filled), [None, pa.py_buffer(packed.tobytes())]
+    )
+    if keys.null_count:
+        storage = pc.if_else(keys.is_valid(), storage, pa.scalar(None, pa.binary(16)))
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
+def with_key_ids(table: pa.Table) -> pa.Table:
+    """The table with the UUID of each incident or person key appended (see `KEY_IDS`)."""
+    for key, name in KEY_IDS.items():
+        if key in table.column_names and name not in table.column_names:
+            table = table.append_column(pa.field(name, pa.uuid()), key_ids(table.column(key)))
+    return table
 
 
 def write_staged(path: Path, kind: ExtractKind, frame: pd.DataFrame) -> Path:
     """Write a sorted table next to `path` under a temporary name; return that name."""
     schema = stored_schema(kind)
+    given = pa.schema([f for f in schema if f.name not in KEY_IDS.values()])
     key = list(kind.stored_key)
     sort_by = [c for c in ("created_at", "detained_at") if c in frame.columns] + key
     frame = frame.sort_values(sort_by, kind="stable").reset_index(drop=True)
-    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    table = pa.Table.from_pandas(frame[given.names], schema=given, preserve_index=False)
+    table = with_key_ids(table).select(schema.names)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staged = tempfile.mkstemp(prefix=f".{kind.name}-", suffix=".parquet", dir=path.parent)
     os.close(handle)
@@ -150,9 +206,17 @@ def merge_database(
 
 
 def read_parquet(path: Path, kind: ExtractKind) -> pd.DataFrame:
+    """A stored extract as pandas, without the UUID copies of its keys."""
     if not path.exists():
-        return stored_schema(kind).empty_table().to_pandas()
-    return pq.read_table(path).to_pandas(integer_object_nulls=True)
+        schema = stored_schema(kind)
+        return schema.empty_table().drop_columns(_key_ids_in(schema.names)).to_pandas()
+    names = pq.read_schema(path).names
+    table = pq.read_table(path, columns=[n for n in names if n not in KEY_IDS.values()])
+    return table.to_pandas(integer_object_nulls=True)
+
+
+def _key_ids_in(names: list[str]) -> list[str]:
+    return [n for n in names if n in KEY_IDS.values()]
 
 
 def merge_parquet(

@@ -10,7 +10,7 @@ WITH located AS (
         COALESCE(ib.station_id, o.station_id) AS station_id
     FROM s136 AS s
     LEFT JOIN incident_base AS ib
-        ON ib.incident_key = s.incident_key
+        ON ib.incident_id = s.incident_id
         AND ib.created_at <= s.detained_at
         AND ib.created_at >= s.detained_at - INTERVAL 1 DAY
     LEFT JOIN officers AS o
