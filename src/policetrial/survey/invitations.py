@@ -517,18 +517,19 @@ def submit(
                 )
                 .returning(db.survey_submissions.c.id)
             ).scalar_one()
-            connection.execute(  # one multi-row INSERT: one round trip
-                insert(db.survey_answers).values(
-                    [
-                        {
-                            "submission_id": submission_id,
-                            "item_id": item_id,
-                            "instrument": instrument,
-                            "value": value,
-                        }
-                        for item_id, (instrument, value) in checked.items()
-                    ]
-                )
+            # An executemany: its compiled form is cached, and psycopg pipelines the rows
+            # in one round trip.
+            connection.execute(
+                insert(db.survey_answers),
+                [
+                    {
+                        "submission_id": submission_id,
+                        "item_id": item_id,
+                        "instrument": instrument,
+                        "value": value,
+                    }
+                    for item_id, (instrument, value) in checked.items()
+                ],
             )
             db.append_change(
                 connection,

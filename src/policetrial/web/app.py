@@ -57,6 +57,7 @@ DOWNLOADS = {
     "report.html": "text/html",
     "report.pdf": "application/pdf",
 }
+_TOKEN_SLOT = "\x00csrf-token\x00"
 HOME = {"auditor": "/audit", "admin": "/", "manager": "/", "statistician": "/"}
 
 
@@ -139,6 +140,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ---------------------------------------------------------------- rendering helpers
 
+    rendered: dict[str, str] = {}
+
     def render(
         request: Request,
         template: str,
@@ -147,25 +150,30 @@ def create_app(settings: Settings) -> FastAPI:
         user: User | None = None,
         status_code: int = 200,
         data: Any = None,
+        cache_as: str | None = None,
     ) -> Response:
-        """HTML from `template`, or `data` (default: the context) as JSON when asked."""
+        """HTML from `template`, or `data` (default: the context) as JSON when asked.
+
+        A page that is the same for everyone but for its CSRF token (a questionnaire not
+        yet started) is rendered once under `cache_as` and served with the token put in.
+        """
         if wants_json(request):
             payload = context if data is None else data
             return JSONResponse(jsonable(payload), status_code=status_code)
         given = request.cookies.get(CSRF_COOKIE)
         fresh = not given
         cookie = given or CookieSigner.new_csrf_cookie()
-        response = templates.TemplateResponse(
-            request,
-            template,
-            {
-                **context,
-                "user": user,
-                "csrf_field": CSRF_FIELD,
-                "csrf_token": state.signer.csrf_token(cookie),
-            },
-            status_code=status_code,
-        )
+        token = state.signer.csrf_token(cookie)
+        full = {**context, "user": user, "csrf_field": CSRF_FIELD, "csrf_token": token}
+        response: Response
+        if cache_as is None:
+            response = templates.TemplateResponse(request, template, full, status_code=status_code)
+        else:
+            if cache_as not in rendered:
+                blank = {**full, "csrf_token": _TOKEN_SLOT}
+                rendered[cache_as] = templates.get_template(template).render(blank)
+            body = rendered[cache_as].replace(_TOKEN_SLOT, token)
+            response = HTMLResponse(body, status_code=status_code)
         if fresh:
             response.set_cookie(
                 CSRF_COOKIE,
@@ -460,7 +468,14 @@ def create_app(settings: Settings) -> FastAPI:
         except InvitationRefusedError as exc:
             return _refused(request, exc)
         data = opened.to_dict()
-        return render(request, "survey.html", {"q": data, "errors": {}, "notice": None}, data=data)
+        blank = not data["answers"] and data["saved_at"] is None
+        return render(
+            request,
+            "survey.html",
+            {"q": data, "errors": {}, "notice": None},
+            data=data,
+            cache_as="survey-blank" if blank else None,
+        )
 
     @app.post("/survey/{token}", summary="Save or submit a questionnaire", dependencies=[Csrf])
     async def survey_post(request: Request, token: str) -> Response:
