@@ -395,7 +395,8 @@ def create_app(settings: Settings) -> FastAPI:
         item = None
         if audit_id is not None:
             row = state.pack(sample)[audit_id]
-            kind = "tagged" if row["answers"].startswith("relevant") else "untagged"
+            kinds = sample.items.set_index("audit_id")["kind"]
+            kind = str(kinds[audit_id])
             item = {
                 "audit_id": audit_id,
                 "question": row["question"],
