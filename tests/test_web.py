@@ -395,3 +395,41 @@ def test_the_statistician_randomises_once_in_the_browser(
     again = client.post("/randomisation", data={"csrf_token": token, "confirm": "yes"})
     assert again.status_code == 409
     assert _log(trial, "randomise") == 1
+
+
+def test_two_auditors_racing_for_one_incident_store_one_rating(web_trial: WebTrial) -> None:
+    import threading
+
+    from policetrial.audit_queue import rate_incident
+    from policetrial.audit_sample import current_sample
+    from policetrial.errors import AuditError
+
+    ws = open_workspace(web_trial.root, database_url=web_trial.database_url)
+    sample = current_sample(ws)
+    assert sample is not None
+    single = sorted(set(sample.items.loc[~sample.items["double_rated"], "audit_id"]))[:5]
+    outcomes: list[str] = []
+    for audit_id in single:
+        barrier = threading.Barrier(2)
+
+        def rate(
+            rater: str, audit_id: str = audit_id, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            try:
+                rate_incident(ws, sample, audit_id, rater, "cannot tell", actor=rater)
+                outcomes.append("stored")
+            except AuditError:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=rate, args=(r,)) for r in ("A01", "A02")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    from policetrial.audit_ratings import load_ratings
+
+    stored = load_ratings(ws, sample)
+    ws.engine.dispose()
+    assert sorted(outcomes) == ["refused"] * 5 + ["stored"] * 5
+    assert stored.groupby("audit_id").size().reindex(single).tolist() == [1] * 5

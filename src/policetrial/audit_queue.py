@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from policetrial import db
@@ -146,16 +146,28 @@ def rate_incident(
             f"{verdict!r} is not a verdict for {audit_id}; expected "
             + " / ".join(VERDICT_CHOICES[kind])
         )
+    not_waiting = AuditError(
+        f"{audit_id} is not waiting for you: you rated it already, or it has the ratings it needs"
+    )
     waiting, _ = queue(workspace, sample, rater)
     if audit_id not in waiting:
-        raise AuditError(
-            f"{audit_id} is not waiting for you: you rated it already, or it has the "
-            "ratings it needs"
-        )
+        raise not_waiting
+    needed = 2 if bool(sample.items.set_index("audit_id").at[audit_id, "double_rated"]) else 1
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     source = "web"
+    items, ratings = db.audit_items, db.audit_ratings
     try:
         with workspace.engine.begin() as connection:
+            # Two auditors rating the same incident at once: the item's row is locked
+            # (PostgreSQL), or the insert waits for the one writer SQLite allows, so the
+            # second counts the first's rating beside its own and is refused (and rolled
+            # back) instead of giving a single-rated incident two.
+            item = select(items.c.audit_id).where(
+                (items.c.sample_id == sample.id) & (items.c.audit_id == audit_id)
+            )
+            if connection.dialect.name == "postgresql":
+                item = item.with_for_update()
+            connection.execute(item)
             connection.execute(
                 insert(db.audit_ratings).values(
                     sample_id=sample.id,
@@ -171,6 +183,13 @@ def rate_incident(
                     synthetic=rater.lower().startswith(SYNTHETIC_PREFIX),
                 )
             )
+            done = connection.execute(
+                select(func.count()).where(
+                    (ratings.c.sample_id == sample.id) & (ratings.c.audit_id == audit_id)
+                )
+            ).scalar_one()
+            if done > needed:
+                raise not_waiting  # rolls the insert back
             db.append_change(
                 connection,
                 action="audit-rating",
