@@ -81,19 +81,31 @@ def postgres_url() -> str:
         if IN_CI:
             pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432, and CI=true requires it")
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    import psycopg
 
     schema = f"pt_test_{os.getpid()}"
+    yield fresh_schema(schema)
+    drop_schema(schema)
+
+
+def fresh_schema(name: str) -> str:
+    """A new, empty PostgreSQL schema `name` (dropped first if left over); its URL."""
+    import psycopg
+
     with psycopg.connect(
         "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
     ) as c:
-        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        c.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+        c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        c.execute(f"CREATE SCHEMA {name}")
+    return f"{PG_URL}?options=-csearch_path%3D{name}"
+
+
+def drop_schema(name: str) -> None:
+    import psycopg
+
     with psycopg.connect(
         "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
     ) as c:
-        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.mark.postgres

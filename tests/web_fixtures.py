@@ -27,7 +27,7 @@ from policetrial.web import Settings, create_app
 from policetrial.web.accounts import add_user
 from policetrial.workspace import init_workspace
 
-from .test_db import IN_CI, PG_URL, _postgres_available
+from .test_db import IN_CI, _postgres_available, drop_schema, fresh_schema
 
 PASSWORD = "correct horse battery"
 ROLES = ("admin", "manager", "statistician", "auditor", "auditor2")
@@ -76,26 +76,6 @@ def build_trial(
     return WebTrial(root, database_url, links)
 
 
-def _fresh_schema(name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
-    ) as c:
-        c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        c.execute(f"CREATE SCHEMA {name}")
-    return f"{PG_URL}?options=-csearch_path%3D{name}"
-
-
-def _drop_schema(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
-    ) as c:
-        c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def web_trial(
     request: pytest.FixtureRequest,
@@ -116,11 +96,11 @@ def web_trial(
             pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432, and CI=true requires it")
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
     schema = f"pt_web_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
-    url = _fresh_schema(schema)
+    url = fresh_schema(schema)
     try:
         yield clone_to(web_sqlite_root, tmp_path / "ws", url)
     finally:
-        _drop_schema(schema)
+        drop_schema(schema)
 
 
 def clone_to(source: Path, target: Path, database_url: str) -> WebTrial:
