@@ -80,6 +80,17 @@ def test_wrong_password_then_rate_limit(web_trial: WebTrial) -> None:
     assert "pt_session" not in blocked.cookies
 
 
+def test_a_username_with_control_characters_is_just_wrong(web_trial: WebTrial) -> None:
+    """schemathesis found this: a NUL byte in the username reached PostgreSQL (500)."""
+    client = web_trial.client()
+    token = csrf_from(client.get("/login").text)
+    for name in ("\x00", "manager\x00", "\x1b[31m"):
+        response = client.post(
+            "/login", data={"username": name, "password": "x", "csrf_token": token}
+        )
+        assert response.status_code == 401
+
+
 def test_forms_without_the_csrf_token_are_refused(web_trial: WebTrial) -> None:
     client = web_trial.client()
     client.get("/login")

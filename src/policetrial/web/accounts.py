@@ -88,6 +88,14 @@ def _user(row: Any) -> User:
     )
 
 
+def normalise_username(text: str) -> str:
+    """A typed username as stored: trimmed, lower case, printable characters, at most 64.
+
+    Anything typed into the login form goes through this before it reaches the database
+    (PostgreSQL refuses NUL bytes in text, say)."""
+    return "".join(ch for ch in text.strip().lower() if ch.isprintable())[:64]
+
+
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
@@ -195,7 +203,7 @@ def login_blocked(
 
 def authenticate(engine: Engine, username: str, password: str, client: str) -> User | None:
     """The active user with this password, or None (and the failure is recorded)."""
-    username = username.strip().lower()[:64]
+    username = normalise_username(username)
     t = db.web_users
     with engine.connect() as connection:
         row = connection.execute(select(t).where(t.c.username == username)).mappings().first()
@@ -208,7 +216,9 @@ def authenticate(engine: Engine, username: str, password: str, client: str) -> U
         return _user(row)
     with engine.begin() as connection:
         connection.execute(
-            insert(db.web_login_failures).values(username=username, client=client[:64], at=_now())
+            insert(db.web_login_failures).values(
+                username=username, client=normalise_username(client), at=_now()
+            )
         )
     return None
 
