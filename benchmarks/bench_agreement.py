@@ -1,7 +1,7 @@
 """Bootstrap intervals for agreement: one weighted matrix product vs a loop over resamples.
 
 Baseline: the straightforward way, resampling units (rows of the ratings matrix) and
-recomputing the coefficient B times in a Python loop. Ours: `policetrial.agreement`,
+recomputing the coefficient B times in a Python loop. Ours: `policetrial.audit.agreement`,
 where every replicate is a row of multinomial unit weights and all of them come from one
 matrix product. Prints a small table and writes benchmarks/results/agreement.json.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from policetrial.agreement import (
+from policetrial.audit.agreement import (
     AgreementEstimate,
     ReliabilityData,
     fleiss_kappa,

@@ -30,8 +30,8 @@ import pandas as pd
 import statsmodels.api as sm
 
 from policetrial.analysis import CountData, cluster_level_ancova, nb_randomisation
+from policetrial.design.simulate import CountScenario, simulate_counts, simulate_power
 from policetrial.randomise import randomise_clusters
-from policetrial.simulate import CountScenario, simulate_counts, simulate_power
 
 N_TRIALS = 10_000
 N_LOOP = 300

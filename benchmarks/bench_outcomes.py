@@ -51,14 +51,14 @@ COUNTS = [
 def run_duckdb(data: Path, small: dict[str, pd.DataFrame]) -> pd.DataFrame:
     import duckdb
 
-    from policetrial.outcomes import (
+    from policetrial.outcomes.compute import (
         PARQUET_KINDS,
         _arrow,
         compute_outcomes,
         register_parquet,
         span_table,
     )
-    from policetrial.protocol import builtin_protocol_path, load_protocol
+    from policetrial.protocol.schema import builtin_protocol_path, load_protocol
 
     protocol = load_protocol(builtin_protocol_path("connect"))
     windows = small["windows"]
@@ -76,7 +76,7 @@ def run_pandas(data: Path, small: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The same definitions as the SQL, written as a pandas user would write them."""
     import holidays
 
-    from policetrial.protocol import builtin_protocol_path, load_protocol
+    from policetrial.protocol.schema import builtin_protocol_path, load_protocol
 
     protocol = load_protocol(builtin_protocol_path("connect"))
     windows = small["windows"].copy()
@@ -245,7 +245,7 @@ def _read(path: Path) -> pd.DataFrame:
     the UUID copies of the keys (which the SQL joins on) would only be slower objects."""
     import pyarrow.parquet as pq
 
-    from policetrial.ingest.store import KEY_IDS
+    from policetrial.records.store import KEY_IDS
 
     names = [n for n in pq.read_schema(path).names if n not in KEY_IDS.values()]
     return pd.read_parquet(path, columns=names)

@@ -63,7 +63,8 @@ def _median_runs(args: list[str], repeat: int) -> dict[str, float]:
 
 def _parts(workspace: Path) -> dict[str, float]:
     """CPU seconds of each part of the report, in one warm process."""
-    from policetrial.allocation import current_allocation
+    from policetrial.randomise.sealed import current_allocation
+    from policetrial.records.workspace import open_workspace
     from policetrial.report import (
         baseline,
         build_report,
@@ -76,7 +77,6 @@ def _parts(workspace: Path) -> dict[str, float]:
         series,
     )
     from policetrial.report.tables import Suppression
-    from policetrial.workspace import open_workspace
 
     ws = open_workspace(workspace)
     results = read_results(ws.out_dir / "results.json")
@@ -123,7 +123,7 @@ def _responses_from_rows(workspace):  # type: ignore[no-untyped-def]
     import pandas as pd
     from sqlalchemy import select
 
-    from policetrial import db
+    from policetrial.records import db
 
     with workspace.engine.connect() as connection:
         submissions = pd.DataFrame(
@@ -159,10 +159,10 @@ def _against_baselines(workspace: Path) -> dict[str, dict[str, float]]:
     import numpy as np
     import pandas as pd
 
+    from policetrial.records.workspace import open_workspace
     from policetrial.survey import load_responses, workspace_questionnaire
     from policetrial.survey.reliability import _correlations, _resample_correlations
     from policetrial.survey.scoring import recode_items
-    from policetrial.workspace import open_workspace
 
     ws = open_workspace(workspace)
     pd.testing.assert_frame_equal(_responses_from_rows(ws), load_responses(ws))

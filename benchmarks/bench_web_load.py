@@ -39,10 +39,10 @@ import numpy as np
 import psycopg
 from sqlalchemy import func, insert, select
 
-from policetrial import db
+from policetrial.records import db
+from policetrial.records.workspace import init_workspace
 from policetrial.survey import submit, workspace_questionnaire
 from policetrial.survey.invitations import hash_token
-from policetrial.workspace import init_workspace
 
 HERE = Path(__file__).resolve().parent
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -162,7 +162,7 @@ async def officers(
 
 
 def check_database(url: str, acknowledged: list[str], n_answers: int) -> dict[str, int]:
-    from policetrial.db import connect
+    from policetrial.records.db import connect
 
     engine = connect(url)
     inv, sub, ans = db.survey_invitations, db.survey_submissions, db.survey_answers
@@ -196,7 +196,7 @@ def check_database(url: str, acknowledged: list[str], n_answers: int) -> dict[st
 def baseline(root: Path, url: str, tokens: list[str], answers: dict[str, str], users: int,
              seconds: float) -> dict[str, Any]:  # fmt: skip
     """The library's submit() called in-process by `users` threads: no HTTP at all."""
-    from policetrial.workspace import open_workspace
+    from policetrial.records.workspace import open_workspace
 
     ws = open_workspace(root, database_url=url)
     questionnaire = workspace_questionnaire(ws)

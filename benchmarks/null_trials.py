@@ -22,12 +22,12 @@ from pathlib import Path
 
 def one_trial(seed: int) -> dict[str, float]:
     warnings.simplefilter("ignore")
-    from policetrial.allocation import randomise_workspace
-    from policetrial.ingest import IMPORT_ORDER, import_extract
-    from policetrial.pseudonym import Pseudonymiser
-    from policetrial.sap import analyse_workspace
+    from policetrial.analysis.plan import analyse_workspace
+    from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+    from policetrial.randomise.sealed import randomise_workspace
+    from policetrial.records.pseudonym import Pseudonymiser
+    from policetrial.records.workspace import init_workspace
     from policetrial.synth import synthesise_force
-    from policetrial.workspace import init_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = init_workspace(Path(tmp) / "ws")

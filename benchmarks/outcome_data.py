@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import KEY_IDS, ROW_GROUP_ROWS, stored_schema, with_key_ids
+from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.records.store import KEY_IDS, ROW_GROUP_ROWS, stored_schema, with_key_ids
 
 __all__ = ["load_or_write", "write_force"]
 

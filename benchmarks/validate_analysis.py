@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from policetrial.analysis.counts import CountData, _bisect, _p_values, nb_randomisation
-from policetrial.analysis.validity import BARS, connect_schemes, count_scenario, validity_study
-from policetrial.nbreg import fit_negbin
-from policetrial.simulate import simulate_counts
+from policetrial.analysis.nbreg import fit_negbin
+from policetrial.design.simulate import simulate_counts
+from policetrial.design.validity import BARS, connect_schemes, count_scenario, validity_study
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from policetrial.allocation import randomise_workspace
-from policetrial.ingest import IMPORT_ORDER, import_extract
-from policetrial.protocol import Protocol, builtin_protocol_path, load_protocol
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.protocol.schema import Protocol, builtin_protocol_path, load_protocol
+from policetrial.randomise.sealed import randomise_workspace
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.workspace import Workspace, init_workspace, open_workspace
 from policetrial.synth import SynthForce, synthesise_force
-from policetrial.workspace import Workspace, init_workspace, open_workspace
 
 TEST_KEY = "7f" * 32
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest.store import KEY_IDS, stored_schema
+from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.records.store import KEY_IDS, stored_schema
 
 
 def short_key_id(key: str | None) -> bytes | None:

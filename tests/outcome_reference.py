@@ -12,7 +12,7 @@ from typing import Any
 
 import holidays
 
-from policetrial.protocol import Protocol
+from policetrial.protocol.schema import Protocol
 
 Row = dict[str, Any]
 

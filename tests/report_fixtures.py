@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from policetrial.audit import run_synthetic_audit
+from policetrial.analysis.plan import analyse_workspace, write_results
+from policetrial.audit.workflow import run_synthetic_audit
+from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.report import TrialReport, build_report
-from policetrial.sap import analyse_workspace, write_results
 from policetrial.survey import import_response_frame, issue_invitations, simulate_responses
-from policetrial.workspace import Workspace, open_workspace
 
 GOLDEN = Path(__file__).parent / "golden"
 ARTEFACTS = Path(__file__).parent / "artefacts"

@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from policetrial.allocation import randomise_workspace
-from policetrial.ingest import import_extract
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.ingest.importer import import_extract
+from policetrial.randomise.sealed import randomise_workspace
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.workspace import Workspace, init_workspace, open_workspace
 from policetrial.survey import import_response_frame, issue_invitations, simulate_responses
 from policetrial.synth import SynthForce
-from policetrial.workspace import Workspace, init_workspace, open_workspace
 
 ROSTER_KINDS = ("stations", "beats", "officers", "training_sessions", "training_attendance")
 

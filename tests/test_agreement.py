@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policetrial.agreement import (
+from policetrial.audit.agreement import (
     agreement_report,
     cohen_kappa,
     fleiss_kappa,

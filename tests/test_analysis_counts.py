@@ -19,8 +19,8 @@ from policetrial.analysis import (
     count_data,
     nb_randomisation,
 )
+from policetrial.analysis.nbreg import fit_negbin
 from policetrial.errors import AnalysisError
-from policetrial.nbreg import fit_negbin
 from policetrial.randomise import randomise_clusters
 
 

@@ -12,11 +12,11 @@ from scipy import stats
 from policetrial.analysis.binary import analyse_binary, station_baseline_logit
 from policetrial.analysis.gee import fit_gee
 from policetrial.analysis.icc import anova_icc, count_cv
+from policetrial.analysis.nbreg import fit_negbin
 from policetrial.analysis.questionnaire import analyse_scores
 from policetrial.analysis.sensitivity import per_protocol_schemes
 from policetrial.errors import AnalysisError
-from policetrial.nbreg import fit_negbin
-from policetrial.protocol import Protocol
+from policetrial.protocol.schema import Protocol
 from policetrial.randomise import randomise_clusters
 
 STATIONS = tuple(f"S{i:02d}" for i in range(12))
@@ -255,7 +255,7 @@ def test_protocol_switches_sensitivity_analyses(protocol: Protocol) -> None:
     """The Connect protocol switches every sensitivity analysis on; a bad name or an
     unknown alternative outcome is refused with the key named."""
     from policetrial.errors import ProtocolError
-    from policetrial.protocol import builtin_protocol_path, parse_protocol
+    from policetrial.protocol.schema import builtin_protocol_path, parse_protocol
 
     assert set(protocol.analysis.sensitivity) == {
         "cluster_level",
@@ -279,7 +279,7 @@ def test_corrected_gee_and_questionnaire_keep_their_size() -> None:
     band around 0.05 for 600 trials), Mancl-DeRouen and Fay-Graubard no more; the
     uncorrected sandwich with a normal reference rejects too often; the questionnaire
     ANCOVA about 5%."""
-    from policetrial.analysis.validity import validity_study
+    from policetrial.design.validity import validity_study
 
     study = validity_study(
         n_trials=600, n_alternative=0, cvs=(0.3,), parts=("binary", "questionnaire"), iccs=(0.1,)

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from policetrial.analysis.plan import analyse_workspace
 from policetrial.analysis.sensitivity import recount_without_contamination
-from policetrial.cli import app
-from policetrial.outcomes import workspace_outcomes
-from policetrial.sap import analyse_workspace
-from policetrial.workspace import Workspace
+from policetrial.cli.app import app
+from policetrial.outcomes.compute import workspace_outcomes
+from policetrial.records.workspace import Workspace
 
 runner = CliRunner()
 KEYS = {"outcome", "method", "estimate", "ci_low", "ci_high", "p_value", "df", "n_clusters"}
@@ -23,7 +23,7 @@ KEYS = {"outcome", "method", "estimate", "ci_low", "ci_high", "p_value", "df", "
 
 @pytest.fixture(scope="module")
 def planned(imported_root: Path) -> dict:
-    from policetrial.workspace import open_workspace
+    from policetrial.records.workspace import open_workspace
 
     ws = open_workspace(imported_root)
     try:
@@ -150,10 +150,10 @@ def test_validate_cli_runs_a_small_study(tmp_path: Path) -> None:
 def test_per_protocol_leaves_out_low_dose_stations(imported_copy: Workspace) -> None:
     """With a dose threshold above two intervention stations' training share, those two
     are left out of the per-protocol analysis of the primary outcome."""
-    from policetrial.allocation import current_allocation
-    from policetrial.ingest import read_store
-    from policetrial.roster import exposure, load_officers, load_stations
-    from policetrial.workspace import open_workspace
+    from policetrial.randomise.sealed import current_allocation
+    from policetrial.records.roster import exposure, load_officers, load_stations
+    from policetrial.records.store import read_store
+    from policetrial.records.workspace import open_workspace
 
     arms = current_allocation(imported_copy).arms
     exp = exposure(

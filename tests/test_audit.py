@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from policetrial import db
-from policetrial.audit import (
+from policetrial.audit.sample import allocate_sizes, draw_sample
+from policetrial.audit.workflow import (
     RatingsError,
     audit_summary,
     current_sample,
@@ -28,12 +28,12 @@ from policetrial.audit import (
     workspace_agreement,
     write_audit_pack,
 )
-from policetrial.audit_sample import allocate_sizes, draw_sample
-from policetrial.cli import app
+from policetrial.cli.app import app
 from policetrial.errors import AuditError
-from policetrial.outcomes import workspace_outcomes
+from policetrial.outcomes.compute import workspace_outcomes
+from policetrial.records import changelog, db
+from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.synth import SynthForce
-from policetrial.workspace import Workspace, open_workspace
 
 runner = CliRunner()
 
@@ -145,7 +145,7 @@ def test_workspace_sample_is_stratified_and_sealed(audited: Workspace) -> None:
         last = c.execute(select(db.change_log).order_by(db.change_log.c.id.desc())).first()
         assert last is not None and last.action == "audit-redraw"
         assert last.reason == "extracts corrected"
-        assert db.verify_change_log(c) == []
+        assert changelog.verify_change_log(c) == []
     with audited.engine.begin() as c, pytest.raises(Exception, match="append-only"):
         c.execute(db.audit_items.delete())
 

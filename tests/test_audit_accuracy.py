@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from policetrial.audit_accuracy import (
+from policetrial.audit.accuracy import (
     accuracy_test_size,
     consensus_verdicts,
     mover_ratio_interval,

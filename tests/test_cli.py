@@ -12,7 +12,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from policetrial.cli import app
+from policetrial.cli.app import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def test_an_unwritable_output_is_one_line(tmp_path: Path) -> None:
 
 
 def test_synth_refuses_a_protocol_it_cannot_serve(tmp_path: Path) -> None:
-    from policetrial.protocol import builtin_protocol_path
+    from policetrial.protocol.schema import builtin_protocol_path
 
     text = (
         builtin_protocol_path("connect")

@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from policetrial import db
-from policetrial.workspace import Workspace, init_workspace
+from policetrial.records import changelog, db
+from policetrial.records.workspace import Workspace, init_workspace
 
 from .conftest import IN_CI
 
@@ -51,7 +51,7 @@ def test_schema_revision_is_the_migrations_head(tmp_path: Path) -> None:
 
 def test_change_log_is_append_only_and_chained(imported_copy: Workspace) -> None:
     with imported_copy.engine.connect() as c:
-        assert db.verify_change_log(c) == []
+        assert changelog.verify_change_log(c) == []
         count = c.execute(text("SELECT COUNT(*) FROM change_log")).scalar_one()
     assert count >= 12  # init, randomise, eleven imports
     with imported_copy.engine.begin() as c, pytest.raises(Exception, match="append-only"):
@@ -60,7 +60,7 @@ def test_change_log_is_append_only_and_chained(imported_copy: Workspace) -> None
         c.execute(text("DROP TRIGGER change_log_no_update"))
         c.execute(text("UPDATE change_log SET actor = 'someone else' WHERE id = 2"))
     with imported_copy.engine.connect() as c:
-        assert db.verify_change_log(c) == [2]
+        assert changelog.verify_change_log(c) == [2]
 
 
 def _postgres_available() -> bool:
@@ -110,8 +110,8 @@ def drop_schema(name: str) -> None:
 
 @pytest.mark.postgres
 def test_workspace_on_postgresql(tmp_path: Path, postgres_url: str, force, pseudonymiser) -> None:  # type: ignore[no-untyped-def]
-    from policetrial.allocation import randomise_workspace
-    from policetrial.ingest import import_extract
+    from policetrial.ingest.importer import import_extract
+    from policetrial.randomise.sealed import randomise_workspace
 
     ws = init_workspace(tmp_path / "ws", database_url=postgres_url)
     assert not (tmp_path / "ws" / "trial.db").exists()
@@ -122,7 +122,7 @@ def test_workspace_on_postgresql(tmp_path: Path, postgres_url: str, force, pseud
     sealed = randomise_workspace(ws)
     assert sealed.verify()
     with ws.engine.connect() as c:
-        assert db.verify_change_log(c) == []
+        assert changelog.verify_change_log(c) == []
         diff = compare_metadata(MigrationContext.configure(c), db.metadata)
     assert diff == []
     with ws.engine.begin() as c, pytest.raises(Exception, match="append-only"):
@@ -141,12 +141,12 @@ def test_concurrent_appends_keep_the_chain_on_postgresql(postgres_url: str) -> N
 
     def append(i: int) -> None:
         with engine.begin() as c:
-            db.append_change(c, action="test", entity="thread", entity_id=str(i))
+            changelog.append_change(c, action="test", entity="thread", entity_id=str(i))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(append, range(80)))
     with engine.connect() as c:
-        assert db.verify_change_log(c) == []
+        assert changelog.verify_change_log(c) == []
         assert (
             c.execute(text("SELECT COUNT(DISTINCT prev_hash) FROM change_log")).scalar_one() == 80
         )

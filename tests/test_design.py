@@ -332,14 +332,25 @@ def test_result_dict_has_the_documented_keys() -> None:
 
 
 def test_public_api() -> None:
+    """The design stage lists the closed forms, simulated power, the protocol's own design
+    and the validity study (which moved here with the package-per-stage layout)."""
     assert set(design.__all__) == {
+        "CountScenario",
         "DesignResult",
+        "ProtocolDesign",
+        "SimulationResult",
+        "ValidityStudy",
         "design_effect",
+        "design_protocol",
+        "design_workspace",
         "mean_design",
         "proportion_design",
         "rate_design",
+        "simulate_power",
         "two_arm_power",
+        "validity_study",
     }
+    assert all(hasattr(design, name) for name in design.__all__)
 
 
 # --- bad arguments ----------------------------------------------------------------------

@@ -13,14 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from policetrial.cli import app
+from policetrial.cli.app import app
 from policetrial.errors import ExtractError, WorkspaceError
-from policetrial.extracts import EXTRACT_KINDS, is_personal_header
-from policetrial.ingest import IMPORT_ORDER, import_extract, read_store
-from policetrial.ingest.store import KEY_IDS, key_ids
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.protocol.extracts import EXTRACT_KINDS, is_personal_header
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.store import KEY_IDS, key_ids, read_store
+from policetrial.records.workspace import Workspace, init_workspace
 from policetrial.synth import SynthForce
-from policetrial.workspace import Workspace, init_workspace
 
 from .conftest import snapshot
 
@@ -255,7 +255,7 @@ def test_mapped_headers(tmp_path: Path, force: SynthForce, pseudonymiser: Pseudo
     ws = init_workspace(root)
     text = (root / "trial.toml").read_text() + '\n[columns.stations]\nstation_id = "Station Code"\n'
     (root / "trial.toml").write_text(text)
-    from policetrial.workspace import open_workspace
+    from policetrial.records.workspace import open_workspace
 
     ws = open_workspace(root)
     frame = pd.read_csv(force.files["stations"], dtype=str).rename(

@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policetrial.errors import ExtractError
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.ingest import import_extract, read_store
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.ingest.importer import import_extract
+from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.store import read_store
+from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.synth import SynthForce
-from policetrial.workspace import Workspace, open_workspace
 
 from .conftest import TEST_KEY, snapshot
 
@@ -154,7 +155,7 @@ def test_failure_before_commit_changes_nothing_and_after_commit_is_finished(
     """A failure while logging the import (before the commit) leaves the workspace as it
     was; a failure while moving the new Parquet file into place (after the commit) is
     finished when the workspace is next opened."""
-    import policetrial.ingest as ingest
+    import policetrial.ingest.importer as ingest
 
     incidents = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False)
     incidents.loc[:9, "grade"] = "Immediate"
@@ -190,16 +191,16 @@ def test_killed_import_is_all_or_nothing(
     import, no staged file is left behind, and the change log is intact."""
     from sqlalchemy import text
 
-    from policetrial import db
+    from policetrial.records import changelog
 
     incidents = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False)
     incidents["grade"] = "Priority"
     path = tmp_path / "incidents.csv"
     incidents.to_csv(path, index=False)
     script = (
-        "from policetrial.workspace import open_workspace;"
+        "from policetrial.records.workspace import open_workspace;"
         "from policetrial.ingest import import_extract;"
-        "from policetrial.pseudonym import Pseudonymiser;"
+        "from policetrial.records.pseudonym import Pseudonymiser;"
         f"ws = open_workspace({str(imported_copy.root)!r});"
         f"key = Pseudonymiser(bytes.fromhex({TEST_KEY!r}));"
         f"import_extract(ws, 'incidents', {str(path)!r}, pseudonymiser=key)"
@@ -217,7 +218,7 @@ def test_killed_import_is_all_or_nothing(
             logged = c.execute(
                 text("SELECT COUNT(*) FROM imports WHERE kind = 'incidents' AND updated > 0")
             ).scalar_one()
-            assert db.verify_change_log(c) == []
+            assert changelog.verify_change_log(c) == []
         assert (grades == {"Priority"}) == (logged > 0), delay
         assert not list(ws.incidents_dir.glob(".*.parquet"))
         ws.engine.dispose()
@@ -231,7 +232,7 @@ def test_times_with_offsets_cross_the_clock_changes(
     27 March 2016: 00:30Z is 00:30 GMT and 01:30Z is 02:30 BST. 30 October 2016: 00:30Z is
     01:30 BST and 01:30Z is 01:30 GMT (the same wall-clock time twice).
     """
-    from policetrial.workspace import init_workspace
+    from policetrial.records.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "ws")
     frame = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False).head(4)

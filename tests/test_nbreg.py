@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from policetrial.nbreg import fit_negbin
+from policetrial.analysis.nbreg import fit_negbin
 
 
 def _statsmodels_fit(

@@ -9,10 +9,16 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from policetrial.outcomes import SQL_FILES, compute_outcomes, emit_sql, load_sql, workspace_outcomes
-from policetrial.periods import baseline_windows, station_windows
-from policetrial.protocol import Protocol
-from policetrial.workspace import Workspace
+from policetrial.outcomes.compute import (
+    SQL_FILES,
+    compute_outcomes,
+    emit_sql,
+    load_sql,
+    workspace_outcomes,
+)
+from policetrial.outcomes.windows import baseline_windows, station_windows
+from policetrial.protocol.schema import Protocol
+from policetrial.records.workspace import Workspace
 
 from .outcome_fixtures import stored_table
 
@@ -219,10 +225,10 @@ def test_emitted_sql_parses_in_its_dialect(dialect: str) -> None:
 def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None:
     """The span filters on the Parquet views are an optimisation: the same table comes out
     when every row of every file is read."""
-    from policetrial.allocation import current_allocation
-    from policetrial.ingest import read_store
-    from policetrial.outcomes import outcome_connection
-    from policetrial.roster import load_stations
+    from policetrial.outcomes.compute import outcome_connection
+    from policetrial.randomise.sealed import current_allocation
+    from policetrial.records.roster import load_stations
+    from policetrial.records.store import read_store
 
     filtered = workspace_outcomes(imported).station_period
     allocation = current_allocation(imported)
@@ -244,8 +250,8 @@ def test_files_stored_before_key_ids_give_the_same_outcomes(
     derive each id from its key until the next import rewrites the file."""
     import pyarrow.parquet as pq
 
-    from policetrial.ingest.store import KEY_IDS
-    from policetrial.outcomes import PARQUET_KINDS, register_parquet
+    from policetrial.outcomes.compute import PARQUET_KINDS, register_parquet
+    from policetrial.records.store import KEY_IDS
 
     expected = workspace_outcomes(imported_copy)
     older = {}
@@ -274,7 +280,8 @@ def test_files_stored_before_key_ids_give_the_same_outcomes(
 def test_incidents_that_move_in_time_take_their_links(
     imported_copy: Workspace, force, pseudonymiser, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    from policetrial.ingest import import_extract, read_store
+    from policetrial.ingest.importer import import_extract
+    from policetrial.records.store import read_store
 
     incidents = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False)
     tags = pd.read_csv(force.files["incident_tags"], dtype=str)

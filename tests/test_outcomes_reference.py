@@ -17,8 +17,8 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policetrial.outcomes import OUTCOME_COLUMNS, compute_outcomes
-from policetrial.protocol import Protocol
+from policetrial.outcomes.compute import OUTCOME_COLUMNS, compute_outcomes
+from policetrial.protocol.schema import Protocol
 
 from .outcome_fixtures import stored_table
 from .outcome_reference import reference_outcomes

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from policetrial.errors import ProtocolError
-from policetrial.protocol import (
+from policetrial.protocol.schema import (
     builtin_protocol_path,
     builtin_protocols,
     load_protocol,

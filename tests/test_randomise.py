@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from policetrial.allocation import current_allocation, randomise_workspace
 from policetrial.errors import RandomisationError
 from policetrial.randomise import arm_sizes_by_stratum, randomise_clusters
-from policetrial.workspace import Workspace
+from policetrial.randomise.sealed import current_allocation, randomise_workspace
+from policetrial.records.workspace import Workspace
 
 
 @settings(max_examples=40, deadline=None)

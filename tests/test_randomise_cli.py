@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from policetrial import db
-from policetrial.cli import app
-from policetrial.workspace import Workspace
+from policetrial.cli.app import app
+from policetrial.records import db
+from policetrial.records.workspace import Workspace
 
 from .randomise_fixtures import DICKINSON_COVARIATES, dickinson_design
 

@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
-from policetrial import db
-from policetrial.allocation import current_allocation, randomise_workspace
 from policetrial.errors import ProtocolError, RandomisationError, WorkspaceError
-from policetrial.ingest import import_extract
-from policetrial.outcomes import workspace_outcomes
-from policetrial.protocol import builtin_protocol_path, parse_protocol
-from policetrial.pseudonym import Pseudonymiser
-from policetrial.roster import eligible_officers, load_officers
+from policetrial.ingest.importer import import_extract
+from policetrial.outcomes.compute import workspace_outcomes
+from policetrial.protocol.schema import builtin_protocol_path, parse_protocol
+from policetrial.randomise.sealed import current_allocation, randomise_workspace
+from policetrial.records import db
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.roster import eligible_officers, load_officers
+from policetrial.records.workspace import Workspace, init_workspace, open_workspace
 from policetrial.synth import SynthForce
-from policetrial.workspace import Workspace, init_workspace, open_workspace
 
 CONSTRAINED = """[randomisation]
 method = "constrained"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from policetrial.workspace import Workspace
+from policetrial.records.workspace import Workspace
 
 from .report_fixtures import (  # noqa: F401 (fixtures)
     ARTEFACTS,

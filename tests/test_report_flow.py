@@ -13,9 +13,9 @@ import re
 import pandas as pd
 from sqlalchemy import text
 
-from policetrial.outcomes import workspace_outcomes
+from policetrial.outcomes.compute import workspace_outcomes
+from policetrial.records.workspace import Workspace
 from policetrial.report import TrialReport, build_report, consort_flow, render_html
-from policetrial.workspace import Workspace
 
 from .report_fixtures import (  # noqa: F401 (fixtures)
     analysed,
@@ -209,7 +209,7 @@ def test_flow_table_matches_the_flow(full_report: TrialReport) -> None:
 def test_flow_and_officers_report_agree(reported: Workspace) -> None:
     """The CONSORT flow and `policetrial officers` count put-forward and trained officers
     the same way (each arm's own eligible officers, at any session)."""
-    from policetrial.roster import workspace_exposure
+    from policetrial.records.roster import workspace_exposure
 
     flow = consort_flow(reported, load_results(reported))
     by_arm = workspace_exposure(reported).by_arm.set_index("arm")

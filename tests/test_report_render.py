@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from policetrial.cli import app
+from policetrial.cli.app import app
+from policetrial.records.workspace import Workspace
 from policetrial.report import TrialReport, build_report, render_html, render_pdf, write_report
 from policetrial.report.render import offline_fetcher
-from policetrial.workspace import Workspace
 
 from .conftest import snapshot
 from .report_fixtures import (  # noqa: F401 (fixtures)

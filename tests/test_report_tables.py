@@ -8,8 +8,10 @@ import math
 import pandas as pd
 import pytest
 
-from policetrial.allocation import current_allocation
 from policetrial.errors import WorkspaceError
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records.roster import eligible_officers, load_officers
+from policetrial.records.workspace import Workspace
 from policetrial.report import (
     ReportTable,
     Suppression,
@@ -22,8 +24,6 @@ from policetrial.report import (
     standardised_difference_binary,
     standardised_difference_continuous,
 )
-from policetrial.roster import eligible_officers, load_officers
-from policetrial.workspace import Workspace
 
 from .report_fixtures import (  # noqa: F401 (fixtures)
     analysed,
@@ -128,7 +128,7 @@ def test_score_distribution_of_a_stratified_design(analysed: Workspace) -> None:
     baseline = {
         r["station_id"]: r[primary] for r in results["station_period"] if r["period"] == "baseline"
     }
-    from policetrial.roster import load_stations
+    from policetrial.records.roster import load_stations
 
     stations = load_stations(analysed).set_index("station_id")
     frame["population"] = stations["population"].astype(float)

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 from typer.testing import CliRunner
 
-from policetrial.cli import app
-from policetrial.protocol import Protocol
-from policetrial.roster import eligible_officers, exposure
-from policetrial.workspace import Workspace
+from policetrial.cli.app import app
+from policetrial.protocol.schema import Protocol
+from policetrial.records.roster import eligible_officers, exposure
+from policetrial.records.workspace import Workspace
 
 D = dt.date
 

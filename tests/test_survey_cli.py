@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from policetrial.cli import app
+from policetrial.cli.app import app
+from policetrial.records.workspace import Workspace
 from policetrial.survey import PREPOST_COLUMNS
-from policetrial.workspace import Workspace
 
 from .survey_fixtures import roster_root, roster_ws  # noqa: F401 (fixtures)
 

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from policetrial import db
 from policetrial.errors import SurveyError
+from policetrial.records import db
+from policetrial.records.workspace import Workspace
 from policetrial.survey import (
     InvitationRefusedError,
     issue_invitations,
@@ -24,7 +25,7 @@ from policetrial.survey import (
     submit,
     survey_roster,
 )
-from policetrial.workspace import Workspace
+from policetrial.survey.instruments import builtin_instrument_path
 
 from .survey_fixtures import (  # noqa: F401 (fixtures)
     PLACEHOLDER_WORDING,
@@ -60,7 +61,7 @@ def test_the_roster_is_the_officers_of_the_randomised_stations(roster_ws: Worksp
     """After randomisation the questionnaires go to the officers `policetrial officers` and
     the CONSORT flow count: eligible at a randomised station. A station added later, and
     an eligible officer posted there, are not the trial's."""
-    from policetrial.roster import workspace_exposure
+    from policetrial.records.roster import workspace_exposure
 
     ws = roster_ws
     roster = survey_roster(ws)
@@ -274,7 +275,7 @@ def test_private_wording_is_required_before_links_go_out(roster_ws: Workspace) -
 def test_a_changed_questionnaire_refuses_old_links(invited: Workspace, tmp_path: Path) -> None:
     ws = invited
     token = token_of(links(ws.root.parent / "pre.csv")["link"][0])
-    source = Path(__file__).parents[1] / "src/policetrial/instruments/connect-officer.toml"
+    source = builtin_instrument_path("connect-officer")
     changed = ws.root / "connect-v2.toml"
     changed.write_text(source.read_text().replace('version = "1"', 'version = "2"', 1))
     ws = with_survey_settings(ws, 'instruments = ["connect-v2.toml"]')

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
-from policetrial import db
-from policetrial.allocation import randomise_workspace
-from policetrial.ingest import import_extract
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.ingest.importer import import_extract
+from policetrial.randomise.sealed import randomise_workspace
+from policetrial.records import db
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.workspace import init_workspace
 from policetrial.survey import (
     InvitationRefusedError,
     import_responses,
@@ -22,7 +23,6 @@ from policetrial.survey import (
     submit,
 )
 from policetrial.synth import SynthForce
-from policetrial.workspace import init_workspace
 
 from .test_db import postgres_url  # noqa: F401 (fixture: fails under CI=true without PostgreSQL)
 

@@ -10,11 +10,7 @@ from scipy import stats
 
 from policetrial.errors import SurveyError
 from policetrial.survey import cronbach_alpha, item_statistics, mcdonald_omega
-from policetrial.survey.reliability import (
-    _correlations,
-    _resample_correlations,
-    one_factor_minres,
-)
+from policetrial.survey.reliability import _correlations, _resample_correlations, one_factor_minres
 
 # pingouin's "cronbach_alpha" data set (15 subjects x 10 Likert items), pivoted to wide.
 LIKERT = [

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from policetrial import db
-from policetrial.allocation import current_allocation
 from policetrial.errors import SurveyError, WorkspaceError
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records import db
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.workspace import Workspace, init_workspace
 from policetrial.survey import (
     PREPOST_COLUMNS,
     import_responses,
@@ -29,7 +30,6 @@ from policetrial.survey import (
     survey_scores,
 )
 from policetrial.synth import SynthForce
-from policetrial.workspace import Workspace, init_workspace
 
 from .survey_fixtures import (  # noqa: F401 (fixtures)
     links,
@@ -239,7 +239,7 @@ def test_response_flow_counts_by_hand(roster_ws: Workspace, tmp_path: Path) -> N
 
 
 def test_prepost_needs_randomisation(tmp_path: Path, force: SynthForce, pseudonymiser) -> None:  # type: ignore[no-untyped-def]
-    from policetrial.ingest import import_extract
+    from policetrial.ingest.importer import import_extract
 
     ws = init_workspace(tmp_path / "ws")
     for kind in ("stations", "beats", "officers"):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from policetrial.extracts import EXTRACT_KINDS
-from policetrial.protocol import Protocol
+from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.protocol.schema import Protocol
 from policetrial.synth import SynthForce, synthesise_force
 
 

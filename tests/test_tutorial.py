@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from policetrial.cli import app
+from policetrial.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from policetrial import db
-from policetrial.ingest import import_extract
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.ingest.importer import import_extract
+from policetrial.records import db
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.workspace import init_workspace, open_workspace
 from policetrial.synth import SynthForce
 from policetrial.web.accounts import add_user
 from policetrial.web.security import SECURITY_HEADERS
-from policetrial.workspace import init_workspace, open_workspace
 
 from .test_db import postgres_url  # noqa: F401 (fixture)
 from .web_fixtures import (  # noqa: F401 (fixtures)
@@ -218,8 +218,8 @@ def test_double_rated_incidents_go_to_a_second_auditor_blind(web_trial: WebTrial
     token = csrf_from(first.get("/audit").text)
     token2 = csrf_from(second.get("/audit").text)
     ws = open_workspace(web_trial.root, database_url=web_trial.database_url)
-    from policetrial.audit_queue import queue
-    from policetrial.audit_sample import current_sample
+    from policetrial.audit.queue import queue
+    from policetrial.audit.sample import current_sample
 
     sample = current_sample(ws)
     assert sample is not None
@@ -325,7 +325,7 @@ def test_user_commands_add_disable_and_list(
 ) -> None:
     from typer.testing import CliRunner
 
-    from policetrial.cli import app
+    from policetrial.cli.app import app
 
     runner = CliRunner()
     monkeypatch.setenv("POLICETRIAL_WORKSPACE", str(web_trial.root))
@@ -411,8 +411,8 @@ def test_the_statistician_randomises_once_in_the_browser(
 def test_two_auditors_racing_for_one_incident_store_one_rating(web_trial: WebTrial) -> None:
     import threading
 
-    from policetrial.audit_queue import rate_incident
-    from policetrial.audit_sample import current_sample
+    from policetrial.audit.queue import rate_incident
+    from policetrial.audit.sample import current_sample
     from policetrial.errors import AuditError
 
     ws = open_workspace(web_trial.root, database_url=web_trial.database_url)
@@ -438,7 +438,7 @@ def test_two_auditors_racing_for_one_incident_store_one_rating(web_trial: WebTri
             t.start()
         for t in threads:
             t.join()
-    from policetrial.audit_ratings import load_ratings
+    from policetrial.audit.ratings import load_ratings
 
     stored = load_ratings(ws, sample)
     ws.engine.dispose()

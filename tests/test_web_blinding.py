@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from fastapi.routing import APIRoute
 
-from policetrial.allocation import current_allocation
-from policetrial.audit_sample import current_sample
-from policetrial.ingest import read_store
-from policetrial.roster import load_officers, load_stations
+from policetrial.audit.sample import current_sample
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records.roster import load_officers, load_stations
+from policetrial.records.store import read_store
+from policetrial.records.workspace import open_workspace
 from policetrial.web.app import DOWNLOADS
-from policetrial.workspace import open_workspace
 
 from .web_fixtures import WebTrial, csrf_from, login, web_sqlite_root, web_trial  # noqa: F401
 

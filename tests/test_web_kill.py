@@ -15,9 +15,9 @@ import time
 import httpx2
 from sqlalchemy import func, select
 
-from policetrial import db
+from policetrial.records import db
+from policetrial.records.workspace import open_workspace
 from policetrial.survey.invitations import hash_token
-from policetrial.workspace import open_workspace
 
 from .web_fixtures import WebTrial, csrf_from, web_sqlite_root, web_trial  # noqa: F401
 from .web_server import kill, running_server

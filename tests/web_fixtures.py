@@ -17,15 +17,15 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from policetrial.allocation import randomise_workspace
-from policetrial.audit_sample import draw_audit_sample
-from policetrial.ingest import IMPORT_ORDER, import_extract
-from policetrial.pseudonym import Pseudonymiser
+from policetrial.audit.sample import draw_audit_sample
+from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.randomise.sealed import randomise_workspace
+from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.workspace import init_workspace
 from policetrial.survey import issue_invitations
 from policetrial.synth import SynthForce
 from policetrial.web import Settings, create_app
 from policetrial.web.accounts import add_user
-from policetrial.workspace import init_workspace
 
 from .test_db import IN_CI, _postgres_available, drop_schema, fresh_schema
 
@@ -111,8 +111,8 @@ def clone_to(source: Path, target: Path, database_url: str) -> WebTrial:
     """
     from sqlalchemy import func, insert, select, text
 
-    from policetrial import db
-    from policetrial.workspace import open_workspace
+    from policetrial.records import db
+    from policetrial.records.workspace import open_workspace
 
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("trial.db*"))
     here = open_workspace(source)

@@ -1,5 +1,5 @@
 """`python -m policetrial`: the same command line as `policetrial`."""
 
-from policetrial.cli import main
+from policetrial.cli.app import main
 
 main()

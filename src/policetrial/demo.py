@@ -17,17 +17,17 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from policetrial.allocation import randomise_workspace
-from policetrial.audit import run_synthetic_audit
+from policetrial.analysis.plan import analyse_workspace, write_results
+from policetrial.audit.workflow import run_synthetic_audit
 from policetrial.errors import WorkspaceError
-from policetrial.ingest import IMPORT_ORDER, import_extract
-from policetrial.outcomes import workspace_outcomes
-from policetrial.pseudonym import Pseudonymiser, load_pseudonymiser, write_key_file
+from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.outcomes.compute import workspace_outcomes
+from policetrial.randomise.sealed import randomise_workspace
+from policetrial.records.pseudonym import Pseudonymiser, load_pseudonymiser, write_key_file
+from policetrial.records.workspace import Workspace, init_workspace
 from policetrial.report import write_report
-from policetrial.sap import analyse_workspace, write_results
 from policetrial.survey import import_response_frame, issue_invitations, simulate_responses
 from policetrial.synth import synthesise_force
-from policetrial.workspace import Workspace, init_workspace
 
 __all__ = ["run_demo"]
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from policetrial.analysis.gee import fit_gee, gee_test
+from policetrial.analysis.results import Estimate
 from policetrial.errors import AnalysisError
-from policetrial.results import Estimate
 
 __all__ = [
     "BINARY_METHODS",

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from policetrial.analysis.nbreg import NBFit, fit_negbin
+from policetrial.analysis.results import Estimate
 from policetrial.errors import AnalysisError
-from policetrial.nbreg import NBFit, fit_negbin
-from policetrial.results import Estimate
 
 __all__ = [
     "LIMIT",

@@ -28,9 +28,9 @@ import pandas as pd
 from scipy import stats
 
 from policetrial.analysis.counts import CountData, count_data
+from policetrial.analysis.nbreg import ALPHA_FLOOR, fit_negbin
+from policetrial.analysis.results import Clustering
 from policetrial.errors import AnalysisError
-from policetrial.nbreg import ALPHA_FLOOR, fit_negbin
-from policetrial.results import Clustering
 
 __all__ = ["anova_icc", "count_cv"]
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from policetrial.analysis.results import Estimate
 from policetrial.errors import AnalysisError
-from policetrial.results import Estimate
 
 __all__ = ["QUESTIONNAIRE_COLUMNS", "QUESTIONNAIRE_METHODS", "analyse_scores", "station_ancova"]
 

@@ -1,4 +1,4 @@
-"""The three outcomes: rates, proportions and means (see `policetrial.design`)."""
+"""The three outcomes: rates, proportions and means (formulas in `policetrial.design.power`)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from policetrial.extracts import Column, ExtractKind
-from policetrial.protocol import Protocol
+from policetrial.protocol.extracts import Column, ExtractKind
+from policetrial.protocol.schema import Protocol
 
 __all__ = ["MAX_TEXT", "Reject", "Validated", "validate_rows"]
 

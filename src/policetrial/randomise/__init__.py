@@ -12,7 +12,13 @@ Modules, one concept each:
 - `enumeration`: the schemes of a design, enumerated, sampled or streamed with scores;
 - `constrained`: covariate-constrained randomisation and the score distribution;
 - `diagnostics`: the balance table and the validity check;
-- `clusters`: `randomise_clusters`, the entry point, and `Allocation`.
+- `clusters`: `randomise_clusters`, the entry point, and `Allocation`;
+- `plan`: the protocol's `[randomisation]` table applied to a table of stations;
+- `sealed`: a workspace randomised once and the record sealed (`randomise_workspace`,
+  `current_allocation`); a second randomisation needs a reason, logged.
+
+Takes stations with their strata and covariates (from the workspace, or a file); gives
+the chosen allocation, the whole candidate set and its balance diagnostics.
 """
 
 from policetrial.randomise.balance import BalanceCovariates, balance_covariates, balance_scores
@@ -39,6 +45,7 @@ from policetrial.randomise.diagnostics import (
 from policetrial.randomise.enumeration import SchemeSpace
 from policetrial.randomise.plan import allocate_by_plan
 from policetrial.randomise.schemes import SchemeSet, scheme_digest
+from policetrial.randomise.sealed import SealedAllocation, current_allocation, randomise_workspace
 
 __all__ = [
     "CONSTRAINED_ENUMERATION_LIMIT",
@@ -51,14 +58,17 @@ __all__ = [
     "SchemeSpace",
     "SchemeValidity",
     "ScoreSummary",
+    "SealedAllocation",
     "allocate_by_plan",
     "arm_sizes_by_stratum",
     "balance_covariates",
     "balance_scores",
     "balance_table",
     "constrain_schemes",
+    "current_allocation",
     "library_versions",
     "randomise_clusters",
+    "randomise_workspace",
     "scheme_digest",
     "scheme_validity",
     "score_summary",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from policetrial import __version__
 from policetrial.errors import RandomisationError
 from policetrial.jsonable import jsonable
 from policetrial.randomise.balance import BalanceCovariates, balance_covariates
@@ -62,8 +63,6 @@ RNG_ALGORITHM = "numpy.random.Generator(PCG64)"
 
 def library_versions() -> dict[str, str]:
     """Versions that the scheme set and the choice depend on (recorded with it)."""
-    from policetrial import __version__
-
     return {
         "policetrial": __version__,
         "numpy": np.__version__,

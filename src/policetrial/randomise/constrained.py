@@ -34,12 +34,7 @@ from policetrial.randomise.enumeration import (
     sample_schemes,
     scored_blocks,
 )
-from policetrial.randomise.schemes import (
-    SchemeSet,
-    masks_to_packed,
-    pack_schemes,
-    packed_to_keys,
-)
+from policetrial.randomise.schemes import SchemeSet, masks_to_packed, pack_schemes, packed_to_keys
 
 __all__ = [
     "CONSTRAINED_ENUMERATION_LIMIT",

@@ -2,14 +2,14 @@
 
 One function, used wherever the trial's own allocation is needed: sealing it in a
 workspace (`allocation.randomise_workspace`), answering the design question before
-randomisation (`protocol_design`), and placing training in a synthetic force (`synth`).
+randomisation (`policetrial.design.trial`), and placing training in a synthetic force (`synth`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from policetrial.protocol import Randomisation
+from policetrial.protocol.schema import Randomisation
 from policetrial.randomise.clusters import Allocation, library_versions, randomise_clusters
 
 __all__ = ["allocate_by_plan"]

@@ -1,8 +1,8 @@
 """The trial report: CONSORT flow, Table 1, results with ICCs, audit, questionnaires, figures.
 
-Generated from the workspace and `out/results.json` only (no estimate is recomputed), as
-one self-contained HTML file (inline CSS and SVG), a PDF, and the figures (PNG, SVG) and
-tables (CSV) as files. Small counts are suppressed by default (`[report] suppress_below`).
+Takes the workspace and `out/results.json` (no estimate is recomputed); gives the report
+as one self-contained HTML file (inline CSS and SVG), a PDF, and the figures (PNG, SVG)
+and tables (CSV) as files. Small counts are suppressed by default (`[report] suppress_below`).
 
 Modules, one concept each:
 

@@ -12,15 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from policetrial.outcomes_catalogue import OUTCOMES
+from policetrial.protocol.catalogue import OUTCOMES
+from policetrial.records.roster import eligible_officers, load_officers, load_stations
+from policetrial.records.workspace import Workspace
 from policetrial.report.tables import (
     ReportTable,
     Suppression,
     standardised_difference_binary,
     standardised_difference_continuous,
 )
-from policetrial.roster import eligible_officers, load_officers, load_stations
-from policetrial.workspace import Workspace
 
 __all__ = ["baseline_table"]
 

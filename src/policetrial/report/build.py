@@ -17,8 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from policetrial.allocation import current_allocation
+from policetrial import __version__
 from policetrial.errors import RandomisationError, WorkspaceError
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records.workspace import Workspace
 from policetrial.report.baseline import baseline_table
 from policetrial.report.checklist import ChecklistItem, consort_checklist
 from policetrial.report.figures import (
@@ -45,7 +47,6 @@ from policetrial.report.results_tables import (
 from policetrial.report.sections import AuditSection, SurveySection, audit_section, survey_section
 from policetrial.report.series import MonthlyCalls, monthly_calls
 from policetrial.report.tables import ReportTable, Suppression, fmt_number, fmt_p
-from policetrial.workspace import Workspace
 
 __all__ = ["REQUIRED_KEYS", "TrialReport", "build_report", "read_results"]
 
@@ -261,8 +262,6 @@ def _flow_boxes(flow: ConsortFlow, arms: dict[str, str], s: Suppression) -> dict
 def _report_software() -> dict[str, str]:
     import jinja2
     import matplotlib
-
-    from policetrial import __version__
 
     return {
         "policetrial": __version__,

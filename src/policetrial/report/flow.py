@@ -38,11 +38,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from policetrial import db
 from policetrial.errors import WorkspaceError
-from policetrial.ingest import read_store
-from policetrial.roster import eligible_officers, load_officers, load_stations, posted_on
-from policetrial.workspace import Workspace
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records import db
+from policetrial.records.roster import eligible_officers, load_officers, load_stations, posted_on
+from policetrial.records.store import read_store
+from policetrial.records.workspace import Workspace
+from policetrial.survey import response_flow
 
 __all__ = ["ArmFlow", "ConsortFlow", "consort_flow"]
 
@@ -184,7 +186,6 @@ def _survey_counts(workspace: Workspace) -> dict[str, dict[str, int]] | None:
         stored = connection.execute(select(func.count()).select_from(db.survey_submissions))
         if not stored.scalar_one():
             return None
-    from policetrial.survey import response_flow
 
     return response_flow(workspace).flow
 
@@ -197,8 +198,6 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
     workspace : a randomised workspace.
     results : the parsed `results.json` (for the stations analysed and their windows).
     """
-    from policetrial.allocation import current_allocation
-
     allocation = current_allocation(workspace)
     if allocation is None:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policetrial.outcomes_catalogue import OUTCOMES
+from policetrial.protocol.catalogue import OUTCOMES
 
 __all__ = [
     "ANALYSIS_SET_LABELS",

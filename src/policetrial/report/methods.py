@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policetrial.agreement import DEFAULT_BOOT
-from policetrial.outcomes_catalogue import OUTCOMES
-from policetrial.protocol import Protocol
+from policetrial.audit.agreement import DEFAULT_BOOT
+from policetrial.protocol.catalogue import OUTCOMES
+from policetrial.protocol.schema import Protocol
 from policetrial.report.labels import method_label, outcome_label, set_label
 
 __all__ = ["MethodsParagraph", "methods_text"]
@@ -127,7 +127,7 @@ def methods_text(
         f"are weekdays {protocol.definitions.office_hours.start:%H:%M} to "
         f"{protocol.definitions.office_hours.end:%H:%M} outside bank holidays "
         f"({protocol.definitions.office_hours.bank_holidays or 'none'}). Outcomes are computed by "
-        "the SQL files in policetrial/sql (DuckDB), which docs/outcomes.md describes.",
+        "the SQL files in policetrial/outcomes/sql (DuckDB), which docs/outcomes.md describes.",
     ]
     out.append(MethodsParagraph("Outcomes", " ".join(outcome_text)))
     out.append(MethodsParagraph("Statistical analysis", _analysis(protocol, results, estimates)))

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from policetrial.allocation import SealedAllocation
 from policetrial.errors import RandomisationError
 from policetrial.randomise import balance_covariates, balance_scores
-from policetrial.roster import load_stations
-from policetrial.workspace import Workspace
+from policetrial.randomise.sealed import SealedAllocation
+from policetrial.records.roster import load_stations
+from policetrial.records.workspace import Workspace
 
 __all__ = ["ScoreDistribution", "score_distribution"]
 

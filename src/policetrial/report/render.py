@@ -16,15 +16,15 @@ from typing import Any
 import jinja2
 
 from policetrial.errors import WorkspaceError
+from policetrial.records.workspace import Workspace
 from policetrial.report.build import TrialReport, build_report, read_results
-from policetrial.workspace import Workspace
 
 __all__ = ["ReportFiles", "offline_fetcher", "render_html", "render_pdf", "write_report"]
 
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("policetrial", "templates"),
+        loader=jinja2.PackageLoader("policetrial.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from policetrial import db
+from policetrial.audit.workflow import audit_summary, current_sample
+from policetrial.records import db
+from policetrial.records.workspace import Workspace
 from policetrial.report.labels import is_questionnaire, method_label
 from policetrial.report.tables import ReportTable, Suppression
-from policetrial.workspace import Workspace
+from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
 
 __all__ = ["AUDIT_POWER", "AuditSection", "SurveySection", "audit_section", "survey_section"]
 
 AUDIT_POWER = {4: (0.05, 0.17, 0.36), 8: (0.11, 0.33, 0.64), 20: (0.21, 0.61, 0.89)}
 """Power of the audit's randomisation test for a PPV lower by 0.1 / 0.2 / 0.3 in one arm,
 by rated incidents per station and period (Connect design, PPV 0.85, ICC 0.05, 5,000
-simulated trials each): `policetrial.audit_accuracy.accuracy_test_size`, docs/audit.md."""
+simulated trials each): `policetrial.audit.accuracy.accuracy_test_size`, docs/audit.md."""
 
 STATISTIC_LABELS = {
     "cohen_kappa": "Cohen's kappa",
@@ -72,8 +74,6 @@ def _power_note(per_station: float) -> str:
 
 def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSection | None:
     """Sample, ratings, agreement and accuracy of tagging by arm; None before the sample."""
-    from policetrial.audit import audit_summary, current_sample
-
     if current_sample(workspace) is None:
         return None
     summary = audit_summary(workspace).to_dict()
@@ -260,12 +260,6 @@ def survey_section(
     """Response rates, reliability and pre/post change by arm; None before any response."""
     if not _stored_questionnaires(workspace):
         return None
-    from policetrial.survey import (
-        load_responses,
-        response_flow,
-        survey_reliability,
-        survey_scores,
-    )
 
     count = suppression.count
     flow = response_flow(workspace)

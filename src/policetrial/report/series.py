@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow as pa
 
 from policetrial.errors import WorkspaceError
-from policetrial.ingest import read_store
 from policetrial.jsonable import jsonable_records
-from policetrial.outcomes import load_sql, outcome_connection, protocol_tables, span_table
-from policetrial.workspace import Workspace
+from policetrial.outcomes.compute import load_sql, outcome_connection, protocol_tables, span_table
+from policetrial.records.store import read_store
+from policetrial.records.workspace import Workspace
 
 __all__ = ["MonthlyCalls", "monthly_calls"]
 

@@ -1,6 +1,10 @@
 """Officer questionnaires before and after training.
 
-- `instruments`: instrument files (`instruments/*.toml`) → frozen `Instrument`; private
+Takes the protocol's instruments and the randomised roster; gives one-time links, the
+stored answers (from the web or imported), scores, reliability and response rates, and the
+pre/post tables the analysis reads.
+
+- `instruments`: instrument files (`protocol/instruments/*.toml`) → frozen `Instrument`; private
   wording applied from the trial team's file.
 - `scoring`: reverse coding, keyed answers, prorating → scale and subscale scores.
 - `reliability`: Cronbach's alpha (Feldt CI), McDonald's omega (bootstrap CI), item statistics.

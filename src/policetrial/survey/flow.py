@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from policetrial import db
+from policetrial.records import db
+from policetrial.records.workspace import Workspace
 from policetrial.survey.roster import TIMES, survey_roster
-from policetrial.workspace import Workspace
 
 __all__ = ["ResponseFlow", "response_flow"]
 

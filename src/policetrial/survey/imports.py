@@ -22,14 +22,14 @@ import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from policetrial import db
 from policetrial.errors import SurveyError
-from policetrial.extracts import is_personal_header
 from policetrial.ingest.read import read_extract
-from policetrial.roster import load_officers
+from policetrial.protocol.extracts import is_personal_header
+from policetrial.records import changelog, db
+from policetrial.records.roster import load_officers
+from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Questionnaire
 from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
-from policetrial.workspace import Workspace
 
 __all__ = [
     "MODES",
@@ -142,7 +142,7 @@ def import_response_frame(
     )
     if problems:
         return ResponseImport(source, len(text), 0, {}, tuple(problems))
-    who = actor or db.current_actor()
+    who = actor or changelog.current_actor()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     instruments = json.dumps(questionnaire.versions, sort_keys=True)
     try:
@@ -174,7 +174,7 @@ def import_response_frame(
                     ],
                 )
             by_time = {t: sum(1 for r in records if r["time"] == t) for t in TIMES}
-            db.append_change(
+            changelog.append_change(
                 connection,
                 action="import",
                 entity="survey_responses",

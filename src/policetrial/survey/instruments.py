@@ -244,7 +244,7 @@ class Instrument(_Frozen):
 
 def builtin_instruments() -> list[str]:
     """Names of the instruments shipped with the package (`connect-officer`, `cami12`)."""
-    folder = resources.files("policetrial") / "instruments"
+    folder = resources.files("policetrial.protocol") / "instruments"
     return sorted(
         p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
     )
@@ -255,7 +255,7 @@ def builtin_instrument_path(name: str) -> Path:
         raise SurveyError(
             f"no built-in instrument {name!r}; expected one of {builtin_instruments()} or a path"
         )
-    return Path(str(resources.files("policetrial") / "instruments" / f"{name}.toml"))
+    return Path(str(resources.files("policetrial.protocol") / "instruments" / f"{name}.toml"))
 
 
 def load_instrument(name_or_path: str | Path, *, root: Path | None = None) -> Instrument:

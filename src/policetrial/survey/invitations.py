@@ -33,11 +33,11 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from policetrial import db
 from policetrial.errors import SurveyError
+from policetrial.records import changelog, db
+from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Questionnaire
 from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
-from policetrial.workspace import Workspace
 
 __all__ = [
     "InvitationBatch",
@@ -142,7 +142,7 @@ def issue_invitations(
     if not url.startswith(("http://", "https://")):
         raise SurveyError(f"--base-url must start with http:// or https://, got {url!r}")
     roster = survey_roster(workspace)
-    who = actor or db.current_actor()
+    who = actor or changelog.current_actor()
     now = _now()
     instruments = json.dumps(questionnaire.versions, sort_keys=True)
     written = False
@@ -202,7 +202,7 @@ def issue_invitations(
                 links.append((key, time, f"{url}/{token}"))
             if rows:
                 connection.execute(insert(db.survey_invitations), rows)
-            db.append_change(
+            changelog.append_change(
                 connection,
                 action="invite",
                 entity="survey",
@@ -437,7 +437,7 @@ def save_answers(
         )
         if result.rowcount != 1:
             raise InvitationRefusedError("used", "this link has already been used")
-        db.append_change(
+        changelog.append_change(
             connection,
             action="survey-save",
             entity="survey_invitation",
@@ -531,7 +531,7 @@ def submit(
                     for item_id, (instrument, value) in checked.items()
                 ],
             )
-            db.append_change(
+            changelog.append_change(
                 connection,
                 action="survey-submit",
                 entity="survey_invitation",

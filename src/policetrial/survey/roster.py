@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from policetrial.allocation import current_allocation
 from policetrial.errors import WorkspaceError
-from policetrial.roster import load_officers, load_stations, officers_by_arm
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records.roster import load_officers, load_stations, officers_by_arm
+from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Questionnaire, load_questionnaire
-from policetrial.workspace import Workspace
 
 __all__ = ["TIMES", "survey_roster", "workspace_questionnaire"]
 
@@ -36,7 +36,7 @@ def workspace_questionnaire(
 def survey_roster(workspace: Workspace, *, require_arms: bool = False) -> pd.DataFrame:
     """Eligible officers on the roster date: `officer_key`, `station_id`, `arm`.
 
-    Once the trial is randomised, the officers of `policetrial.roster.officers_by_arm`:
+    Once the trial is randomised, the officers of `policetrial.records.roster.officers_by_arm`:
     eligible and posted at a randomised station, with its arm in the allocation in force
     (the officers `policetrial officers` and the CONSORT flow count). Before, every
     eligible officer posted at a station of the stations extract, with arm

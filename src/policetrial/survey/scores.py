@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from policetrial import db
 from policetrial.errors import SurveyError
 from policetrial.jsonable import jsonable_records
+from policetrial.records import db
+from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Instrument, Questionnaire
 from policetrial.survey.reliability import (
     Alpha,
@@ -26,7 +27,6 @@ from policetrial.survey.reliability import (
 )
 from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
 from policetrial.survey.scoring import InstrumentScores, recode_items, score_instrument
-from policetrial.workspace import Workspace
 
 __all__ = [
     "PREPOST_COLUMNS",

@@ -21,11 +21,11 @@ import pandas as pd
 from scipy import special
 from sqlalchemy import and_, select
 
-from policetrial import db
 from policetrial.errors import SurveyError
+from policetrial.records import db
+from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Instrument
 from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
-from policetrial.workspace import Workspace
 
 __all__ = ["simulate_responses"]
 

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from policetrial.periods import add_months
-from policetrial.protocol import Protocol
+from policetrial.outcomes.windows import add_months
+from policetrial.protocol.schema import Protocol
 
 HOURLY_ALL = np.array(
     [3.2, 2.6, 2.1, 1.6, 1.2, 1.0, 1.2, 2.0, 3.2, 4.2, 4.8, 5.0,

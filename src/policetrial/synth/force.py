@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from policetrial.errors import SynthError
-from policetrial.protocol import Protocol
+from policetrial.protocol.schema import Protocol
 from policetrial.randomise import allocate_by_plan
-from policetrial.roster import eligible_postings
+from policetrial.records.roster import eligible_postings
 
 TOWNS = (
     "Harrogate", "Scarborough", "Northallerton", "Selby", "Skipton", "Richmond", "Ripon",

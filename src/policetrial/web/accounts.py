@@ -26,8 +26,8 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from policetrial import db
 from policetrial.errors import AccountError
+from policetrial.records import changelog, db
 
 __all__ = [
     "ROLES",
@@ -113,7 +113,7 @@ def add_user(
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     check_password(password)
-    who = actor or db.current_actor()
+    who = actor or changelog.current_actor()
     t = db.web_users
     try:
         with engine.begin() as connection:
@@ -136,7 +136,7 @@ def add_user(
                 )
                 .returning(t.c.id)
             ).scalar_one()
-            db.append_change(
+            changelog.append_change(
                 connection,
                 action="user-add",
                 entity="web_user",
@@ -151,7 +151,7 @@ def add_user(
 
 def disable_user(engine: Engine, username: str, *, actor: str | None = None) -> User:
     """Disable an account and end its sessions; the account and its history stay."""
-    who = actor or db.current_actor()
+    who = actor or changelog.current_actor()
     t = db.web_users
     with engine.begin() as connection:
         row = connection.execute(select(t).where(t.c.username == username)).mappings().first()
@@ -167,7 +167,7 @@ def disable_user(engine: Engine, username: str, *, actor: str | None = None) -> 
             )
             .values(ended_at=_now())
         )
-        db.append_change(
+        changelog.append_change(
             connection,
             action="user-disable",
             entity="web_user",
@@ -240,7 +240,7 @@ def open_session(engine: Engine, user: User, *, lifetime: dt.timedelta) -> str:
                 expires_at=now + lifetime,
             )
         )
-        db.append_change(
+        changelog.append_change(
             connection, action="login", entity="web_user", entity_id=user.username,
             actor=user.username,
         )  # fmt: skip
@@ -278,7 +278,7 @@ def end_session(engine: Engine, session_id: str, user: User) -> None:
             .where(db.web_sessions.c.id_hash == _hash_id(session_id))
             .values(ended_at=_now())
         )
-        db.append_change(
+        changelog.append_change(
             connection, action="logout", entity="web_user", entity_id=user.username,
             actor=user.username,
         )  # fmt: skip

@@ -15,12 +15,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from policetrial.allocation import current_allocation
-from policetrial.audit_sample import current_sample
-from policetrial.ingest import read_store
-from policetrial.roster import exposure, load_officers, load_stations
+from policetrial.audit.sample import current_sample
+from policetrial.randomise.sealed import current_allocation
+from policetrial.records.roster import exposure, load_officers, load_stations
+from policetrial.records.store import read_store
+from policetrial.records.workspace import Workspace
 from policetrial.survey import response_flow, survey_roster
-from policetrial.workspace import Workspace
 
 __all__ = ["dashboard_context"]
 
@@ -171,7 +171,7 @@ def _audit(workspace: Workspace) -> dict[str, Any] | None:
     sample = current_sample(workspace)
     if sample is None:
         return None
-    from policetrial.audit_queue import queue
+    from policetrial.audit.queue import queue
 
     _, progress = queue(workspace, sample, rater=None)
     return {

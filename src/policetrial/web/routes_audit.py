@@ -19,7 +19,7 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
     # ---------------------------------------------------------------- audit
 
     def _sample() -> Any:
-        from policetrial.audit_sample import current_sample
+        from policetrial.audit.sample import current_sample
 
         sample = current_sample(site.workspace)
         if sample is None:
@@ -30,8 +30,8 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
     def audit_next(
         request: Request, user: Annotated[User, Depends(site.require("auditor"))]
     ) -> Response:
-        from policetrial.audit_pack import VERDICT_CHOICES
-        from policetrial.audit_queue import next_in_queue
+        from policetrial.audit.pack import VERDICT_CHOICES
+        from policetrial.audit.queue import next_in_queue
 
         sample = _sample()
         audit_id, progress = next_in_queue(site.workspace, sample, _rater(user))
@@ -60,7 +60,7 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
         user: Annotated[User, Depends(site.require("auditor"))],
         verdict: Annotated[str, Form(max_length=40)],
     ) -> Response:
-        from policetrial.audit_queue import rate_incident
+        from policetrial.audit.queue import rate_incident
 
         sample = _sample()
         try:
@@ -79,7 +79,7 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
     def audit_skip(
         request: Request, audit_id: str, user: Annotated[User, Depends(site.require("auditor"))]
     ) -> Response:
-        from policetrial.audit_queue import skip_incident
+        from policetrial.audit.queue import skip_incident
 
         try:
             skip_incident(

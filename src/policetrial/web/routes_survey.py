@@ -68,12 +68,7 @@ def add_survey_routes(app: FastAPI, site: Site) -> None:
         action: str,
         questionnaire: Questionnaire,
     ) -> Response:
-        from policetrial.survey import (
-            InvitationRefusedError,
-            open_invitation,
-            save_answers,
-            submit,
-        )
+        from policetrial.survey import InvitationRefusedError, open_invitation, save_answers, submit
 
         try:
             if action == "save":

@@ -39,8 +39,8 @@ def add_trial_routes(app: FastAPI, site: Site) -> None:
     def randomisation(
         request: Request, user: Annotated[User, Depends(site.require("statistician"))]
     ) -> Response:
-        from policetrial.allocation import current_allocation
-        from policetrial.roster import load_stations
+        from policetrial.randomise.sealed import current_allocation
+        from policetrial.records.roster import load_stations
 
         allocation = current_allocation(site.workspace)
         record = None if allocation is None else allocation.to_dict()
@@ -69,7 +69,7 @@ def add_trial_routes(app: FastAPI, site: Site) -> None:
         user: Annotated[User, Depends(site.require("statistician"))],
         confirm: Annotated[str, Form(max_length=10)] = "",
     ) -> Response:
-        from policetrial.allocation import randomise_workspace
+        from policetrial.randomise.sealed import randomise_workspace
 
         if confirm != "yes":
             raise HTTPException(400, "tick the box to confirm: randomisation happens once")

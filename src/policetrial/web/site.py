@@ -18,12 +18,12 @@ from fastapi.templating import Jinja2Templates
 
 from policetrial import __version__
 from policetrial.jsonable import jsonable
+from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.survey.instruments import Questionnaire
 from policetrial.web import accounts
 from policetrial.web.accounts import User
 from policetrial.web.security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, CookieSigner
 from policetrial.web.settings import Settings, load_secret_key
-from policetrial.workspace import Workspace, open_workspace
 
 __all__ = ["HOME", "Redirect", "Site", "wants_json"]
 
@@ -78,7 +78,7 @@ class Site:
     def pack(self, sample: Any) -> dict[str, dict[str, Any]]:
         """The blinded pack of a sample (rows by audit id), built once per sample."""
         if sample.id not in self._packs:
-            from policetrial.audit_pack import RATER_COLUMNS, audit_pack
+            from policetrial.audit.pack import RATER_COLUMNS, audit_pack
 
             frame = audit_pack(self.workspace, sample).drop(columns=list(RATER_COLUMNS))
             self._packs[sample.id] = {r["audit_id"]: r for r in frame.to_dict("records")}

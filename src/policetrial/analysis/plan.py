@@ -1,0 +1,358 @@
+"""The statistical analysis plan applied to a workspace: outcomes in, `results.json` out.
+
+Reads the protocol (which outcome is primary, which methods), the sealed allocation
+(whose scheme set the randomisation test runs over) and the outcome tables; writes
+`out/results.json` and the station × period table as CSV for R or Stata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from policetrial import __version__
+from policetrial.analysis.binary import analyse_binary
+from policetrial.analysis.counts import analyse_counts
+from policetrial.analysis.icc import anova_icc, count_cv
+from policetrial.analysis.questionnaire import analyse_scores
+from policetrial.analysis.results import Clustering, Estimate, TrialResults
+from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
+from policetrial.errors import AnalysisError, SurveyError, WorkspaceError
+from policetrial.jsonable import jsonable, jsonable_records
+from policetrial.outcomes.compute import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
+from policetrial.protocol.catalogue import OUTCOMES
+from policetrial.protocol.schema import Analysis
+from policetrial.randomise.sealed import SealedAllocation, current_allocation
+from policetrial.records.roster import Exposure, workspace_exposure
+from policetrial.records.workspace import Workspace
+from policetrial.survey import prepost_tables
+
+__all__ = ["analyse_workspace", "descriptive_by_arm", "workspace_scores", "write_results"]
+
+
+def _software() -> dict[str, str]:
+    import duckdb
+    import scipy
+    import statsmodels
+
+    return {
+        "policetrial": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "statsmodels": statsmodels.__version__,
+        "duckdb": duckdb.__version__,
+    }
+
+
+def descriptive_by_arm(outcomes: OutcomeTables) -> dict[str, Any]:
+    """Totals, station means and rates per 30 days, by outcome, arm and period."""
+    sp = outcomes.station_period
+    out: dict[str, Any] = {}
+    for outcome in OUTCOME_COLUMNS:
+        rows = []
+        for (arm, period), group in sp.groupby(["arm", "period"], sort=False):
+            rows.append(
+                {
+                    "arm": arm,
+                    "period": period,
+                    "stations": len(group),
+                    "total": int(group[outcome].sum()),
+                    "median": float(group[outcome].median()),
+                    "mean": float(group[outcome].mean()),
+                    "rate_per_30_days": float(group[outcome].sum() / group["days"].sum() * 30),
+                }
+            )
+        out[outcome] = rows
+    return out
+
+
+def analyse_workspace(
+    workspace: Workspace,
+    *,
+    outcomes: OutcomeTables | None = None,
+    questionnaire: pd.DataFrame | dict[str, pd.DataFrame] | None = None,
+) -> TrialResults:
+    """Run the protocol's analysis plan on the workspace's data.
+
+    Parameters
+    ----------
+    outcomes : the outcome tables, if already derived (else derived here).
+    questionnaire : officer scores (officer_key, station_id, arm, pre, post), one table
+        or several by name, analysed by `analyse_scores`. By default every scale of the
+        workspace's questionnaires with both pre and post answers (outcome
+        "questionnaire:<instrument>.<scale>").
+
+    The primary outcome must be analysable (else `AnalysisError`); every other analysis
+    that cannot be run is left out with a warning saying why.
+    """
+    protocol = workspace.protocol
+    plan = protocol.analysis
+    allocation = current_allocation(workspace)
+    if allocation is None:
+        raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
+    if not allocation.verify():
+        raise WorkspaceError(
+            "the sealed allocation does not match its digest: the record was altered outside "
+            "policetrial; restore trial.db from a backup"
+        )
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        outcomes = outcomes or workspace_outcomes(workspace)
+        exp = workspace_exposure(workspace)
+        if questionnaire is None:
+            scores = workspace_scores(workspace)
+        elif isinstance(questionnaire, pd.DataFrame):
+            scores = {"questionnaire": questionnaire}
+        else:
+            scores = dict(questionnaire)
+        analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, scores)
+        caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
+    primary = next(
+        e
+        for e in analyses
+        if e.outcome == protocol.outcomes.primary
+        and e.method == "nb_randomisation"
+        and e.analysis_set == "main"
+    )
+    count_outcomes = {protocol.outcomes.primary, *protocol.outcomes.secondary}
+    arms = allocation.arms
+    sp = outcomes.station_period
+    return TrialResults(
+        trial={
+            "id": protocol.trial.id,
+            "title": protocol.trial.title,
+            "force": protocol.trial.force,
+            "primary_outcome": protocol.outcomes.primary,
+            "primary_outcome_label": OUTCOMES[protocol.outcomes.primary].label,
+            "alpha": plan.alpha,
+        },
+        primary=primary,
+        estimates=tuple(
+            e for e in analyses if e.analysis_set == "main" and e.outcome in count_outcomes
+        ),
+        stations={
+            "intervention": sum(1 for a in arms.values() if a == "intervention"),
+            "control": sum(1 for a in arms.values() if a == "control"),
+        },
+        officers_eligible=exp.to_dict()["officers_eligible"],
+        station_period=jsonable_records(sp),
+        allocation=allocation.to_dict(),
+        exposure=jsonable(exp.to_dict()),
+        descriptive=descriptive_by_arm(outcomes),
+        warnings=tuple(dict.fromkeys(caught)),
+        software=_software(),
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        analyses=tuple(analyses),
+        clustering=tuple(clustering),
+        randomisation_test={
+            "n_schemes": allocation.scheme_set.n_schemes,
+            "enumerated": allocation.scheme_set.enumerated,
+            "smallest_p_value": allocation.scheme_set.smallest_p_value(allocation.chosen_index),
+        },
+    )
+
+
+def _run_plan(
+    workspace: Workspace,
+    outcomes: OutcomeTables,
+    allocation: SealedAllocation,
+    exp: Exposure,
+    questionnaire: dict[str, pd.DataFrame],
+) -> tuple[list[Estimate], list[Clustering]]:
+    """Every analysis the protocol asks for; secondary failures become warnings."""
+    protocol = workspace.protocol
+    plan = protocol.analysis
+    schemes = allocation.scheme_set.schemes
+    order = allocation.cluster_ids
+    count_methods = (
+        "nb_randomisation",
+        *(["cluster_level"] if "cluster_level" in plan.sensitivity else []),
+    )
+    analyses: list[Estimate] = []
+    clustering: list[Clustering] = []
+
+    def attempt(label: str, required: bool, run: Any) -> None:
+        try:
+            run()
+        except AnalysisError as exc:
+            if required:
+                raise
+            warnings.warn(f"{label} not analysed: {exc}", UserWarning, stacklevel=2)
+
+    def counts(outcome: str, table: pd.DataFrame, analysis_set: str, **kw: Any) -> None:
+        analyses.extend(
+            analyse_counts(
+                table,
+                outcome=outcome,
+                schemes=kw.get("schemes", schemes),
+                station_order=kw.get("order", order),
+                alpha=plan.alpha,
+                methods=count_methods,
+                analysis_set=analysis_set,
+            )
+        )
+
+    primary = protocol.outcomes.primary
+    for outcome in (primary, *protocol.outcomes.secondary):
+        table = outcomes.wide(outcome)
+        attempt(outcome, outcome == primary, lambda o=outcome, t=table: counts(o, t, "main"))
+        for adjusted in (False, True):
+            attempt(
+                f"{outcome} (between-station CV)",
+                False,
+                lambda o=outcome, t=table, a=adjusted: clustering.append(
+                    count_cv(t, outcome=o, alpha=plan.alpha, adjusted=a)
+                ),
+            )
+    incidents = outcomes.incidents
+    for flag in plan.binary_outcomes:
+        attempt(
+            flag,
+            False,
+            lambda f=flag: _binary(f, incidents, allocation, plan, analyses, clustering),
+        )
+    for name, scores in questionnaire.items():
+        attempt(
+            name,
+            False,
+            lambda n=name, s=scores: _questionnaire(n, s, plan, analyses, clustering),
+        )
+    if "per_protocol" in plan.sensitivity:
+        shares = exp.by_station.set_index("station_id")["trained_share"]
+        excluded = [
+            s
+            for s in order
+            if allocation.arms[s] == "intervention"
+            and shares.get(s, 0.0) < plan.per_protocol_min_dose
+        ]
+        if not excluded:
+            warnings.warn(
+                f"per_protocol: every intervention station trained at least "
+                f"{plan.per_protocol_min_dose:.0%} of its eligible officers, so the "
+                "per-protocol analysis is the main analysis",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+
+            def per_protocol() -> None:
+                restricted, kept = per_protocol_schemes(schemes, order, excluded)
+                table = outcomes.wide(primary)
+                table = table[table["station_id"].isin(kept)]
+                counts(primary, table, "per_protocol", schemes=restricted, order=kept)
+
+            attempt(f"{primary} (per protocol)", False, per_protocol)
+    if "exclude_contaminated" in plan.sensitivity:
+        attempt(
+            f"{primary} (excluding contaminated incidents)",
+            False,
+            lambda: counts(
+                primary,
+                recount_without_contamination(incidents, outcomes.station_period, primary),
+                "exclude_contaminated",
+            ),
+        )
+    if "alternative_primary" in plan.sensitivity and plan.alternative_primary != primary:
+        alternative = plan.alternative_primary
+        attempt(
+            f"{alternative} (alternative primary)",
+            False,
+            lambda: counts(alternative, outcomes.wide(alternative), "alternative_primary"),
+        )
+    return analyses, clustering
+
+
+BINARY_POPULATIONS = {"tagged": None, "s136": "mh_call"}
+"""Which incidents each binary outcome is among: all, or those flagged by the column."""
+
+
+def _binary(
+    flag: str,
+    incidents: pd.DataFrame,
+    allocation: SealedAllocation,
+    plan: Analysis,
+    analyses: list[Estimate],
+    clustering: list[Clustering],
+) -> None:
+    population = BINARY_POPULATIONS[flag]
+    frame = incidents if population is None else incidents[incidents[population].astype(bool)]
+    outcome = f"{flag}_incident"
+    analyses.extend(
+        analyse_binary(
+            frame,
+            outcome=outcome,
+            flag=flag,
+            station_order=allocation.cluster_ids,
+            arms=allocation.arms,
+            alpha=plan.alpha,
+            methods=tuple(plan.binary_methods),
+        )
+    )
+    follow = frame[frame["period"] == "followup"]
+    clustering.append(
+        anova_icc(
+            follow[flag].astype(float).to_numpy(),
+            follow["station_id"].to_numpy(),
+            follow["station_id"].map(allocation.arms).to_numpy(),
+            outcome=outcome,
+            alpha=plan.alpha,
+        )
+    )
+
+
+def workspace_scores(workspace: Workspace) -> dict[str, pd.DataFrame]:
+    """Every questionnaire scale with some officers answering both before and after."""
+
+    try:
+        tables = prepost_tables(workspace)
+    except (SurveyError, WorkspaceError):
+        return {}
+    return {
+        f"questionnaire:{key}": table
+        for key, table in tables.items()
+        if (table["pre"].notna() & table["post"].notna()).any()
+    }
+
+
+def _questionnaire(
+    name: str,
+    scores: pd.DataFrame,
+    plan: Analysis,
+    analyses: list[Estimate],
+    clustering: list[Clustering],
+) -> None:
+    analyses.append(analyse_scores(scores, alpha=plan.alpha, outcome=name))
+    answered = scores.dropna(subset=["post"])
+    clustering.append(
+        anova_icc(
+            pd.to_numeric(answered["post"]).to_numpy(),
+            answered["station_id"].to_numpy(),
+            answered["arm"].to_numpy(),
+            outcome=name,
+            alpha=plan.alpha,
+        )
+    )
+
+
+def write_results(workspace: Workspace, results: TrialResults, out_dir: Path | None = None) -> Path:
+    """Write results.json and station_period.csv; returns the results.json path."""
+    out_dir = out_dir or workspace.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "results.json"
+    staged = target.with_suffix(".json.tmp")
+    staged.write_text(
+        json.dumps(results.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8"
+    )
+    staged.replace(target)
+    pd.DataFrame(results.station_period).to_csv(out_dir / "station_period.csv", index=False)
+    return target

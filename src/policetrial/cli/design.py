@@ -1,0 +1,475 @@
+"""`policetrial design ...`: sample size and power, analytic and by simulation.
+
+A thin shell over `policetrial.design` (`power`, `simulate` and
+`trial`): it parses, calls one library function and presents the
+result (a table, or JSON with `--json`). Values are checked by the library, so a bad
+value is one line naming the option and exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+from policetrial.cli import common
+
+__all__ = ["design_app"]
+
+design_app = typer.Typer(
+    help="Design a trial: sample size and power for cluster trials, analytic and by "
+    "simulating the real analysis. Without a sub-command: what the workspace's (or a "
+    "protocol's) design can detect.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+Outcome = Annotated[str, typer.Option(help="Outcome type: rate, proportion or mean.")]
+Alpha = Annotated[float, typer.Option(help="Two-sided significance level.")]
+SmallSample = Annotated[
+    str,
+    typer.Option(
+        help="Small-sample correction: t (noncentral t, iterating on degrees of freedom), "
+        "hayes-bennett (one extra cluster per arm) or none (normal)."
+    ),
+]
+
+
+def _opt(help_text: str) -> Any:
+    return typer.Option(help=help_text)
+
+
+@design_app.callback(invoke_without_command=True)
+def design(
+    ctx: typer.Context,
+    workspace: common.WorkspaceOption = Path("."),
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Use a protocol (built-in name such as connect, or a trial.toml path) "
+            "instead of a workspace."
+        ),
+    ] = None,
+    incidents_per_station: Annotated[
+        float, _opt("Expected primary-outcome count of an average station in the follow-up window.")
+    ] = 45.0,
+    cv_between: Annotated[
+        float, _opt("Between-station coefficient of variation of the true rates.")
+    ] = 0.25,
+    baseline_correlation: Annotated[
+        float, _opt("Correlation of a station's true log rates at baseline and follow-up.")
+    ] = 0.8,
+    dispersion: Annotated[
+        float, _opt("Station-by-period negative binomial dispersion (0 for Poisson).")
+    ] = 0.0144,
+    cluster_size_cv: Annotated[
+        float, _opt("Coefficient of variation of station size (when sizes are not known).")
+    ] = 0.3,
+    power: Annotated[float, _opt("Target power.")] = 0.8,
+    direction: Annotated[str, _opt("Effect to detect: decrease or increase.")] = "decrease",
+    sims: Annotated[int, _opt("Simulated trials per rate ratio.")] = 2000,
+    seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
+    as_json: common.JsonOption = False,
+) -> None:
+    """What the trial's design can detect: the minimum detectable rate ratio, analytic and
+    simulated side by side, and the smallest attainable randomisation p-value."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from policetrial.design.trial import design_protocol, design_workspace, protocol_scheme_set
+
+    assumptions: dict[str, Any] = {
+        "incidents_per_station": incidents_per_station,
+        "cv_between": cv_between,
+        "baseline_correlation": baseline_correlation,
+        "dispersion": dispersion,
+        "cluster_size_cv": cluster_size_cv,
+        "power": power,
+        "direction": direction,
+        "n_sims": sims,
+        "seed": seed,
+    }
+    with common.user_errors(), _progress(common.errors, "Simulating trials") as tick:
+        if protocol is not None:
+            from policetrial.protocol.schema import (
+                builtin_protocol_path,
+                builtin_protocols,
+                load_protocol,
+            )
+
+            path = (
+                builtin_protocol_path(protocol)
+                if protocol in builtin_protocols()
+                else Path(protocol)
+            )
+            proto = load_protocol(path)
+            scheme_set, source = protocol_scheme_set(proto)
+            result = design_protocol(
+                proto, scheme_set=scheme_set, schemes_from=source, progress=tick, **assumptions
+            )
+        else:
+            result = design_workspace(
+                common.open_workspace_from_env(workspace), progress=tick, **assumptions
+            )
+    if as_json:
+        common.emit_json(result.to_dict())
+        return
+    d = result.to_dict()
+    common.console.print(
+        f"[bold]{d['trial']}[/]: {result.n_intervention} + "
+        f"{result.n_stations - result.n_intervention} stations, officer targets "
+        f"{result.officers['intervention']} vs {result.officers['control']}; "
+        f"alpha {result.alpha}, power {result.target_power}"
+    )
+    rows = [
+        ["analytic (cluster-level, t)", result.analytic.effect, None, None],
+        *[
+            [
+                f"simulated ({m.method})",
+                result.simulated_mdrr[m.method],
+                m.power,
+                m.mcse,
+            ]
+            for m in result.at_analytic().methods
+        ],
+    ]
+    common.console.print(
+        common.table(
+            f"Minimum detectable rate ratio ({result.direction})",
+            ["how", "rate ratio", "sim. power at analytic", "MCSE"],
+            rows,
+        )
+    )
+    common.console.print(
+        f"Other direction (analytic): {result.analytic_other_direction.effect:.3f}; as allocated "
+        f"by officer targets: {result.analytic_as_allocated.effect:.3f}."
+    )
+    for m in result.at_analytic().methods:
+        common.console.print(
+            f"Type I error of {m.method}: {m.type_i_error:.4f} (MCSE {m.type_i_mcse:.4f})."
+        )
+    common.console.print(
+        f"Randomisation: {result.n_schemes} schemes from {result.schemes_from}; smallest "
+        f"attainable p-value {result.smallest_p_value:.4f}."
+    )
+    for note in result.notes:
+        common.console.print(f"[dim]{note}[/]")
+
+
+def _progress(console: Any, label: str) -> Any:
+    """A Rich progress bar on stderr; yields a callback (done, total)."""
+    import contextlib
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        with Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not common.console.is_terminal,
+        ) as progress:
+            task = progress.add_task(label, total=None)
+
+            def tick(done: int, total: int | None = None) -> None:
+                progress.update(task, completed=done, total=total)
+
+            yield tick
+
+    return bar()
+
+
+def _analytic(
+    *,
+    solve: str,
+    outcome: str,
+    rate_control: float | None,
+    rate_intervention: float | None,
+    person_time: float | None,
+    p_control: float | None,
+    p_intervention: float | None,
+    difference: float | None,
+    sd: float | None,
+    cluster_size: float | None,
+    icc: float | None,
+    cv_between: float | None,
+    cluster_size_cv: float,
+    baseline_correlation: float | None,
+    attrition: float,
+    alpha: float,
+    power: float | None,
+    clusters_per_arm: float | None,
+    allocation_ratio: float,
+    small_sample: str,
+    scale: str,
+    direction: str,
+) -> Any:
+    from policetrial import design as d
+    from policetrial.errors import DesignError
+
+    small = small_sample.replace("-", "_")
+    shared: dict[str, Any] = {
+        "alpha": alpha,
+        "allocation_ratio": allocation_ratio,
+        "cluster_size_cv": cluster_size_cv,
+        "baseline_correlation": baseline_correlation,
+        "attrition": attrition,
+        "small_sample": small,
+        "clusters_per_arm": None if solve == "clusters" else clusters_per_arm,
+        "power": None if solve == "power" else power,
+    }
+
+    def need(name: str, value: float | None) -> float:
+        if value is None:
+            raise DesignError(f"--{name.replace('_', '-')} is needed for --outcome {outcome}")
+        return value
+
+    if solve in ("power", "effect") and clusters_per_arm is None:
+        raise DesignError(
+            "--clusters-per-arm is needed to compute the "
+            + ("power" if solve == "power" else "detectable effect")
+        )
+    if outcome == "rate":
+        return d.rate_design(
+            rate_control=need("rate_control", rate_control),
+            rate_intervention=None
+            if solve == "effect"
+            else need("rate_intervention", rate_intervention),
+            person_time=need("person_time", person_time),
+            cv_between=need("cv_between", cv_between),
+            scale=scale,  # type: ignore[arg-type]
+            direction=direction,  # type: ignore[arg-type]
+            **shared,
+        )
+    if outcome == "proportion":
+        return d.proportion_design(
+            p_control=need("p_control", p_control),
+            p_intervention=None if solve == "effect" else need("p_intervention", p_intervention),
+            cluster_size=need("cluster_size", cluster_size),
+            icc=icc,
+            cv_between=cv_between,
+            direction=direction,  # type: ignore[arg-type]
+            **shared,
+        )
+    if outcome == "mean":
+        return d.mean_design(
+            difference=None if solve == "effect" else need("difference", difference),
+            sd=need("sd", sd),
+            cluster_size=need("cluster_size", cluster_size),
+            icc=need("icc", icc),
+            **shared,
+        )
+    raise DesignError(f"--outcome must be rate, proportion or mean, got {outcome!r}")
+
+
+def _present(result: Any, as_json: bool, title: str) -> None:
+    if as_json:
+        common.emit_json(result.to_dict())
+        return
+    d = result.to_dict()
+    rows = [
+        ["clusters per arm (intervention)", d["clusters_per_arm"]],
+        ["  rounded up", d["clusters_per_arm_rounded_up"]],
+        ["clusters (control)", d["clusters_control"]],
+        ["cluster size / person-time", d["cluster_size"]],
+        ["control", d["control"]],
+        ["intervention", d["intervention"]],
+        [d["effect_scale"], d["effect"]],
+        ["power", d["power"]],
+    ]
+    if d["power_rounded_up"] is not None:
+        rows.append(["power with clusters rounded up", d["power_rounded_up"]])
+    rows += [
+        ["variance inflation", d["variance_inflation"]],
+        ["small-sample correction", d["small_sample"]],
+    ]
+    common.console.print(common.table(title, ["", d["outcome"]], [[k, _fmt(v)] for k, v in rows]))
+    for note in d["notes"]:
+        common.console.print(f"[dim]{note}[/]")
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+def _analytic_command(solve: str, title: str) -> Any:
+    def command(
+        outcome: Outcome = "rate",
+        rate_control: Annotated[
+            float | None, _opt("Rate in the control arm (events per unit person-time).")
+        ] = None,
+        rate_intervention: Annotated[float | None, _opt("Rate in the intervention arm.")] = None,
+        person_time: Annotated[float | None, _opt("Person-time per cluster (rates).")] = None,
+        p_control: Annotated[float | None, _opt("Proportion in the control arm.")] = None,
+        p_intervention: Annotated[float | None, _opt("Proportion in the intervention arm.")] = None,
+        difference: Annotated[float | None, _opt("Difference in means to detect.")] = None,
+        sd: Annotated[float | None, _opt("Standard deviation of the outcome (means).")] = None,
+        cluster_size: Annotated[
+            float | None, _opt("Members per cluster (proportions, means).")
+        ] = None,
+        icc: Annotated[
+            float | None, _opt("Intracluster correlation coefficient, in [0, 1).")
+        ] = None,
+        cv_between: Annotated[
+            float | None, _opt("Between-cluster coefficient of variation k (rates; proportions).")
+        ] = None,
+        cluster_size_cv: Annotated[float, _opt("Coefficient of variation of cluster size.")] = 0.0,
+        baseline_correlation: Annotated[
+            float | None,
+            _opt("Correlation of baseline and follow-up cluster summaries (adjusts for baseline)."),
+        ] = None,
+        attrition: Annotated[
+            float, _opt("Expected fraction of each cluster's members lost.")
+        ] = 0.0,
+        alpha: Alpha = 0.05,
+        power: Annotated[
+            float, _opt("Target power (for sample size and detectable effect).")
+        ] = 0.8,
+        clusters_per_arm: Annotated[
+            float | None, _opt("Intervention clusters (for power and detectable effect).")
+        ] = None,
+        allocation_ratio: Annotated[
+            float, _opt("Control clusters per intervention cluster.")
+        ] = 1.0,
+        small_sample: SmallSample = "t",
+        scale: Annotated[str, _opt("Rates: difference (Hayes & Bennett) or log.")] = "difference",
+        direction: Annotated[str, _opt("Detectable effect: decrease or increase.")] = "decrease",
+        as_json: common.JsonOption = False,
+    ) -> None:
+
+        with common.user_errors():
+            result = _analytic(
+                solve=solve,
+                outcome=outcome,
+                rate_control=rate_control,
+                rate_intervention=rate_intervention,
+                person_time=person_time,
+                p_control=p_control,
+                p_intervention=p_intervention,
+                difference=difference,
+                sd=sd,
+                cluster_size=cluster_size,
+                icc=icc,
+                cv_between=cv_between,
+                cluster_size_cv=cluster_size_cv,
+                baseline_correlation=baseline_correlation,
+                attrition=attrition,
+                alpha=alpha,
+                power=power,
+                clusters_per_arm=clusters_per_arm,
+                allocation_ratio=allocation_ratio,
+                small_sample=small_sample,
+                scale=scale,
+                direction=direction,
+            )
+        _present(result, as_json, title)
+
+    return command
+
+
+design_app.command(
+    "sample-size",
+    help="Clusters per arm needed for a target power (rates, proportions or means), with "
+    "the unrounded value and the value rounded up.",
+)(_analytic_command("clusters", "Sample size"))
+design_app.command(
+    "power",
+    help="Power of a design with a given number of clusters per arm (rates, proportions or means).",
+)(_analytic_command("power", "Power"))
+design_app.command(
+    "detectable-effect",
+    help="The smallest effect a design with a given number of clusters per arm detects "
+    "with the target power.",
+)(_analytic_command("effect", "Detectable effect"))
+
+
+@design_app.command("simulate")
+def simulate(
+    clusters_per_arm: Annotated[int, _opt("Stations per arm (simple randomisation).")] = 6,
+    incidents_per_cluster: Annotated[
+        float, _opt("Expected follow-up count of an average station.")
+    ] = 45.0,
+    cv_between: Annotated[
+        float, _opt("Between-station coefficient of variation of the rates.")
+    ] = 0.25,
+    irr: Annotated[float, _opt("True rate ratio of the intervention (1 for type I error).")] = 0.7,
+    sims: Annotated[int, _opt("Simulated trials.")] = 2000,
+    seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="Analysis: nb_randomisation (primary) or cluster_level; repeatable."),
+    ] = None,
+    baseline_correlation: Annotated[
+        float, _opt("Correlation of a station's true log rates at baseline and follow-up.")
+    ] = 0.8,
+    dispersion: Annotated[float, _opt("Station-by-period NB dispersion (0 for Poisson).")] = 0.0,
+    cluster_size_cv: Annotated[float, _opt("Coefficient of variation of station size.")] = 0.0,
+    alpha: Alpha = 0.05,
+    type_i: Annotated[
+        bool, typer.Option("--type-i/--no-type-i", help="Also simulate under rate ratio 1.")
+    ] = True,
+    as_json: common.JsonOption = False,
+) -> None:
+    """Power by simulating trials randomised and analysed exactly as the real trial is."""
+    from policetrial.design.simulate import METHODS, CountScenario, simulate_power
+    from policetrial.errors import DesignError
+    from policetrial.randomise import randomise_clusters
+
+    with common.user_errors():
+        if clusters_per_arm < 2:
+            raise DesignError(f"--clusters-per-arm must be at least 2, got {clusters_per_arm}")
+        scenario = CountScenario(
+            incidents_per_cluster=incidents_per_cluster,
+            cv_between=cv_between,
+            baseline_correlation=baseline_correlation,
+            dispersion=dispersion,
+            cluster_size_cv=cluster_size_cv,
+        )
+        ids = pd.DataFrame({"station_id": [f"S{i + 1:02d}" for i in range(2 * clusters_per_arm)]})
+        scheme_set = randomise_clusters(
+            ids, id_column="station_id", method="simple", intervention=clusters_per_arm, seed=seed
+        ).scheme_set
+        total = sims * (2 if type_i and irr != 1.0 else 1)
+        with _progress(common.errors, "Simulating trials") as tick:
+            result = simulate_power(
+                schemes=scheme_set,
+                scenario=scenario,
+                irr=irr,
+                n_sims=sims,
+                seed=seed,
+                alpha=alpha,
+                methods=tuple(method) if method else METHODS,
+                type_i_error=type_i,
+                progress=lambda done: tick(done, total),
+            )
+    if as_json:
+        common.emit_json(result.to_dict())
+        return
+    rows = [[m.method, m.power, m.mcse, m.type_i_error, m.not_converged] for m in result.methods]
+    if result.analytic is not None:
+        rows.append(["analytic (cluster-level, t)", result.analytic.power, None, None, None])
+    common.console.print(
+        common.table(
+            f"Simulated power: {clusters_per_arm} + {clusters_per_arm} stations, rate ratio "
+            f"{irr}, {sims:,} trials",
+            ["method", "power", "MCSE", "type I error", "not converged"],
+            rows,
+        )
+    )
+    common.console.print(
+        f"{result.n_schemes} schemes; smallest attainable p-value "
+        f"{result.smallest_p_value:.4f}; {result.seconds:.1f} s."
+    )

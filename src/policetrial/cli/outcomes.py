@@ -1,0 +1,57 @@
+"""`policetrial outcomes`: every outcome per station and period, or the SQL that derives them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from policetrial.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    console,
+    emit_json,
+    open_workspace_from_env,
+    table,
+    user_errors,
+)
+
+__all__ = ["outcomes"]
+
+
+def outcomes(
+    workspace: WorkspaceOption = Path("."),
+    emit_sql: Annotated[
+        str | None,
+        typer.Option(
+            "--emit-sql",
+            help="Print the outcome SQL for another engine: postgres, tsql, spark, ...",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Derive every outcome per station and period (or print the SQL that does)."""
+    from policetrial.outcomes import compute as outcome_module
+
+    with user_errors():
+        if emit_sql is not None:
+            sys.stdout.write(outcome_module.emit_sql(emit_sql))
+            return
+        ws = open_workspace_from_env(workspace)
+        with console.status("Deriving outcomes..."):
+            tables = outcome_module.workspace_outcomes(ws)
+        if as_json:
+            emit_json(tables.to_dict()["station_period"])
+            return
+        sp = tables.station_period
+        columns = [
+            "station_id",
+            "arm",
+            "period",
+            "days",
+            *outcome_module.OUTCOME_COLUMNS,
+            "contaminated",
+        ]
+        console.print(table("Outcomes by station and period", columns, sp[columns].values.tolist()))

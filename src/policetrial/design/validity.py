@@ -1,0 +1,446 @@
+"""The validity study: size and coverage of every method offered, at the Connect design.
+
+Trials of 12 stations (two strata of 6, 3 + 3 to each arm: the 400 schemes of the
+Connect design) are simulated under the null and under an alternative and analysed by
+the very functions the trial's analysis uses:
+
+- counts (primary): the trials of `policetrial.design.simulate.simulate_counts` (the simulated
+  power's own), in the scenario of `count_scenario`: station rate level lognormal with
+  between-station CV k, the same in both periods, each period's rate times a gamma
+  (CV 0.12) station x period factor, Poisson counts (mean 45 per station-month, as the
+  mental-health calls of the synthetic force), the follow-up rate times the true rate
+  ratio in intervention stations; methods
+  `nb_randomisation`, `cluster_level` (and, not offered, the NB Wald test with z and
+  with t on 9 df, for contrast);
+- binary (incident flags): station log-odds of the event normal with SD chosen so the
+  station proportions have CV k around the prevalence, a period x station factor,
+  incidents per station Poisson around 450 x station size (lognormal CV 0.3);
+  methods `gee_main` (the rule of `main_binary_method`, trial by trial), `gee_avg`,
+  `gee_kc`, `gee_md`, `gee_fg` (and the uncorrected sandwich with a normal reference,
+  not offered);
+- questionnaire: officers per station Poisson(30), station effects with ICC rho shared
+  by pre and post, officer pre/post correlation 0.5; method `station_ancova`.
+
+Each cell reports the rejection rate at alpha = 0.05 and the coverage of the 95%
+interval of the true value, with Monte Carlo standard errors sqrt(p (1 - p) / n).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from policetrial.analysis.binary import main_binary_method, station_baseline_logit
+from policetrial.analysis.counts import cluster_level_ancova, nb_randomisation
+from policetrial.analysis.gee import fit_gee, gee_test
+from policetrial.analysis.questionnaire import station_ancova
+from policetrial.design.simulate import CountScenario, simulate_counts
+from policetrial.randomise import randomise_clusters
+
+__all__ = [
+    "BARS",
+    "ValidityCell",
+    "ValidityStudy",
+    "connect_schemes",
+    "count_scenario",
+    "validity_study",
+]
+
+BARS: dict[str, dict[str, Any]] = {
+    "counts": {
+        "methods": ["nb_randomisation", "cluster_level"],
+        "size": [0.04, 0.06],
+        "coverage": [0.94, 0.96],
+    },
+    "binary": {"methods": ["gee_main"], "size": [0.03, 0.065]},
+}
+"""The issue's bars: size and 95% coverage under the null of the methods each outcome
+type's conclusions rest on (the primary methods for counts; for binary outcomes the
+main method chosen by `main_binary_method`)."""
+
+OFFERED = {
+    "nb_randomisation": True,
+    "cluster_level": True,
+    "nb_wald_z": False,
+    "nb_wald_t": False,
+    "gee_main": True,
+    "gee_avg": True,
+    "gee_kc": True,
+    "gee_md": True,
+    "gee_fg": True,
+    "gee_robust_z": False,
+    "station_ancova": True,
+}
+
+
+@dataclass(frozen=True)
+class ValidityCell:
+    """One method in one scenario: rejection rate and interval coverage."""
+
+    outcome_type: str
+    method: str
+    offered: bool
+    scenario: str
+    heterogeneity: float
+    """Between-station CV k (counts, binary) or ICC (questionnaire)."""
+    true_effect: float
+    n_trials: int
+    analysed: int
+    """Trials with a finite result (the rest were refused as not estimable)."""
+    rejection: float
+    rejection_mcse: float
+    coverage: float | None
+    coverage_mcse: float | None
+    median_width: float | None
+    """Median ratio of upper to lower limit (ratios) or width (differences)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ValidityStudy:
+    """Every cell of the study, with the settings that produced it."""
+
+    cells: tuple[ValidityCell, ...]
+    settings: dict[str, Any]
+    seconds: float
+    failures: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings,
+            "seconds": round(self.seconds, 1),
+            "cells": [c.to_dict() for c in self.cells],
+            "bars": BARS,
+            "failures": list(self.failures),
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([c.to_dict() for c in self.cells])
+
+
+def connect_schemes() -> np.ndarray:
+    """The Connect design's scheme set: 12 stations in 2 strata of 6, 3 + 3 per arm."""
+    stations = pd.DataFrame(
+        {"station_id": [f"S{i:02d}" for i in range(12)], "area": ["urban", "rural"] * 6}
+    )
+    allocation = randomise_clusters(
+        stations, id_column="station_id", strata=["area"], intervention=6, seed=1
+    )
+    return allocation.scheme_set.schemes
+
+
+def _lognormal(rng: np.random.Generator, cv: float, shape: tuple[int, ...]) -> np.ndarray:
+    sigma = math.sqrt(math.log1p(cv**2))
+    return rng.lognormal(-0.5 * sigma**2, sigma, shape)
+
+
+def count_scenario(cv_between: float) -> CountScenario:
+    """The station counts of the study at between-station CV `cv_between`: 45 expected
+    events per station-month in both periods, a station level shared by the two periods,
+    and a station x period gamma factor with CV 0.12 (dispersion 0.12^2)."""
+    return CountScenario(45.0, cv_between=cv_between, baseline_correlation=1.0, dispersion=0.12**2)
+
+
+def _binary_trials(
+    rng: np.random.Generator,
+    *,
+    n_trials: int,
+    cv_between: float,
+    odds_ratio: float,
+    schemes: np.ndarray,
+    prevalence: float,
+    mean_incidents: float,
+) -> tuple[np.ndarray, ...]:
+    """Flat incident rows of `n_trials` trials: y, X, station, trial."""
+    n = schemes.shape[1]
+    z = schemes[rng.integers(schemes.shape[0], size=n_trials)]
+    # A station SD on the logit scale that gives proportions with CV ~ k around prevalence.
+    sd = cv_between / (1 - prevalence)
+    logit = math.log(prevalence / (1 - prevalence))
+    station = logit + rng.normal(0, sd, (n_trials, n))
+    size = _lognormal(rng, 0.3, (n_trials, n))
+
+    def probability(extra: np.ndarray) -> np.ndarray:
+        return np.asarray(1 / (1 + np.exp(-(station + rng.normal(0, 0.1, (n_trials, n)) + extra))))
+
+    m_base = rng.poisson(mean_incidents * size)
+    events_base = rng.binomial(m_base, probability(np.zeros((n_trials, n))))
+    m_follow = np.maximum(rng.poisson(mean_incidents * size), 1)
+    p_follow = probability(np.where(z, math.log(odds_ratio), 0.0))
+    trial_of = np.repeat(np.repeat(np.arange(n_trials), n), m_follow.ravel())
+    station_of = np.repeat(np.tile(np.arange(n), n_trials), m_follow.ravel())
+    y = (rng.random(trial_of.size) < p_follow[trial_of, station_of]).astype(float)
+    x_base = station_baseline_logit(events_base, m_base)
+    X = np.column_stack(
+        [np.ones(y.size), z[trial_of, station_of].astype(float), x_base[trial_of, station_of]]
+    )
+    return y, X, station_of, trial_of, z
+
+
+def _cell(
+    outcome_type: str,
+    method: str,
+    scenario: str,
+    heterogeneity: float,
+    truth: float,
+    r: dict[str, np.ndarray],
+    ratio: bool = True,
+) -> ValidityCell:
+    p = r["p_value"]
+    finite = np.isfinite(p)
+    n = int(p.size)
+    used = int(finite.sum())
+    reject = float(np.mean(p[finite] <= 0.05)) if used else float("nan")
+    cover: float | None = None
+    cover_se: float | None = None
+    width: float | None = None
+    if "ci_low" in r:
+        low, high = r["ci_low"][finite], r["ci_high"][finite]
+        cover = float(np.mean((low <= truth) & (high >= truth))) if used else float("nan")
+        cover_se = math.sqrt(cover * (1 - cover) / max(used, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            width = float(np.median(high / low if ratio else high - low)) if used else None
+    return ValidityCell(
+        outcome_type=outcome_type,
+        method=method,
+        offered=OFFERED[method],
+        scenario=scenario,
+        heterogeneity=heterogeneity,
+        true_effect=truth,
+        n_trials=n,
+        analysed=used,
+        rejection=reject,
+        rejection_mcse=math.sqrt(reject * (1 - reject) / max(used, 1)),
+        coverage=cover,
+        coverage_mcse=cover_se,
+        median_width=width,
+    )
+
+
+def _chunks(total: int, size: int) -> Iterator[int]:
+    done = 0
+    while done < total:
+        yield min(size, total - done)
+        done += size
+
+
+def _count_cells(
+    rng: np.random.Generator,
+    schemes: np.ndarray,
+    n_trials: int,
+    cv: float,
+    rate_ratio: float,
+    scenario: str,
+) -> list[ValidityCell]:
+    parts: dict[str, list[dict[str, np.ndarray]]] = {}
+    for size in _chunks(n_trials, 1000):
+        data = simulate_counts(rng, count_scenario(cv), schemes, irr=rate_ratio, n_sims=size)
+        nb = nb_randomisation(data, schemes)
+        parts.setdefault("nb_randomisation", []).append(nb)
+        parts.setdefault("cluster_level", []).append(cluster_level_ancova(data))
+        for name, q in (("nb_wald_z", stats.norm.ppf(0.975)), ("nb_wald_t", stats.t.ppf(0.975, 9))):
+            statistic = nb["log_rr"] / nb["se"]
+            parts.setdefault(name, []).append(
+                {
+                    "p_value": np.where(np.abs(statistic) >= q, 0.0, 1.0),
+                    "ci_low": np.exp(nb["log_rr"] - q * nb["se"]),
+                    "ci_high": np.exp(nb["log_rr"] + q * nb["se"]),
+                }
+            )
+    cells = []
+    for method, chunks in parts.items():
+        r = {k: np.concatenate([c[k] for c in chunks]) for k in ("p_value", "ci_low", "ci_high")}
+        cells.append(_cell("counts", method, scenario, cv, rate_ratio, r))
+    return cells
+
+
+def _binary_cells(
+    rng: np.random.Generator,
+    schemes: np.ndarray,
+    n_trials: int,
+    cv: float,
+    odds_ratio: float,
+    scenario: str,
+    prevalence: float,
+    mean_incidents: float,
+) -> list[ValidityCell]:
+    parts: dict[str, list[dict[str, np.ndarray]]] = {}
+    chunk = max(20, int(1_000_000 // (12 * mean_incidents)))
+    for size in _chunks(n_trials, chunk):
+        y, X, station, trial, z = _binary_trials(
+            rng,
+            n_trials=size,
+            cv_between=cv,
+            odds_ratio=odds_ratio,
+            schemes=schemes,
+            prevalence=prevalence,
+            mean_incidents=mean_incidents,
+        )
+        # An arm without events (or all events) has no odds ratio: the analysis refuses
+        # it, so the study counts it as not analysed.
+        events = np.zeros((size, 2))
+        rows = np.zeros((size, 2))
+        arm = z[trial, station].astype(int)
+        np.add.at(events, (trial, arm), y)
+        np.add.at(rows, (trial, arm), 1)
+        estimable = np.all((events > 0) & (events < rows), axis=1)
+        fit = fit_gee(y, X, station, dataset=trial)
+        use_kc = np.array(
+            [main_binary_method(e, schemes.shape[1]) == "gee_kc" for e in events.sum(axis=1)],
+            dtype=bool,
+        )
+        tests = {}
+        for correction in ("avg", "kc", "md", "fg", "robust"):
+            r = gee_test(fit, coefficient=1, correction=correction)
+            if correction == "robust":
+                q = stats.norm.ppf(0.975)
+                statistic = r["log_or"] / r["se"]
+                r = {
+                    "p_value": 2 * stats.norm.sf(np.abs(statistic)),
+                    "ci_low": np.exp(r["log_or"] - q * r["se"]),
+                    "ci_high": np.exp(r["log_or"] + q * r["se"]),
+                }
+            for key in ("p_value", "ci_low", "ci_high"):
+                r[key] = np.where(estimable & fit.converged, r[key], np.nan)
+            name = "gee_robust_z" if correction == "robust" else f"gee_{correction}"
+            parts.setdefault(name, []).append(r)
+            tests[name] = r
+        parts.setdefault("gee_main", []).append(
+            {k: np.where(use_kc, tests["gee_kc"][k], tests["gee_avg"][k]) for k in tests["gee_kc"]}
+        )
+    cells = []
+    for method, chunks in parts.items():
+        r = {k: np.concatenate([c[k] for c in chunks]) for k in ("p_value", "ci_low", "ci_high")}
+        if odds_ratio != 1.0:
+            # The model's odds ratio is conditional on the station; GEE estimates the
+            # (attenuated) marginal one, so coverage of the conditional value is not asked.
+            r.pop("ci_low")
+        cells.append(_cell("binary", method, scenario, cv, odds_ratio, r))
+    return cells
+
+
+def _questionnaire_cells(
+    rng: np.random.Generator,
+    schemes: np.ndarray,
+    n_trials: int,
+    icc: float,
+    difference: float,
+) -> list[ValidityCell]:
+    n = schemes.shape[1]
+    z = schemes[rng.integers(schemes.shape[0], size=n_trials)]
+    officers = np.maximum(rng.poisson(30, (n_trials, n)), 2)
+    station = rng.normal(0, math.sqrt(icc), (n_trials, n))
+    pre_mean = np.zeros((n_trials, n))
+    post_mean = np.zeros((n_trials, n))
+    sd = math.sqrt(1 - icc)
+    for s in range(n):
+        m = officers[:, s]
+        top = int(m.max())
+        mask = np.arange(top)[None, :] < m[:, None]
+        pre = station[:, s, None] + sd * rng.normal(size=(n_trials, top))
+        post = (
+            station[:, s, None]
+            + 0.5 * (pre - station[:, s, None])
+            + sd * math.sqrt(0.75) * rng.normal(size=(n_trials, top))
+            + difference * z[:, s, None]
+        )
+        pre_mean[:, s] = (pre * mask).sum(1) / m
+        post_mean[:, s] = (post * mask).sum(1) / m
+    r = station_ancova(post_mean, pre_mean, z)
+    return [_cell("questionnaire", "station_ancova", "officers", icc, difference, r, ratio=False)]
+
+
+def validity_study(
+    *,
+    n_trials: int = 5000,
+    n_alternative: int = 1000,
+    cvs: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4),
+    rate_ratio: float = 0.7,
+    odds_ratio: float = 0.7,
+    iccs: tuple[float, ...] = (0.02, 0.1),
+    seed: int = 20240601,
+    parts: tuple[str, ...] = ("counts", "binary", "questionnaire"),
+    on_progress: Callable[[str], None] | None = None,
+) -> ValidityStudy:
+    """Simulate and analyse null and alternative trials; size and coverage per method.
+
+    Parameters
+    ----------
+    n_trials : null trials per scenario (the issue's bar asks for at least 5,000).
+    n_alternative : trials per scenario under the alternative (power and coverage).
+    cvs : between-station coefficients of variation k.
+    rate_ratio, odds_ratio : the alternatives for counts and binary outcomes.
+    iccs : ICCs of the questionnaire scenarios (difference 0 and 0.3 SD).
+    seed : seeds everything; the same seed gives the same study.
+    parts : which outcome types to study.
+    """
+    started = time.perf_counter()
+    rng = np.random.Generator(np.random.PCG64(seed))
+    schemes = connect_schemes()
+    cells: list[ValidityCell] = []
+
+    def say(text: str) -> None:
+        if on_progress is not None:
+            on_progress(text)
+
+    for cv in cvs:
+        if "counts" in parts:
+            for truth, n in ((1.0, n_trials), (rate_ratio, n_alternative)):
+                if n == 0:
+                    continue
+                say(f"counts, CV {cv}, rate ratio {truth}")
+                cells += _count_cells(rng, schemes, n, cv, truth, "stations")
+        if "binary" in parts:
+            for scenario, prevalence, mean in (("tag", 0.10, 450.0), ("s136", 0.03, 45.0)):
+                for truth, n in ((1.0, n_trials), (odds_ratio, n_alternative)):
+                    if n == 0:
+                        continue
+                    say(f"binary {scenario}, CV {cv}, odds ratio {truth}")
+                    cells += _binary_cells(rng, schemes, n, cv, truth, scenario, prevalence, mean)
+    if "questionnaire" in parts:
+        for icc in iccs:
+            for truth, n in ((0.0, n_trials), (0.3, n_alternative)):
+                if n == 0:
+                    continue
+                say(f"questionnaire, ICC {icc}, difference {truth}")
+                cells += _questionnaire_cells(rng, schemes, n, icc, truth)
+    failures = tuple(_check_bars(cells))
+    return ValidityStudy(
+        cells=tuple(cells),
+        settings={
+            "n_trials": n_trials,
+            "n_alternative": n_alternative,
+            "cvs": list(cvs),
+            "rate_ratio": rate_ratio,
+            "odds_ratio": odds_ratio,
+            "iccs": list(iccs),
+            "seed": seed,
+            "design": "12 stations, 2 strata of 6, 3 + 3 per arm (400 schemes)",
+        },
+        seconds=time.perf_counter() - started,
+        failures=failures,
+    )
+
+
+def _check_bars(cells: list[ValidityCell]) -> Iterator[str]:
+    """The null cells of the methods under a bar that miss it."""
+    for c in cells:
+        bar = BARS.get(c.outcome_type)
+        if bar is None or c.method not in bar["methods"] or c.true_effect not in (0.0, 1.0):
+            continue
+        low, high = bar["size"]
+        if not low <= c.rejection <= high:
+            yield f"{c.method} ({c.scenario}, {c.heterogeneity}): size {c.rejection:.4f}"
+        if "coverage" in bar and c.coverage is not None:
+            low, high = bar["coverage"]
+            if not low <= c.coverage <= high:
+                yield f"{c.method} ({c.scenario}, {c.heterogeneity}): coverage {c.coverage:.4f}"

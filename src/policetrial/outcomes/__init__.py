@@ -1,0 +1,33 @@
+"""Outcomes per station and period, from the stored extracts, by the protocol's definitions.
+
+Takes a workspace (its extracts, allocation, training sessions and protocol); gives the
+station x period table the analysis reads and the incident-level table behind it.
+
+- `windows`: the baseline window and each station's follow-up window;
+- `covariates`: station covariates for randomisation (baseline counts among them);
+- `compute`: the outcome SQL (`sql/`) run by DuckDB over the Parquet store, and the same
+  SQL transpiled for a force's own warehouse.
+"""
+
+from policetrial.outcomes.compute import (
+    OUTCOME_COLUMNS,
+    OutcomeTables,
+    compute_outcomes,
+    emit_sql,
+    outcome_connection,
+    workspace_outcomes,
+)
+from policetrial.outcomes.covariates import station_covariates
+from policetrial.outcomes.windows import baseline_windows, station_windows
+
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "OutcomeTables",
+    "baseline_windows",
+    "compute_outcomes",
+    "emit_sql",
+    "outcome_connection",
+    "station_covariates",
+    "station_windows",
+    "workspace_outcomes",
+]

@@ -1,0 +1,138 @@
+"""The trial's periods: the baseline window and each station's follow-up window.
+
+The baseline window is the same calendar window for every station. The follow-up window
+is placed after the station's training delivery; control stations, which have none, are
+anchored on the median delivery date of the intervention stations (in their stratum, or
+overall), so that both arms are measured over the same season.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import statistics
+import warnings
+
+import pandas as pd
+
+from policetrial.errors import WorkspaceError
+from policetrial.protocol.schema import Protocol
+
+__all__ = ["WINDOW_COLUMNS", "add_months", "baseline_windows", "station_windows"]
+
+WINDOW_COLUMNS = ("station_id", "arm", "period", "start", "end", "days", "anchor", "anchor_rule")
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` calendar months later (clamped to the month's last day)."""
+    total = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(total, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def _median_date(days: list[dt.date]) -> dt.date:
+    return dt.date.fromordinal(int(statistics.median_low(d.toordinal() for d in days)))
+
+
+def _window(
+    station_id: str,
+    arm: str,
+    period: str,
+    start: dt.date,
+    end: dt.date,
+    anchor: dt.date | None,
+    rule: str,
+) -> dict[str, object]:
+    return {
+        "station_id": station_id,
+        "arm": arm,
+        "period": period,
+        "start": start,
+        "end": end,
+        "days": (end - start).days + 1,
+        "anchor": anchor,
+        "anchor_rule": rule,
+    }
+
+
+def _baseline(protocol: Protocol, station_id: str, arm: str) -> dict[str, object]:
+    base = protocol.periods.baseline
+    return _window(station_id, arm, "baseline", base.start, base.end, None, "protocol baseline")
+
+
+def baseline_windows(protocol: Protocol, stations: pd.DataFrame) -> pd.DataFrame:
+    """The baseline window of each station (`station_id`, `arm`), as `station_windows` gives it.
+
+    Needs no training sessions, so it serves before randomisation too (the baseline
+    covariates), with whatever `arm` label the caller gives.
+    """
+    rows = [
+        _baseline(protocol, str(sid), arm)
+        for sid, arm in zip(stations["station_id"], stations["arm"], strict=True)
+    ]
+    return pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))
+
+
+def station_windows(
+    protocol: Protocol, stations: pd.DataFrame, sessions: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per station and period: `start` and `end` (both inclusive) and `days`.
+
+    Parameters
+    ----------
+    stations : `station_id`, `arm` and the protocol's strata columns.
+    sessions : training sessions, `station_id` and `session_date`.
+
+    Returns columns station_id, arm, period, start, end, days, anchor, anchor_rule.
+    """
+    follow = protocol.periods.followup
+    delivered: dict[str, dt.date] = {}
+    if len(sessions):
+        grouped = sessions.groupby("station_id")["session_date"]
+        picked = grouped.max() if follow.anchor == "last_session" else grouped.min()
+        delivered = {str(k): pd.Timestamp(v).date() for k, v in picked.items()}
+    strata = [s for s in protocol.randomisation.strata if s in stations.columns]
+    stratum = (
+        stations[strata].astype(str).agg("/".join, axis=1)
+        if strata
+        else pd.Series("all", index=stations.index)
+    )
+    intervention = stations["arm"] == "intervention"
+    delivered_in = {
+        sid: delivered[sid] for sid in stations.loc[intervention, "station_id"] if sid in delivered
+    }
+    if not delivered_in and not isinstance(follow.control_anchor, dt.date):
+        raise WorkspaceError(
+            "no training sessions for any intervention station, so follow-up windows cannot be "
+            "placed; import training_sessions first"
+        )
+    undelivered = sorted(set(stations.loc[intervention, "station_id"]) - set(delivered_in))
+    if undelivered:
+        warnings.warn(
+            f"intervention stations with no training sessions: {undelivered}; their follow-up "
+            "is anchored like a control station's (intention to treat)",
+            stacklevel=2,
+        )
+    rows = []
+    for i, row in stations.iterrows():
+        sid = str(row["station_id"])
+        if sid in delivered_in:
+            anchor, rule = delivered_in[sid], f"training ({follow.anchor.replace('_', ' ')})"
+        elif isinstance(follow.control_anchor, dt.date):
+            anchor, rule = follow.control_anchor, "fixed date"
+        else:
+            pool = list(delivered_in.values())
+            if follow.control_anchor == "stratum_median":
+                same = [
+                    d
+                    for other, d in delivered_in.items()
+                    if stratum[stations["station_id"] == other].iloc[0] == stratum[i]
+                ]
+                pool = same or pool
+            anchor, rule = _median_date(pool), f"median delivery ({follow.control_anchor})"
+        start = add_months(anchor, follow.months_after) + dt.timedelta(days=1)
+        end = add_months(start, follow.length_months) - dt.timedelta(days=1)
+        rows.append(_baseline(protocol, sid, row["arm"]))
+        rows.append(_window(sid, row["arm"], "followup", start, end, anchor, rule))
+    return pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))

@@ -1,0 +1,10 @@
+"""Alembic environment: runs migrations on the connection `records.db.migrate` passes in."""
+
+from alembic import context
+
+from policetrial.records.db import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

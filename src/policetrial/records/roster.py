@@ -1,0 +1,215 @@
+"""Officers and stations as the trial sees them: eligibility, arms, training dose, moves.
+
+Eligibility is judged on the protocol's roster date: an officer of an eligible rank and
+team posted at a trial station that day. Training dose is the share of a station's
+eligible officers who attended a session. Officers whose postings span both arms are
+listed, because they carry the training across.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from policetrial.errors import WorkspaceError
+from policetrial.jsonable import jsonable_records
+from policetrial.protocol.schema import Protocol
+from policetrial.records import db
+from policetrial.records.allocation import current_arms
+from policetrial.records.store import read_store
+from policetrial.records.workspace import Workspace
+
+__all__ = [
+    "Exposure",
+    "eligible_officers",
+    "eligible_postings",
+    "exposure",
+    "load_officers",
+    "load_stations",
+    "officers_by_arm",
+    "posted_on",
+    "workspace_exposure",
+]
+
+
+def load_stations(workspace: Workspace) -> pd.DataFrame:
+    with workspace.engine.connect() as connection:
+        rows = (
+            connection.execute(select(db.stations).order_by(db.stations.c.station_id))
+            .mappings()
+            .all()
+        )
+    return pd.DataFrame(rows, columns=[c.name for c in db.stations.columns])
+
+
+def load_officers(workspace: Workspace) -> pd.DataFrame:
+    with workspace.engine.connect() as connection:
+        rows = connection.execute(select(db.officers)).mappings().all()
+    return pd.DataFrame(rows, columns=[c.name for c in db.officers.columns])
+
+
+def posted_on(postings: pd.DataFrame, day: dt.date) -> pd.Series:
+    """Which postings cover `day` (an open end covers every later day)."""
+    to = postings["posted_to"].map(lambda d: dt.date.max if d is None or pd.isna(d) else d)
+    return (postings["posted_from"] <= day) & (to >= day)
+
+
+def eligible_postings(protocol: Protocol, postings: pd.DataFrame) -> pd.Series:
+    """Which postings make their officer eligible: the protocol's eligibility rule.
+
+    A posting covering the roster date (`[eligibility] on_date`) at one of the eligible
+    ranks and teams. `postings` needs `rank`, `team`, `posted_from` and `posted_to`.
+    """
+    rule = protocol.eligibility
+    return (
+        posted_on(postings, rule.on_date)
+        & postings["rank"].isin(rule.ranks)
+        & postings["team"].isin(rule.teams)
+    )
+
+
+def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFrame:
+    """Postings of officers eligible on the protocol's roster date (one row per officer)."""
+    eligible = postings[eligible_postings(protocol, postings)]
+    return eligible.drop_duplicates("officer_key").reset_index(drop=True)
+
+
+def officers_by_arm(
+    protocol: Protocol, postings: pd.DataFrame, arms: Mapping[str, str]
+) -> pd.DataFrame:
+    """Eligible officers (`eligible_officers`) posted at a station of `arms`, with its arm.
+
+    `arms` maps station id to arm (the allocation in force: `SealedAllocation.arms`);
+    officers at any other station are not the trial's. These are the officers of the
+    exposure table, the CONSORT flow and the questionnaires.
+    """
+    eligible = eligible_officers(protocol, postings)
+    eligible = eligible[eligible["station_id"].astype(str).isin(arms)]
+    return eligible.assign(arm=eligible["station_id"].astype(str).map(arms)).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Eligible officers and training by station and arm, against the protocol's targets."""
+
+    by_station: pd.DataFrame
+    by_arm: pd.DataFrame
+    moved_between_arms: int
+    targets: dict[str, int] = field(default_factory=dict)
+    dose_by_date: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Cumulative eligible officers trained, per intervention station, after each session day."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by_station": jsonable_records(self.by_station),
+            "by_arm": jsonable_records(self.by_arm),
+            "dose_by_date": jsonable_records(self.dose_by_date),
+            "officers_eligible": {
+                str(r["arm"]): int(r["eligible"]) for r in self.by_arm.to_dict("records")
+            },
+            "targets": self.targets,
+            "moved_between_arms": self.moved_between_arms,
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return self.by_arm
+
+
+def exposure(
+    protocol: Protocol,
+    stations: pd.DataFrame,
+    arms: dict[str, str],
+    postings: pd.DataFrame,
+    sessions: pd.DataFrame,
+    attendance: pd.DataFrame,
+) -> Exposure:
+    """Eligible officers, put forward and trained, per station and arm.
+
+    A station's `put_forward` and `trained` count its own eligible officers (on the roster
+    date) who were put forward for, or attended, any session; `others_at_sessions` counts
+    anyone else at the station's sessions (ineligible officers, officers from elsewhere).
+    These are the numbers of the CONSORT flow, too.
+    """
+    eligible = officers_by_arm(protocol, postings, arms)
+    att = attendance.merge(sessions[["session_id", "station_id", "session_date"]], on="session_id")
+    put_forward = set(att["officer_key"])
+    trained_eligible = att[
+        att["attended"].astype(bool) & att["officer_key"].isin(set(eligible["officer_key"]))
+    ]
+    trained = set(trained_eligible["officer_key"])
+    rows = []
+    for sid, arm in arms.items():
+        keys = set(eligible.loc[eligible["station_id"] == sid, "officer_key"])
+        at_sessions = set(att.loc[att["station_id"] == sid, "officer_key"])
+        last = sessions.loc[sessions["station_id"] == sid, "session_date"]
+        rows.append(
+            {
+                "station_id": sid,
+                "arm": arm,
+                "eligible": len(keys),
+                "put_forward": len(keys & put_forward),
+                "trained": len(keys & trained),
+                "trained_share": len(keys & trained) / len(keys) if keys else 0.0,
+                "others_at_sessions": len(at_sessions - keys),
+                "sessions": int((sessions["station_id"] == sid).sum()),
+                "last_session": None if last.empty else last.max(),
+            }
+        )
+    by_station = pd.DataFrame(rows)
+    by_arm = (
+        by_station.groupby("arm", sort=False)[["eligible", "put_forward", "trained"]]
+        .sum()
+        .reindex(["intervention", "control"], fill_value=0)
+        .reset_index()
+    )
+    by_arm["target"] = [
+        protocol.targets.officers_intervention,
+        protocol.targets.officers_control,
+    ]
+    dose_rows = []
+    for sid in by_station.loc[by_station["arm"] == "intervention", "station_id"]:
+        own = set(eligible.loc[eligible["station_id"] == sid, "officer_key"])
+        done = trained_eligible[trained_eligible["officer_key"].isin(own)]
+        first_day = done.groupby("officer_key")["session_date"].min()
+        for day, count in first_day.value_counts().sort_index().cumsum().items():
+            dose_rows.append(
+                {
+                    "station_id": sid,
+                    "date": day,
+                    "trained": int(count),
+                    "trained_share": count / len(own) if own else 0.0,
+                }
+            )
+    arm_of_station = postings["station_id"].map(arms)
+    moved = postings.assign(arm=arm_of_station).dropna(subset=["arm"])
+    moved_between = int((moved.groupby("officer_key")["arm"].nunique() > 1).sum())
+    return Exposure(
+        by_station,
+        by_arm,
+        moved_between,
+        {
+            "intervention": protocol.targets.officers_intervention,
+            "control": protocol.targets.officers_control,
+        },
+        pd.DataFrame(dose_rows, columns=["station_id", "date", "trained", "trained_share"]),
+    )
+
+
+def workspace_exposure(workspace: Workspace) -> Exposure:
+    """Exposure for a randomised workspace."""
+    arms = current_arms(workspace)
+    if arms is None:
+        raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
+    return exposure(
+        workspace.protocol,
+        load_stations(workspace),
+        arms,
+        load_officers(workspace),
+        read_store(workspace, "training_sessions"),
+        read_store(workspace, "training_attendance"),
+    )
