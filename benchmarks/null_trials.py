@@ -23,7 +23,7 @@ from pathlib import Path
 def one_trial(seed: int) -> dict[str, float]:
     warnings.simplefilter("ignore")
     from policetrial.analysis.plan import analyse_workspace
-    from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+    from policetrial.ingest.importer import import_extract
     from policetrial.randomise.sealed import randomise_workspace
     from policetrial.records.pseudonym import Pseudonymiser
     from policetrial.records.workspace import init_workspace
@@ -33,7 +33,7 @@ def one_trial(seed: int) -> dict[str, float]:
         ws = init_workspace(Path(tmp) / "ws")
         force = synthesise_force(Path(tmp) / "x", ws.protocol, seed=seed, effect=1.0)
         key = Pseudonymiser(seed.to_bytes(4, "big") * 8)
-        for kind in IMPORT_ORDER:
+        for kind in ws.protocol.import_order:
             import_extract(ws, kind, force.files[kind], pseudonymiser=key)
             if kind == "officers":
                 randomise_workspace(ws)

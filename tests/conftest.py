@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.ingest.importer import import_extract
 from policetrial.protocol.schema import Protocol, builtin_protocol_path, load_protocol
 from policetrial.randomise.sealed import randomise_workspace
 from policetrial.records.pseudonym import Pseudonymiser
@@ -53,7 +53,7 @@ def imported_root(
     """A workspace with every extract imported and the stations randomised (read-only)."""
     root = tmp_path_factory.mktemp("imported") / "ws"
     ws = init_workspace(root)
-    for kind in IMPORT_ORDER:
+    for kind in ws.protocol.import_order:
         import_extract(ws, kind, force.files[kind], pseudonymiser=pseudonymiser)
         if kind == "officers":
             randomise_workspace(ws)

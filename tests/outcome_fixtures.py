@@ -7,8 +7,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.protocol.schema import builtin_protocol_path, load_protocol
 from policetrial.records.store import KEY_IDS, stored_schema
+
+CONNECT = load_protocol(builtin_protocol_path("connect"))
+"""The protocol whose extract kinds the hand-built tables take (its events: s136)."""
 
 
 def short_key_id(key: str | None) -> bytes | None:
@@ -28,7 +31,7 @@ def stored_table(
 ) -> pa.Table:
     """Rows of one extract with the stored columns: link rows carry their incident's time
     (from `times`) and incident and person keys their ids."""
-    spec = EXTRACT_KINDS[kind]
+    spec = CONNECT.extract_kinds[kind]
     schema = stored_schema(spec)
     if spec.parent is not None and times is not None:
         rows = [{**r, "created_at": times[r["incident_key"]]} for r in rows]

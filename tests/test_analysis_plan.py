@@ -29,7 +29,7 @@ def planned(imported_root: Path) -> dict:
     try:
         outcomes = workspace_outcomes(ws)
         results = analyse_workspace(ws, outcomes=outcomes)
-        return {"results": results, "outcomes": outcomes}
+        return {"results": results, "outcomes": outcomes, "protocol": ws.protocol}
     finally:
         ws.engine.dispose()
 
@@ -74,11 +74,12 @@ def test_recount_without_contamination_matches_the_sql_counts(planned: dict) -> 
     contaminated incidents never raises a count."""
     outcomes = planned["outcomes"]
     incidents = outcomes.incidents
+    spec = planned["protocol"].declared["mh_calls"]
     everything = recount_without_contamination(
-        incidents.assign(contaminated=False), outcomes.station_period, "mh_calls"
+        incidents.assign(contaminated=False), outcomes.station_period, spec
     )
     pd.testing.assert_frame_equal(everything, outcomes.wide("mh_calls"), check_dtype=False)
-    clean = recount_without_contamination(incidents, outcomes.station_period, "mh_calls")
+    clean = recount_without_contamination(incidents, outcomes.station_period, spec)
     assert np.all(clean["followup"] <= everything["followup"])
 
 

@@ -67,7 +67,7 @@ def _toy_incidents() -> pd.DataFrame:
                 "incident_key": f"inc-{i:04d}",
                 "station_id": f"S{i % 3}",
                 "period": "baseline" if i % 2 else "followup",
-                "mh_call": i % 5 != 0,
+                "flagged": i % 5 != 0,
             }
         )
     return pd.DataFrame(rows)
@@ -90,7 +90,7 @@ def test_sample_follows_the_documented_algorithm() -> None:
 
     expected = set()
     for kind, fraction in (("tagged", Fraction(1, 10)), ("untagged", Fraction(1, 4))):
-        pool = incidents[incidents["mh_call"] == (kind == "tagged")]
+        pool = incidents[incidents["flagged"] == (kind == "tagged")]
         strata = sorted(pool.groupby(["station_id", "period"]), key=lambda g: g[0])
         sizes = allocate_sizes([len(g) for _, g in strata], fraction)
         assert sum(sizes) == int(fraction * len(pool) + Fraction(1, 2))
@@ -124,7 +124,7 @@ def test_workspace_sample_is_stratified_and_sealed(audited: Workspace) -> None:
     sample = current_sample(audited)
     assert sample is not None and sample.verify()
     incidents = workspace_outcomes(audited).incidents
-    included = incidents[incidents["mh_call"]]
+    included = incidents[incidents["mh_calls"]]
     assert set(sample.items["incident_key"]) <= set(included["incident_key"])
     assert len(sample.items) == int(Fraction(1, 10) * len(included) + Fraction(1, 2))
     for stratum in sample.strata:

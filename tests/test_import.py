@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from policetrial.cli.app import app
 from policetrial.errors import ExtractError, WorkspaceError
-from policetrial.ingest.importer import IMPORT_ORDER, import_extract
-from policetrial.protocol.extracts import EXTRACT_KINDS, is_personal_header
+from policetrial.ingest.importer import import_extract
+from policetrial.protocol.extracts import is_personal_header
+from policetrial.protocol.schema import builtin_protocol_path, load_protocol
 from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.store import KEY_IDS, key_ids, read_store
 from policetrial.records.workspace import Workspace, init_workspace
@@ -25,6 +26,8 @@ from policetrial.synth import SynthForce
 from .conftest import snapshot
 
 runner = CliRunner()
+CONNECT_KINDS = load_protocol(builtin_protocol_path("connect")).extract_kinds
+"""Every extract kind of the Connect protocol: the built-in ones and its s136 event."""
 
 
 def test_everything_imports_and_a_second_import_changes_nothing(
@@ -34,7 +37,7 @@ def test_everything_imports_and_a_second_import_changes_nothing(
     stored = read_store(imported_copy, "incidents")
     assert len(stored) == len(incidents)
     before = snapshot(imported_copy.incidents_dir)
-    for kind in IMPORT_ORDER:
+    for kind in imported_copy.protocol.import_order:
         report = import_extract(imported_copy, kind, force.files[kind], pseudonymiser=pseudonymiser)
         assert not report.changed, kind
         assert report.counts.unchanged == report.rows_valid
@@ -76,12 +79,12 @@ def test_link_files_replace_the_rows_of_incidents_they_mention(
     assert (report.counts.added, report.counts.removed, report.counts.unchanged) == (0, removed, 1)
 
 
-@pytest.mark.parametrize("kind", list(EXTRACT_KINDS))
+@pytest.mark.parametrize("kind", list(CONNECT_KINDS))
 def test_a_missing_column_is_one_clear_line_and_nothing_changes(
     kind: str, imported_copy: Workspace, force: SynthForce, tmp_path: Path, key_env: str
 ) -> None:
     frame = pd.read_csv(force.files[kind], dtype=str, keep_default_na=False)
-    required = EXTRACT_KINDS[kind].required[-1]
+    required = CONNECT_KINDS[kind].required[-1]
     path = tmp_path / f"{kind}.csv"
     frame.drop(columns=[required]).to_csv(path, index=False)
     before = snapshot(imported_copy.root)
@@ -171,7 +174,7 @@ def test_personal_columns_are_dropped_with_a_warning(
 def test_no_raw_identifier_reaches_any_store(imported_root: Path, force: SynthForce) -> None:
     """Scan the database, the Parquet files and every other file for raw identifiers."""
     raw: dict[str, set[str]] = {}
-    for kind, spec in EXTRACT_KINDS.items():
+    for kind, spec in CONNECT_KINDS.items():
         frame = pd.read_csv(force.files[kind], dtype=str, keep_default_na=False)
         for column in spec.columns:
             if column.identifier:

@@ -24,13 +24,16 @@ from hypothesis import strategies as st
 
 from policetrial.errors import ExtractError
 from policetrial.ingest.importer import import_extract
-from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.protocol.schema import builtin_protocol_path, load_protocol
 from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.synth import SynthForce
 
 from .conftest import TEST_KEY, snapshot
+
+CONNECT_KINDS = load_protocol(builtin_protocol_path("connect")).extract_kinds
+"""Every extract kind of the Connect protocol: the built-in ones and its s136 event."""
 
 DAMAGE = (
     "drop_column",
@@ -53,7 +56,7 @@ DAMAGE = (
 def damaged_file(frame: pd.DataFrame, kind: str, damage: str, seed: int, path: Path) -> Path:
     rng = pd.Series(range(len(frame))).sample(frac=1, random_state=seed).tolist()
     frame = frame.copy()
-    spec = EXTRACT_KINDS[kind]
+    spec = CONNECT_KINDS[kind]
     column = spec.columns[seed % len(spec.columns)].name
     row = rng[0] if rng else 0
     if damage == "drop_column":
@@ -110,7 +113,7 @@ def samples(force: SynthForce) -> dict[str, pd.DataFrame]:
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    kind=st.sampled_from(list(EXTRACT_KINDS)),
+    kind=st.sampled_from(list(CONNECT_KINDS)),
     damage=st.sampled_from(DAMAGE),
     seed=st.integers(min_value=0, max_value=10_000),
 )

@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from policetrial.outcomes.compute import (
-    SQL_FILES,
-    compute_outcomes,
-    emit_sql,
-    load_sql,
-    workspace_outcomes,
-)
+from policetrial.outcomes.compiler import compile_outcomes
+from policetrial.outcomes.compute import compute_outcomes, emit_sql, workspace_outcomes
 from policetrial.outcomes.windows import baseline_windows, station_windows
 from policetrial.protocol.schema import Protocol
 from policetrial.records.workspace import Workspace
@@ -143,7 +138,7 @@ def test_hand_worked_force(protocol: Protocol) -> None:
     """
     connection, windows = hand_worked_force()
     tables = compute_outcomes(connection, protocol, windows)
-    flagged = tables.incidents.loc[tables.incidents["s136"], "incident_key"].tolist()
+    flagged = tables.incidents.loc[tables.incidents["s136_incident"], "incident_key"].tolist()
     assert flagged == ["i6"]  # s1 came an hour after i6; s2 names no incident
     got = tables.station_period.set_index(["station_id", "period"])[EXPECTED.columns[2:]]
     expected = EXPECTED.set_index(["station_id", "period"])
@@ -206,20 +201,20 @@ def test_workspace_outcomes_add_up(imported: Workspace) -> None:
     assert (sp["police_response"] <= sp["incidents"]).all()
     # The incident-level table holds exactly the incidents counted in the windows.
     assert len(tables.incidents) == sp["incidents"].sum()
-    assert tables.incidents["mh_call"].sum() == sp["mh_calls"].sum()
+    assert tables.incidents["mh_calls"].sum() == sp["mh_calls"].sum()
     assert 350 <= sp["incidents"].mean() <= 560
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "tsql", "spark"])
-def test_emitted_sql_parses_in_its_dialect(dialect: str) -> None:
-    text = emit_sql(dialect)
-    for name in SQL_FILES:
-        assert f"-- {name}.sql" in text
+def test_emitted_sql_parses_in_its_dialect(protocol: Protocol, dialect: str) -> None:
+    text = emit_sql(protocol, dialect)
+    names = list(compile_outcomes(protocol).queries())
+    for name in names:
+        assert f"-- {name}\n" in text
     if dialect != "postgres":
         assert "MATERIALIZED" not in text
     statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
-    assert len(statements) == len(SQL_FILES)
-    assert load_sql("incident_base").startswith("--")
+    assert len(statements) == len(names)
 
 
 def test_reading_only_the_windows_changes_no_result(imported: Workspace) -> None:
@@ -250,12 +245,13 @@ def test_files_stored_before_key_ids_give_the_same_outcomes(
     derive each id from its key until the next import rewrites the file."""
     import pyarrow.parquet as pq
 
-    from policetrial.outcomes.compute import PARQUET_KINDS, register_parquet
+    from policetrial.outcomes.compute import register_parquet
     from policetrial.records.store import KEY_IDS
 
     expected = workspace_outcomes(imported_copy)
     older = {}
-    for kind in PARQUET_KINDS:
+    kinds = imported_copy.protocol.extract_kinds
+    for kind in [k for k, spec in kinds.items() if spec.store == "parquet"]:
         table = pq.read_table(imported_copy.parquet(kind))
         older[kind] = tmp_path / f"{kind}.parquet"
         pq.write_table(
@@ -264,7 +260,7 @@ def test_files_stored_before_key_ids_give_the_same_outcomes(
         )
     assert "incident_id" not in pq.read_schema(older["incident_persons"]).names
     connection = duckdb.connect()
-    register_parquet(connection, older, spans=None)
+    register_parquet(connection, imported_copy.protocol, older, spans=None)
     assert connection.execute("SELECT typeof(person_id) FROM s136 LIMIT 1").fetchall() == [
         ("UUID",)
     ]
@@ -296,3 +292,66 @@ def test_incidents_that_move_in_time_take_their_links(
     keys = set(pseudonymiser.many("incident", moved["incident_ref"].to_numpy()))
     times = stored.loc[stored["incident_key"].isin(keys), "created_at"]
     assert len(times) >= 3 and (times == pd.Timestamp("2016-04-15 12:00:00")).all()
+
+
+def test_person_counts_at_the_edges_of_their_thresholds(protocol: Protocol) -> None:
+    """Worked by hand from docs/protocol.md: "within 7 days" counts calls in [t, t + 7 days),
+    so two calls exactly 7 days apart are not within 7 days and two 1 second sooner are; "2
+    in 2 consecutive calendar months" holds for calls on 30 April and 1 May but a window
+    holds only the calls inside it (baseline: April); a person recorded as 15 on one call
+    and 40 on another is an adult; roles other than the counted ones do not count."""
+    from policetrial.protocol.schema import parse_protocol
+
+    text = builtin_protocol_path_text() + (
+        '\n[outcomes.weekly]\nkind = "person_count"\nlabel = "Weekly"\nroles = ["caller"]\n'
+        'thresholds = [{ at_least = 2, per = "rolling_days", days = 7 }]\n'
+        '\n[outcomes.two_months]\nkind = "person_count"\nlabel = "Two months"\n'
+        'roles = ["caller", "victim"]\nadults_only = true\n'
+        'thresholds = [{ at_least = 3, per = "calendar_month", months = 2 }]\n'
+    )
+    declared = parse_protocol(text)
+    c = duckdb.connect()
+    _register(c, "officers", [])
+    _register(c, "beats", [{"beat": "a1", "station_id": "A"}])
+    incidents = [
+        ("j1", T(2016, 4, 2, 10, 0, 0)), ("j2", T(2016, 4, 9, 10, 0, 0)),
+        ("j3", T(2016, 4, 12, 10, 0, 0)), ("j4", T(2016, 4, 19, 9, 59, 59)),
+        ("j5", T(2016, 4, 28, 10, 0, 0)), ("j6", T(2016, 4, 30, 10, 0, 0)),
+        ("j7", T(2016, 4, 30, 11, 0, 0)),
+    ]  # fmt: skip
+    _register(c, "incidents", [
+        {"incident_key": k, "created_at": t, "opening_code": "x", "grade": "Priority", "beat": "a1"}
+        for k, t in incidents
+    ])  # fmt: skip
+    times = dict(incidents)
+    _register(c, "incident_persons", [
+        # p1 rings exactly 7 days apart: not weekly. p2 rings 6 days 23:59:59 apart: weekly.
+        {"incident_key": "j1", "person_key": "p1", "role": "caller", "age": 40},
+        {"incident_key": "j2", "person_key": "p1", "role": "caller", "age": 40},
+        {"incident_key": "j3", "person_key": "p2", "role": "caller", "age": 15},
+        {"incident_key": "j4", "person_key": "p2", "role": "caller", "age": 40},
+        # p3: three calls in April as caller or victim, and one as a subject (not counted).
+        {"incident_key": "j5", "person_key": "p3", "role": "victim", "age": None},
+        {"incident_key": "j6", "person_key": "p3", "role": "caller", "age": 30},
+        {"incident_key": "j7", "person_key": "p3", "role": "caller", "age": 30},
+        {"incident_key": "j1", "person_key": "p3", "role": "subject", "age": 30},
+        # p4: two calls, under 18 on both: too young, and too few anyway.
+        {"incident_key": "j6", "person_key": "p4", "role": "victim", "age": 16},
+        {"incident_key": "j7", "person_key": "p4", "role": "victim", "age": 16},
+    ], times)  # fmt: skip
+    for kind in ("incident_officers", "incident_tags", "warning_markers", "s136"):
+        _register(c, kind, [], times)
+    windows = pd.DataFrame([{
+        "station_id": "A", "arm": "intervention", "period": "baseline",
+        "start": D(2016, 4, 1), "end": D(2016, 4, 30), "days": 30, "anchor": None,
+    }])  # fmt: skip
+    got = compute_outcomes(c, declared, windows).station_period.iloc[0]
+    # weekly: p2, and p3 (two calls an hour apart), not p1; two months: p3 only (p1 and p2
+    # have 2 calls each, p4 is under 18 and has 2).
+    assert (got["weekly"], got["two_months"]) == (2, 1)
+
+
+def builtin_protocol_path_text() -> str:
+    from policetrial.protocol.schema import builtin_protocol_path
+
+    return builtin_protocol_path("connect").read_text()

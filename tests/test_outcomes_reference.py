@@ -1,10 +1,14 @@
-"""Outcome SQL against an independent plain-Python implementation on generated forces.
+"""Compiled outcome SQL against an independent plain-Python implementation.
 
 Each example is a small random force whose timestamps cluster on the places where
-definitions break: the first and last second of a window and the second after it,
+definitions break (the first and last second of a window and the second after it,
 office-hour boundaries, English bank holidays, the clock changes, markers starting or
-ending on the incident's day, officers who move station, incidents attended across
-arms, persons calling from several stations, detentions with and without incidents.
+ending on the incident's day, officers who move station, incidents attended across arms,
+persons calling from several stations, detentions with and without incidents), and a
+random set of declared outcomes: conditions built from every field and operator (any of,
+all of, not, and, or, references to other outcomes, events, flags), person counts by role
+with every kind of threshold, event counts with conditions on the event and its incident,
+and incident-level binary outcomes. Every count and every binary flag must agree.
 """
 
 from __future__ import annotations
@@ -17,11 +21,18 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policetrial.outcomes.compute import OUTCOME_COLUMNS, compute_outcomes
-from policetrial.protocol.schema import Protocol
+from policetrial.outcomes.compute import compute_outcomes
+from policetrial.protocol.schema import Protocol, builtin_protocol_path, parse_protocol
 
 from .outcome_fixtures import stored_table
-from .outcome_reference import reference_outcomes
+from .outcome_reference import reference_flags, reference_outcomes
+
+OPENING = ["Domestic incident", "Concern for safety", "Theft"]
+CLOSING = ["Advice given", "No further action", "Crime recorded"]
+CHANNELS = ["999", "101"]
+TAGS = ["QMH", "QD4", "SG1", "QVU", "QDA", "XX1"]
+MARKERS = ["MN", "XM", "WE"]
+PLACES = ["health-based place of safety", "emergency department", "police station", "other"]
 
 D = dt.date
 T = dt.datetime
@@ -35,6 +46,8 @@ def _edge_times(windows: list[dict[str, Any]]) -> list[dt.datetime]:
         start = T.combine(w["start"], dt.time())
         end = T.combine(w["end"] + dt.timedelta(days=1), dt.time())
         times += [start, start - dt.timedelta(seconds=1), end - dt.timedelta(seconds=1), end]
+        # Exactly one and seven days on: the edges of the rolling-day thresholds.
+        times += [start + dt.timedelta(days=1), start + dt.timedelta(days=7)]
     for day in (
         D(2016, 4, 4),
         D(2016, 4, 9),
@@ -137,15 +150,17 @@ def random_force(seed: int) -> tuple[dict[str, list[dict[str, Any]]], list[dict[
             {
                 "incident_key": key,
                 "created_at": created,
-                "opening_code": "x",
+                "opening_code": rng.choice(OPENING),
+                "closing_code": rng.choice([*CLOSING, None]),
                 "grade": rng.choice(grades),
                 "beat": beat,
+                "channel": rng.choice([*CHANNELS, None]),
             }
         )
         for j, officer in enumerate(rng.sample(officer_keys, rng.randint(0, 2))):
             role = "lead" if (j == 0 or rng.random() < 0.2) else "support"
             links.append({"incident_key": key, "officer_key": officer, "role": role})
-        for q in rng.sample(["QMH", "QD4", "SG1", "QVU", "QDA", "XX1"], rng.randint(0, 2)):
+        for q in rng.sample(TAGS, rng.randint(0, 3)):
             tags.append({"incident_key": key, "qualifier": q})
         # A few persons call very often, from any station's beats.
         for person in rng.sample(persons[:3] if rng.random() < 0.6 else persons, rng.randint(0, 2)):
@@ -171,7 +186,7 @@ def random_force(seed: int) -> tuple[dict[str, list[dict[str, Any]]], list[dict[
             markers.append(
                 {
                     "person_key": person,
-                    "marker": rng.choice(["MN", "XM", "WE"]),
+                    "marker": rng.choice(MARKERS),
                     "valid_from": start,
                     "valid_to": end,
                 }
@@ -189,7 +204,8 @@ def random_force(seed: int) -> tuple[dict[str, list[dict[str, Any]]], list[dict[
                 "incident_key": linked and linked["incident_key"],
                 "officer_key": rng.choice(officer_keys),
                 "person_key": rng.choice(persons),
-                "place_of_safety": "other",
+                "place_of_safety": rng.choice(PLACES),
+                "sex": rng.choice(["male", "female", None]),
             }
         )
     tables = {
@@ -214,40 +230,172 @@ def _duckdb(tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnectio
     return connection
 
 
-@settings(max_examples=60, deadline=None)
+def _codes(draw: st.DrawFn, values: list[str]) -> str:
+    chosen = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3, unique=True))
+    return "[" + ", ".join(f"'{c}'" for c in chosen) + "]"
+
+
+@st.composite
+def leaf(draw: st.DrawFn, refs: tuple[str, ...]) -> str:
+    kinds = [
+        "tag",
+        "marker",
+        "role",
+        "opening",
+        "closing",
+        "grade",
+        "channel",
+        "flag",
+        "event",
+        "list",
+    ]
+    if refs:
+        kinds.append("ref")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "tag":
+        mode = draw(st.sampled_from(["in", "any of", "all of"]))
+        return f"tag {mode} {_codes(draw, TAGS)}"
+    if kind == "marker":
+        mode = draw(st.sampled_from(["in", "all of"]))
+        return f"marker {mode} {_codes(draw, MARKERS)}"
+    if kind == "role":
+        mode = draw(st.sampled_from(["in", "all of"]))
+        return f"role {mode} {_codes(draw, ['caller', 'subject', 'victim'])}"
+    if kind == "opening":
+        return f"opening_code in {_codes(draw, OPENING)}"
+    if kind == "closing":
+        return f"closing_code in {_codes(draw, CLOSING)}"
+    if kind == "grade":
+        return "grade in @response_grades"
+    if kind == "channel":
+        return f"channel in {_codes(draw, CHANNELS)}"
+    if kind == "flag":
+        return draw(st.sampled_from(["attended", "out_of_hours", "office_hours"]))
+    if kind == "event":
+        return "event s136"
+    if kind == "list":
+        return draw(st.sampled_from(["tag in @mental_health_tags", "marker in @warning_markers"]))
+    return draw(st.sampled_from(refs))
+
+
+def condition(refs: tuple[str, ...]) -> st.SearchStrategy[str]:
+    return st.recursive(
+        leaf(refs),
+        lambda inner: st.one_of(
+            st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+            st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
+            st.builds(lambda a: f"not ({a})", inner),
+        ),
+        max_leaves=5,
+    )
+
+
+@st.composite
+def threshold(draw: st.DrawFn) -> str:
+    per = draw(st.sampled_from(["window", "calendar_month", "rolling_days"]))
+    if per == "window":
+        return f"{{ at_least = {draw(st.integers(1, 4))} }}"
+    if per == "calendar_month":
+        months = draw(st.integers(1, 3))
+        return (
+            f'{{ at_least = {draw(st.integers(1, 6))}, per = "calendar_month", months = {months} }}'
+        )
+    days = draw(st.sampled_from([1, 7, 30]))
+    return f'{{ at_least = {draw(st.integers(2, 3))}, per = "rolling_days", days = {days} }}'
+
+
+@st.composite
+def declared(draw: st.DrawFn) -> str:
+    """TOML for a few random outcomes of every kind, each may name the ones before it."""
+    refs: tuple[str, ...] = ("mh_calls", "police_response")
+    parts = []
+    for k in range(draw(st.integers(1, 4))):
+        key = f"gen_count_{k}"
+        where = draw(condition(refs))
+        parts.append(
+            f'[outcomes.{key}]\nkind = "incident_count"\nlabel = "G{k}"\nwhere = "{where}"\n'
+        )
+        refs = (*refs, key)
+    for k in range(draw(st.integers(0, 2))):
+        parts.append(
+            f'[outcomes.gen_binary_{k}]\nkind = "incident_binary"\nlabel = "B{k}"\n'
+            f'where = "{draw(condition(refs))}"\namong = "{draw(condition(refs))}"\n'
+        )
+    for k in range(draw(st.integers(0, 2))):
+        roles = draw(
+            st.lists(
+                st.sampled_from(["caller", "subject", "victim"]),
+                min_size=1,
+                max_size=2,
+                unique=True,
+            )
+        )
+        thresholds = ", ".join(draw(st.lists(threshold(), min_size=1, max_size=3)))
+        among = draw(st.one_of(st.just("all"), condition(refs)))
+        adults = draw(st.booleans())
+        listed = ", ".join(f'"{r}"' for r in roles)
+        parts.append(
+            f'[outcomes.gen_persons_{k}]\nkind = "person_count"\nlabel = "P{k}"\n'
+            f"roles = [{listed}]\nthresholds = [{thresholds}]\n"
+            f'among = "{among}"\nadults_only = {str(adults).lower()}\n'
+        )
+    for k in range(draw(st.integers(0, 2))):
+        where = draw(
+            st.sampled_from(
+                [
+                    "all",
+                    "place_of_safety in ['police station', 'other']",
+                    "not (sex in [male])",
+                    "(sex in [female]) or (place_of_safety in ['emergency department'])",
+                ]
+            )
+        )
+        incident = draw(st.one_of(st.none(), condition(refs)))
+        parts.append(
+            f'[outcomes.gen_events_{k}]\nkind = "event_count"\nlabel = "E{k}"\nevent = "s136"\n'
+            f'where = "{where}"\n' + ("" if incident is None else f'incident = "{incident}"\n')
+        )
+    return "\n".join(parts)
+
+
+CONNECT_TEXT = builtin_protocol_path("connect").read_text()
+
+
+def _with(text: str, location: bool) -> Protocol:
+    base = CONNECT_TEXT
+    if location:
+        base = base.replace(
+            'incidents_to_station = "attending_officer"', 'incidents_to_station = "location"'
+        )
+    return parse_protocol(base + "\n" + text)
+
+
+@settings(max_examples=80, deadline=None)
 @given(
-    seed=st.integers(min_value=0, max_value=2**31),
-    by_location=st.booleans(),
-    victims_call=st.booleans(),
+    seed=st.integers(min_value=0, max_value=2**31), by_location=st.booleans(), outcomes=declared()
 )
 def test_sql_agrees_with_the_plain_python_definitions(
-    protocol: Protocol, seed: int, by_location: bool, victims_call: bool
+    seed: int, by_location: bool, outcomes: str
 ) -> None:
-    if victims_call:
-        # Two caller roles: a person linked to an incident in both made one call.
-        fc = protocol.definitions.frequent_caller.model_copy(update={"roles": ("caller", "victim")})
-        protocol = protocol.model_copy(
-            update={"definitions": protocol.definitions.model_copy(update={"frequent_caller": fc})}
-        )
-    if by_location:
-        protocol = protocol.model_copy(
-            update={
-                "assignment": protocol.assignment.model_copy(
-                    update={"incidents_to_station": "location"}
-                )
-            }
-        )
+    protocol = _with(outcomes, by_location)
     tables, windows = random_force(seed)
     import pandas as pd
 
-    got = compute_outcomes(_duckdb(tables), protocol, pd.DataFrame(windows)).station_period
+    result = compute_outcomes(_duckdb(tables), protocol, pd.DataFrame(windows))
     expected = reference_outcomes(protocol, tables, windows)
-    for row in got.to_dict("records"):
+    columns = (*protocol.declared.counts, "contaminated")
+    for row in result.station_period.to_dict("records"):
         want = expected[(row["station_id"], row["period"])]
-        for outcome in (*OUTCOME_COLUMNS, "contaminated"):
+        for outcome in columns:
             assert row[outcome] == want.get(outcome, 0), (
-                seed,
-                row["station_id"],
-                row["period"],
-                outcome,
-            )
+                seed, row["station_id"], row["period"], outcome, outcomes,
+            )  # fmt: skip
+    flags = reference_flags(protocol, tables, windows)
+    incidents = result.incidents.set_index("incident_key")
+    assert set(incidents.index) == set(flags)
+    for key, want in flags.items():
+        for column, value in want.items():
+            if column in incidents.columns:
+                assert bool(incidents.at[key, column]) == value, (seed, key, column, outcomes)
+            else:
+                assert column.endswith("__among"), column

@@ -34,7 +34,7 @@ seed = 20160501
 
 def _protocol_text(randomisation: str) -> str:
     text = builtin_protocol_path("connect").read_text()
-    return re.sub(r"\[randomisation\].*?(?=\n\[outcomes\])", randomisation, text, flags=re.S)
+    return re.sub(r"\[randomisation\].*?(?=\n\[)", randomisation, text, flags=re.S)
 
 
 def _switch(workspace: Workspace, randomisation: str) -> Workspace:

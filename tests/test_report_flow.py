@@ -110,7 +110,7 @@ def test_incidents_analysed_match_the_incident_table(analysed: Workspace) -> Non
     for arm in ("intervention", "control"):
         part = follow[follow["arm"] == arm]
         assert flow.arm(arm).incidents_analysed == len(part)
-        assert flow.arm(arm).primary_events == int(part["mh_call"].sum())
+        assert flow.arm(arm).primary_events == int(part["mh_calls"].sum())
 
 
 def test_the_boxes_add_up(reported: Workspace) -> None:

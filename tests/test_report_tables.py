@@ -102,7 +102,8 @@ def test_monthly_series_agrees_with_the_baseline_outcome(analysed: Workspace) ->
             for r in results["station_period"]
             if r["period"] == "baseline" and r["arm"] == arm
         )
-        assert int(april.loc[april["arm"] == arm, "mh_calls"].iloc[0]) == expected
+        assert int(april.loc[april["arm"] == arm, "outcome"].iloc[0]) == expected
+    assert series.outcome == "mh_calls"
     assert series.by_arm["days"].between(1, 31).all()
 
 

@@ -7,17 +7,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from policetrial.protocol.extracts import EXTRACT_KINDS
 from policetrial.protocol.schema import Protocol
 from policetrial.synth import SynthForce, synthesise_force
 
 
-def test_one_file_per_extract_kind_with_the_documented_columns(force: SynthForce) -> None:
-    assert set(force.files) == set(EXTRACT_KINDS)
+def test_one_file_per_extract_kind_with_the_documented_columns(
+    force: SynthForce, protocol: Protocol
+) -> None:
+    kinds = protocol.extract_kinds
+    assert set(force.files) == set(kinds)
     for kind, path in force.files.items():
         assert path.name == f"{kind}.csv"
         header = pd.read_csv(path, nrows=0).columns.tolist()
-        assert header == [c.name for c in EXTRACT_KINDS[kind].columns]
+        assert header == [c.name for c in kinds[kind].columns]
 
 
 def test_calibration_to_domain_figures(force: SynthForce) -> None:

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from policetrial.audit.sample import draw_audit_sample
-from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.ingest.importer import import_extract
 from policetrial.randomise.sealed import randomise_workspace
 from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.workspace import init_workspace
@@ -58,7 +58,7 @@ def build_trial(
     root: Path, database_url: str | None, force: SynthForce, pseudonymiser: Pseudonymiser
 ) -> WebTrial:
     ws = init_workspace(root, database_url=database_url)
-    for kind in IMPORT_ORDER:
+    for kind in ws.protocol.import_order:
         import_extract(ws, kind, force.files[kind], pseudonymiser=pseudonymiser)
         if kind == "officers":
             randomise_workspace(ws)

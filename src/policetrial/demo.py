@@ -1,7 +1,8 @@
-"""`policetrial demo`: the whole Connect trial on a synthetic force, in one command.
+"""`policetrial demo`: a whole trial on a synthetic force, in one command.
 
-A workspace (temporary unless a folder is given) and a temporary pseudonymisation key
-(kept apart, as in real use) receive a synthetic 12-station force; every stage then runs
+A workspace for a protocol (Connect unless another is named; temporary unless a folder is
+given) and a temporary pseudonymisation key (kept apart, as in real use) receive a
+synthetic force that follows the protocol; every stage then runs
 as a user would run it: import, randomise, the audit of tags (a seeded sample rated by
 a SYNTHETIC auditor), the officer questionnaires (links, SYNTHETIC answers), outcomes,
 analyse, report. The report, its figures and tables and results.json land in `out`.
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from policetrial.analysis.plan import analyse_workspace, write_results
 from policetrial.audit.workflow import run_synthetic_audit
 from policetrial.errors import WorkspaceError
-from policetrial.ingest.importer import IMPORT_ORDER, import_extract
+from policetrial.ingest.importer import import_extract
 from policetrial.outcomes.compute import workspace_outcomes
 from policetrial.randomise.sealed import randomise_workspace
 from policetrial.records.pseudonym import Pseudonymiser, load_pseudonymiser, write_key_file
@@ -52,11 +53,15 @@ def run_demo(
     *,
     seed: int = 1,
     effect: float = 0.7,
-    stations: int = 12,
+    stations: int | None = None,
+    protocol: str = "connect",
     workspace: Path | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run every stage; returns the headline figures (and prints them to `console`).
+
+    `protocol`: a shipped protocol's name or a path to a trial.toml. `stations`: the
+    synthetic force's stations (default: the protocol's target).
 
     `workspace`: keep the demo's workspace in this (new or empty) folder, to explore it
     with the other commands (`policetrial report -w FOLDER --full`); default a temporary
@@ -73,9 +78,12 @@ def run_demo(
         pseudonymiser: Pseudonymiser = load_pseudonymiser(
             {"POLICETRIAL_PSEUDONYM_KEY_FILE": str(key_path)}, workspace=ws_root
         )
+        ws = init_workspace(ws_root, protocol=protocol)
+        order = ws.protocol.import_order
+        title = f"{ws.protocol.trial.id} trial demo"
         steps = [
             "synthesise",
-            *(f"import {k}" for k in IMPORT_ORDER),
+            *(f"import {k}" for k in order),
             "randomise",
             "outcomes",
             "audit",
@@ -95,7 +103,7 @@ def run_demo(
         )
         timings: dict[str, float] = {}
         with progress:
-            task = progress.add_task("Connect trial demo", total=len(steps))
+            task = progress.add_task(title, total=len(steps))
             clock = [time.perf_counter()]
 
             def step(name: str) -> None:
@@ -108,14 +116,17 @@ def run_demo(
                 progress.advance(task)
 
             step("synthesise")
-            ws = init_workspace(ws_root)
             force = synthesise_force(
-                root / "extracts", ws.protocol, stations=stations, seed=seed, effect=effect
+                root / "extracts",
+                ws.protocol,
+                stations=stations or ws.protocol.targets.stations,
+                seed=seed,
+                effect=effect,
             )
             done("synthesise")
             # Stations and the roster come first; randomisation needs them, training and
             # incidents follow it, as in the trial itself.
-            for kind in IMPORT_ORDER:
+            for kind in order:
                 step(f"import {kind}")
                 import_extract(
                     ws, kind, force.files[kind], pseudonymiser=pseudonymiser, actor="demo"
@@ -157,6 +168,7 @@ def run_demo(
         "officers_eligible": results.officers_eligible,
         "allocation_digest": sealed.digest,
         "audit_items": audit.sample["n_items"],
+        "protocol": ws.protocol.trial.id,
         "questionnaires": answered,
         "synthetic": ["audit ratings", "questionnaire responses"],
         "suppressed_below": files.suppressed_below,
@@ -165,7 +177,7 @@ def run_demo(
     }
     if console is not None:
         console.print(
-            f"[bold]Connect trial demo[/] ({results.stations['intervention']} + "
+            f"[bold]{ws.protocol.trial.title}[/]: demo ({results.stations['intervention']} + "
             f"{results.stations['control']} stations, {force.n_incidents:,} incidents, "
             f"true rate ratio {effect}; SYNTHETIC audit ratings and questionnaires)"
         )

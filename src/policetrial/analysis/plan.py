@@ -26,15 +26,22 @@ from policetrial.analysis.results import Clustering, Estimate, TrialResults
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.errors import AnalysisError, SurveyError, WorkspaceError
 from policetrial.jsonable import jsonable, jsonable_records
-from policetrial.outcomes.compute import OUTCOME_COLUMNS, OutcomeTables, workspace_outcomes
-from policetrial.protocol.catalogue import OUTCOMES
-from policetrial.protocol.schema import Analysis
+from policetrial.outcomes.compute import OutcomeTables, workspace_outcomes
+from policetrial.protocol.conditions import Every
+from policetrial.protocol.outcomes import OutcomeSpec
+from policetrial.protocol.schema import Analysis, Protocol
 from policetrial.randomise.sealed import SealedAllocation, current_allocation
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
 from policetrial.survey import prepost_tables
 
-__all__ = ["analyse_workspace", "descriptive_by_arm", "workspace_scores", "write_results"]
+__all__ = [
+    "analyse_workspace",
+    "descriptive_by_arm",
+    "outcome_metadata",
+    "workspace_scores",
+    "write_results",
+]
 
 
 def _software() -> dict[str, str]:
@@ -57,7 +64,7 @@ def descriptive_by_arm(outcomes: OutcomeTables) -> dict[str, Any]:
     """Totals, station means and rates per 30 days, by outcome, arm and period."""
     sp = outcomes.station_period
     out: dict[str, Any] = {}
-    for outcome in OUTCOME_COLUMNS:
+    for outcome in outcomes.count_columns:
         rows = []
         for (arm, period), group in sp.groupby(["arm", "period"], sort=False):
             rows.append(
@@ -124,7 +131,7 @@ def analyse_workspace(
         and e.method == "nb_randomisation"
         and e.analysis_set == "main"
     )
-    count_outcomes = {protocol.outcomes.primary, *protocol.outcomes.secondary}
+    count_outcomes = set(_named(protocol, counts=True))
     arms = allocation.arms
     sp = outcomes.station_period
     return TrialResults(
@@ -133,7 +140,7 @@ def analyse_workspace(
             "title": protocol.trial.title,
             "force": protocol.trial.force,
             "primary_outcome": protocol.outcomes.primary,
-            "primary_outcome_label": OUTCOMES[protocol.outcomes.primary].label,
+            "primary_outcome_label": protocol.outcome_label(protocol.outcomes.primary),
             "alpha": plan.alpha,
         },
         primary=primary,
@@ -159,7 +166,25 @@ def analyse_workspace(
             "enumerated": allocation.scheme_set.enumerated,
             "smallest_p_value": allocation.scheme_set.smallest_p_value(allocation.chosen_index),
         },
+        outcomes=outcome_metadata(protocol),
     )
+
+
+def outcome_metadata(protocol: Protocol) -> dict[str, dict[str, Any]]:
+    """What results.json says of each declared outcome, for readers without the protocol."""
+    out = {}
+    for key, spec in protocol.declared.specs.items():
+        raw = protocol.outcomes.declared[key]
+        out[key] = {
+            "label": spec.label,
+            "short_label": spec.short_label,
+            "kind": spec.kind,
+            "unit": spec.unit,
+            "definition": spec.definition,
+            "where": getattr(raw, "where", None),
+            "among": getattr(raw, "among", None),
+        }
+    return out
 
 
 def _run_plan(
@@ -203,7 +228,8 @@ def _run_plan(
         )
 
     primary = protocol.outcomes.primary
-    for outcome in (primary, *protocol.outcomes.secondary):
+    declared = protocol.declared
+    for outcome in _named(protocol, counts=True):
         table = outcomes.wide(outcome)
         attempt(outcome, outcome == primary, lambda o=outcome, t=table: counts(o, t, "main"))
         for adjusted in (False, True):
@@ -215,11 +241,11 @@ def _run_plan(
                 ),
             )
     incidents = outcomes.incidents
-    for flag in plan.binary_outcomes:
+    for key in _named(protocol, counts=False):
         attempt(
-            flag,
+            key,
             False,
-            lambda f=flag: _binary(f, incidents, allocation, plan, analyses, clustering),
+            lambda s=declared[key]: _binary(s, incidents, allocation, plan, analyses, clustering),
         )
     for name, scores in questionnaire.items():
         attempt(
@@ -258,12 +284,14 @@ def _run_plan(
             False,
             lambda: counts(
                 primary,
-                recount_without_contamination(incidents, outcomes.station_period, primary),
+                recount_without_contamination(
+                    incidents, outcomes.station_period, declared[primary]
+                ),
                 "exclude_contaminated",
             ),
         )
-    if "alternative_primary" in plan.sensitivity and plan.alternative_primary != primary:
-        alternative = plan.alternative_primary
+    alternative = plan.alternative_primary
+    if "alternative_primary" in plan.sensitivity and alternative and alternative != primary:
         attempt(
             f"{alternative} (alternative primary)",
             False,
@@ -272,25 +300,31 @@ def _run_plan(
     return analyses, clustering
 
 
-BINARY_POPULATIONS = {"tagged": None, "s136": "mh_call"}
-"""Which incidents each binary outcome is among: all, or those flagged by the column."""
+def _named(protocol: Protocol, *, counts: bool) -> list[str]:
+    """The primary and secondary outcomes, in order: the counts, or the incident binaries."""
+    declared = protocol.declared
+    named = (protocol.outcomes.primary, *protocol.outcomes.secondary)
+    return [k for k in named if declared[k].is_count == counts]
 
 
 def _binary(
-    flag: str,
+    spec: OutcomeSpec,
     incidents: pd.DataFrame,
     allocation: SealedAllocation,
     plan: Analysis,
     analyses: list[Estimate],
     clustering: list[Clustering],
 ) -> None:
-    population = BINARY_POPULATIONS[flag]
-    frame = incidents if population is None else incidents[incidents[population].astype(bool)]
-    outcome = f"{flag}_incident"
+    """An incident-level binary outcome, among the incidents it is a share of."""
+    flag = spec.key
+    if isinstance(spec.among, Every):
+        frame = incidents
+    else:
+        frame = incidents[incidents[f"{flag}__among"].astype(bool)]
     analyses.extend(
         analyse_binary(
             frame,
-            outcome=outcome,
+            outcome=flag,
             flag=flag,
             station_order=allocation.cluster_ids,
             arms=allocation.arms,
@@ -304,7 +338,7 @@ def _binary(
             follow[flag].astype(float).to_numpy(),
             follow["station_id"].to_numpy(),
             follow["station_id"].map(allocation.arms).to_numpy(),
-            outcome=outcome,
+            outcome=flag,
             alpha=plan.alpha,
         )
     )

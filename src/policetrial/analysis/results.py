@@ -87,6 +87,8 @@ class TrialResults:
     sets. `estimates` keeps the count outcomes of the main analysis set."""
     clustering: tuple[Clustering, ...] = ()
     randomisation_test: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, Any] = field(default_factory=dict)
+    """Every declared outcome of the protocol: label, short label, kind, unit, definition."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +107,7 @@ class TrialResults:
             "analyses": [e.to_dict() for e in self.analyses],
             "clustering": [c.to_dict() for c in self.clustering],
             "randomisation_test": self.randomisation_test,
+            "outcomes": self.outcomes,
         }
 
     def summary(self) -> pd.DataFrame:

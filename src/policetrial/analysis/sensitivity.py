@@ -14,19 +14,9 @@ import numpy as np
 import pandas as pd
 
 from policetrial.errors import AnalysisError
+from policetrial.protocol.outcomes import OutcomeSpec
 
-__all__ = ["RECOUNTABLE", "per_protocol_schemes", "recount_without_contamination"]
-
-RECOUNTABLE = {
-    "incidents": None,
-    "police_response": "police_response",
-    "mh_tagged": "tagged",
-    "mh_marked": "marked",
-    "mh_calls": "mh_call",
-    "mh_out_of_hours": ("mh_call", "out_of_hours"),
-    "mh_office_hours": ("mh_call", "~out_of_hours"),
-}
-"""Station counts that can be rebuilt from the incident table, and the flags they count."""
+__all__ = ["per_protocol_schemes", "recount_without_contamination"]
 
 
 def per_protocol_schemes(
@@ -47,27 +37,21 @@ def per_protocol_schemes(
 
 
 def recount_without_contamination(
-    incidents: pd.DataFrame, station_period: pd.DataFrame, outcome: str
+    incidents: pd.DataFrame, station_period: pd.DataFrame, outcome: OutcomeSpec
 ) -> pd.DataFrame:
-    """One outcome's station table (as `OutcomeTables.wide` gives it), without the
-    incidents attended by officers of both arms."""
-    if outcome not in RECOUNTABLE:
+    """One incident outcome's station table (as `OutcomeTables.wide` gives it), without
+    the incidents attended by officers of both arms."""
+    if outcome.kind != "incident_count":
         raise AnalysisError(
-            f"{outcome} cannot be recounted from the incident table; expected one of "
-            f"{sorted(RECOUNTABLE)}"
+            f"{outcome.key} is a {outcome.kind}, which cannot be recounted from the incident "
+            "table; only incident counts can"
         )
-    needed = {"station_id", "period", "contaminated"}
-    flags = RECOUNTABLE[outcome]
-    names = [] if flags is None else [flags] if isinstance(flags, str) else list(flags)
-    needed |= {n.lstrip("~") for n in names}
+    needed = {"station_id", "period", "contaminated", outcome.key}
     missing = needed - set(incidents.columns)
     if missing:
         raise AnalysisError(f"the incident table lacks column(s) {sorted(missing)}")
     clean = incidents[~incidents["contaminated"].astype(bool)]
-    counted = np.ones(len(clean), dtype=bool)
-    for name in names:
-        values = clean[name.lstrip("~")].astype(bool).to_numpy()
-        counted &= ~values if name.startswith("~") else values
+    counted = clean[outcome.key].astype(bool).to_numpy()
     counts = clean[counted].groupby(["station_id", "period"]).size().rename("n").reset_index()
     sp = station_period[["station_id", "arm", "period", "days"]].merge(
         counts, on=["station_id", "period"], how="left"

@@ -22,22 +22,19 @@ import pandas as pd
 from policetrial.audit.sample import AuditSample, current_sample
 from policetrial.errors import AuditError
 from policetrial.outcomes.compute import workspace_outcomes
+from policetrial.protocol.schema import Protocol
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 
 __all__ = [
     "PACK_COLUMNS",
-    "QUESTIONS",
     "VERDICT_CHOICES",
     "AuditPack",
     "audit_pack",
+    "questions",
     "write_audit_pack",
 ]
 
-QUESTIONS = {
-    "tagged": "Is the mental-health or vulnerability flag on this incident relevant?",
-    "untagged": "Should this incident have carried a mental-health or vulnerability flag?",
-}
 VERDICT_CHOICES = {
     "tagged": ("relevant", "not relevant", "cannot tell"),
     "untagged": ("yes", "no", "cannot tell"),
@@ -80,6 +77,12 @@ class AuditPack:
         return pd.DataFrame([{"file": str(p)} for p in self.files])
 
 
+def questions(protocol: Protocol) -> dict[str, str]:
+    """What the auditor is asked about a flagged and an unflagged incident: the protocol's
+    words (`[audit] question`, `question_unflagged`)."""
+    return {"tagged": protocol.audit.question, "untagged": protocol.audit.question_unflagged}
+
+
 def _joined(values: pd.Series) -> str:
     return "; ".join(sorted({str(v) for v in values if str(v)}))
 
@@ -108,7 +111,7 @@ def audit_pack(workspace: Workspace, sample: AuditSample | None = None) -> pd.Da
     pack = pd.DataFrame(
         {
             "audit_id": items["audit_id"],
-            "question": items["kind"].map(QUESTIONS),
+            "question": items["kind"].map(questions(workspace.protocol)),
             "answers": items["kind"].map(lambda k: " / ".join(VERDICT_CHOICES[k])),
             "ratings_needed": items["double_rated"].map({True: 2, False: 1}),
             "date": created.dt.strftime("%Y-%m-%d"),
@@ -159,6 +162,9 @@ def _pack_field(
         counts = officers.groupby("incident_key")["officer_key"].nunique()
         return keys.map(counts).fillna(0).astype(int)
 
+    if name == "attended":
+        attended = set(read_store(workspace, "incident_officers")["incident_key"])
+        return keys.map(lambda k: "yes" if k in attended else "no")
     table = workspace_outcomes(workspace).incidents.set_index("incident_key")
     return keys.map(table[name].map({True: "yes", False: "no"})).fillna("")
 

@@ -4,8 +4,9 @@ Algorithm (`ALGORITHM`, the same on any machine: only SHA-256, integer arithmeti
 string sorting are involved):
 
 1. The population is the incident-level outcome table: incidents in each station's
-   baseline and follow-up windows. *Tagged* incidents are those the primary outcome
-   counts (a counting tag or a valid warning marker, `mh_call`); *untagged* are the rest.
+   baseline and follow-up windows. *Tagged* (flagged) incidents are those the protocol's
+   audited outcome counts (`[audit] flagged`, by default the primary outcome); *untagged*
+   are the rest.
 2. Strata are station × period × kind. The number drawn in stratum s is Hamilton's
    (largest remainder) apportionment of round_half_up(f × N) over the quotas f × N_s,
    with f the protocol's fraction as an exact decimal; ties in the remainders go to the
@@ -135,23 +136,24 @@ def draw_sample(
     fraction: float | str | Fraction,
     untagged_fraction: float | str | Fraction = 0,
     double_rated_fraction: float | str | Fraction = 0,
+    flag: str = "flagged",
 ) -> SampleDraw:
     """Draw the audit sample from an incident table (see the module text for the algorithm).
 
-    `incidents` needs incident_key, station_id, period and mh_call (True for incidents
-    the primary outcome counts). The input is not changed.
+    `incidents` needs incident_key, station_id, period and the true/false column `flag`
+    (the incidents the audited outcome counts). The input is not changed.
     """
-    needed = {"incident_key", "station_id", "period", "mh_call"}
+    needed = {"incident_key", "station_id", "period", flag}
     missing = needed - set(incidents.columns)
     if missing:
         raise AuditError(f"the incident table lacks {sorted(missing)}")
     if incidents["incident_key"].duplicated().any():
         raise AuditError("an incident appears twice in the incident table")
-    frame = incidents[["incident_key", "station_id", "period", "mh_call"]].copy()
+    frame = incidents[["incident_key", "station_id", "period", flag]].copy()
     frame["incident_key"] = frame["incident_key"].astype(str)
     frame["station_id"] = frame["station_id"].astype(str)
     frame["period"] = frame["period"].astype(str)
-    frame["kind"] = frame["mh_call"].astype(bool).map({True: "tagged", False: "untagged"})
+    frame["kind"] = frame[flag].astype(bool).map({True: "tagged", False: "untagged"})
     frame["rank"] = [rank_key(seed, "sample", k) for k in frame["incident_key"]]
     fractions = {"tagged": _exact(fraction), "untagged": _exact(untagged_fraction)}
     double = _exact(double_rated_fraction)
@@ -300,15 +302,18 @@ def draw_audit_sample(
     if allocation is None:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
     plan = workspace.protocol.audit
+    flag = workspace.protocol.audit_outcome
     incidents = workspace_outcomes(workspace).incidents
-    if not incidents["mh_call"].any():
-        raise AuditError("no included (tagged or marked) incidents in the trial windows to audit")
+    if not incidents[flag].any():
+        label = workspace.protocol.outcome_label(flag).lower()
+        raise AuditError(f"no included incidents ({label}) in the trial windows to audit")
     draw = draw_sample(
         incidents,
         seed=plan.seed,
         fraction=plan.fraction,
         untagged_fraction=plan.untagged_fraction,
         double_rated_fraction=plan.double_rated_fraction,
+        flag=flag,
     )
     fractions = (str(plan.fraction), str(plan.untagged_fraction), str(plan.double_rated_fraction))
     digest = sample_digest(

@@ -30,15 +30,31 @@ def outcomes(
             help="Print the outcome SQL for another engine: postgres, tsql, spark, ...",
         ),
     ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="With --emit-sql: the protocol to compile (a shipped name or a trial.toml), "
+            "instead of the workspace's.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Derive every outcome per station and period (or print the SQL that does)."""
+    """Derive every outcome per station and period (or print the SQL that does, for the
+    workspace's protocol)."""
     from policetrial.outcomes import compute as outcome_module
 
     with user_errors():
         if emit_sql is not None:
-            sys.stdout.write(outcome_module.emit_sql(emit_sql))
+            if protocol is not None:
+                from policetrial.protocol.schema import resolve_protocol
+
+                chosen = resolve_protocol(protocol)
+            else:
+                chosen = open_workspace_from_env(workspace).protocol
+            sys.stdout.write(outcome_module.emit_sql(chosen, emit_sql))
             return
+        if protocol is not None:
+            raise typer.BadParameter("--protocol goes with --emit-sql", param_hint="--protocol")
         ws = open_workspace_from_env(workspace)
         with console.status("Deriving outcomes..."):
             tables = outcome_module.workspace_outcomes(ws)
@@ -51,7 +67,7 @@ def outcomes(
             "arm",
             "period",
             "days",
-            *outcome_module.OUTCOME_COLUMNS,
+            *tables.count_columns,
             "contaminated",
         ]
         console.print(table("Outcomes by station and period", columns, sp[columns].values.tolist()))

@@ -23,12 +23,7 @@ from sqlalchemy import insert, select
 from policetrial.errors import ExtractError, WorkspaceError
 from policetrial.ingest.read import read_extract
 from policetrial.ingest.validate import Reject, validate_rows
-from policetrial.protocol.extracts import (
-    EXTRACT_KINDS,
-    IMPORT_ORDER,
-    ExtractKind,
-    is_personal_header,
-)
+from policetrial.protocol.extracts import BUILTIN_KINDS, ExtractKind, is_personal_header
 from policetrial.records import changelog, db
 from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.store import (
@@ -44,10 +39,10 @@ from policetrial.records.store import (
 )
 from policetrial.records.workspace import Workspace
 
-__all__ = ["EXTRACT_KINDS", "IMPORT_ORDER", "ImportReport", "import_directory", "import_extract"]
+__all__ = ["ImportReport", "import_directory", "import_extract"]
 
 KEY_FINGERPRINT = "pseudonym_key_fingerprint"
-LINK_KINDS = tuple(k for k, spec in EXTRACT_KINDS.items() if spec.parent is not None)
+LINK_KINDS = tuple(k for k, spec in BUILTIN_KINDS.items() if spec.parent is not None)
 SUMMARY_COLUMNS = (
     "kind",
     "file",
@@ -161,11 +156,10 @@ def import_extract(
     actor: str | None = None,
 ) -> ImportReport:
     """Import one extract file of the given kind into the workspace."""
-    if kind not in EXTRACT_KINDS:
-        raise ExtractError(
-            f"unknown extract kind {kind!r}; expected one of {', '.join(EXTRACT_KINDS)}"
-        )
-    spec = EXTRACT_KINDS[kind]
+    kinds = workspace.protocol.extract_kinds
+    if kind not in kinds:
+        raise ExtractError(f"unknown extract kind {kind!r}; expected one of {', '.join(kinds)}")
+    spec = kinds[kind]
     path = Path(path)
     _check_key(workspace, pseudonymiser)
     with workspace.import_lock():
@@ -218,7 +212,7 @@ def _import_locked(
                     # Incidents that moved in time take their links with them.
                     staged |= refresh_link_times(
                         {k: workspace.parquet(k) for k in LINK_KINDS},
-                        EXTRACT_KINDS,
+                        BUILTIN_KINDS,
                         incident_times(new_file),
                     )
             _record(
@@ -276,7 +270,7 @@ def _pseudonymise(
 
 
 def _existing_keys(workspace: Workspace, kind: str, column: str) -> set[str]:
-    spec = EXTRACT_KINDS[kind]
+    spec = workspace.protocol.extract_kinds[kind]
     if spec.store == "database":
         table = table_for(spec)
         with workspace.engine.connect() as connection:
@@ -385,12 +379,19 @@ def _check_references(
             "beat",
             "{n} incidents are on beats not in the beats extract; they have no station by location",
         )
-    elif spec.name == "s136":
+    elif spec.name in workspace.protocol.events:
+        event = workspace.protocol.events[spec.name]
         note(
             "incident_key",
             "incidents",
             "incident_key",
-            "{n} detentions name an incident not in the incident log",
+            f"{{n}} {event.label.lower()} name an incident not in the incident log",
+        )
+        note(
+            "officer_key",
+            "officers",
+            "officer_key",
+            f"{{n}} {event.label.lower()} name an officer not in the roster",
         )
     return rows, rejects, warnings
 
@@ -490,11 +491,13 @@ def import_directory(
     directory: str | Path,
     *,
     pseudonymiser: Pseudonymiser,
-    kinds: tuple[str, ...] = IMPORT_ORDER,
+    kinds: tuple[str, ...] | None = None,
     stop_on_error: bool = False,
     on_progress: Callable[[str], None] | None = None,
 ) -> list[ImportReport]:
-    """Import every `<kind>.csv|xlsx|parquet` found in a folder, in dependency order."""
+    """Import every `<kind>.csv|xlsx|parquet` found in a folder, in dependency order
+    (default: every kind of the protocol, built-in and declared events)."""
+    kinds = workspace.protocol.import_order if kinds is None else kinds
     directory = Path(directory)
     if not directory.is_dir():
         raise ExtractError(f"{directory}: no such folder")

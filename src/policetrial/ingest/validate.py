@@ -93,7 +93,7 @@ def _choices(column: Column, protocol: Protocol) -> tuple[str, ...] | None:
     if column.choices is None:
         return None
     if column.choices and column.choices[0].startswith("@"):
-        return tuple(getattr(protocol.codes, column.choices[0][1:]))
+        return protocol.codes.lists[column.choices[0][1:]]
     return column.choices
 
 

@@ -5,12 +5,13 @@ station x period table the analysis reads and the incident-level table behind it
 
 - `windows`: the baseline window and each station's follow-up window;
 - `covariates`: station covariates for randomisation (baseline counts among them);
-- `compute`: the outcome SQL (`sql/`) run by DuckDB over the Parquet store, and the same
-  SQL transpiled for a force's own warehouse.
+- `compiler`: the protocol's declared outcomes compiled to SQL (SQLGlot trees);
+- `compute`: that SQL run by DuckDB over the Parquet store, or rendered for a force's own
+  warehouse.
 """
 
+from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes
 from policetrial.outcomes.compute import (
-    OUTCOME_COLUMNS,
     OutcomeTables,
     compute_outcomes,
     emit_sql,
@@ -21,9 +22,10 @@ from policetrial.outcomes.covariates import station_covariates
 from policetrial.outcomes.windows import baseline_windows, station_windows
 
 __all__ = [
-    "OUTCOME_COLUMNS",
+    "CompiledOutcomes",
     "OutcomeTables",
     "baseline_windows",
+    "compile_outcomes",
     "compute_outcomes",
     "emit_sql",
     "outcome_connection",

@@ -1,10 +1,10 @@
 """Outcomes per station × period, from the imported extracts, by the protocol's definitions.
 
-The definitions are SQL files in `policetrial/outcomes/sql/` (DuckDB dialect), readable by an
-analyst and runnable inside a force's own warehouse (`emit_sql` transpiles them with
-SQLGlot). DuckDB runs them in process over the Parquet files; the small record tables
-(officers, beats, the allocation, the windows and the protocol's code lists) reach it
-as Arrow tables.
+The protocol declares its outcomes; `policetrial.outcomes.compiler` turns them into SQL
+(DuckDB dialect, as SQLGlot trees), readable by an analyst and runnable inside a force's
+own warehouse (`emit_sql`). DuckDB runs it in process over the Parquet files; the small
+record tables (officers, beats) and the windows, spans, arms and bank holidays reach it as
+Arrow tables.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import duckdb
@@ -22,38 +21,32 @@ import holidays
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlglot import exp
 
 from policetrial.errors import WorkspaceError
 from policetrial.jsonable import jsonable_records
+from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes, lead_days
 from policetrial.outcomes.windows import station_windows
-from policetrial.protocol.catalogue import OUTCOMES
-from policetrial.protocol.extracts import EXTRACT_KINDS
 from policetrial.protocol.schema import Protocol
 from policetrial.records.allocation import current_arms
 from policetrial.records.roster import load_officers, load_stations
 from policetrial.records.store import KEY_IDS, arrow_schema, read_store, stored_schema
 
 __all__ = [
-    "OUTCOME_COLUMNS",
-    "SQL_FILES",
+    "DIALECTS",
     "OutcomeTables",
+    "bank_holiday_table",
     "compute_outcomes",
     "emit_sql",
-    "load_sql",
+    "monthly_counts",
     "outcome_connection",
-    "protocol_tables",
+    "register_parquet",
+    "span_table",
+    "window_table",
+    "workspace_outcomes",
 ]
 
-SQL_FILES = ("incident_base", "station_period", "frequent_callers", "s136")
-OUTCOME_COLUMNS = tuple(OUTCOMES)
-PARQUET_KINDS = (
-    "incidents",
-    "incident_tags",
-    "incident_officers",
-    "incident_persons",
-    "warning_markers",
-    "s136",
-)
+LINK_PARQUET = ("incidents", "incident_tags", "incident_officers", "incident_persons")
 MATERIALIZED_CTE_DIALECTS = ("postgres", "duckdb")
 DIALECTS = ("postgres", "tsql", "spark", "snowflake", "bigquery", "oracle", "duckdb")
 
@@ -64,7 +57,10 @@ class OutcomeTables:
 
     station_period: pd.DataFrame
     incident_table: pa.Table = field(repr=False)
-    """One row per incident counted in a window (Arrow; `incidents` for pandas)."""
+    """One row per incident counted in a window (Arrow; `incidents` for pandas), with a
+    true/false column per incident outcome."""
+    count_columns: tuple[str, ...] = ()
+    """The count outcomes, in protocol order (the station × period table's outcome columns)."""
 
     @functools.cached_property
     def incidents(self) -> pd.DataFrame:
@@ -79,8 +75,10 @@ class OutcomeTables:
 
     def wide(self, outcome: str) -> pd.DataFrame:
         """One row per station: arm, baseline and follow-up counts and days of `outcome`."""
-        if outcome not in self.station_period.columns:
-            raise WorkspaceError(f"no outcome {outcome!r}; expected one of {list(OUTCOME_COLUMNS)}")
+        if outcome not in self.count_columns:
+            raise WorkspaceError(
+                f"no count outcome {outcome!r}; expected one of {list(self.count_columns)}"
+            )
         sp = self.station_period
         base = sp[sp["period"] == "baseline"].set_index("station_id")
         follow = sp[sp["period"] == "followup"].set_index("station_id")
@@ -96,63 +94,41 @@ class OutcomeTables:
         ).reset_index(drop=True)
 
 
-def load_sql(name: str) -> str:
-    """The text of one outcome definition file."""
-    return (resources.files("policetrial.outcomes") / "sql" / f"{name}.sql").read_text(
-        encoding="utf-8"
-    )
+def _render(query: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
+    if dialect not in MATERIALIZED_CTE_DIALECTS:
+        # A hint only (compute the CTE once); engines without it get a plain CTE.
+        query = query.copy()
+        for cte in query.find_all(exp.CTE):
+            cte.set("materialized", None)
+    return query.sql(dialect=dialect, pretty=pretty)
 
 
-def emit_sql(dialect: str) -> str:
-    """Every definition transpiled for another SQL engine (via SQLGlot), in run order."""
-    import sqlglot
-
+def emit_sql(protocol: Protocol, dialect: str) -> str:
+    """Every outcome query of the protocol rendered for another SQL engine, in run order."""
     if dialect not in DIALECTS:
         raise WorkspaceError(
             f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}"
         )
+    compiled = compile_outcomes(protocol)
     parts = [
-        "-- policetrial outcome definitions, transpiled from DuckDB SQL by SQLGlot.\n"
-        "-- Create incident_base from the first query; the others read it. Inputs are\n"
+        f"-- policetrial outcome definitions of the trial '{protocol.trial.id}', compiled from\n"
+        "-- its protocol by SQLGlot. Create incident_base from the first query; the others\n"
+        "-- read it. Inputs (the extracts as stored, windows, spans, arms, bank_holidays) are\n"
         "-- described in docs/outcomes.md."
     ]
-    for name in SQL_FILES:
-        statements = sqlglot.transpile(load_sql(name), read="duckdb", write=dialect, pretty=True)
-        text = ";\n".join(statements) + ";"
-        if dialect not in MATERIALIZED_CTE_DIALECTS:
-            # A hint only (compute the CTE once); engines without it get a plain CTE.
-            text = text.replace(" AS MATERIALIZED (", " AS (")
-        parts.append(f"-- {name}.sql\n" + text)
+    for name, query in compiled.queries().items():
+        parts.append(f"-- {name}\n{_render(query, dialect, pretty=True)};")
     return "\n\n".join(parts) + "\n"
 
 
-def protocol_tables(protocol: Protocol, years: range) -> dict[str, pa.Table]:
-    """The protocol's code lists and settings as small tables the SQL joins to."""
+def bank_holiday_table(protocol: Protocol, years: range) -> pa.Table:
+    """The protocol's bank holidays in `years`, as the SQL's `bank_holidays` table."""
     oh = protocol.definitions.office_hours
-    fc = protocol.definitions.frequent_caller
     if oh.bank_holidays in (None, "none"):
         days: list[dt.date] = []
     else:
         days = sorted(holidays.country_holidays("GB", subdiv=oh.bank_holidays, years=list(years)))
-    return {
-        "params": pa.table(
-            {
-                "assignment": [protocol.assignment.incidents_to_station],
-                "office_start_minute": [oh.start.hour * 60 + oh.start.minute],
-                "office_end_minute": [oh.end.hour * 60 + oh.end.minute],
-                "fc_month": [fc.calls_in_month],
-                "fc_quarter": [fc.calls_in_three_months],
-                "adults_only": [fc.adults_only],
-            }
-        ),
-        "tag_codes": pa.table({"code": pa.array(protocol.codes.tags, pa.string())}),
-        "marker_codes": pa.table({"code": pa.array(protocol.codes.warning_markers, pa.string())}),
-        "response_grades": pa.table(
-            {"grade": pa.array(protocol.codes.response_grades, pa.string())}
-        ),
-        "caller_roles": pa.table({"role": pa.array(fc.roles, pa.string())}),
-        "bank_holidays": pa.table({"day": pa.array(days, pa.date32())}),
-    }
+    return pa.table({"day": pa.array(days, pa.date32())})
 
 
 def window_table(windows: pd.DataFrame) -> pa.Table:
@@ -196,108 +172,163 @@ def span_table(windows: pd.DataFrame) -> pa.Table:
     )
 
 
+def _arms_table(arms: dict[str, str]) -> pa.Table:
+    return pa.table(
+        {
+            "station_id": pa.array(list(arms), pa.string()),
+            "arm": pa.array(list(arms.values()), pa.string()),
+        }
+    )
+
+
+def _register(connection: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    for name, table in tables.items():
+        connection.register(name, table)
+
+
 def compute_outcomes(
     connection: duckdb.DuckDBPyConnection,
     protocol: Protocol,
     windows: pd.DataFrame,
+    *,
+    compiled: CompiledOutcomes | None = None,
 ) -> OutcomeTables:
-    """Run the outcome SQL on a DuckDB connection that already has the extract tables.
+    """Run the protocol's outcome SQL on a DuckDB connection that already has the extracts.
 
     The connection must hold (as tables or views) `incidents`, `incident_tags`,
-    `incident_officers`, `incident_persons`, `warning_markers`, `s136`, `officers`,
-    `beats`, all with the stored (pseudonymised) column names. This function adds the
-    protocol's tables, `windows` and `arms`, and returns the results.
+    `incident_officers`, `incident_persons`, `warning_markers`, each declared event kind,
+    `officers` and `beats`, all with the stored (pseudonymised) column names. This function
+    adds `windows`, `spans`, `arms` and `bank_holidays`, and returns the results.
     """
+    compiled = compiled or compile_outcomes(protocol)
     first = min(windows["start"].min(), dt.date(2000, 1, 1))
     last = max(windows["end"].max(), dt.date(2000, 1, 1))
-    tables = protocol_tables(protocol, range(first.year - 1, last.year + 2))
-    tables["windows"] = window_table(windows)
-    tables["spans"] = span_table(windows)
-    tables["arms"] = pa.table(
-        {
-            "station_id": pa.array(windows["station_id"].astype(str).unique(), pa.string()),
-            "arm": pa.array(
-                windows.drop_duplicates("station_id")["arm"].astype(str).to_numpy(), pa.string()
-            ),
-        }
+    arms = dict(
+        zip(
+            windows.drop_duplicates("station_id")["station_id"].astype(str),
+            windows.drop_duplicates("station_id")["arm"].astype(str),
+            strict=True,
+        )
     )
-    for name, table in tables.items():
-        connection.register(name, table)
+    tables = {
+        "bank_holidays": bank_holiday_table(protocol, range(first.year - 1, last.year + 2)),
+        "windows": window_table(windows),
+        "spans": span_table(windows),
+        "arms": _arms_table(arms),
+    }
+    _register(connection, tables)
     # Every result below is sorted explicitly, so DuckDB need not keep row order, which
     # saves time and memory in the joins.
     connection.execute("SET preserve_insertion_order = false")
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE incident_base AS {load_sql('incident_base')}")
-    counts = connection.execute(load_sql("station_period")).df()
-    frequent = connection.execute(load_sql("frequent_callers")).df()
-    s136 = connection.execute(load_sql("s136")).df()
-    station_period = windows.merge(counts, on=["station_id", "period"], how="left")
-    station_period = station_period.merge(frequent, on=["station_id", "period"], how="left")
-    station_period = station_period.merge(s136, on=["station_id", "period"], how="left")
-    count_columns = [*OUTCOME_COLUMNS, "contaminated"]
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE incident_base AS {compiled.sql('incident_base')}"
+    )
+    station_period = windows.merge(
+        connection.execute(compiled.sql("station_period")).df(),
+        on=["station_id", "period"],
+        how="left",
+    )
+    for name in (*compiled.person_counts, *compiled.event_counts):
+        query = compiled.person_counts.get(name) or compiled.event_counts[name]
+        part = connection.execute(query.sql(dialect="duckdb")).df()
+        station_period = station_period.merge(part, on=["station_id", "period"], how="left")
+    count_columns = [*compiled.count_columns, "contaminated"]
     station_period[count_columns] = station_period[count_columns].fillna(0).astype("int64")
     station_period = station_period[
         ["station_id", "arm", "period", "start", "end", "days", "anchor", *count_columns]
     ]
-    incidents = connection.sql(
-        """
-        SELECT ib.incident_key, ib.station_id, w.arm, w.period, ib.created_at,
-               ib.tagged, ib.marked, ib.tagged OR ib.marked AS mh_call, ib.police_response,
-               ib.out_of_hours, ib.contaminated, ib.s136,
-               ib.station_by_location, ib.station_by_officer
-        FROM incident_base AS ib
-        JOIN windows AS w
-          ON ib.station_id = w.station_id
-         AND ib.created_at >= w.start_at AND ib.created_at < w.end_before
-        ORDER BY ib.created_at, ib.incident_key
-        """
-    ).to_arrow_table()
+    incidents = connection.sql(compiled.sql("incident_table")).to_arrow_table()
     connection.execute("DROP TABLE incident_base")
     for name in tables:
         connection.unregister(name)
     return OutcomeTables(
-        station_period.sort_values(["period", "station_id"]).reset_index(drop=True), incidents
+        station_period.sort_values(["period", "station_id"]).reset_index(drop=True),
+        incidents,
+        compiled.count_columns,
     )
 
 
+def monthly_counts(
+    connection: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    arms: dict[str, str],
+    first: dt.date,
+    last: dt.date,
+) -> pd.DataFrame:
+    """Incidents and the protocol's monthly outcome per station and calendar month, over one
+    span from `first` to `last` (columns station_id, month, incidents, outcome)."""
+    compiled = compile_outcomes(protocol)
+    if compiled.monthly is None:
+        raise WorkspaceError(
+            "the protocol names no incident outcome to draw by month ([report] monthly_outcome)"
+        )
+    tables = {
+        "bank_holidays": bank_holiday_table(protocol, range(first.year - 1, last.year + 2)),
+        "spans": span_table(pd.DataFrame({"start": [first], "end": [last]})),
+        "arms": _arms_table(arms),
+    }
+    _register(connection, tables)
+    connection.execute(f"CREATE TEMP TABLE incident_base AS {compiled.sql('incident_base')}")
+    counts = connection.execute(compiled.sql("monthly")).df()
+    connection.execute("DROP TABLE incident_base")
+    for name in tables:
+        connection.unregister(name)
+    return counts
+
+
+def _parquet_kinds(protocol: Protocol) -> dict[str, str | None]:
+    """Each Parquet-stored kind and the time column its rows can be filtered on."""
+    out: dict[str, str | None] = {}
+    for name, kind in protocol.extract_kinds.items():
+        if kind.store != "parquet":
+            continue
+        out[name] = kind.time or ("created_at" if name in LINK_PARQUET else None)
+    return out
+
+
 def register_parquet(
-    connection: duckdb.DuckDBPyConnection, paths: dict[str, Any], spans: pa.Table | None = None
+    connection: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    paths: dict[str, Any],
+    spans: pa.Table | None = None,
 ) -> None:
     """Views over the workspace's Parquet files (an empty table where a kind is missing).
 
     With `spans`, each view keeps only rows the outcome SQL can use: incidents and their
-    links created in a span or the day before it (a detention's incident), detentions in
-    a span or the day after it (an incident's detention). Files are sorted by time in
-    small row groups, so DuckDB skips the rest of each file unread. The results are the
-    same as without `spans`.
+    links created in a span or in the days before it that an event's incident can lie
+    (`incident_window_days`), events in a span or that many days after it. Files are
+    sorted by time in small row groups, so DuckDB skips the rest of each file unread. The
+    results are the same as without `spans`.
     """
-    for kind in PARQUET_KINDS:
+    kinds = protocol.extract_kinds
+    lead = dt.timedelta(days=lead_days(protocol))
+    for kind, time_column in _parquet_kinds(protocol).items():
         path = paths.get(kind)
         if path is None or not path.exists():
-            connection.register(kind, stored_schema(EXTRACT_KINDS[kind]).empty_table())
+            connection.register(kind, stored_schema(kinds[kind]).empty_table())
             continue
         literal = str(path).replace("'", "''")
         names = pq.read_schema(path).names
-        columns = ", ".join(
-            _stored_column(n, names) for n in stored_schema(EXTRACT_KINDS[kind]).names
-        )
+        columns = ", ".join(_stored_column(n, names) for n in stored_schema(kinds[kind]).names)
         where = ""
-        if spans is not None:
-            time_column = "detained_at" if kind == "s136" else "created_at"
-            if time_column in names and kind != "warning_markers":
-                # Incidents and links from the day before a span (a detention's incident);
-                # detentions to the day after one (an incident's detention).
-                lead = dt.timedelta(days=0 if kind == "s136" else 1)
-                lag = dt.timedelta(days=1 if kind == "s136" else 0)
-                ranges = [
-                    f"({time_column} >= TIMESTAMP '{start - lead}' "
-                    f"AND {time_column} < TIMESTAMP '{end + lag}')"
-                    for start, end in zip(
-                        spans.column("start_at").to_pylist(),
-                        spans.column("end_before").to_pylist(),
-                        strict=True,
-                    )
-                ]
-                where = " WHERE " + " OR ".join(ranges) if ranges else " WHERE FALSE"
+        if spans is not None and time_column is not None and time_column in names:
+            event = protocol.events.get(kind)
+            before = dt.timedelta(0) if event is not None else lead
+            after = (
+                dt.timedelta(days=event.incident_window_days)
+                if event is not None
+                else dt.timedelta(0)
+            )
+            ranges = [
+                f"({time_column} >= TIMESTAMP '{start - before}' "
+                f"AND {time_column} < TIMESTAMP '{end + after}')"
+                for start, end in zip(
+                    spans.column("start_at").to_pylist(),
+                    spans.column("end_before").to_pylist(),
+                    strict=True,
+                )
+            ]
+            where = " WHERE " + " OR ".join(ranges) if ranges else " WHERE FALSE"
         source = f"read_parquet('{literal}')"
         connection.execute(
             f"CREATE OR REPLACE VIEW {kind} AS SELECT {columns} FROM {source}{where}"
@@ -312,16 +343,19 @@ def outcome_connection(
 
     The Parquet extracts are views (`register_parquet`; with `windows`, each view keeps
     only the rows near them, see `span_table`); officers and beats come from the records
-    database as Arrow tables. `compute_outcomes` (or any query over `incident_base.sql`)
-    can run on it as it is. The connection is closed on leaving the block.
+    database as Arrow tables. `compute_outcomes` can run on it as it is. The connection is
+    closed on leaving the block.
     """
+    protocol = workspace.protocol
     connection = duckdb.connect()
     try:
         connection.execute("SET threads TO 2")
         spans = None if windows is None else span_table(windows)
-        register_parquet(connection, {k: workspace.parquet(k) for k in PARQUET_KINDS}, spans)
-        connection.register("officers", _arrow(load_officers(workspace), "officers"))
-        connection.register("beats", _arrow(read_store(workspace, "beats"), "beats"))
+        paths = {k: workspace.parquet(k) for k in _parquet_kinds(protocol)}
+        register_parquet(connection, protocol, paths, spans)
+        kinds = protocol.extract_kinds
+        connection.register("officers", _arrow(load_officers(workspace), kinds["officers"]))
+        connection.register("beats", _arrow(read_store(workspace, "beats"), kinds["beats"]))
         yield connection
     finally:
         connection.close()
@@ -352,7 +386,7 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
         return compute_outcomes(connection, workspace.protocol, windows)
 
 
-def _arrow(frame: pd.DataFrame, kind: str) -> pa.Table:
+def _arrow(frame: pd.DataFrame, kind: Any) -> pa.Table:
     """A record table (officers, beats) as Arrow, with the stored column types."""
-    schema = arrow_schema(EXTRACT_KINDS[kind])
+    schema = arrow_schema(kind)
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)

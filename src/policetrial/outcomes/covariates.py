@@ -5,7 +5,7 @@ The protocol's `[randomisation] covariates` (and `strata`) name them:
 - `area_type`, `district`, `population`: columns of the imported stations extract;
 - `eligible_officers`: officers eligible on the protocol's roster date
   (`[eligibility] on_date`) posted at the station (needs the officers extract);
-- `baseline_<outcome>` (e.g. `baseline_mh_calls`): the count of an outcome in the
+- `baseline_<outcome>` (`baseline_` and a count outcome's key): its count in the
   protocol's baseline window, by the same SQL as the analysis (needs incidents).
 
 A value that cannot be had (an extract not imported yet) is an error naming the import
@@ -34,11 +34,13 @@ def station_covariates(
     workspace: Workspace, stations: pd.DataFrame, names: Sequence[str]
 ) -> pd.DataFrame:
     """The stations with a column for each covariate in `names`, one row per station."""
-    unknown = [n for n in names if n not in RANDOMISATION_COVARIATES]
+    known = (
+        *RANDOMISATION_COVARIATES,
+        *(f"baseline_{k}" for k in workspace.protocol.declared.counts),
+    )
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise WorkspaceError(
-            f"unknown covariate(s) {unknown}; expected some of {list(RANDOMISATION_COVARIATES)}"
-        )
+        raise WorkspaceError(f"unknown covariate(s) {unknown}; expected some of {list(known)}")
     frame = stations.copy()
     if "eligible_officers" in names:
         frame["eligible_officers"] = _eligible_officers(workspace, frame)

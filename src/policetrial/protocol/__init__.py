@@ -1,19 +1,25 @@
 """The protocol: a trial's `trial.toml`, read once and validated into a frozen `Protocol`.
 
 Takes the file (or the name of a protocol shipped in `builtin/`); gives the `Protocol`
-every stage is passed: design, arms, eligibility, windows, code lists, outcomes, analysis
-plan, report settings. Nothing here touches a workspace.
+every stage is passed: design, arms, eligibility, windows, code lists, the declared
+outcomes and event extracts, the analysis plan, and every word the trial's people read.
+Nothing here touches a workspace.
 
 - `schema`: the file's tables and their checks (pydantic), `load_protocol`;
-- `extracts`: the extract kinds a force sends, their columns, keys and identifiers;
-- `catalogue`: the outcomes a protocol can name;
+- `conditions`: the little language of `where = "..."` (which incidents count);
+- `outcomes`: the declared outcomes (`[outcomes.<key>]`), read and checked;
+- `events`: the declared event extracts (`[events.<name>]`);
+- `extracts`: the built-in extract kinds a force sends, and the declared events as kinds;
 - `builtin/`: the shipped protocols; `instruments/`: the questionnaire instruments.
 """
 
-from policetrial.protocol.catalogue import OUTCOMES, Outcome
-from policetrial.protocol.extracts import EXTRACT_KINDS, IMPORT_ORDER, Column, ExtractKind
+from policetrial.protocol.conditions import ConditionError, parse_condition
+from policetrial.protocol.events import EventKind
+from policetrial.protocol.extracts import BUILTIN_KINDS, Column, ExtractKind
+from policetrial.protocol.outcomes import DeclaredOutcomes, OutcomeSpec
 from policetrial.protocol.schema import (
     RANDOMISATION_COVARIATES,
+    SCHEMA_VERSION,
     Protocol,
     builtin_protocol_path,
     builtin_protocols,
@@ -22,16 +28,19 @@ from policetrial.protocol.schema import (
 )
 
 __all__ = [
-    "EXTRACT_KINDS",
-    "IMPORT_ORDER",
-    "OUTCOMES",
+    "BUILTIN_KINDS",
     "RANDOMISATION_COVARIATES",
+    "SCHEMA_VERSION",
     "Column",
+    "ConditionError",
+    "DeclaredOutcomes",
+    "EventKind",
     "ExtractKind",
-    "Outcome",
+    "OutcomeSpec",
     "Protocol",
     "builtin_protocol_path",
     "builtin_protocols",
     "load_protocol",
+    "parse_condition",
     "parse_protocol",
 ]

@@ -1,20 +1,26 @@
 """The extract formats the importers accept: one `ExtractKind` per file a force sends.
 
-This registry is the single source for the importers, the synthetic force, the column
-mapping in the protocol and `docs/data-formats.md` (a test keeps the document and this
-file in step).
+The built-in kinds (stations, beats, officers, training, the control-room incident log
+and its links, warning markers) are the same for every trial; a protocol adds its own
+event extracts (`[events.<name>]`, `policetrial.protocol.events`), which `event_extract`
+turns into kinds like these. `Protocol.extract_kinds` is the single source for the
+importers, the synthetic force, the column mapping in the protocol and
+`docs/data-formats.md` (a test keeps the document and the kinds in step).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["EXTRACT_KINDS", "IMPORT_ORDER", "Column", "ExtractKind", "is_personal_header"]
+if TYPE_CHECKING:
+    from policetrial.protocol.events import EventKind
+
+__all__ = ["BUILTIN_KINDS", "Column", "ExtractKind", "event_extract", "is_personal_header"]
 
 ColumnType = Literal["text", "int", "date", "datetime", "bool"]
-Identifier = Literal["officer", "person", "incident", "s136"]
+LINKS = ("officer", "person", "incident")
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,9 @@ class Column:
     type: ColumnType
     description: str
     required: bool = True
-    identifier: Identifier | None = None
+    identifier: str | None = None
+    """The pseudonym's domain: officer, person, incident, or an event kind's own name for
+    its reference (stored as `<kind>_key`)."""
     choices: tuple[str, ...] | None = None
     """Allowed values. Names like "@grades" are read from the protocol's [codes]."""
 
@@ -32,12 +40,7 @@ class Column:
         """Identifiers are stored under a `_key` name, as their pseudonym."""
         if self.identifier is None:
             return self.name
-        return {
-            "officer": "officer_key",
-            "person": "person_key",
-            "incident": "incident_key",
-            "s136": "s136_key",
-        }[self.identifier]
+        return f"{self.identifier}_key"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class ExtractKind:
     parent: str | None = None
     """For link extracts: the column naming the parent incident. A file is then the whole
     truth for every incident it mentions: its rows replace that incident's earlier rows."""
+    time: str | None = None
+    """For event extracts: the column with the event's date and time."""
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -68,7 +73,7 @@ class ExtractKind:
 
 _C = Column
 
-EXTRACT_KINDS: dict[str, ExtractKind] = {
+BUILTIN_KINDS: dict[str, ExtractKind] = {
     k.name: k
     for k in (
         ExtractKind(
@@ -270,62 +275,41 @@ EXTRACT_KINDS: dict[str, ExtractKind] = {
             key=("person_id", "marker", "valid_from"),
             store="parquet",
         ),
-        ExtractKind(
-            "s136",
-            "Section 136 Mental Health Act detentions (the Home Office return's fields).",
-            (
-                _C("s136_ref", "text", "Detention reference; pseudonymised.", identifier="s136"),
-                _C("detained_at", "datetime", "When the person was detained."),
-                _C(
-                    "incident_ref",
-                    "text",
-                    "The incident it arose from; pseudonymised.",
-                    required=False,
-                    identifier="incident",
-                ),
-                _C(
-                    "collar_number",
-                    "text",
-                    "Detaining officer; pseudonymised.",
-                    identifier="officer",
-                ),
-                _C("person_id", "text", "Person detained; pseudonymised.", identifier="person"),
-                _C("age", "int", "Age in years.", required=False),
-                _C(
-                    "sex",
-                    "text",
-                    "Sex as recorded.",
-                    required=False,
-                    choices=("male", "female", "other", "unknown"),
-                ),
-                _C("ethnicity", "text", "Ethnicity group as recorded.", required=False),
-                _C(
-                    "place_of_safety",
-                    "text",
-                    "First place of safety.",
-                    choices=(
-                        "health-based place of safety",
-                        "emergency department",
-                        "police station",
-                        "other",
-                    ),
-                ),
-                _C(
-                    "transport",
-                    "text",
-                    "How the person was taken.",
-                    required=False,
-                    choices=("ambulance", "police vehicle", "other"),
-                ),
-            ),
-            key=("s136_ref",),
-            store="parquet",
-        ),
     )
 }
 
-# The order in which extracts must be imported: each refers only to kinds before it.
-IMPORT_ORDER: tuple[str, ...] = tuple(EXTRACT_KINDS)
+
+def event_extract(name: str, event: EventKind) -> ExtractKind:
+    """The extract kind of a declared event: its columns, pseudonymised where they link."""
+    columns = []
+    for column, spec in event.columns.items():
+        identifier = name if spec.type == "key" else spec.type if spec.type in LINKS else None
+        if spec.type in ("key", *LINKS, "code", "text"):
+            kind: ColumnType = "text"
+        else:
+            kind = spec.type  # type: ignore[assignment]
+        choices = None
+        if spec.type == "code":
+            choices = (spec.codes,) if isinstance(spec.codes, str) else tuple(spec.codes or ())
+        columns.append(
+            Column(
+                column,
+                kind,
+                spec.description or column.replace("_", " ").capitalize() + ".",
+                required=spec.required,
+                identifier=identifier,
+                choices=choices,
+            )
+        )
+    return ExtractKind(
+        name,
+        event.description or f"{event.label}.",
+        tuple(columns),
+        key=(event.key,),
+        store="parquet",
+        time=event.time,
+    )
+
 
 _PERSONAL = re.compile(
     r"(^|_)(name|forename|surname|first_?name|last_?name|address|postcode|post_code|street|"

@@ -1,40 +1,52 @@
 """The trial protocol: `trial.toml` read once into frozen, validated objects.
 
 A protocol says everything that makes one trial differ from another: arms, eligibility,
-windows, code lists, outcome definitions, randomisation and the analysis plan. Another
-force or another training package is a new protocol file, not new code. The objects are
-frozen and passed in to whatever needs them; nothing reads the file behind the caller's
-back.
+windows, code lists, the outcomes and the event extracts they count, randomisation, the
+analysis plan and every word its people read. Another force or another training package is
+a new protocol file, not new code. The objects are frozen and passed in to whatever needs
+them; nothing reads the file behind the caller's back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import tomllib
+import zoneinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policetrial.errors import ProtocolError
-from policetrial.protocol.catalogue import OUTCOMES
-from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.protocol.base import IDENTIFIER
+from policetrial.protocol.base import Frozen as _Frozen
+from policetrial.protocol.conditions import ConditionError
+from policetrial.protocol.events import EventKind
+from policetrial.protocol.extracts import BUILTIN_KINDS, ExtractKind, event_extract
+from policetrial.protocol.outcomes import (
+    COUNT_KINDS,
+    RESERVED,
+    DeclaredOutcome,
+    DeclaredOutcomes,
+    resolve_outcomes,
+)
 
 __all__ = [
     "RANDOMISATION_COVARIATES",
+    "SCHEMA_VERSION",
     "Protocol",
     "builtin_protocol_path",
     "builtin_protocols",
     "load_protocol",
     "parse_protocol",
+    "resolve_protocol",
 ]
 
+SCHEMA_VERSION = 2
+"""The protocol file format: 2 declares its outcomes, events and wording (docs/protocol.md)."""
+
 Arm = Literal["intervention", "control"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Trial(_Frozen):
@@ -42,6 +54,17 @@ class Trial(_Frozen):
     title: str
     force: str
     timezone: str = "Europe/London"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; expected an IANA name such as 'Europe/London'"
+            ) from None
+        return value
 
 
 class Arms(_Frozen):
@@ -85,24 +108,36 @@ class Periods(_Frozen):
 
 
 class Codes(_Frozen):
-    mental_health_tags: tuple[str, ...] = Field(min_length=1)
-    vulnerability_tags: tuple[str, ...] = ()
-    warning_markers: tuple[str, ...] = ()
+    """The protocol's code lists: `grades` and `person_roles` check the incident extracts;
+    any other list (qualifiers, markers, closing codes...) is named by conditions as `@name`."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
     grades: tuple[str, ...] = Field(min_length=1)
-    response_grades: tuple[str, ...] = Field(min_length=1)
     person_roles: tuple[str, ...] = ("caller", "subject", "victim", "witness", "other")
+    __pydantic_extra__: dict[str, tuple[str, ...]]
 
     @model_validator(mode="after")
-    def _response_grades_known(self) -> Codes:
-        unknown = sorted(set(self.response_grades) - set(self.grades))
-        if unknown:
-            raise ValueError(f"response_grades {unknown} are not among grades {list(self.grades)}")
+    def _lists_named_and_known(self) -> Codes:
+        for name, values in self.lists.items():
+            if not IDENTIFIER.match(name):
+                raise ValueError(
+                    f"code list name {name!r} must be lower case letters, digits and underscores"
+                )
+            if not values:
+                raise ValueError(f"code list {name!r} is empty")
+        if "response_grades" in self.lists:
+            unknown = sorted(set(self.lists["response_grades"]) - set(self.grades))
+            if unknown:
+                raise ValueError(
+                    f"response_grades {unknown} are not among grades {list(self.grades)}"
+                )
         return self
 
     @property
-    def tags(self) -> tuple[str, ...]:
-        """Every qualifier that counts towards the mental-health / vulnerability outcome."""
-        return self.mental_health_tags + self.vulnerability_tags
+    def lists(self) -> dict[str, tuple[str, ...]]:
+        """Every code list by name, `grades` and `person_roles` among them."""
+        extra = {k: tuple(v) for k, v in (self.model_extra or {}).items()}
+        return {"grades": self.grades, "person_roles": self.person_roles, **extra}
 
 
 class OfficeHours(_Frozen):
@@ -132,31 +167,18 @@ class OfficeHours(_Frozen):
         return self
 
 
-class FrequentCaller(_Frozen):
-    calls_in_month: int = Field(5, ge=1)
-    calls_in_three_months: int = Field(12, ge=1)
-    roles: tuple[str, ...] = ("caller",)
-    adults_only: bool = True
-
-
 class Definitions(_Frozen):
     office_hours: OfficeHours = OfficeHours()
-    frequent_caller: FrequentCaller = FrequentCaller()
 
 
 class Assignment(_Frozen):
     incidents_to_station: Literal["attending_officer", "location"] = "attending_officer"
 
 
-RANDOMISATION_COVARIATES = (
-    "area_type",
-    "district",
-    "population",
-    "eligible_officers",
-    *(f"baseline_{name}" for name in OUTCOMES),
-)
-"""Station covariates a protocol can balance on: stations-table columns, eligible
-officers on the roster date, and baseline counts of any outcome (needs incidents)."""
+RANDOMISATION_COVARIATES = ("area_type", "district", "population", "eligible_officers")
+"""Station covariates a protocol can balance on besides `baseline_<outcome>`, the baseline
+count of any of its count outcomes (which needs the incidents): stations-table columns and
+eligible officers on the roster date."""
 
 
 class Randomisation(_Frozen):
@@ -172,16 +194,6 @@ class Randomisation(_Frozen):
     schemes: int | None = Field(None, ge=2)
     sample_size: int = Field(100_000, ge=2)
     seed: int = Field(ge=0)
-
-    @field_validator("covariates")
-    @classmethod
-    def _known_covariates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [c for c in value if c not in RANDOMISATION_COVARIATES]
-        if unknown:
-            raise ValueError(
-                f"unknown covariate(s) {unknown}; expected some of {list(RANDOMISATION_COVARIATES)}"
-            )
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Randomisation:
@@ -204,26 +216,50 @@ class Randomisation(_Frozen):
 
 
 class Outcomes(_Frozen):
+    """`primary` and `secondary` name outcomes declared as `[outcomes.<key>]` tables."""
+
     primary: str
     secondary: tuple[str, ...] = ()
+    declared: dict[str, DeclaredOutcome] = Field(default_factory=dict)
 
-    @field_validator("primary")
+    @model_validator(mode="before")
     @classmethod
-    def _known_primary(cls, value: str) -> str:
-        _check_outcome(value)
+    def _gather(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        named = {k: v for k, v in value.items() if k in ("primary", "secondary", "declared")}
+        declared = {k: v for k, v in value.items() if k not in named}
+        return {**named, "declared": {**named.get("declared", {}), **declared}}
+
+    @field_validator("declared")
+    @classmethod
+    def _named(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not IDENTIFIER.match(key):
+                raise ValueError(
+                    f"outcome key {key!r} must be lower case letters, digits and underscores"
+                )
+            if key in RESERVED:
+                raise ValueError(f"{key!r} is a reserved name; call the outcome something else")
         return value
 
-    @field_validator("secondary")
-    @classmethod
-    def _known_secondary(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            _check_outcome(name)
-        return value
-
-
-def _check_outcome(name: str) -> None:
-    if name not in OUTCOMES:
-        raise ValueError(f"unknown outcome {name!r}; expected one of {sorted(OUTCOMES)}")
+    @model_validator(mode="after")
+    def _named_outcomes_declared(self) -> Outcomes:
+        if not self.declared:
+            raise ValueError(
+                "no outcome is declared; add an [outcomes.<key>] table for each (docs/protocol.md)"
+            )
+        for name in (self.primary, *self.secondary):
+            if name not in self.declared:
+                raise ValueError(
+                    f"unknown outcome {name!r}; declared outcomes: {', '.join(self.declared)}"
+                )
+        if self.declared[self.primary].kind not in COUNT_KINDS:
+            raise ValueError(
+                f"the primary outcome {self.primary!r} is a {self.declared[self.primary].kind}; "
+                f"the primary analysis needs a count ({', '.join(COUNT_KINDS)})"
+            )
+        return self
 
 
 Sensitivity = Literal[
@@ -235,26 +271,22 @@ class Analysis(_Frozen):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     primary_method: Literal["negative_binomial"] = "negative_binomial"
     sensitivity: tuple[Sensitivity, ...] = ("cluster_level",)
-    binary_outcomes: tuple[Literal["tagged", "s136"], ...] = ("tagged", "s136")
     binary_methods: tuple[Literal["gee_avg", "gee_kc", "gee_md", "gee_fg"], ...] = (
         "gee_avg",
         "gee_kc",
         "gee_md",
         "gee_fg",
     )
+    """The methods for `incident_binary` outcomes, the first being the main one."""
     per_protocol_min_dose: float = Field(0.5, gt=0, le=1)
-    alternative_primary: str = "police_response"
-
-    @field_validator("alternative_primary")
-    @classmethod
-    def _known_alternative(cls, value: str) -> str:
-        _check_outcome(value)
-        return value
+    alternative_primary: str | None = None
+    """A count outcome analysed as the primary one would be (sensitivity
+    `alternative_primary`)."""
 
 
-AuditPackField = Literal[
-    "channel", "out_of_hours", "police_response", "persons_linked", "officers_attending"
-]
+PACK_FIELDS = ("channel", "out_of_hours", "attended", "persons_linked", "officers_attending")
+"""Structured fields an audit pack can show besides the codes; any incident outcome's key
+too (yes / no)."""
 
 
 class Audit(_Frozen):
@@ -267,16 +299,26 @@ class Audit(_Frozen):
     """Share of the other incidents in the windows drawn too, to estimate missed tags."""
     double_rated_fraction: float = Field(0.2, ge=0, le=1)
     """Share of the drawn incidents that a second rater rates (for agreement)."""
-    pack_fields: tuple[AuditPackField, ...] = ("channel",)
-    """Structured fields the auditor sees besides date, time, codes, grade, tags, markers."""
+    pack_fields: tuple[str, ...] = ("channel",)
+    """Structured fields the auditor sees besides date, time, codes, grade, tags, markers:
+    some of `PACK_FIELDS`, or incident outcomes' keys."""
     pack_dates: Literal["date_time", "weekday_time"] = "weekday_time"
     """"weekday_time" (the default) shows only the weekday and time of day: the calendar
     date would tell the auditor the period, and with staggered follow-up windows hint at
     the station. "date_time" shows the date too, and the report says the pack did."""
+    flagged: str | None = None
+    """The incident outcome whose incidents are audited (default: the primary outcome)."""
+    question: str = "Is the flag that brought this incident into the trial's count relevant?"
+    """What the auditor is asked about each flagged incident."""
+    question_unflagged: str = "Should this incident have carried the trial's flag?"
+    """What the auditor is asked about an unflagged incident (`untagged_fraction`)."""
 
 
 class Report(_Frozen):
     suppress_below: int = Field(5, ge=0)
+    monthly_outcome: str | None = None
+    """The incident count drawn month by month over the whole extract (default: the primary
+    outcome, when it counts incidents)."""
 
 
 class Survey(_Frozen):
@@ -286,6 +328,11 @@ class Survey(_Frozen):
     link_base_url: str = "http://127.0.0.1:8000/survey"
     wording: str | None = None
     max_missing_fraction: float | None = Field(None, ge=0, lt=1)
+    introduction: str = (
+        "This questionnaire is part of a research study of police training. Your answers are "
+        "kept under a code, never with your name."
+    )
+    """The first words an officer reads on the questionnaire page."""
 
     @field_validator("link_base_url")
     @classmethod
@@ -295,10 +342,51 @@ class Survey(_Frozen):
         return value.rstrip("/")
 
 
+class SynthMix(_Frozen):
+    """How one class of synthetic incidents looks (see `policetrial.synth`)."""
+
+    opening_codes: dict[str, float] = Field(default_factory=dict)
+    """Opening codes and their relative weights."""
+    closing_code: str | None = None
+    """The closing code when it differs from the opening code (else another opening code)."""
+    grades: dict[str, float] = Field(default_factory=dict)
+    """Shares of the protocol's grades."""
+    tags: dict[str, float] = Field(default_factory=dict)
+    """Qualifiers that count towards no outcome, and the share of incidents carrying each."""
+    markers: tuple[str, ...] = ()
+    """Warning markers that count towards no outcome, which a few persons hold."""
+
+
+class SynthEvent(_Frozen):
+    target: float = Field(0.3, ge=0, le=1)
+    """Share of the incidents the training is about that lead to such an event."""
+    other: float = Field(0.0, ge=0, le=1)
+    """Share of the other incidents that do."""
+    columns: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Shares of the values of the event's code and text columns."""
+
+
+class Synth(_Frozen):
+    """The synthetic force `policetrial synth` and the demo make for this trial."""
+
+    station_names: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ("North", "South", "East", "West")
+    start: dt.date | None = None
+    """First day of data (default: three months before the baseline window)."""
+    incidents_per_station_month: float = Field(450.0, gt=0)
+    target_share: float = Field(0.10, gt=0, lt=1)
+    """Share of incidents of the kind the training is about (the primary outcome's)."""
+    cv_between: float = Field(0.25, ge=0)
+    trainer: str = "Trainers"
+    target: SynthMix = SynthMix()
+    other: SynthMix = SynthMix()
+    events: dict[str, SynthEvent] = Field(default_factory=dict)
+
+
 class Protocol(_Frozen):
     """A whole trial protocol. Build with `load_protocol` or `parse_protocol`."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     trial: Trial
     arms: Arms
     eligibility: Eligibility
@@ -308,29 +396,138 @@ class Protocol(_Frozen):
     definitions: Definitions = Definitions()
     assignment: Assignment = Assignment()
     randomisation: Randomisation
+    events: dict[str, EventKind] = Field(default_factory=dict)
     outcomes: Outcomes
     analysis: Analysis = Analysis()
     audit: Audit
     report: Report = Report()
     survey: Survey = Survey()
+    synth: Synth = Synth()
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
 
-    @field_validator("columns")
+    @field_validator("events")
     @classmethod
-    def _known_columns(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        for kind, mapping in value.items():
-            if kind not in EXTRACT_KINDS:
+    def _event_names(cls, value: dict[str, EventKind]) -> dict[str, EventKind]:
+        for name in value:
+            if not IDENTIFIER.match(name):
                 raise ValueError(
-                    f"unknown extract kind {kind!r}; expected one of {list(EXTRACT_KINDS)}"
+                    f"event name {name!r} must be lower case letters, digits and underscores"
                 )
-            known = {c.name for c in EXTRACT_KINDS[kind].columns}
+            if name in BUILTIN_KINDS:
+                raise ValueError(f"{name!r} is a built-in extract kind; name the event otherwise")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Protocol:
+        try:
+            declared = self.declared
+        except ConditionError as exc:
+            raise ValueError(str(exc)) from None
+        counts = declared.counts
+        covariates = (
+            *RANDOMISATION_COVARIATES,
+            *(f"baseline_{k}" for k in counts),
+        )
+        unknown = [c for c in self.randomisation.covariates if c not in covariates]
+        if unknown:
+            raise ValueError(
+                f"key 'randomisation.covariates': unknown covariate(s) {unknown}; "
+                f"expected some of {list(covariates)}"
+            )
+        alternative = self.analysis.alternative_primary
+        if alternative is not None and alternative not in counts:
+            raise ValueError(
+                f"key 'analysis.alternative_primary': {alternative!r} is not a declared count "
+                f"outcome; expected one of {list(counts)}"
+            )
+        if "alternative_primary" in self.analysis.sensitivity and alternative is None:
+            raise ValueError(
+                "key 'analysis.sensitivity' names alternative_primary, but alternative_primary "
+                "names no outcome"
+            )
+        flagged = self.audit_outcome
+        incident_outcomes = [s.key for s in declared.of_kind("incident_count")]
+        if flagged not in incident_outcomes:
+            raise ValueError(
+                f"key 'audit.flagged': the audit rates incidents of an incident_count outcome; "
+                f"{flagged!r} is not one (expected one of {incident_outcomes})"
+            )
+        fields = (
+            *PACK_FIELDS,
+            *(s.key for s in declared.of_kind("incident_count", "incident_binary")),
+        )
+        stray = [f for f in self.audit.pack_fields if f not in fields]
+        if stray:
+            raise ValueError(
+                f"key 'audit.pack_fields': unknown {stray}; expected some of {list(fields)}"
+            )
+        monthly = self.report.monthly_outcome
+        if monthly is not None and monthly not in incident_outcomes:
+            raise ValueError(
+                f"key 'report.monthly_outcome': {monthly!r} is not an incident_count outcome; "
+                f"expected one of {incident_outcomes}"
+            )
+        kinds = self.extract_kinds
+        for kind, mapping in self.columns.items():
+            if kind not in kinds:
+                raise ValueError(
+                    f"key 'columns': unknown extract kind {kind!r}; expected one of {list(kinds)}"
+                )
+            known = {c.name for c in kinds[kind].columns}
             for ours in mapping:
                 if ours not in known:
                     raise ValueError(
                         f"[columns.{kind}] maps {ours!r}, which is not a column of {kind}; "
                         f"expected some of {sorted(known)}"
                     )
-        return value
+        for name, event in self.events.items():
+            for column, spec in event.columns.items():
+                if isinstance(spec.codes, str) and spec.codes[1:] not in self.codes.lists:
+                    raise ValueError(
+                        f"key 'events.{name}.columns.{column}': unknown code list {spec.codes!r}; "
+                        f"the protocol's [codes] has {', '.join(self.codes.lists)}"
+                    )
+        stray_events = [e for e in self.synth.events if e not in self.events]
+        if stray_events:
+            raise ValueError(f"key 'synth.events' names undeclared events {stray_events}")
+        return self
+
+    @property
+    def declared(self) -> DeclaredOutcomes:
+        """Every declared outcome with its conditions read (`policetrial.protocol.outcomes`)."""
+        return resolve_outcomes(
+            self.outcomes.declared,
+            code_lists=self.codes.lists,
+            events=self.events,
+            person_roles=self.codes.person_roles,
+        )
+
+    @property
+    def extract_kinds(self) -> dict[str, ExtractKind]:
+        """Every extract this trial imports: the built-in kinds, then its declared events."""
+        return {**BUILTIN_KINDS, **{k: event_extract(k, e) for k, e in self.events.items()}}
+
+    @property
+    def import_order(self) -> tuple[str, ...]:
+        """The order in which extracts must be imported: each refers only to kinds before it."""
+        return tuple(self.extract_kinds)
+
+    @property
+    def audit_outcome(self) -> str:
+        """The incident outcome whose incidents the audit rates."""
+        return self.audit.flagged or self.outcomes.primary
+
+    @property
+    def monthly_outcome(self) -> str | None:
+        """The incident outcome the report draws month by month, if any."""
+        if self.report.monthly_outcome is not None:
+            return self.report.monthly_outcome
+        primary = self.outcomes.primary
+        return primary if self.outcomes.declared[primary].kind == "incident_count" else None
+
+    def outcome_label(self, key: str) -> str:
+        spec = self.outcomes.declared.get(key)
+        return key if spec is None else spec.label
 
 
 def builtin_protocols() -> list[str]:
@@ -346,6 +543,13 @@ def builtin_protocol_path(name: str) -> Path:
     if name not in builtin_protocols():
         raise ProtocolError(f"no built-in protocol {name!r}; expected one of {builtin_protocols()}")
     return Path(str(resources.files("policetrial.protocol") / "builtin" / f"{name}.toml"))
+
+
+def resolve_protocol(name_or_path: str | Path) -> Protocol:
+    """A shipped protocol by name (`connect`, ...), or the protocol file at a path."""
+    if isinstance(name_or_path, str) and name_or_path in builtin_protocols():
+        return load_protocol(builtin_protocol_path(name_or_path))
+    return load_protocol(name_or_path)
 
 
 def load_protocol(path: str | Path) -> Protocol:
@@ -366,6 +570,14 @@ def parse_protocol(text: str, *, source: str = "trial.toml") -> Protocol:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(f"{source}: not valid TOML: {exc}") from None
+    version = raw.get("schema_version", 1)
+    if version != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"{source}: schema_version {version!r} is not read by this policetrial (it reads "
+            f"{SCHEMA_VERSION}). Version 2 declares each outcome as an [outcomes.<key>] table "
+            "and each event extract as [events.<name>]: copy them from the shipped protocol "
+            "closest to yours (`policetrial init --protocol connect`) and see docs/protocol.md"
+        )
     try:
         return Protocol.model_validate(raw)
     except ValidationError as exc:
@@ -375,9 +587,11 @@ def parse_protocol(text: str, *, source: str = "trial.toml") -> Protocol:
 def _describe(exc: ValidationError, source: str) -> str:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in error["loc"] if part != "declared")
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
+        if not key:
+            problems.append(message)
+        elif error["type"] == "missing":
             problems.append(f"key '{key}' is missing")
         elif error["type"] == "extra_forbidden":
             problems.append(f"key '{key}' is not a protocol setting")

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Table, delete, insert, select, tuple_
 from sqlalchemy.engine import Connection
 
-from policetrial.protocol.extracts import EXTRACT_KINDS, ExtractKind
+from policetrial.protocol.extracts import ExtractKind
 from policetrial.records import db
 
 if TYPE_CHECKING:  # the workspace opens the store, so only its type is needed here
@@ -294,7 +294,7 @@ def table_for(kind: ExtractKind) -> Table:
 
 def read_store(workspace: Workspace, kind: str) -> pd.DataFrame:
     """An imported extract as a DataFrame (pseudonymised)."""
-    spec = EXTRACT_KINDS[kind]
+    spec = workspace.protocol.extract_kinds[kind]
     if spec.store == "parquet":
         return read_parquet(workspace.parquet(kind), spec)
     table = table_for(spec)

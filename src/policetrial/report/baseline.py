@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from policetrial.protocol.catalogue import OUTCOMES
 from policetrial.records.roster import eligible_officers, load_officers, load_stations
 from policetrial.records.workspace import Workspace
 from policetrial.report.tables import (
@@ -69,8 +68,16 @@ def baseline_table(
     baseline = pd.DataFrame(
         [r for r in results.get("station_period", []) if r.get("period") == "baseline"]
     )
+    declared = results.get("outcomes") or {}
+    every = [
+        k
+        for k, o in declared.items()
+        if o.get("kind") == "incident_count" and o.get("where") == "all"
+    ]
     analysed = list(dict.fromkeys(e["outcome"] for e in results.get("estimates", [])))
-    outcomes = [o for o in ["incidents", *analysed] if o in OUTCOMES and o in baseline.columns]
+    outcomes = [
+        o for o in dict.fromkeys([*every[:1], *analysed]) if o in declared and o in baseline.columns
+    ]
     if not baseline.empty:
         stations = stations.merge(
             baseline[["station_id", *outcomes]].rename(
@@ -108,7 +115,7 @@ def baseline_table(
         ("population", "Population, mean (SD)"),
         ("eligible_officers", "Eligible officers per station, mean (SD)"),
         *(
-            (f"baseline_{o}", f"Baseline {OUTCOMES[o].label.lower()} per station, mean (SD)")
+            (f"baseline_{o}", f"Baseline {declared[o]['label'].lower()} per station, mean (SD)")
             for o in outcomes
         ),
     ]

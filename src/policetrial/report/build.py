@@ -151,7 +151,8 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     level = round(100 * (1 - results["trial"]["alpha"]))
     scale = str(p.get("scale") or "estimate")
     return {
-        "outcome": results["trial"].get("primary_outcome_label") or outcome_label(p["outcome"]),
+        "outcome": results["trial"].get("primary_outcome_label")
+        or outcome_label(p["outcome"], results),
         "text": (
             f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} "
             f"({_interval_text(p, level)}), p = {fmt_p(p['p_value'])}"
@@ -362,6 +363,10 @@ def build_report(
     except WorkspaceError as exc:
         warnings.append(f"monthly series not drawn: {exc}")
     if monthly is not None:
+        declared = results.get("outcomes") or {}
+        series = declared.get(monthly.outcome, {})
+        short = str(series.get("short_label") or outcome_label(monthly.outcome, results))
+        long = outcome_label(monthly.outcome, results)
         figures.append(
             monthly_figure(
                 monthly.by_arm.to_dict("records"),
@@ -377,26 +382,25 @@ def build_report(
                     for s, e in zip(monthly.followup["start"], monthly.followup["end"], strict=True)
                     if s and e
                 ],
-                label="Mental-health calls",
+                label=short,
                 caption=(
-                    "Figure 2. Calls with a mental-health / vulnerability tag or marker per "
-                    "station per 30 days, by arm and month, over the whole incident extract. "
-                    "Grey: the baseline window; green: the span of the stations' follow-up "
-                    "windows; ticks: training sessions."
+                    f"Figure 2. {long} per station per 30 days, by arm and month, over the whole "
+                    "incident extract. Grey: the baseline window; green: the span of the "
+                    "stations' follow-up windows; ticks: training sessions."
                 ),
             )
         )
         tables.append(
             ReportTable(
                 name="monthly_calls",
-                title="Monthly mental-health calls by arm",
+                title=f"Monthly {short.lower()} by arm",
                 columns=(
                     "Month",
                     "Arm",
                     "Stations",
                     "Days covered",
                     "Incidents",
-                    "Mental-health calls",
+                    short,
                     "Per station per 30 days",
                 ),
                 rows=tuple(
@@ -406,8 +410,8 @@ def build_report(
                         r["stations"],
                         r["days"],
                         suppression.count(r["incidents"]),
-                        suppression.count(r["mh_calls"]),
-                        None if suppression.hides(r["mh_calls"]) else r["mh_per_station_30d"],
+                        suppression.count(r["outcome"]),
+                        None if suppression.hides(r["outcome"]) else r["per_station_30d"],
                     )
                     for r in monthly.by_arm.to_dict("records")
                 ),
@@ -418,10 +422,10 @@ def build_report(
         station_rates_figure(
             results.get("station_period", []),
             outcome=primary,
-            label=outcome_label(primary),
+            label=outcome_label(primary, results),
             caption=(
-                f"Figure 3. {outcome_label(primary)} per 30 days at each station, baseline and "
-                "follow-up, by arm."
+                f"Figure 3. {outcome_label(primary, results)} per 30 days at each station, "
+                "baseline and follow-up, by arm."
             ),
         )
     )

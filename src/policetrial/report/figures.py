@@ -249,13 +249,13 @@ def monthly_figure(
     label: str,
     caption: str,
 ) -> ReportFigure:
-    """Mental-health calls per station per 30 days by month and arm, with the baseline
+    """An incident outcome per station per 30 days by month and arm, with the baseline
     window shaded, each training session marked, and the span of follow-up windows shaded."""
     figure, axis = plt.subplots(figsize=(7.6, 3.6))
     for arm in ("intervention", "control"):
         rows = [r for r in by_arm if r["arm"] == arm]
         months = [r["month"] + dt.timedelta(days=14) for r in rows]
-        values = [r["mh_per_station_30d"] for r in rows]
+        values = [r["per_station_30d"] for r in rows]
         axis.plot(
             months,
             values,
@@ -293,7 +293,7 @@ def monthly_figure(
     axis.set_ylabel(f"{label}\nper station per 30 days", fontsize=8, color=INK)
     axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     _style(axis)
-    return _finish(figure, "monthly_calls", "Monthly calls by arm", caption)
+    return _finish(figure, "monthly_calls", f"Monthly {label.lower()} by arm", caption)
 
 
 # --- forest plot ---------------------------------------------------------------------------

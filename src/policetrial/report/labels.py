@@ -1,14 +1,14 @@
 """Plain-English names for what results.json calls by code: outcomes, methods, analysis sets.
 
-Unknown codes fall back to the code itself (and the method's own description from
-results.json), so a new method in the analysis reaches the report without a change here.
+Outcome labels are the protocol's own (results.json carries them under `outcomes`); unknown
+codes fall back to the code itself (and the method's own description from results.json),
+so a new method in the analysis reaches the report without a change here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from policetrial.protocol.catalogue import OUTCOMES
 
 __all__ = [
     "ANALYSIS_SET_LABELS",
@@ -19,11 +19,7 @@ __all__ = [
     "set_label",
 ]
 
-INCIDENT_OUTCOMES = {
-    "tagged_incident": "Incident given a mental-health tag (incident level, all incidents)",
-    "s136_incident": "Section 136 detention from a mental-health call (incident level)",
-    "questionnaire": "Officer questionnaire score (post, adjusted for pre)",
-}
+QUESTIONNAIRE = "Officer questionnaire score (post, adjusted for pre)"
 
 METHOD_LABELS = {
     "nb_randomisation": "Negative binomial, randomisation test",
@@ -43,11 +39,14 @@ ANALYSIS_SET_LABELS = {
 }
 
 
-def outcome_label(name: str) -> str:
-    if name in OUTCOMES:
-        return OUTCOMES[name].label
-    if name in INCIDENT_OUTCOMES:
-        return INCIDENT_OUTCOMES[name]
+def outcome_label(name: str, results: Mapping[str, Any] | None = None) -> str:
+    """The protocol's label for an outcome (from results.json's `outcomes`), or a
+    questionnaire scale's, or the code itself."""
+    declared = (results or {}).get("outcomes") or {}
+    if name in declared:
+        return str(declared[name].get("label") or name)
+    if name == "questionnaire":
+        return QUESTIONNAIRE
     if name.startswith("questionnaire") or "." in name:
         return f"Questionnaire: {name.removeprefix('questionnaire').strip(':. ') or 'score'}"
     return name

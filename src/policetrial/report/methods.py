@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from policetrial.audit.agreement import DEFAULT_BOOT
-from policetrial.protocol.catalogue import OUTCOMES
 from policetrial.protocol.schema import Protocol
 from policetrial.report.labels import method_label, outcome_label, set_label
 
@@ -107,27 +106,29 @@ def methods_text(
         )
     )
     primary = protocol.outcomes.primary
-    codes = protocol.codes
+    declared = protocol.declared
     assignment = (
         "the home station of the incident's lead attending officer (incidents nobody attended "
         "fall back to the station of their beat)"
         if protocol.assignment.incidents_to_station == "attending_officer"
         else "the station of the incident's beat"
     )
+    oh = protocol.definitions.office_hours
     outcome_text = [
-        f"Primary outcome: {OUTCOMES[primary].label.lower()}: {OUTCOMES[primary].definition}",
+        f"Primary outcome: {declared[primary].label.lower()}: {declared[primary].definition}",
         "Secondary outcomes: "
         + "; ".join(
-            f"{OUTCOMES[o].label.lower()} ({OUTCOMES[o].definition.rstrip('.')})"
+            f"{declared[o].label.lower()} ({declared[o].definition.rstrip('.')})"
             for o in protocol.outcomes.secondary
         )
-        + ".",
-        f"Incidents are assigned to {assignment}. Counting tags: {', '.join(codes.tags)}; "
-        f"counting warning markers: {', '.join(codes.warning_markers) or 'none'}. Office hours "
-        f"are weekdays {protocol.definitions.office_hours.start:%H:%M} to "
-        f"{protocol.definitions.office_hours.end:%H:%M} outside bank holidays "
-        f"({protocol.definitions.office_hours.bank_holidays or 'none'}). Outcomes are computed by "
-        "the SQL files in policetrial/outcomes/sql (DuckDB), which docs/outcomes.md describes.",
+        + "."
+        if protocol.outcomes.secondary
+        else "",
+        f"Incidents are assigned to {assignment}. Office hours are weekdays "
+        f"{oh.start:%H:%M} to {oh.end:%H:%M} outside bank holidays "
+        f"({oh.bank_holidays or 'none'}). Every outcome is declared in the protocol "
+        "(trial.toml) and computed by the SQL policetrial compiles from it (DuckDB), which "
+        "`policetrial outcomes --emit-sql` prints and docs/outcomes.md describes.",
     ]
     out.append(MethodsParagraph("Outcomes", " ".join(outcome_text)))
     out.append(MethodsParagraph("Statistical analysis", _analysis(protocol, results, estimates)))
@@ -149,7 +150,8 @@ def methods_text(
         out.append(
             MethodsParagraph(
                 "Audit of tags",
-                f"A random {audit['fraction']:.0%} of the included incidents (tagged or marked, "
+                f"A random {audit['fraction']:.0%} of the included incidents "
+                f"({declared[protocol.audit_outcome].label.lower()}, "
                 "in the baseline and follow-up windows) was drawn, stratified by station and "
                 f"period, with seed {audit['seed']} (algorithm: {audit['algorithm']}); "
                 f"{audit['double_rated_fraction']:.0%} of them were rated by a second rater. "
@@ -253,7 +255,7 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
         seen.setdefault(e["method"], e.get("description") or method_label(e["method"]))
     by_method: dict[str, list[str]] = {}
     for e in estimates:
-        label = outcome_label(e["outcome"])
+        label = outcome_label(e["outcome"], results)
         if label not in by_method.setdefault(e["method"], []):
             by_method[e["method"]].append(label)
     sentences = [

@@ -56,7 +56,7 @@ def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> Repo
                     None if hidden else r["rate_per_30_days"],
                 )
             )
-            groups.append(outcome_label(name) + (" (primary)" if name == primary else ""))
+            groups.append(outcome_label(name, results) + (" (primary)" if name == primary else ""))
     return ReportTable(
         name="outcomes_by_arm",
         title="Outcomes by arm and period",
@@ -80,7 +80,11 @@ def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> Repo
 
 
 def _estimate_rows(
-    estimates: list[dict[str, Any]], primary: str, level: int, group_by: str
+    estimates: list[dict[str, Any]],
+    primary: str,
+    level: int,
+    group_by: str,
+    results: dict[str, Any],
 ) -> tuple[tuple[tuple[Any, ...], ...], tuple[str, ...], tuple[str, ...]]:
     rows = []
     groups = []
@@ -92,7 +96,9 @@ def _estimate_rows(
                 notes.append(note)
             marks += f"[{notes.index(note) + 1}]"
         is_primary = e["outcome"] == primary and e["method"] == "nb_randomisation"
-        outcome = outcome_label(e["outcome"]) + (" (primary)" if e["outcome"] == primary else "")
+        outcome = outcome_label(e["outcome"], results) + (
+            " (primary)" if e["outcome"] == primary else ""
+        )
         first = outcome if group_by == "outcome" else set_label(e.get("analysis_set", "main"))
         rows.append(
             (
@@ -116,7 +122,7 @@ def estimates_table(results: dict[str, Any]) -> ReportTable:
     """Every main-analysis estimate (counts and incident flags), grouped by outcome."""
     level = round(100 * (1 - results["trial"]["alpha"]))
     rows, groups, notes = _estimate_rows(
-        _main(results), results["trial"]["primary_outcome"], level, "outcome"
+        _main(results), results["trial"]["primary_outcome"], level, "outcome", results
     )
     return ReportTable(
         name="effect_estimates",
@@ -149,7 +155,9 @@ def sensitivity_table(results: dict[str, Any]) -> ReportTable | None:
     ]
     if not chosen:
         return None
-    rows, groups, notes = _estimate_rows(chosen, results["trial"]["primary_outcome"], level, "set")
+    rows, groups, notes = _estimate_rows(
+        chosen, results["trial"]["primary_outcome"], level, "set", results
+    )
     rows = tuple(
         (f"{r[0]} · {method_label(e['method'])}", *r[1:]) for r, e in zip(rows, chosen, strict=True)
     )
@@ -201,7 +209,7 @@ def clustering_table(results: dict[str, Any]) -> ReportTable | None:
                 marks,
             )
         )
-        groups.append(outcome_label(c["outcome"]))
+        groups.append(outcome_label(c["outcome"], results))
     return ReportTable(
         name="between_station_variation",
         title="Between-station variation: ICCs and coefficients of variation",
@@ -227,7 +235,7 @@ def forest_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for e in all_estimates(results):
         main = e.get("analysis_set", "main") == "main"
-        label = f"{outcome_label(e['outcome'])[:46]} · {method_label(e['method'])}"
+        label = f"{outcome_label(e['outcome'], results)[:46]} · {method_label(e['method'])}"
         if not main:
             label += f" ({set_label(e['analysis_set']).lower()[:28]})"
         rows.append(

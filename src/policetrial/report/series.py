@@ -1,9 +1,10 @@
-"""Monthly mental-health calls by arm, over the whole incident extract, for the report's figure.
+"""One incident outcome month by month and by arm, over the whole extract, for the report.
 
-DuckDB runs the same `incident_base.sql` as the outcomes (so incidents reach stations by
-the protocol's rule and a call counts when it is tagged or marked, as `mh_calls` does),
-over one span from the first to the last incident, then `monthly_calls.sql` counts per
-station and month. Months the extract only partly covers are scaled by the days covered.
+DuckDB runs the same compiled SQL as the outcomes (so incidents reach stations by the
+protocol's rule and count as the outcome's condition says) over one span from the first to
+the last incident, then counts per station and month. The outcome is the protocol's
+`[report] monthly_outcome` (by default the primary one, when it counts incidents). Months
+the extract only partly covers are scaled by the days covered.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from policetrial.errors import WorkspaceError
 from policetrial.jsonable import jsonable_records
-from policetrial.outcomes.compute import load_sql, outcome_connection, protocol_tables, span_table
+from policetrial.outcomes.compute import monthly_counts, outcome_connection
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 
@@ -27,13 +27,15 @@ __all__ = ["MonthlyCalls", "monthly_calls"]
 
 @dataclass(frozen=True)
 class MonthlyCalls:
-    """Mental-health calls per station per 30 days, by arm and calendar month.
+    """An incident outcome per station per 30 days, by arm and calendar month.
 
-    `by_arm` columns: month, arm, stations, incidents, mh_calls, days (covered by the
-    extract), mh_per_station_30d. `sessions`: training session dates by station (the
+    `by_arm` columns: month, arm, stations, incidents, outcome (its count), days (covered by
+    the extract), per_station_30d. `sessions`: training session dates by station (the
     marks on the figure). `first` and `last`: the extract's first and last incident days.
+    `outcome`: the outcome's key.
     """
 
+    outcome: str
     by_arm: pd.DataFrame
     sessions: pd.DataFrame
     first: dt.date
@@ -62,7 +64,7 @@ def _covered_days(month: dt.date, first: dt.date, last: dt.date) -> int:
 def monthly_calls(
     workspace: Workspace, arms: dict[str, str], station_period: list[dict[str, Any]]
 ) -> MonthlyCalls:
-    """Count mental-health calls per station and month over the whole extract.
+    """Count the protocol's monthly outcome per station and month over the whole extract.
 
     Parameters
     ----------
@@ -70,9 +72,14 @@ def monthly_calls(
     arms : station id → arm (the allocation in force).
     station_period : the `station_period` rows of results.json (for the follow-up windows).
 
-    The rate for an arm and month is sum(mh_calls) / (stations × days covered) × 30, so
+    The rate for an arm and month is sum(outcome) / (stations × days covered) × 30, so
     arms of different sizes and part-covered months compare on one scale.
     """
+    key = workspace.protocol.monthly_outcome
+    if key is None:
+        raise WorkspaceError(
+            "the protocol names no incident outcome to draw by month ([report] monthly_outcome)"
+        )
     if not workspace.parquet("incidents").exists():
         raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
     with outcome_connection(workspace) as connection:
@@ -82,18 +89,7 @@ def monthly_calls(
         if bounds[0] is None:
             raise WorkspaceError("the incidents extract is empty; nothing to plot by month")
         first, last = bounds
-        tables = protocol_tables(workspace.protocol, range(first.year - 1, last.year + 2))
-        tables["spans"] = span_table(pd.DataFrame({"start": [first], "end": [last]}))
-        tables["arms"] = pa.table(
-            {
-                "station_id": pa.array(list(arms), pa.string()),
-                "arm": pa.array(list(arms.values()), pa.string()),
-            }
-        )
-        for name, table in tables.items():
-            connection.register(name, table)
-        connection.execute(f"CREATE TEMP TABLE incident_base AS {load_sql('incident_base')}")
-        counts = connection.execute(load_sql("monthly_calls")).df()
+        counts = monthly_counts(connection, workspace.protocol, arms, first, last)
     counts = counts[counts["station_id"].isin(arms)].copy()
     counts["arm"] = counts["station_id"].map(arms)
     counts["month"] = pd.to_datetime(counts["month"]).dt.date
@@ -105,17 +101,17 @@ def monthly_calls(
         for arm in ("intervention", "control"):
             part = counts[(counts["month"] == month) & (counts["arm"] == arm)]
             n_stations = int(stations_in.get(arm, 0))
-            mh = int(part["mh_calls"].sum())
+            n = int(part["outcome"].sum())
             rows.append(
                 {
                     "month": month,
                     "arm": arm,
                     "stations": n_stations,
                     "incidents": int(part["incidents"].sum()),
-                    "mh_calls": mh,
+                    "outcome": n,
                     "days": days,
-                    "mh_per_station_30d": (
-                        mh / (n_stations * days) * 30 if n_stations and days else float("nan")
+                    "per_station_30d": (
+                        n / (n_stations * days) * 30 if n_stations and days else float("nan")
                     ),
                 }
             )
@@ -129,6 +125,7 @@ def monthly_calls(
     )
     window = workspace.protocol.periods.baseline
     return MonthlyCalls(
+        outcome=key,
         by_arm=pd.DataFrame(rows),
         sessions=sessions.sort_values("session_date", ignore_index=True),
         first=first,

@@ -14,18 +14,8 @@ from policetrial.errors import SynthError
 from policetrial.protocol.schema import Protocol
 from policetrial.randomise import allocate_by_plan
 from policetrial.records.roster import eligible_postings
+from policetrial.synth.plan import RANK_SHARES
 
-TOWNS = (
-    "Harrogate", "Scarborough", "Northallerton", "Selby", "Skipton", "Richmond", "Ripon",
-    "Malton", "Whitby", "Thirsk", "Tadcaster", "Knaresborough", "Pickering", "Filey",
-    "Catterick", "Easingwold", "Sherburn", "Settle", "Stokesley", "Bedale", "Leyburn",
-    "Helmsley", "Boroughbridge", "Pateley Bridge", "Kirkbymoorside", "Hawes", "Masham",
-    "Wetherby", "Ingleton", "Sedbergh",
-)  # fmt: skip
-DISTRICTS = ("Harrogate", "Scarborough & Ryedale", "Hambleton & Richmondshire", "Selby & Craven")
-
-# Relative incident volume by hour of day (0-23): low before dawn, peaking in the evening.
-RANKS = ("PCSO", "Police Constable", "Sergeant", "Inspector")
 INELIGIBLE = (
     ("Detective Constable", "CID"), ("Police Constable", "Roads Policing"),
     ("Chief Inspector", "Response"), ("Police Constable", "Control Room"),
@@ -33,9 +23,12 @@ INELIGIBLE = (
 
 
 def make_stations(
-    rng: np.random.Generator, n: int
+    rng: np.random.Generator, n: int, protocol: Protocol
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    names = [TOWNS[i] if i < len(TOWNS) else f"Station {i + 1}" for i in range(n)]
+    """Stations named as `[synth] station_names` (then "Station N"), in its districts."""
+    towns = protocol.synth.station_names
+    districts = protocol.synth.districts
+    names = [towns[i] if i < len(towns) else f"Station {i + 1}" for i in range(n)]
     ids = [f"{name[:3].upper()}{i + 1:02d}" for i, name in enumerate(names)]
     # Relative size of each station's patch: lognormal, mean 1.
     size = rng.lognormal(-0.5 * 0.3**2, 0.3, n)
@@ -45,7 +38,7 @@ def make_stations(
         {
             "station_id": ids,
             "station_name": names,
-            "district": [DISTRICTS[i % len(DISTRICTS)] for i in range(n)],
+            "district": [districts[i % len(districts)] for i in range(n)],
             "area_type": area,
             "population": population,
         }
@@ -70,15 +63,21 @@ def make_officers(
     collars = 10 ** (digits - 1) + rng.choice(9 * 10 ** (digits - 1), size=total, replace=False)
     c = 0
     sids = stations["station_id"].tolist()
+    ranks = protocol.eligibility.ranks
+    teams = protocol.eligibility.teams
+    shares = np.array([RANK_SHARES.get(r, 0.05) for r in ranks])
+    if abs(shares.sum() - 1) > 1e-9:
+        shares = shares / shares.sum()
+    # The first team is the main one; the second takes the first rank and a quarter of
+    # the others (Connect's Safer Neighbourhood teams: PCSOs and some constables).
+    main, second = teams[0], teams[1] if len(teams) > 1 else teams[0]
     for si, sid in enumerate(sids):
         n_eligible = round(per_station[si] * rng.uniform(0.92, 1.08))
         n_other = round(n_eligible * 0.18)
         for j in range(n_eligible + n_other):
             if j < n_eligible:
-                rank = str(rng.choice(RANKS, p=[0.2, 0.65, 0.12, 0.03]))
-                team = (
-                    "Safer Neighbourhood" if rank == "PCSO" or rng.random() < 0.25 else "Response"
-                )
+                rank = str(rng.choice(ranks, p=shares))
+                team = second if rank == ranks[0] or rng.random() < 0.25 else main
             else:
                 rank, team = INELIGIBLE[int(rng.integers(len(INELIGIBLE)))]
             joined = on_date - dt.timedelta(days=int(rng.integers(60, 6000)))
@@ -154,7 +153,7 @@ def make_training(
             session_id = f"TRN{s:03d}"
             sessions.append(
                 {"session_id": session_id, "station_id": sid, "session_date": day,
-                 "trainer": "Mental health professionals"}
+                 "trainer": protocol.synth.trainer}
             )  # fmt: skip
             for idx in order[k::n_sessions]:
                 attendance.append(

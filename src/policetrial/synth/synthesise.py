@@ -1,14 +1,16 @@
-"""A synthetic police force: every extract of `docs/data-formats.md`, shaped like the real ones.
+"""A synthetic police force that follows the protocol: every extract it imports, shaped
+like the real ones.
 
-Calibrated to the published Connect trial (Scantlebury et al., PLoS One 2017;12:e0184377;
-see protocol/builtin/connect.toml): about 450 incidents per station-month with between-station
-heterogeneity, about 10% involving mental ill-health, daily and weekly cycles, heavy-tailed
-repeat callers, officers who move station, about 70% of officers put forward actually
-trained, and a true intervention effect the caller sets. The force is randomised with the
-protocol's own method and seed, so `policetrial randomise` on the imported stations gives
-the same allocation and the training lands where the trial says it should.
+By default about 450 incidents per station-month with between-station heterogeneity, a
+share of them of the kind the training is about (the primary outcome's *target*
+incidents), daily and weekly cycles, heavy-tailed repeat callers, officers who move
+station, about 70% of officers put forward actually trained, and a true intervention
+effect the caller sets; the protocol's `[synth]` table sets the names, volumes and codes
+(Connect's follows the published trial). The force is randomised with the protocol's own
+method and seed, so `policetrial randomise` on the imported stations gives the same
+allocation and the training lands where the trial says it should.
 
-Nothing here is real: station names are North Yorkshire towns, every identifier is made up.
+Nothing here is real: every name and identifier is made up.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from typing import Any
 import numpy as np
 
 from policetrial.errors import SynthError
+from policetrial.outcomes.windows import add_months
 from policetrial.protocol.schema import Protocol
 from policetrial.synth.demand import (
     attending_officers,
     beats_for,
+    make_events,
     make_incidents,
     make_persons,
-    make_s136,
     make_tags,
 )
 from policetrial.synth.force import allocate, make_officers, make_stations, make_training
+from policetrial.synth.plan import synth_plan
 
 __all__ = ["SynthForce", "synthesise_force"]
 
@@ -62,43 +66,63 @@ def synthesise_force(
     directory: str | Path,
     protocol: Protocol,
     *,
-    stations: int = 12,
+    stations: int | None = None,
     seed: int = 1,
     effect: float = 1.0,
-    incidents_per_station_month: float = 450.0,
-    mh_share: float = 0.10,
-    cv_between: float = 0.25,
-    start: dt.date = dt.date(2016, 1, 1),
+    incidents_per_station_month: float | None = None,
+    target_share: float | None = None,
+    cv_between: float | None = None,
+    start: dt.date | None = None,
     months: int | None = None,
 ) -> SynthForce:
     """Write one CSV per extract kind into `directory` and return what was made.
 
     Parameters
     ----------
-    protocol : the trial's protocol (code lists, windows, randomisation).
-    stations : how many stations (clusters) the force has in the trial.
+    protocol : the trial's protocol (code lists, windows, randomisation, outcomes, events,
+        and `[synth]`, which gives the defaults of the settings below).
+    stations : how many stations (clusters) the force has; default the protocol's target.
     seed : makes everything reproducible.
-    effect : the true rate ratio of mental-health incidents in intervention stations
-        after their training; 1.0 is no effect.
+    effect : the true rate ratio of the target incidents (those the primary outcome counts)
+        in intervention stations after their training; 1.0 is no effect.
     incidents_per_station_month : mean monthly incidents per station.
-    mh_share : the share of incidents that involve mental ill-health.
-    cv_between : between-station coefficient of variation of the mental-health rate.
+    target_share : the share of incidents of the kind the training is about.
+    cv_between : between-station coefficient of variation of the target rate.
+    start : the first day of data; default three months before the baseline window.
     months : months of data from `start`; default runs to the end of the last follow-up.
     """
+    settings = protocol.synth
+    stations = protocol.targets.stations if stations is None else stations
+    per_month = (
+        settings.incidents_per_station_month
+        if incidents_per_station_month is None
+        else incidents_per_station_month
+    )
+    share = settings.target_share if target_share is None else target_share
+    cv = settings.cv_between if cv_between is None else cv_between
     if stations < 2:
         raise SynthError(f"stations must be at least 2, got {stations}")
     if effect <= 0:
         raise SynthError(f"effect must be a positive rate ratio, got {effect}")
-    if not 0 < mh_share < 1:
-        raise SynthError(f"mh_share must be between 0 and 1, got {mh_share}")
+    if not 0 < share < 1:
+        raise SynthError(f"target_share must be between 0 and 1, got {share}")
+    if per_month <= 0:
+        raise SynthError(f"incidents_per_station_month must be positive, got {per_month}")
+    if start is None:
+        base = protocol.periods.baseline.start
+        start = settings.start or add_months(base.replace(day=1), -3)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     if months is None:
+        # To the roster date, about five months of training, then the follow-up window.
+        on = protocol.eligibility.on_date
+        to_roster = (on.year - start.year) * 12 + on.month - start.month
         follow = protocol.periods.followup
-        months = 9 + follow.months_after + follow.length_months + 2
+        months = max(to_roster, 0) + 5 + follow.months_after + follow.length_months + 2
+    plan = synth_plan(protocol)
 
-    station_df, beats_df, size = make_stations(rng, stations)
+    station_df, beats_df, size = make_stations(rng, stations, protocol)
     officers_df = make_officers(rng, station_df, size, protocol)
     arms = allocate(protocol, station_df, officers_df)
     sessions_df, attendance_df, training_dates = make_training(
@@ -112,17 +136,23 @@ def synthesise_force(
         arms=arms,
         training_dates=training_dates,
         effect=effect,
-        per_month=incidents_per_station_month,
-        mh_share=mh_share,
-        cv_between=cv_between,
+        per_month=per_month,
+        target_share=share,
+        cv_between=cv,
         start=start,
         months=months,
+        plan=plan,
     )
     incidents["beat"] = beats_for(rng, incidents["station"].to_numpy(), beats_df, station_df)
-    incident_officers = attending_officers(rng, incidents, officers_df, station_df)
-    persons, incident_persons, markers = make_persons(rng, incidents, station_df, size, protocol)
-    tags = make_tags(rng, incidents, protocol)
-    s136 = make_s136(rng, incidents, incident_persons, incident_officers, persons)
+    incident_officers = attending_officers(rng, incidents, officers_df, station_df, protocol)
+    persons, incident_persons, markers = make_persons(rng, incidents, station_df, size, plan)
+    tags = make_tags(rng, incidents, plan)
+    events = {
+        kind: make_events(
+            rng, kind, protocol, plan, incidents, incident_persons, incident_officers, persons
+        )
+        for kind in protocol.events
+    }
 
     incidents_out = incidents[
         ["incident_ref", "created_at", "opening_code", "closing_code", "grade", "beat", "channel"]
@@ -139,7 +169,7 @@ def synthesise_force(
         "incident_officers": incident_officers,
         "incident_persons": incident_persons,
         "warning_markers": markers,
-        "s136": s136,
+        **events,
     }
     files = {}
     for kind, frame in frames.items():
@@ -150,9 +180,9 @@ def synthesise_force(
         "stations": stations,
         "seed": seed,
         "effect": effect,
-        "incidents_per_station_month": incidents_per_station_month,
-        "mh_share": mh_share,
-        "cv_between": cv_between,
+        "incidents_per_station_month": per_month,
+        "target_share": share,
+        "cv_between": cv,
         "start": start.isoformat(),
         "months": months,
     }

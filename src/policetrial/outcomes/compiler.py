@@ -1,0 +1,785 @@
+"""The outcome compiler: a protocol's declared outcomes as SQL, built as SQLGlot trees.
+
+Every outcome a protocol declares (`policetrial.protocol.outcomes`) is compiled into a
+handful of queries, written once in DuckDB's dialect and rendered in any other by SQLGlot:
+
+- `incident_base`: one row per incident in (or linked to an event in) the windows' time
+  spans, with its station by the protocol's rule, whether officers of both arms attended,
+  whether it was out of hours, and one true/false column per incident outcome (and per
+  condition an outcome is a share of, `<key>__among`, or that an event's incident must
+  meet, `<key>__incident`). Each predicate of the conditions is worked out once (a tag,
+  marker, role or event predicate as a semi-join on the link extract), the outcomes as
+  expressions over them;
+- `station_period`: the incident counts per station and period;
+- one query per person count (persons with enough counted incidents, by role) and one per
+  event kind (its event counts);
+- `incident_table`: the incident-level rows inside the windows (binary outcomes, audit);
+- `monthly`: one incident count by station and calendar month over the whole extract.
+
+The SQL reads the extracts as stored (pseudonymised column names), the windows
+(`windows`: station_id, arm, period, start_at, end_before; `spans`: the windows' time spans
+merged, start_at and end_before) and the arms (`arms`: station_id, arm) and the bank
+holidays (`bank_holidays`: day). Codes, roles and thresholds are literals of the SQL,
+placed as SQLGlot nodes (quoted and escaped by SQLGlot), never pasted as text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from policetrial.protocol.conditions import (
+    And,
+    Codes,
+    Condition,
+    Event,
+    Every,
+    Flag,
+    Not,
+    Or,
+)
+from policetrial.protocol.outcomes import OutcomeSpec, Threshold
+from policetrial.protocol.schema import Protocol
+
+__all__ = ["CompiledOutcomes", "compile_outcomes", "condition_sql"]
+
+READ = "duckdb"
+INCIDENT_COLUMNS = {"opening_code", "closing_code", "grade", "channel", "beat"}
+
+
+def _sql(text: str) -> exp.Expr:
+    """One of our own SQL fragments (never a user's value) as a tree."""
+    return sqlglot.parse_one(text, read=READ)
+
+
+def _codes(column: exp.Expr, codes: Iterable[str]) -> exp.Expr:
+    return exp.In(this=column, expressions=[exp.Literal.string(c) for c in codes])
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(exp.to_identifier(name, quoted=False), table=table)
+
+
+def _days(n: int) -> exp.Expr:
+    return exp.Interval(this=exp.Literal.string(str(n)), unit=exp.var("DAY"))
+
+
+@dataclass(frozen=True)
+class CompiledOutcomes:
+    """The SQL of one protocol's outcomes (see the module docstring)."""
+
+    incident_base: exp.Expr
+    station_period: exp.Expr
+    person_counts: dict[str, exp.Expr]
+    event_counts: dict[str, exp.Expr]
+    incident_table: exp.Expr
+    monthly: exp.Expr | None
+    incident_flags: tuple[str, ...]
+    """The outcome columns of `incident_base` and `incident_table`."""
+    count_columns: tuple[str, ...]
+    """Every count outcome, in protocol order: the station x period table's columns."""
+    sources: tuple[str, ...] = field(default=())
+    """The extract tables the SQL reads."""
+
+    def sql(self, name: str, dialect: str = READ, *, pretty: bool = False) -> str:
+        """One query as text for an engine (`duckdb`, `postgres`, `spark`, `tsql`, ...)."""
+        return self.queries()[name].sql(dialect=dialect, pretty=pretty)
+
+    def queries(self) -> dict[str, exp.Expr]:
+        """Every query by name, in the order they run (`incident_base` first)."""
+        out = {"incident_base": self.incident_base, "station_period": self.station_period}
+        out.update({f"person_count_{k}": q for k, q in self.person_counts.items()})
+        out.update({f"event_count_{k}": q for k, q in self.event_counts.items()})
+        out["incident_table"] = self.incident_table
+        if self.monthly is not None:
+            out["monthly"] = self.monthly
+        return out
+
+
+def _flatten(condition: Condition) -> Condition:
+    """Nested and-s and or-s flattened; or-ed `any of` lists on one field merged into one
+    (`tag in A or tag in B` is `tag in A + B`), which the SQL then tests once."""
+    if isinstance(condition, And | Or):
+        kind = type(condition)
+        parts: list[Condition] = []
+        for part in (_flatten(p) for p in condition.parts):
+            parts.extend(part.parts if isinstance(part, kind) else (part,))
+        if kind is Or:
+            merged: list[Condition] = []
+            by_field: dict[str, int] = {}
+            for part in parts:
+                if isinstance(part, Codes) and not part.every:
+                    if part.field in by_field:
+                        i = by_field[part.field]
+                        first = merged[i]
+                        assert isinstance(first, Codes)
+                        merged[i] = Codes(
+                            part.field, tuple(dict.fromkeys(first.codes + part.codes)), False
+                        )
+                        continue
+                    by_field[part.field] = len(merged)
+                merged.append(part)
+            parts = merged
+        return parts[0] if len(parts) == 1 else kind(tuple(parts))
+    if isinstance(condition, Not):
+        return Not(_flatten(condition.part))
+    return condition
+
+
+class _Atoms:
+    """Each distinct predicate of the incident conditions: a semi-join CTE and a column."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+        self.ctes: list[tuple[str, exp.Expr]] = []
+        self.joins: list[tuple[str, str]] = []
+        self.columns: list[exp.Expr] = []
+        self.names: dict[Condition, str] = {}
+        self.incident_columns: set[str] = set()
+        self.counter: dict[str, int] = {}
+
+    def name(self, leaf: Condition) -> str:
+        if leaf in self.names:
+            return self.names[leaf]
+        if isinstance(leaf, Event):
+            name = f"event_{leaf.kind}"
+            self._event(name, leaf.kind)
+        elif isinstance(leaf, Codes):
+            n = self.counter[leaf.field] = self.counter.get(leaf.field, 0) + 1
+            name = f"{leaf.field}_{n}"
+            if leaf.field in INCIDENT_COLUMNS:
+                self.incident_columns.add(leaf.field)
+                self.columns.append(
+                    exp.alias_(
+                        exp.Coalesce(
+                            this=_codes(_col(leaf.field, "i"), leaf.codes),
+                            expressions=[exp.false()],
+                        ),
+                        name,
+                    )
+                )
+            else:
+                self._linked(name, leaf)
+        else:
+            raise TypeError(f"not a predicate with a column: {leaf!r}")
+        self.names[leaf] = name
+        return name
+
+    def _join_column(self, name: str) -> None:
+        self.joins.append((name, f"{name}_hit"))
+        self.columns.append(
+            exp.alias_(
+                exp.Not(
+                    this=exp.Is(this=_col("incident_id", f"{name}_hit"), expression=exp.null())
+                ),
+                name,
+            )
+        )
+
+    def _linked(self, name: str, leaf: Codes) -> None:
+        """A semi-join on a link extract: the incidents holding any (or all) of the codes."""
+        if leaf.field == "marker":
+            # A linked person held a counting marker on the incident's date.
+            query = _sql(
+                "SELECT ip.incident_id FROM incident_persons AS ip "
+                "JOIN warning_markers AS m ON m.person_id = ip.person_id "
+                "JOIN reach AS r ON ip.created_at >= r.start_at AND ip.created_at < r.end_before "
+                "WHERE m.valid_from <= CAST(ip.created_at AS DATE) "
+                "AND (m.valid_to IS NULL OR m.valid_to >= CAST(ip.created_at AS DATE))"
+            )
+            value, key = _col("marker", "m"), _col("incident_id", "ip")
+        else:
+            table, alias, column = (
+                ("incident_tags", "t", "qualifier")
+                if leaf.field == "tag"
+                else ("incident_persons", "ip", "role")
+            )
+            query = _sql(
+                f"SELECT {alias}.incident_id FROM {table} AS {alias} "
+                f"JOIN reach AS r ON {alias}.created_at >= r.start_at "
+                f"AND {alias}.created_at < r.end_before"
+            )
+            value, key = _col(column, alias), _col("incident_id", alias)
+        assert isinstance(query, exp.Select)
+        query = query.where(_codes(value, leaf.codes))
+        if leaf.every:
+            distinct = exp.Count(this=exp.Distinct(expressions=[value.copy()]))
+            query = query.group_by(key.copy()).having(
+                exp.EQ(this=distinct, expression=exp.Literal.number(len(leaf.codes)))
+            )
+        else:
+            query = query.distinct()
+        self.ctes.append((name, query))
+        self._join_column(name)
+
+    def _event(self, name: str, kind: str) -> None:
+        event = self.protocol.events[kind]
+        time = event.time
+        query = _sql(
+            f"SELECT DISTINCT i.incident_id FROM scoped AS i JOIN {kind} AS d "
+            f"ON d.incident_id = i.incident_id WHERE i.created_at <= d.{time} "
+            f"AND i.created_at >= d.{time} - INTERVAL {event.incident_window_days} DAY"
+        )
+        self.ctes.append((name, query))
+        self._join_column(name)
+
+
+def condition_sql(condition: Condition, atoms: _Atoms) -> exp.Expr:
+    """A condition as a true/false expression over the atoms' columns."""
+    if isinstance(condition, Every):
+        return exp.true()
+    if isinstance(condition, Flag):
+        if condition.name == "office_hours":
+            return exp.Not(this=_col("out_of_hours"))
+        return _col(condition.name)
+    if isinstance(condition, Codes | Event):
+        return _col(atoms.name(condition))
+    if isinstance(condition, And):
+        return exp.and_(*(condition_sql(p, atoms) for p in condition.parts))
+    if isinstance(condition, Or):
+        return exp.or_(*(condition_sql(p, atoms) for p in condition.parts))
+    if isinstance(condition, Not):
+        return exp.Not(this=exp.paren(condition_sql(condition.part, atoms), copy=False))
+    raise TypeError(f"a reference is inlined before compiling: {condition!r}")  # Ref
+
+
+def _event_condition_sql(condition: Condition, table: str) -> exp.Expr:
+    """An event condition (over the event's own columns) as an expression on `table`."""
+    if isinstance(condition, Every):
+        return exp.true()
+    if isinstance(condition, Codes):
+        return exp.Coalesce(
+            this=_codes(_col(condition.field, table), condition.codes), expressions=[exp.false()]
+        )
+    if isinstance(condition, And):
+        return exp.and_(*(_event_condition_sql(p, table) for p in condition.parts))
+    if isinstance(condition, Or):
+        return exp.or_(*(_event_condition_sql(p, table) for p in condition.parts))
+    if isinstance(condition, Not):
+        return exp.Not(this=exp.paren(_event_condition_sql(condition.part, table)))
+    raise TypeError(f"not an event condition: {condition!r}")
+
+
+def _flag_columns(specs: Iterable[OutcomeSpec]) -> list[tuple[str, Condition]]:
+    """(column, condition) for every true/false column `incident_base` carries."""
+    out: list[tuple[str, Condition]] = []
+    for spec in specs:
+        if spec.kind in ("incident_count", "incident_binary"):
+            out.append((spec.key, _flatten(spec.where)))
+        if spec.kind in ("incident_binary", "person_count") and not isinstance(spec.among, Every):
+            assert spec.among is not None
+            out.append((f"{spec.key}__among", _flatten(spec.among)))
+        if spec.kind == "event_count" and spec.incident is not None:
+            out.append((f"{spec.key}__incident", _flatten(spec.incident)))
+    return out
+
+
+def _linked_event_kinds(protocol: Protocol) -> list[str]:
+    return [k for k, e in protocol.events.items() if e.link("incident") is not None]
+
+
+def lead_days(protocol: Protocol) -> int:
+    """How far before a span an incident can be and still matter: its event came in the span."""
+    return max(
+        (protocol.events[k].incident_window_days for k in _linked_event_kinds(protocol)), default=0
+    )
+
+
+def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> exp.Expr:
+    atoms = _Atoms(protocol)
+    flag_sql = [(name, condition_sql(cond, atoms)) for name, cond in flags]
+    columns = [
+        "incident_key",
+        "incident_id",
+        "created_at",
+        "beat",
+        *sorted(atoms.incident_columns - {"beat"}),
+    ]
+    select_list = ", ".join(f"i.{c}" for c in columns)
+    lead = lead_days(protocol)
+    linked_parts = []
+    for kind in _linked_event_kinds(protocol):
+        event = protocol.events[kind]
+        time = event.time
+        linked_parts.append(
+            f"SELECT DISTINCT {select_list} FROM incidents AS i "
+            f"JOIN {kind} AS d ON d.incident_id = i.incident_id "
+            f"JOIN spans AS s ON d.{time} >= s.start_at AND d.{time} < s.end_before "
+            f"WHERE i.created_at <= d.{time} "
+            f"AND i.created_at >= d.{time} - INTERVAL {event.incident_window_days} DAY "
+            "AND NOT EXISTS (SELECT 1 FROM spans AS o WHERE i.created_at >= o.start_at "
+            "AND i.created_at < o.end_before)"
+        )
+    scoped = (
+        f"SELECT {select_list} FROM incidents AS i "
+        "JOIN spans AS s ON i.created_at >= s.start_at AND i.created_at < s.end_before"
+    )
+    if linked_parts:
+        scoped += " UNION ALL " + (
+            linked_parts[0]
+            if len(linked_parts) == 1
+            else "SELECT * FROM (" + " UNION ".join(linked_parts) + ") AS linked"
+        )
+    oh = protocol.definitions.office_hours
+    start_minute = oh.start.hour * 60 + oh.start.minute
+    end_minute = oh.end.hour * 60 + oh.end.minute
+    minute = "EXTRACT(HOUR FROM i.created_at) * 60 + EXTRACT(MINUTE FROM i.created_at)"
+    station = (
+        "b.station_id"
+        if protocol.assignment.incidents_to_station == "location"
+        else "COALESCE(lead.station_id, b.station_id)"
+    )
+    base = _sql(
+        f"""
+        SELECT
+            i.incident_key, i.incident_id, i.created_at,
+            b.station_id AS station_by_location,
+            lead.station_id AS station_by_officer,
+            {station} AS station_id,
+            COALESCE(att.officers, 0) > 0 AS attended,
+            COALESCE(att.both_arms, FALSE) AS contaminated,
+            NOT (
+                EXTRACT(ISODOW FROM i.created_at) <= 5
+                AND bh.day IS NULL
+                AND {minute} >= {start_minute}
+                AND {minute} < {end_minute}
+            ) AS out_of_hours
+        FROM scoped AS i
+        LEFT JOIN beats AS b ON b.beat = i.beat
+        LEFT JOIN attendance AS att ON att.incident_id = i.incident_id
+        LEFT JOIN postings AS lead ON lead.posting_no = att.lead_posting
+        LEFT JOIN bank_holidays AS bh ON bh.day = CAST(i.created_at AS DATE)
+        """
+    )
+    assert isinstance(base, exp.Select)
+    for name, alias in atoms.joins:
+        base = base.join(
+            exp.alias_(exp.to_table(name), alias, table=True),
+            on=exp.EQ(this=_col("incident_id", alias), expression=_col("incident_id", "i")),
+            join_type="left",
+        )
+    if atoms.columns:
+        base = base.select(*atoms.columns)
+    ctes: list[tuple[str, exp.Expr, bool]] = [
+        ("scoped", _sql(scoped), True),
+        (
+            "reach",
+            _sql(f"SELECT start_at - INTERVAL {lead} DAY AS start_at, end_before FROM spans"),
+            False,
+        ),
+        (
+            "postings",
+            _sql(
+                """
+                SELECT o.officer_key, o.station_id, o.posted_from, o.posted_to,
+                    ROW_NUMBER() OVER (ORDER BY o.officer_key, o.station_id, o.posted_from)
+                        AS posting_no,
+                    CASE WHEN a.arm IS NOT NULL THEN DENSE_RANK() OVER (ORDER BY a.arm) END
+                        AS arm_no
+                FROM officers AS o
+                LEFT JOIN arms AS a ON a.station_id = o.station_id
+                WHERE o.station_id IS NOT NULL
+                """
+            ),
+            False,
+        ),
+        (
+            "posting",
+            _sql(
+                """
+                SELECT io.incident_id, io.role, o.posting_no, o.arm_no
+                FROM incident_officers AS io
+                LEFT JOIN postings AS o
+                    ON o.officer_key = io.officer_key
+                    AND CAST(io.created_at AS DATE) >= o.posted_from
+                    AND (o.posted_to IS NULL OR CAST(io.created_at AS DATE) <= o.posted_to)
+                JOIN reach AS r ON io.created_at >= r.start_at AND io.created_at < r.end_before
+                """
+            ),
+            False,
+        ),
+        (
+            "attendance",
+            _sql(
+                """
+                SELECT incident_id, COUNT(*) AS officers,
+                    COALESCE(MIN(CASE WHEN role = 'lead' THEN posting_no END), MIN(posting_no))
+                        AS lead_posting,
+                    MIN(arm_no) <> MAX(arm_no) AS both_arms
+                FROM posting
+                GROUP BY incident_id
+                """
+            ),
+            False,
+        ),
+        *((name, query, False) for name, query in atoms.ctes),
+        ("atoms", base, False),
+    ]
+    final = exp.select(
+        *(
+            _col(c)
+            for c in (
+                "incident_key",
+                "incident_id",
+                "created_at",
+                "station_by_location",
+                "station_by_officer",
+                "station_id",
+                "attended",
+                "contaminated",
+                "out_of_hours",
+            )
+        ),
+        *(exp.alias_(expression, name) for name, expression in flag_sql),
+    ).from_("atoms")
+    for name, query, materialized in ctes:
+        final = final.with_(name, as_=query, materialized=materialized or None)
+    return final
+
+
+def _station_period(specs: Iterable[OutcomeSpec]) -> exp.Expr:
+    sums = []
+    for spec in specs:
+        if spec.kind != "incident_count":
+            continue
+        test = (
+            _sql("ib.incident_key IS NOT NULL")
+            if isinstance(spec.where, Every)
+            else _col(spec.key, "ib")
+        )
+        sums.append(_count_if(test, spec.key))
+    sums.append(_count_if(_col("contaminated", "ib"), "contaminated"))
+    return (
+        exp.select(_col("station_id", "w"), _col("period", "w"), *sums)
+        .from_(exp.alias_(exp.to_table("windows"), "w", table=True))
+        .join(
+            exp.alias_(exp.to_table("incident_base"), "ib", table=True),
+            on=_sql(
+                "ib.station_id = w.station_id AND ib.created_at >= w.start_at "
+                "AND ib.created_at < w.end_before"
+            ),
+            join_type="left",
+        )
+        .group_by(_col("station_id", "w"), _col("period", "w"))
+    )
+
+
+def _count_if(test: exp.Expr, name: str) -> exp.Expr:
+    case = exp.Case(
+        ifs=[exp.If(this=test, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+    )
+    return exp.alias_(exp.Sum(this=case), name)
+
+
+def _months_touched(protocol: Protocol) -> int:
+    """The most calendar months any window of the protocol touches."""
+    base = protocol.periods.baseline
+    baseline = (base.end.year - base.start.year) * 12 + base.end.month - base.start.month + 1
+    return max(baseline, protocol.periods.followup.length_months + 1)
+
+
+def _least_in_a_month(thresholds: Iterable[Threshold], months_touched: int) -> int:
+    """The fewest counted incidents in some calendar month that every frequent person has."""
+    bounds = []
+    for t in thresholds:
+        if t.per == "calendar_month":
+            bounds.append(math.ceil(t.at_least / t.months))
+        elif t.per == "window":
+            bounds.append(math.ceil(t.at_least / months_touched))
+        else:
+            assert t.days is not None
+            bounds.append(math.ceil(t.at_least / (math.ceil(t.days / 28) + 1)))
+    return min(bounds)
+
+
+def _person_count(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
+    roles = _codes(_col("role", "ip"), spec.roles).sql(dialect=READ)
+    among = "" if isinstance(spec.among, Every) else f" AND ib.{spec.key}__among"
+    least = _least_in_a_month(spec.thresholds, _months_touched(protocol))
+    calendar_spans = sorted({t.months for t in spec.thresholds if t.per == "calendar_month"})
+    rolling = sorted({t.days for t in spec.thresholds if t.per == "rolling_days" and t.days})
+    parts = [
+        f"""caller_links AS (
+            SELECT ip.person_id, ip.incident_id, ip.age, ip.created_at
+            FROM incident_persons AS ip
+            JOIN spans AS s ON ip.created_at >= s.start_at AND ip.created_at < s.end_before
+            WHERE {roles}
+        )"""
+    ]
+    source = "caller_links AS c"
+    if least > 1:
+        parts.append(
+            f"""candidates AS (
+                SELECT DISTINCT c.person_id
+                FROM caller_links AS c
+                GROUP BY c.person_id,
+                    EXTRACT(YEAR FROM c.created_at) * 12 + EXTRACT(MONTH FROM c.created_at)
+                HAVING COUNT(*) >= {least}
+            )"""
+        )
+        source = "caller_links AS c JOIN candidates AS k ON k.person_id = c.person_id"
+    parts += [
+        "distinct_windows AS (SELECT DISTINCT start_at, end_before FROM windows)",
+        f"""calls AS (
+            SELECT c.person_id, ib.incident_id, ib.station_id, ib.created_at, MAX(c.age) AS age
+            FROM {source}
+            JOIN incident_base AS ib ON ib.incident_id = c.incident_id{among}
+            GROUP BY c.person_id, ib.incident_id, ib.station_id, ib.created_at
+        )""",
+        """in_window AS (
+            SELECT dw.start_at, dw.end_before, c.person_id, c.incident_id, c.station_id,
+                c.age, c.created_at,
+                EXTRACT(YEAR FROM c.created_at) * 12 + EXTRACT(MONTH FROM c.created_at)
+                    AS month_index
+            FROM calls AS c
+            JOIN distinct_windows AS dw
+                ON c.created_at >= dw.start_at AND c.created_at < dw.end_before
+        )""",
+        """persons AS (
+            SELECT start_at, end_before, person_id, MAX(age) AS oldest, COUNT(*) AS total
+            FROM in_window
+            GROUP BY start_at, end_before, person_id
+        )""",
+    ]
+    tests = []
+    joins = []
+    for t in spec.thresholds:
+        if t.per == "window":
+            tests.append(f"p.total >= {t.at_least}")
+    if calendar_spans:
+        widest = max(calendar_spans)
+        sums = ", ".join(
+            "m1.n AS n1"
+            if m == 1
+            else (
+                f"SUM(CASE WHEN m2.month_index <= m1.month_index + {m - 1} "
+                f"THEN m2.n ELSE 0 END) AS n{m}"
+            )
+            for m in calendar_spans
+        )
+        parts += [
+            """monthly AS (
+                SELECT start_at, end_before, person_id, month_index, COUNT(*) AS n
+                FROM in_window
+                GROUP BY start_at, end_before, person_id, month_index
+            )""",
+            f"""rolling AS (
+                SELECT m1.start_at, m1.end_before, m1.person_id, {sums}
+                FROM monthly AS m1
+                JOIN monthly AS m2
+                    ON m2.start_at = m1.start_at
+                    AND m2.end_before = m1.end_before
+                    AND m2.person_id = m1.person_id
+                    AND m2.month_index BETWEEN m1.month_index AND m1.month_index + {widest - 1}
+                GROUP BY m1.start_at, m1.end_before, m1.person_id, m1.month_index, m1.n
+            )""",
+            "most_in_months AS (SELECT start_at, end_before, person_id, "
+            + ", ".join(f"MAX(n{m}) AS n{m}" for m in calendar_spans)
+            + " FROM rolling GROUP BY start_at, end_before, person_id)",
+        ]
+        joins.append(
+            "LEFT JOIN most_in_months AS mm ON mm.start_at = p.start_at "
+            "AND mm.end_before = p.end_before AND mm.person_id = p.person_id"
+        )
+        for t in spec.thresholds:
+            if t.per == "calendar_month":
+                tests.append(f"mm.n{t.months} >= {t.at_least}")
+    for d in rolling:
+        parts += [
+            f"""within_{d} AS (
+                SELECT a.start_at, a.end_before, a.person_id, a.incident_id, COUNT(*) AS n
+                FROM in_window AS a
+                JOIN in_window AS b
+                    ON b.start_at = a.start_at AND b.end_before = a.end_before
+                    AND b.person_id = a.person_id
+                    AND b.created_at >= a.created_at
+                    AND b.created_at < a.created_at + INTERVAL {d} DAY
+                GROUP BY a.start_at, a.end_before, a.person_id, a.incident_id
+            )""",
+            f"""most_within_{d} AS (
+                SELECT start_at, end_before, person_id, MAX(n) AS n
+                FROM within_{d} GROUP BY start_at, end_before, person_id
+            )""",
+        ]
+        joins.append(
+            f"LEFT JOIN most_within_{d} AS r{d} ON r{d}.start_at = p.start_at "
+            f"AND r{d}.end_before = p.end_before AND r{d}.person_id = p.person_id"
+        )
+        for t in spec.thresholds:
+            if t.per == "rolling_days" and t.days == d:
+                tests.append(f"r{d}.n >= {t.at_least}")
+    adults = " AND NOT (p.oldest IS NOT NULL AND p.oldest < 18)" if spec.adults_only else ""
+    parts += [
+        f"""frequent AS (
+            SELECT p.start_at, p.end_before, p.person_id
+            FROM persons AS p
+            {" ".join(joins)}
+            WHERE ({" OR ".join(tests)}){adults}
+        )""",
+        """home AS (
+            SELECT start_at, end_before, person_id, station_id
+            FROM (
+                SELECT iw.start_at, iw.end_before, iw.person_id, iw.station_id,
+                    ROW_NUMBER() OVER (
+                        PARTITION BY iw.start_at, iw.end_before, iw.person_id
+                        ORDER BY COUNT(*) DESC, iw.station_id
+                    ) AS pick
+                FROM in_window AS iw
+                JOIN frequent AS f
+                    ON f.start_at = iw.start_at AND f.end_before = iw.end_before
+                    AND f.person_id = iw.person_id
+                WHERE iw.station_id IS NOT NULL
+                GROUP BY iw.start_at, iw.end_before, iw.person_id, iw.station_id
+            ) AS counted
+            WHERE pick = 1
+        )""",
+    ]
+    return _sql(
+        "WITH "
+        + ",\n".join(parts)
+        + f"""
+        SELECT w.station_id, w.period, COUNT(h.person_id) AS {exp.to_identifier(spec.key).sql(READ)}
+        FROM windows AS w
+        LEFT JOIN home AS h
+            ON h.start_at = w.start_at AND h.end_before = w.end_before
+            AND h.station_id = w.station_id
+        GROUP BY w.station_id, w.period
+        """
+    )
+
+
+def _event_count(protocol: Protocol, kind: str, specs: list[OutcomeSpec]) -> exp.Expr:
+    event = protocol.events[kind]
+    time = event.time
+    key = f"{kind}_key"
+    incident = event.link("incident")
+    officer = event.link("officer")
+    station_parts = []
+    joins = []
+    if incident is not None:
+        station_parts.append("ib.station_id")
+        joins.append(
+            f"LEFT JOIN incident_base AS ib ON ib.incident_id = e.incident_id "
+            f"AND ib.created_at <= e.{time} "
+            f"AND ib.created_at >= e.{time} - INTERVAL {event.incident_window_days} DAY"
+        )
+    if officer is not None:
+        station_parts.append("o.station_id")
+        joins.append(
+            f"LEFT JOIN officers AS o ON o.officer_key = e.officer_key "
+            f"AND CAST(e.{time} AS DATE) >= o.posted_from "
+            f"AND (o.posted_to IS NULL OR CAST(e.{time} AS DATE) <= o.posted_to)"
+        )
+    station = (
+        "CAST(NULL AS VARCHAR)"
+        if not station_parts
+        else station_parts[0]
+        if len(station_parts) == 1
+        else f"COALESCE({', '.join(station_parts)})"
+    )
+    located = _sql(
+        f"SELECT e.{key} AS event_key, e.{time} AS event_at, {station} AS station_id "
+        f"FROM {kind} AS e {' '.join(joins)}"
+    )
+    assert isinstance(located, exp.Select)
+    sums = []
+    for spec in specs:
+        test: exp.Expr = _sql("l.event_key IS NOT NULL")
+        if not isinstance(spec.where, Every):
+            located = located.select(
+                exp.alias_(_event_condition_sql(spec.where, "e"), f"{spec.key}__where")
+            )
+            test = exp.and_(test, _col(f"{spec.key}__where", "l"))
+        if spec.incident is not None:
+            located = located.select(
+                exp.alias_(
+                    exp.Coalesce(
+                        this=_col(f"{spec.key}__incident", "ib"), expressions=[exp.false()]
+                    ),
+                    f"{spec.key}__incident",
+                )
+            )
+            test = exp.and_(test, _col(f"{spec.key}__incident", "l"))
+        sums.append(_count_if(test, spec.key))
+    return (
+        exp.select(_col("station_id", "w"), _col("period", "w"), *sums)
+        .from_(exp.alias_(exp.to_table("windows"), "w", table=True))
+        .join(
+            exp.alias_(exp.to_table("located"), "l", table=True),
+            on=_sql(
+                "l.station_id = w.station_id AND l.event_at >= w.start_at "
+                "AND l.event_at < w.end_before"
+            ),
+            join_type="left",
+        )
+        .group_by(_col("station_id", "w"), _col("period", "w"))
+        .with_("located", as_=located)
+    )
+
+
+def _incident_table(flags: list[str]) -> exp.Expr:
+    return _sql(
+        "SELECT ib.incident_key, ib.station_id, w.arm, w.period, ib.created_at"
+        + "".join(f", ib.{exp.to_identifier(f).sql(READ)}" for f in flags)
+        + ", ib.attended, ib.out_of_hours, ib.contaminated, ib.station_by_location, "
+        "ib.station_by_officer "
+        "FROM incident_base AS ib JOIN windows AS w ON ib.station_id = w.station_id "
+        "AND ib.created_at >= w.start_at AND ib.created_at < w.end_before "
+        "ORDER BY ib.created_at, ib.incident_key"
+    )
+
+
+def _monthly(key: str) -> exp.Expr:
+    column = exp.to_identifier(key).sql(READ)
+    return _sql(
+        f"""
+        SELECT station_id, CAST(DATE_TRUNC('month', created_at) AS DATE) AS month,
+            COUNT(*) AS incidents,
+            SUM(CASE WHEN {column} THEN 1 ELSE 0 END) AS outcome
+        FROM incident_base
+        WHERE station_id IS NOT NULL
+        GROUP BY station_id, CAST(DATE_TRUNC('month', created_at) AS DATE)
+        ORDER BY month, station_id
+        """
+    )
+
+
+def compile_outcomes(protocol: Protocol) -> CompiledOutcomes:
+    """Every declared outcome of `protocol` as SQL (see the module docstring)."""
+    declared = protocol.declared
+    specs = list(declared.specs.values())
+    flags = _flag_columns(specs)
+    incident_flags = tuple(
+        s.key for s in specs if s.kind in ("incident_count", "incident_binary")
+    ) + tuple(name for name, _ in flags if "__" in name)
+    person = {s.key: _person_count(protocol, s) for s in specs if s.kind == "person_count"}
+    by_kind: dict[str, list[OutcomeSpec]] = {}
+    for s in specs:
+        if s.kind == "event_count" and s.event is not None:
+            by_kind.setdefault(s.event, []).append(s)
+    events = {k: _event_count(protocol, k, v) for k, v in by_kind.items()}
+    monthly_key = protocol.monthly_outcome
+    return CompiledOutcomes(
+        incident_base=_incident_base(protocol, flags),
+        station_period=_station_period(specs),
+        person_counts=person,
+        event_counts=events,
+        incident_table=_incident_table(list(incident_flags)),
+        monthly=None if monthly_key is None else _monthly(monthly_key),
+        incident_flags=incident_flags,
+        count_columns=declared.counts,
+        sources=(
+            "incidents",
+            "incident_tags",
+            "incident_officers",
+            "incident_persons",
+            "warning_markers",
+            *protocol.events,
+            "officers",
+            "beats",
+        ),
+    )
