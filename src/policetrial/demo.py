@@ -52,7 +52,7 @@ def run_demo(
     out: Path,
     *,
     seed: int = 1,
-    effect: float = 0.7,
+    effect: float | None = None,
     stations: int | None = None,
     protocol: str = "connect",
     workspace: Path | None = None,
@@ -61,7 +61,8 @@ def run_demo(
     """Run every stage; returns the headline figures (and prints them to `console`).
 
     `protocol`: a shipped protocol's name or a path to a trial.toml. `stations`: the
-    synthetic force's stations (default: the protocol's target).
+    synthetic force's stations (default: the protocol's target). `effect`: the true rate
+    ratio of the primary outcome's incidents after training (default: `[synth] effect`).
 
     `workspace`: keep the demo's workspace in this (new or empty) folder, to explore it
     with the other commands (`policetrial report -w FOLDER --full`); default a temporary
@@ -79,6 +80,7 @@ def run_demo(
             {"POLICETRIAL_PSEUDONYM_KEY_FILE": str(key_path)}, workspace=ws_root
         )
         ws = init_workspace(ws_root, protocol=protocol)
+        effect = ws.protocol.synth.effect if effect is None else effect
         order = ws.protocol.import_order
         title = f"{ws.protocol.trial.id} trial demo"
         steps = [
@@ -177,8 +179,9 @@ def run_demo(
     }
     if console is not None:
         console.print(
-            f"[bold]{ws.protocol.trial.title}[/]: demo ({results.stations['intervention']} + "
-            f"{results.stations['control']} stations, {force.n_incidents:,} incidents, "
+            f"[bold]Demo of the {ws.protocol.trial.id} trial[/] "
+            f"({results.stations['intervention']} + {results.stations['control']} stations, "
+            f"{force.n_incidents:,} incidents, "
             f"true rate ratio {effect}; SYNTHETIC audit ratings and questionnaires)"
         )
         console.print(

@@ -17,8 +17,19 @@ def demo(
         "out/demo"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic force.")] = 1,
-    effect: Annotated[float, typer.Option(help="True rate ratio in the synthetic force.")] = 0.7,
-    stations: Annotated[int, typer.Option(help="Stations in the synthetic force.", min=4)] = 12,
+    effect: Annotated[
+        float | None,
+        typer.Option(help="True rate ratio in the synthetic force (default: the protocol's)."),
+    ] = None,
+    stations: Annotated[
+        int | None,
+        typer.Option(
+            help="Stations in the synthetic force (default: the protocol's target).", min=4
+        ),
+    ] = None,
+    protocol: Annotated[
+        str, typer.Option(help="The trial: a shipped protocol's name or a path to a trial.toml.")
+    ] = "connect",
     workspace: Annotated[
         Path | None,
         typer.Option(
@@ -28,7 +39,7 @@ def demo(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the whole Connect trial on a synthetic force and write its report."""
+    """Run a whole trial (Connect by default) on a synthetic force and write its report."""
     from policetrial.demo import run_demo
 
     with user_errors():
@@ -37,6 +48,7 @@ def demo(
             seed=seed,
             effect=effect,
             stations=stations,
+            protocol=protocol,
             workspace=workspace,
             console=None if as_json else console,
         )

@@ -347,8 +347,9 @@ class SynthMix(_Frozen):
 
     opening_codes: dict[str, float] = Field(default_factory=dict)
     """Opening codes and their relative weights."""
-    closing_code: str | None = None
-    """The closing code when it differs from the opening code (else another opening code)."""
+    closing_codes: dict[str, float] = Field(default_factory=dict)
+    """The closing codes (and weights) of the incidents whose closing code differs from the
+    opening code (three in ten); without them, another of the opening codes."""
     grades: dict[str, float] = Field(default_factory=dict)
     """Shares of the protocol's grades."""
     tags: dict[str, float] = Field(default_factory=dict)
@@ -364,6 +365,8 @@ class SynthEvent(_Frozen):
     """Share of the other incidents that do."""
     columns: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Shares of the values of the event's code and text columns."""
+    person_role: str | None = None
+    """The role of the incident's person the event is about (default: the subject's)."""
 
 
 class Synth(_Frozen):
@@ -378,6 +381,8 @@ class Synth(_Frozen):
     """Share of incidents of the kind the training is about (the primary outcome's)."""
     cv_between: float = Field(0.25, ge=0)
     trainer: str = "Trainers"
+    effect: float = Field(0.7, gt=0)
+    """The demo's true rate ratio of the target incidents after training."""
     target: SynthMix = SynthMix()
     other: SynthMix = SynthMix()
     events: dict[str, SynthEvent] = Field(default_factory=dict)

@@ -106,10 +106,11 @@ def make_incidents(
         is_mh, _choose(rng, plan.target_opening, m), _choose(rng, plan.other_opening, m)
     )
     # The closing code often differs from the opening code.
+    closing_mix = plan.target_closing or plan.target_opening
     closed_as = (
-        np.full(m, plan.target_closing, dtype=object)
-        if plan.target_closing is not None
-        else _choose(rng, plan.target_opening, m)
+        np.full(m, closing_mix.codes[0], dtype=object)
+        if len(closing_mix.codes) == 1
+        else _choose(rng, closing_mix, m)
     )
     closing = np.where(
         rng.random(m) < 0.7,
@@ -374,8 +375,11 @@ def make_events(
     event = protocol.events[kind]
     settings = plan.events[kind]
     leads = incident_officers[incident_officers["role"] == "lead"].set_index("incident_ref")
-    subjects = incident_persons[incident_persons["role"] == plan.subject_role].set_index(
-        "incident_ref"
+    about = settings.person_role or plan.subject_role
+    subjects = (
+        incident_persons[incident_persons["role"] == about]
+        .drop_duplicates("incident_ref")
+        .set_index("incident_ref")
     )
     if settings.other == 0:
         pool = incidents[incidents["is_mh"]]

@@ -50,7 +50,8 @@ class SynthPlan:
     """Target incidents carry one code from each group."""
     target_marker: str | None
     target_opening: Mix
-    target_closing: str | None
+    target_closing: Mix | None
+    """Closing codes of target incidents closed as something else (None: opening codes)."""
     other_opening: Mix
     target_grades: Mix
     other_grades: Mix
@@ -96,9 +97,9 @@ def _tag_groups(condition: Condition) -> list[tuple[str, ...]]:
 
 
 def _mix(weights: dict[str, float], default: Mix) -> Mix:
-    if not weights:
-        return default
-    return Mix(tuple(weights), tuple(float(w) for w in weights.values()))
+    return (
+        default if not weights else Mix(tuple(weights), tuple(float(w) for w in weights.values()))
+    )
 
 
 def synth_plan(protocol: Protocol) -> SynthPlan:
@@ -143,6 +144,7 @@ def synth_plan(protocol: Protocol) -> SynthPlan:
         if isinstance(leaf, Codes) and leaf.field == "role"
         for c in leaf.codes
     }
+    counted_roles |= {e.person_role for e in events.values() if e.person_role}
     caller = "caller" if "caller" in roles else roles[0]
     subject = "subject" if "subject" in roles else roles[min(1, len(roles) - 1)]
     return SynthPlan(
@@ -152,7 +154,13 @@ def synth_plan(protocol: Protocol) -> SynthPlan:
             settings.target.opening_codes,
             Mix(tuple(dict.fromkeys(opening))) if opening else Mix(OPENING_CODES),
         ),
-        target_closing=settings.target.closing_code or (closing[0] if closing else None),
+        target_closing=(
+            _mix(settings.target.closing_codes, Mix(()))
+            if settings.target.closing_codes
+            else Mix(tuple(dict.fromkeys(closing)))
+            if closing
+            else None
+        ),
         other_opening=_mix(settings.other.opening_codes, Mix(OPENING_CODES)),
         target_grades=_mix(
             settings.target.grades,
