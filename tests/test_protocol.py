@@ -89,3 +89,22 @@ def test_column_mapping_is_checked_against_the_formats() -> None:
 
 def test_shipped_protocol_is_valid_toml() -> None:
     assert tomllib.loads(connect_text())["trial"]["id"] == "connect"
+
+
+def test_data_formats_doc_is_the_extract_kinds() -> None:
+    """docs/data-formats.md describes every built-in kind and every event extract of the
+    shipped protocols exactly as the code defines them (a kind changed in the code without
+    the document fails here)."""
+    from pathlib import Path
+
+    from policetrial.protocol.extracts import BUILTIN_KINDS, kind_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data-formats.md").read_text()
+    for kind in BUILTIN_KINDS.values():
+        assert kind_markdown(kind) in doc, kind.name
+    for name in builtin_protocols():
+        protocol = load_protocol(builtin_protocol_path(name))
+        for event in protocol.events:
+            section = kind_markdown(protocol.extract_kinds[event], heading="###")
+            body = section.split("\n", 1)[1]
+            assert f"### `{event}` (" in doc and body in doc, (name, event)

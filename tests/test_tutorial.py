@@ -14,18 +14,32 @@ from policetrial.cli.app import app
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tutorial_commands() -> list[str]:
-    text = (ROOT / "docs" / "tutorial.md").read_text()
+TUTORIALS = {
+    "tutorial.md": "connect",
+    "tutorial-domestic-abuse.md": "da",
+    "tutorial-connect-published.md": "published",
+}
+"""Each tutorial page and the workspace it builds."""
+
+
+def tutorial_commands(page: str = "tutorial.md") -> list[str]:
+    text = (ROOT / "docs" / page).read_text()
     blocks = re.findall(r"```console\n(.*?)```", text, flags=re.S)
     return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
 
 
-def test_the_tutorial_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_tutorial_page_is_run() -> None:
+    pages = {p.name for p in (ROOT / "docs").glob("tutorial*.md")}
+    assert pages == set(TUTORIALS)
+
+
+@pytest.mark.parametrize("page", sorted(TUTORIALS))
+def test_the_tutorial_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("POLICETRIAL_PSEUDONYM_KEY", raising=False)
     monkeypatch.delenv("POLICETRIAL_DATABASE_URL", raising=False)
     runner = CliRunner()
-    commands = tutorial_commands()
+    commands = tutorial_commands(page)
     assert len(commands) >= 10
     for command in commands:
         words = shlex.split(command)
@@ -36,5 +50,6 @@ def test_the_tutorial_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert words[0] == "policetrial", command
         result = runner.invoke(app, words[1:])
         assert result.exit_code == 0, f"{command}\n{result.output}"
-    assert (tmp_path / "connect" / "out" / "report.html").exists()
-    assert (tmp_path / "connect" / "out" / "results.json").exists()
+    workspace = TUTORIALS[page]
+    assert (tmp_path / workspace / "out" / "report.html").exists()
+    assert (tmp_path / workspace / "out" / "results.json").exists()

@@ -141,10 +141,12 @@ def _markers_held(workspace: Workspace, keys: set[str], created_at: pd.Series) -
     linked = persons.merge(markers, on="person_key")
     if linked.empty:
         return pd.Series(dtype=object)
-    day = pd.to_datetime(linked["incident_key"].map(created_at)).dt.date
-    valid_from = pd.to_datetime(linked["valid_from"]).dt.date
-    valid_to = pd.to_datetime(linked["valid_to"]).dt.date
-    held = (valid_from <= day) & (linked["valid_to"].isna() | (valid_to >= day))
+    # Compared as midnights, so that a column with no end date at all (every marker still
+    # valid) compares like one with some.
+    day = pd.to_datetime(linked["incident_key"].map(created_at)).dt.normalize()
+    valid_from = pd.to_datetime(linked["valid_from"])
+    valid_to = pd.to_datetime(linked["valid_to"])
+    held = (valid_from <= day) & (valid_to.isna() | (valid_to >= day))
     return linked[held.to_numpy()].groupby("incident_key")["marker"].agg(_joined)
 
 

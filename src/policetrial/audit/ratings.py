@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "import_ratings",
     "load_ratings",
     "simulate_ratings",
+    "verdict_codes",
 ]
 
 SYNTHETIC_PREFIX = "synthetic"
@@ -124,6 +125,26 @@ def _verdict(kind: str, text: str) -> str | None:
     if value in _CANNOT_TELL or value.replace(" ", "_") in _CANNOT_TELL:
         return "cannot_tell"
     return _ACCEPTED[kind].get(value)
+
+
+def verdict_codes(ratings: Iterable[object]) -> dict[str, str] | None:
+    """The stored verdict (one of `VERDICTS`) of each rating, or None when any rating is not
+    a verdict of the audit (blank ratings are left out).
+
+    Ratings in the audit's own words ("relevant", "not relevant", "cannot tell"; "yes",
+    "no"; the stored codes) read as these verdicts have the audit's order, so ordinal
+    agreement on a ratings file needs no categories named.
+    """
+    codes: dict[str, str] = {}
+    for rating in ratings:
+        text = "" if rating is None or pd.isna(rating) else str(rating).strip()
+        if text in ("", "nan") or text in codes:
+            continue
+        code = _verdict("tagged", text)  # the tagged words include the untagged yes / no
+        if code is None:
+            return None
+        codes[text] = code
+    return codes or None
 
 
 def _read(source: Path | pd.DataFrame, name: str) -> tuple[pd.DataFrame, str, str]:

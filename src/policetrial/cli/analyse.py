@@ -1,8 +1,14 @@
-"""`policetrial analyse`: the analysis plan run on the workspace, `out/results.json` written."""
+"""`policetrial analyse`: the analysis plan run on the workspace, `out/results.json` written;
+or, with `--stations FILE`, on a station x period table made elsewhere, no workspace needed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
 
 from policetrial.cli.common import (
     JsonOption,
@@ -13,64 +19,162 @@ from policetrial.cli.common import (
     open_workspace_from_env,
     table,
     user_errors,
+    warn,
 )
 
 __all__ = ["analyse"]
 
 
-def analyse(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False) -> None:
-    """Run the analysis plan; write out/results.json and out/station_period.csv."""
+def analyse(
+    workspace: WorkspaceOption = Path("."),
+    stations: Annotated[
+        Path | None,
+        typer.Option(
+            "--stations",
+            help="A station x period table (CSV or Parquet: station_id, arm, period, days, one "
+            "column per count outcome) to analyse without a workspace.",
+        ),
+    ] = None,
+    schemes: Annotated[
+        Path | None,
+        typer.Option(
+            "--schemes",
+            help="With --stations: the candidate schemes (as randomise --save-schemes writes "
+            "them); default every scheme with the table's arm sizes.",
+        ),
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="With --stations: the protocol (a shipped name or a trial.toml); default the "
+            "workspace's.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --stations: write the estimates as JSON to this file."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the analysis plan; write out/results.json and out/station_period.csv (or analyse
+    a station table from elsewhere with --stations)."""
+    with user_errors():
+        if stations is None:
+            given = [
+                n
+                for n, v in (("--schemes", schemes), ("--protocol", protocol), ("--out", out))
+                if v
+            ]
+            if given:
+                raise typer.BadParameter(
+                    f"{', '.join(given)} go with --stations FILE", param_hint=given[0]
+                )
+            _workspace(workspace, as_json)
+        else:
+            _table(workspace, stations, schemes, protocol, out, as_json)
+
+
+def _workspace(workspace: Path, as_json: bool) -> None:
     from policetrial.analysis.plan import analyse_workspace, write_results
 
-    with user_errors():
-        ws = open_workspace_from_env(workspace)
-        with console.status("Analysing..."):
-            results = analyse_workspace(ws)
-            path = write_results(ws, results)
-        if as_json:
-            emit_json(results.to_dict())
-            return
-        rows = [
+    ws = open_workspace_from_env(workspace)
+    with console.status("Analysing..."):
+        results = analyse_workspace(ws)
+        path = write_results(ws, results)
+    if as_json:
+        emit_json(results.to_dict())
+        return
+    _estimates(results.analyses)
+    console.print(
+        table(
+            "Between-station variation (CONSORT 17a)",
+            ["outcome", "measure", "adjusted for", "estimate", "95% CI"],
             [
-                e.outcome,
-                e.analysis_set,
-                e.method,
-                e.scale,
-                e.estimate,
-                f"{_end(e.ci_low)} to {_end(e.ci_high)}",
-                e.p_value,
-                e.df,
-            ]
-            for e in results.analyses
-        ]
-        console.print(
-            table(
-                "Effect estimates",
-                ["outcome", "set", "method", "scale", "estimate", "95% CI", "p", "df"],
-                rows,
-            )
-        )
-        console.print(
-            table(
-                "Between-station variation (CONSORT 17a)",
-                ["outcome", "measure", "adjusted for", "estimate", "95% CI"],
                 [
-                    [
-                        c.outcome,
-                        c.measure,
-                        c.adjusted_for,
-                        c.estimate,
-                        f"{cell(c.ci_low)} to {cell(c.ci_high)}",
-                    ]
-                    for c in results.clustering
-                ],
-            )
+                    c.outcome,
+                    c.measure,
+                    c.adjusted_for,
+                    c.estimate,
+                    f"{cell(c.ci_low)} to {cell(c.ci_high)}",
+                ]
+                for c in results.clustering
+            ],
         )
-        test = results.randomisation_test
-        console.print(
-            f"Randomisation test over {test['n_schemes']} schemes; smallest attainable "
-            f"p-value {test['smallest_p_value']:.4f}. Wrote {path}"
+    )
+    test = results.randomisation_test
+    console.print(
+        f"Randomisation test over {test['n_schemes']} schemes; smallest attainable "
+        f"p-value {test['smallest_p_value']:.4f}. Wrote {escape(str(path))}"
+    )
+
+
+def _table(
+    workspace: Path,
+    stations: Path,
+    schemes: Path | None,
+    protocol: str | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    from policetrial.analysis.table import analyse_station_table, read_schemes, read_station_table
+    from policetrial.errors import ProtocolError
+    from policetrial.protocol.schema import load_protocol, resolve_protocol
+
+    if protocol is not None:
+        chosen = resolve_protocol(protocol)
+    elif (workspace / "trial.toml").exists():
+        chosen = load_protocol(workspace / "trial.toml")
+    else:
+        raise ProtocolError(
+            f"{workspace}: no trial.toml to say what to analyse; give --protocol NAME|PATH"
         )
+    frame = read_station_table(stations, chosen)
+    matrix = None
+    if schemes is not None:
+        matrix, _ = read_schemes(schemes, sorted(frame["station_id"].unique()))
+    with console.status("Analysing..."):
+        result = analyse_station_table(frame, chosen, schemes=matrix)
+    payload = result.to_dict()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    if as_json:
+        emit_json(payload)
+        return
+    _estimates(result.analyses)
+    for note in result.left_out:
+        console.print(f"Left out: {escape(note)}")
+    for note in result.warnings:
+        warn(note)
+    test = result.randomisation_test
+    console.print(
+        f"Randomisation test over {escape(test['source'])}; smallest attainable p-value "
+        f"{test['smallest_p_value']:.4f}."
+        + (f" Wrote {escape(str(out))}" if out is not None else "")
+    )
+
+
+def _estimates(analyses: Any) -> None:
+    rows = [
+        [
+            e.outcome,
+            e.analysis_set,
+            e.method,
+            e.scale,
+            e.estimate,
+            f"{_end(e.ci_low)} to {_end(e.ci_high)}",
+            e.p_value,
+            e.df,
+        ]
+        for e in analyses
+    ]
+    console.print(
+        table(
+            "Effect estimates",
+            ["outcome", "set", "method", "scale", "estimate", "95% CI", "p", "df"],
+            rows,
+        )
+    )
 
 
 def _end(value: float | None) -> str:

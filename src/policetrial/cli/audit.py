@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli import common
 
@@ -95,7 +96,7 @@ def export(
             common.emit_json(pack.to_dict())
             return
         for path in pack.files:
-            common.console.print(f"Wrote {path}")
+            common.console.print(escape(f"Wrote {path}"))
         common.console.print(
             f"{pack.n_items} incidents, {pack.n_double_rated} of them for two raters. "
             "Raters fill in 'rater' and 'verdict' (add a row for a second rater)."
@@ -121,27 +122,31 @@ def import_(
                 common.emit_json({"stored": 0, "problems": [p.to_dict() for p in exc.problems]})
             else:
                 common.errors.print(
-                    f"[bold red]error:[/] {len(exc.problems)} problem(s) in {file}; "
+                    f"[bold red]error:[/] {len(exc.problems)} problem(s) in {escape(str(file))}; "
                     "nothing was stored:",
                     highlight=False,
                 )
                 for problem in exc.problems:
-                    common.errors.print(f"  {problem}", highlight=False, soft_wrap=True)
+                    common.errors.print(
+                        f"  {escape(str(problem))}", highlight=False, soft_wrap=True
+                    )
             raise typer.Exit(2) from None
         if as_json:
             common.emit_json(stored.to_dict())
             return
         common.console.print(
-            f"Stored {stored.added} rating(s) from {stored.file} ({stored.unchanged} already "
-            f"stored, {stored.skipped_blank} blank rows skipped); raters: "
-            f"{', '.join(stored.raters) or 'none'}."
+            escape(
+                f"Stored {stored.added} rating(s) from {stored.file} ({stored.unchanged} already "
+                f"stored, {stored.skipped_blank} blank rows skipped); raters: "
+                f"{', '.join(stored.raters) or 'none'}."
+            )
         )
         if stored.synthetic:
-            common.errors.print(
-                "[yellow]warning:[/] these ratings are SYNTHETIC (rater synthetic-*)"
-            )
+            common.warn("these ratings are SYNTHETIC (rater synthetic-*)")
         if stored.ignored_columns:
-            common.console.print(f"Not read or stored: {', '.join(stored.ignored_columns)}.")
+            common.console.print(
+                escape(f"Not read or stored: {', '.join(stored.ignored_columns)}.")
+            )
 
 
 @audit_app.command("agreement")
@@ -184,6 +189,7 @@ def agreement(
         if scale not in ("nominal", "ordinal", "interval"):
             raise AuditError(f"--scale must be nominal, ordinal or interval, got {scale!r}")
         if ratings is not None:
+            from policetrial.audit.ratings import VERDICTS, verdict_codes
             from policetrial.ingest.read import read_extract
 
             frame = read_extract(ratings).frame
@@ -193,6 +199,13 @@ def agreement(
                 columns={a: b for a, b in aliases.items() if a in frame and b not in frame}
             )
             cats = [c.strip() for c in categories.split(",")] if categories else None
+            # The audit's own verdicts have the audit's order, not the alphabet's; any
+            # other words without --categories are refused by `agreement_report`.
+            codes = verdict_codes(frame["rating"]) if "rating" in frame else None
+            if scale == "ordinal" and cats is None and codes is not None:
+                as_stored = frame["rating"].map(lambda r: codes.get(str(r).strip(), r))
+                frame, cats = frame.assign(rating=as_stored), list(VERDICTS)
+                positive = codes.get(positive, positive) if positive else None
             report = agreement_report(
                 frame,
                 categories=cats,
@@ -240,12 +253,16 @@ def agreement(
         pb = report.prevalence_bias
         if pb is not None:
             common.console.print(
-                f"'{pb.positive}' vs the rest: agreement {pb.observed_agreement:.3f}, PABAK "
-                f"{pb.pabak:.3f}, prevalence index {pb.prevalence_index:.3f}, bias index "
-                f"{pb.bias_index:.3f}"
+                escape(
+                    f"'{pb.positive}' vs the rest: agreement {pb.observed_agreement:.3f}, PABAK "
+                    f"{pb.pabak:.3f}, prevalence index {pb.prevalence_index:.3f}, bias index "
+                    f"{pb.bias_index:.3f}"
+                )
             )
+        if report.scale == "ordinal":
+            common.console.print(escape(f"Categories in order: {' < '.join(report.categories)}"))
         for note in report.notes:
-            common.console.print(f"Note: {note}")
+            common.console.print(escape(f"Note: {note}"))
 
 
 @audit_app.command("accuracy")
@@ -300,7 +317,7 @@ def accuracy(
                 f"over {t.schemes} schemes"
             )
         for note in result.notes:
-            common.console.print(f"Note: {note}")
+            common.console.print(escape(f"Note: {note}"))
 
 
 @audit_app.command("simulate-ratings")
@@ -332,4 +349,4 @@ def simulate_ratings_command(
         if as_json:
             common.emit_json({"file": str(file), "ratings": len(frame), "synthetic": True})
             return
-        common.console.print(f"Wrote {len(frame)} SYNTHETIC ratings to {file}")
+        common.console.print(escape(f"Wrote {len(frame)} SYNTHETIC ratings to {file}"))

@@ -1,5 +1,9 @@
 """What every `policetrial` command shares: consoles, options, error handling, output.
 
+Both consoles read Rich markup, so text that is not ours (a message, a file name, a
+value from the user's data) is escaped before it is printed: a message such as "map your
+headers in [columns.officers]" must reach the user with its brackets.
+
 Sub-command modules (`cli_audit`, `cli_design`, ...) import from here, never from
 `policetrial.cli`, which imports them to register their commands.
 """
@@ -17,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from policetrial.errors import TrialError
@@ -32,10 +37,12 @@ __all__ = [
     "pseudonymiser_from_env",
     "table",
     "user_errors",
+    "warn",
 ]
 
-console = Console()
-errors = Console(stderr=True)
+# No emoji codes either: "ranks a:b:c" must not print as "ranks a🅱c".
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 WorkspaceOption = Annotated[
     Path,
@@ -59,7 +66,7 @@ def user_errors() -> Iterator[None]:
             yield
         except TrialError as exc:
             _print_warnings(caught)
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:
             # A file the user named cannot be written or read (permissions, a missing
@@ -67,7 +74,9 @@ def user_errors() -> Iterator[None]:
             _print_warnings(caught)
             where = f"{exc.filename}: " if exc.filename else ""
             errors.print(
-                f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {escape(where + str(exc.strerror or exc))}",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -83,7 +92,12 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
         if text in seen or not issubclass(w.category, UserWarning):
             continue
         seen.add(text)
-        errors.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+        warn(text)
+
+
+def warn(message: str) -> None:
+    """Print a warning on stderr, every character of it as written."""
+    errors.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def open_workspace_from_env(workspace: Path) -> Any:
@@ -105,11 +119,12 @@ def emit_json(payload: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    """A table of plain text: no title, header or cell is read as markup."""
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        table.add_column(escape(column), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*[cell(v) for v in row])
+        table.add_row(*[escape(cell(v)) for v in row])
     return table
 
 

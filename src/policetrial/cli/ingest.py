@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli.common import (
     JsonOption,
@@ -17,6 +18,7 @@ from policetrial.cli.common import (
     pseudonymiser_from_env,
     table,
     user_errors,
+    warn,
 )
 
 __all__ = ["import_"]
@@ -83,12 +85,11 @@ def import_(
         )
         for r in reports:
             for w in r.warnings:
-                errors.print(f"[yellow]warning:[/] {w}", highlight=False)
+                warn(w)
             if r.rejects:
                 first = r.rejects[0]
-                errors.print(
-                    f"[yellow]{r.kind}:[/] {len(r.rejects)} problem(s), e.g. row {first.row} "
-                    "column "
-                    f"'{first.column}': {first.reason}. All of them: {r.rejects_file}",
-                    highlight=False,
+                example = (
+                    f"{len(r.rejects)} problem(s), e.g. row {first.row} column "
+                    f"'{first.column}': {first.reason}. All of them: {r.rejects_file}"
                 )
+                errors.print(f"[yellow]{r.kind}:[/] {escape(example)}", highlight=False)

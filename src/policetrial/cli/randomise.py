@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli import common
 from policetrial.errors import RandomisationError
@@ -191,8 +192,8 @@ def randomise_command(
     save_schemes: Annotated[
         Path | None,
         typer.Option(
-            help="Write the candidate set (chosen flag, score, 0/1 per cluster) to CSV/Parquet.",
-            rich_help_panel=_STANDALONE,
+            help="Write the candidate set (chosen flag, score, 0/1 per cluster) to CSV/Parquet "
+            "(in a randomised workspace: the sealed set, without randomising again).",
         ),
     ] = None,
     as_json: common.JsonOption = False,
@@ -217,7 +218,6 @@ def randomise_command(
         "--cutoff": cutoff,
         "--schemes": schemes,
         "--seed": seed,
-        "--save-schemes": save_schemes,
     }
     with common.user_errors():
         if clusters is None:
@@ -227,12 +227,31 @@ def randomise_command(
                     f"{', '.join(given)}: only with --clusters FILE; in a workspace the "
                     "protocol's randomisation settings are used"
                 )
-            from policetrial.randomise.sealed import randomise_workspace
+            from policetrial.randomise.sealed import current_allocation, randomise_workspace
 
-            sealed = randomise_workspace(
-                common.open_workspace_from_env(workspace), force=force, reason=reason
-            )
+            ws = common.open_workspace_from_env(workspace)
+            sealed = current_allocation(ws) if save_schemes is not None and not force else None
+            if sealed is not None and save_schemes is not None:
+                # Randomised already: write the sealed candidate set, randomise nothing.
+                write_schemes(save_schemes, sealed)
+                if as_json:
+                    common.emit_json(
+                        {
+                            "schemes_file": str(save_schemes),
+                            "n_schemes": sealed.scheme_set.n_schemes,
+                        }
+                    )
+                    return
+                common.console.print(
+                    f"Wrote the sealed candidate set ({sealed.scheme_set.n_schemes:,} schemes, "
+                    f"allocation of {sealed.created_at:%Y-%m-%d %H:%M}) to "
+                    f"{escape(str(save_schemes))}; nothing was randomised."
+                )
+                return
+            sealed = randomise_workspace(ws, force=force, reason=reason)
             _present(sealed, as_json=as_json, title=f"Allocation ({sealed.method})", unit="station")
+            if save_schemes is not None:
+                write_schemes(save_schemes, sealed)
             return
         if force or reason:
             raise RandomisationError("--force and --reason apply to a workspace, not to --clusters")
@@ -338,6 +357,6 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
         more = f" (and {len(flagged) - 6} more)" if len(flagged) > 6 else ""
         common.console.print(
             f"[yellow]Validity warning:[/] {len(flagged)} pair(s) of {unit}s are always "
-            f"together or always apart, e.g. {'; '.join(flagged[:6])}{more}"
+            f"together or always apart, e.g. {escape('; '.join(flagged[:6]))}{more}"
         )
     common.console.print(f"digest [bold]{allocation.digest}[/]")

@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli.common import (
     JsonOption,
     WorkspaceOption,
     console,
     emit_json,
-    errors,
     open_workspace_from_env,
     user_errors,
+    warn,
 )
 
 __all__ = ["report_command"]
@@ -53,20 +54,23 @@ def report_command(
         if as_json:
             emit_json(files.to_dict())
             return
-        console.print(
-            f"[bold]{files.report.headline['outcome']}[/]: {files.report.headline['text']}"
-        )
+        headline = files.report.headline
+        console.print(f"[bold]{escape(headline['outcome'])}[/]: {escape(headline['text'])}")
         for warning in files.report.warnings:
-            errors.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            warn(warning)
         version = (
             "full version (nothing suppressed)"
             if full
             else (f"counts below {files.suppressed_below} suppressed")
         )
         console.print(
-            f"Wrote {files.html}" + (f" and {files.pdf}" if files.pdf else "") + f" ({version})"
+            escape(
+                f"Wrote {files.html}" + (f" and {files.pdf}" if files.pdf else "") + f" ({version})"
+            )
         )
         console.print(
-            f"Figures (SVG, PNG) in {files.figures[0].parent}, tables (CSV) in "
-            f"{files.tables[0].parent}; {files.seconds:.1f} s"
+            escape(
+                f"Figures (SVG, PNG) in {files.figures[0].parent}, tables (CSV) in "
+                f"{files.tables[0].parent}; {files.seconds:.1f} s"
+            )
         )

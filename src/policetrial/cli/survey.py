@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli import common
 
@@ -123,7 +124,7 @@ def invite(
             common.emit_json(batch.to_dict())
             return
         common.console.print(
-            f"Issued {batch.issued} {batch.time} link(s) to {batch.file} "
+            f"Issued {batch.issued} {batch.time} link(s) to {escape(str(batch.file))} "
             f"({batch.eligible} eligible officers; {batch.already_invited} already invited, "
             f"{batch.already_responded} already answered, {batch.revoked} revoked)."
         )
@@ -163,7 +164,7 @@ def import_(
             raise typer.Exit(2)
         if not as_json:
             common.console.print(
-                f"Imported {result.stored} questionnaire(s) from {result.file}: "
+                f"Imported {result.stored} questionnaire(s) from {escape(str(result.file))}: "
                 + ", ".join(f"{n} {t}" for t, n in result.by_time.items())
             )
 
@@ -224,7 +225,7 @@ def score(
         )
         for path in (out, prepost):
             if path is not None:
-                common.console.print(f"Wrote {path}")
+                common.console.print(escape(f"Wrote {path}"))
 
 
 @survey_app.command("reliability")
@@ -360,7 +361,9 @@ def simulate(
             )
             return
         common.console.print(
-            f"Wrote {len(rows)} SYNTHETIC questionnaire(s) to {path} "
-            f"({', '.join(f'{n} {t}' for t, n in counts.items())}); import them with "
-            f"`policetrial survey import {path}`."
+            escape(
+                f"Wrote {len(rows)} SYNTHETIC questionnaire(s) to {path} "
+                f"({', '.join(f'{n} {t}' for t, n in counts.items())}); import them with "
+                f"`policetrial survey import {path}`."
+            )
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli.common import JsonOption, console, emit_json, user_errors
 
@@ -14,32 +15,34 @@ __all__ = ["synth"]
 
 def synth(
     directory: Annotated[Path, typer.Argument(help="Folder to write the extract files into.")],
-    stations: Annotated[int, typer.Option(help="Number of stations in the trial.", min=2)] = 12,
+    stations: Annotated[
+        int | None,
+        typer.Option(help="Number of stations (default: the protocol's target).", min=2),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for everything random.")] = 1,
     effect: Annotated[
-        float, typer.Option(help="True rate ratio of mental-health incidents after training.")
+        float,
+        typer.Option(
+            help="True rate ratio, after training, of the incidents the primary outcome counts."
+        ),
     ] = 1.0,
     protocol: Annotated[str, typer.Option(help="Protocol (built-in name or path).")] = "connect",
     as_json: JsonOption = False,
 ) -> None:
     """Write a synthetic force's extracts as CSV files (one per extract kind)."""
-    from policetrial.protocol.schema import builtin_protocol_path, builtin_protocols, load_protocol
+    from policetrial.protocol.schema import resolve_protocol
     from policetrial.synth import synthesise_force
 
     with user_errors():
         if effect <= 0:
             raise typer.BadParameter("--effect must be a positive rate ratio, e.g. 0.8")
-        path = (
-            builtin_protocol_path(protocol) if protocol in builtin_protocols() else Path(protocol)
-        )
+        chosen = resolve_protocol(protocol)
         with console.status("Synthesising the force..."):
-            force = synthesise_force(
-                directory, load_protocol(path), stations=stations, seed=seed, effect=effect
-            )
+            force = synthesise_force(directory, chosen, stations=stations, seed=seed, effect=effect)
         if as_json:
             emit_json(force.to_dict())
             return
         console.print(
-            f"Wrote {len(force.files)} extracts for {stations} stations and "
-            f"{force.n_incidents:,} incidents to [bold]{directory}[/]."
+            f"Wrote {len(force.files)} extracts for {force.parameters['stations']} stations and "
+            f"{force.n_incidents:,} incidents to [bold]{escape(str(directory))}[/]."
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli import common
 
@@ -81,7 +82,7 @@ def user_add(
         common.emit_json(user.to_dict())
         return
     code = f", rater code {user.rater_code}" if user.rater_code else ""
-    common.console.print(f"Added {user.username} ({user.title}{code}).")
+    common.console.print(escape(f"Added {user.username} ({user.title}{code})."))
 
 
 @user_app.command("disable")
@@ -98,7 +99,7 @@ def user_disable(
     if as_json:
         common.emit_json(user.to_dict())
         return
-    common.console.print(f"Disabled {user.username}; their sessions have ended.")
+    common.console.print(escape(f"Disabled {user.username}; their sessions have ended."))
 
 
 @user_app.command("list")
@@ -146,8 +147,10 @@ def serve_command(
     if secure_cookies:
         os.environ["POLICETRIAL_SECURE_COOKIES"] = "true"
     common.errors.print(
-        f"Serving {ws.root} on http://{host}:{port} ({ws.database_url.split(':', 1)[0]}); "
-        "Ctrl-C stops."
+        escape(
+            f"Serving {ws.root} on http://{host}:{port} ({ws.database_url.split(':', 1)[0]}); "
+            "Ctrl-C stops."
+        )
     )
     uvicorn.run(
         "policetrial.web.app:app_from_env",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from policetrial.cli.common import console, user_errors
 
@@ -31,7 +32,10 @@ def init(
             protocol=protocol,
             database_url=os.environ.get("POLICETRIAL_DATABASE_URL") or None,
         )
-        console.print(f"Created workspace [bold]{ws.root}[/] for trial '{ws.protocol.trial.id}'.")
+        console.print(
+            f"Created workspace [bold]{escape(str(ws.root))}[/] for trial "
+            f"'{escape(ws.protocol.trial.id)}'."
+        )
 
 
 @key_app.command("new")
@@ -43,4 +47,4 @@ def key_new(
 
     with user_errors():
         write_key_file(path)
-        console.print(f"Wrote {path}. Use it with: export {KEY_FILE_ENV}={path.resolve()}")
+        console.print(escape(f"Wrote {path}. Use it with: export {KEY_FILE_ENV}={path.resolve()}"))

@@ -26,6 +26,7 @@ from policetrial.ingest.validate import Reject, validate_rows
 from policetrial.protocol.extracts import BUILTIN_KINDS, ExtractKind, is_personal_header
 from policetrial.records import changelog, db
 from policetrial.records.pseudonym import Pseudonymiser
+from policetrial.records.roster import eligibility_warnings, load_officers
 from policetrial.records.store import (
     PENDING,
     MergeCounts,
@@ -236,6 +237,9 @@ def _import_locked(
             staged_file.unlink(missing_ok=True)
         raise
     finish_pending(workspace)
+    if kind == "officers":
+        # Judged on the whole roster as now stored, which this file may only have updated.
+        warnings += eligibility_warnings(workspace.protocol, load_officers(workspace))
     rejects_file = _write_rejects(workspace, spec, path, rejects) if rejects else None
     return ImportReport(
         kind=kind,

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from policetrial.protocol.events import EventKind
 
-__all__ = ["BUILTIN_KINDS", "Column", "ExtractKind", "event_extract", "is_personal_header"]
+__all__ = [
+    "BUILTIN_KINDS",
+    "Column",
+    "ExtractKind",
+    "event_extract",
+    "is_personal_header",
+    "kind_markdown",
+]
 
 ColumnType = Literal["text", "int", "date", "datetime", "bool"]
 LINKS = ("officer", "person", "incident")
@@ -323,3 +330,35 @@ def is_personal_header(header: str) -> bool:
     """Headers that look like names, addresses, narratives or contact details."""
     normalised = re.sub(r"[^0-9a-zA-Z]+", "_", header.strip()).strip("_")
     return bool(_PERSONAL.search(normalised))
+
+
+def kind_markdown(kind: ExtractKind, *, heading: str = "##") -> str:
+    """The extract kind described as `docs/data-formats.md` describes each kind."""
+    if kind.parent is not None:
+        rule = (
+            "A file is the whole truth for every incident it mentions: re-importing replaces "
+            "those incidents' rows."
+        )
+    else:
+        rule = "Re-importing updates rows by key and adds new ones; nothing is deleted."
+    lines = [
+        f"{heading} `{kind.name}`",
+        "",
+        kind.description,
+        "",
+        f"Key: {', '.join(f'`{k}`' for k in kind.key)}. {rule}",
+        "",
+        "| column | type | required | description |",
+        "|---|---|---|---|",
+    ]
+    for c in kind.columns:
+        text = c.description
+        if c.identifier is not None:
+            text += " *Pseudonymised.*"
+        if c.choices:
+            if c.choices[0].startswith("@"):
+                text += f" Allowed: the protocol's `[codes] {c.choices[0][1:]}`."
+            else:
+                text += " Allowed: " + ", ".join(f"`{v}`" for v in c.choices) + "."
+        lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | {text} |")
+    return "\n".join(lines) + "\n"

@@ -378,7 +378,9 @@ class Synth(_Frozen):
     """First day of data (default: three months before the baseline window)."""
     incidents_per_station_month: float = Field(450.0, gt=0)
     target_share: float = Field(0.10, gt=0, lt=1)
-    """Share of incidents of the kind the training is about (the primary outcome's)."""
+    """Share of incidents of the kind the training is about (the target outcome's)."""
+    target_outcome: str | None = None
+    """The outcome whose condition the target incidents meet (default: the primary)."""
     cv_between: float = Field(0.25, ge=0)
     trainer: str = "Trainers"
     effect: float = Field(0.7, gt=0)
@@ -492,6 +494,12 @@ class Protocol(_Frozen):
                         f"key 'events.{name}.columns.{column}': unknown code list {spec.codes!r}; "
                         f"the protocol's [codes] has {', '.join(self.codes.lists)}"
                     )
+        target = self.synth.target_outcome
+        if target is not None and target not in declared:
+            raise ValueError(
+                f"key 'synth.target_outcome': {target!r} is not a declared outcome; "
+                f"expected one of {list(declared.specs)}"
+            )
         stray_events = [e for e in self.synth.events if e not in self.events]
         if stray_events:
             raise ValueError(f"key 'synth.events' names undeclared events {stray_events}")

@@ -9,7 +9,8 @@ listed, because they carry the training across.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from policetrial.records.workspace import Workspace
 
 __all__ = [
     "Exposure",
+    "eligibility_warnings",
     "eligible_officers",
     "eligible_postings",
     "exposure",
@@ -77,6 +79,91 @@ def eligible_officers(protocol: Protocol, postings: pd.DataFrame) -> pd.DataFram
     """Postings of officers eligible on the protocol's roster date (one row per officer)."""
     eligible = postings[eligible_postings(protocol, postings)]
     return eligible.drop_duplicates("officer_key").reset_index(drop=True)
+
+
+def eligibility_warnings(protocol: Protocol, postings: pd.DataFrame) -> list[str]:
+    """Why the protocol's eligibility rule matches nobody, or leaves one of its ranks or teams
+    without an officer: one line each, naming the roster's closest ranks and teams.
+
+    A rule spelt unlike the roster ("Sgt" for "Sergeant") would otherwise leave the trial
+    without eligible officers, and nothing would say so. An empty roster gives no warning
+    (its import's rejects say why it is empty).
+    """
+    if postings.empty:
+        return []
+    rule = protocol.eligibility
+    day = rule.on_date
+    that_day = postings[posted_on(postings, day)]
+    if that_day.empty:
+        ends = postings["posted_to"].dropna()
+        last = "still open" if len(ends) < len(postings) else str(ends.max())
+        return [
+            f"no officer is eligible on {day}: no posting in the roster covers that day "
+            f"(postings run from {postings['posted_from'].min()} to {last}); "
+            "[eligibility] on_date in trial.toml must be a day the roster covers"
+        ]
+    ranks = _values(that_day["rank"])
+    teams = _values(that_day["team"])
+    eligible = that_day[eligible_postings(protocol, that_day)]
+    if eligible.empty:
+        return [
+            f"no officer is eligible on {day}: the roster's ranks that day are "
+            f"{_listed(ranks)}, its teams {_listed(teams)}; [eligibility] in trial.toml asks "
+            f"for ranks {_asked(rule.ranks, ranks)} and teams {_asked(rule.teams, teams)}"
+        ]
+    found = []
+    for what, other, asked, present, matched, elsewhere in (
+        ("rank", "team", rule.ranks, ranks, set(eligible["rank"]), "in teams"),
+        ("team", "rank", rule.teams, teams, set(eligible["team"]), "of ranks"),
+    ):
+        for value in asked:
+            if value in matched:
+                continue
+            if value in present:
+                theirs = _values(that_day.loc[that_day[what] == value, other])
+                why = (
+                    f"its officers that day are all {elsewhere} that [eligibility] leaves out "
+                    f"({_listed(theirs)})"
+                )
+            else:
+                why = f"the roster has no such {what} that day; {_closest(value, present, what)}"
+            found.append(
+                f"[eligibility] {what} {value!r} in trial.toml matches no officer on {day}: {why}"
+            )
+    return found
+
+
+def _values(column: pd.Series) -> list[str]:
+    return sorted({str(v) for v in column.dropna()})
+
+
+def _listed(values: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def _asked(asked: Sequence[str], present: Sequence[str]) -> str:
+    """The rule's values, each one the roster lacks with the roster's closest value."""
+    parts = []
+    for value in asked:
+        close = _close(value, present)
+        hint = f" (closest in the roster: {close!r})" if value not in present and close else ""
+        parts.append(f"{value!r}{hint}")
+    return ", ".join(parts)
+
+
+def _closest(value: str, present: Sequence[str], what: str) -> str:
+    close = _close(value, present)
+    if close is not None:
+        return f"the closest is {close!r}"
+    return f"its {what}s are {_listed(present)}"
+
+
+def _close(value: str, present: Sequence[str]) -> str | None:
+    """The roster's value nearest to `value`, ignoring case (None when none is near)."""
+    by_lower = {v.lower(): v for v in present}
+    match = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[match[0]] if match else None
 
 
 def officers_by_arm(

@@ -2,7 +2,8 @@
 
 The force has incidents of the kind the training is about (*target* incidents, whose rate
 the true effect multiplies after a station's training) and the rest. Target incidents are
-made to meet the primary outcome's condition: for every positive predicate of it (one not
+made to meet the condition of the primary outcome (or of `[synth] target_outcome`, when
+the primary counts something broader): for every positive predicate of it (one not
 under a `not`), they carry what it asks for. Tags: one code from each group the condition
 needs together (`tag in A or tag in B` is one group, A + B; `tag in A and tag in B` two);
 warning markers: the first of the condition's marker codes, held by the people who call
@@ -105,7 +106,7 @@ def _mix(weights: dict[str, float], default: Mix) -> Mix:
 def synth_plan(protocol: Protocol) -> SynthPlan:
     """The synthetic force's plan for `protocol` (see the module docstring)."""
     declared = protocol.declared
-    primary = declared[protocol.outcomes.primary]
+    primary = declared[protocol.synth.target_outcome or protocol.outcomes.primary]
     condition = primary.where if primary.kind != "person_count" else primary.among
     if primary.kind == "event_count":
         condition = primary.incident or condition

@@ -57,6 +57,10 @@ class Site:
         )
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["version"] = __version__
+        # The words a trial's people read come from its protocol.
+        protocol = self.workspace.protocol
+        self.templates.env.globals["trial_title"] = protocol.trial.title
+        self.templates.env.globals["survey_introduction"] = protocol.survey.introduction
         self.csrf = Depends(self.check_csrf)
         self._questionnaire: Questionnaire | None = None
         self._packs: dict[int, dict[str, dict[str, Any]]] = {}

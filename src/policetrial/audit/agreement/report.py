@@ -48,6 +48,7 @@ from policetrial.audit.agreement.indices import (
     prevalence_bias_indices,
     wilson_interval,
 )
+from policetrial.errors import AuditError
 from policetrial.jsonable import jsonable
 
 __all__ = [
@@ -124,12 +125,21 @@ def agreement_report(
     bootstrap interval, and the prevalence and bias indices for `positive`.
 
     `ratings` is a long table with columns unit, rater, rating (or `ReliabilityData`).
+    On the ordinal scale, categories that are not numbers have no order of their own, so
+    a long table needs `categories` in order: sorting them alphabetically would put
+    "high" before "low".
     """
-    data = (
-        ratings
-        if isinstance(ratings, ReliabilityData)
-        else reliability_data(ratings, categories=categories)
-    )
+    if isinstance(ratings, ReliabilityData):
+        data = ratings
+    else:
+        data = reliability_data(ratings, categories=categories)
+        if scale == "ordinal" and categories is None and data.values is None:
+            raise AuditError(
+                "ordinal agreement needs the categories in order, and the ratings' "
+                f"categories ({', '.join(data.categories)}) are not numbers, so they have no "
+                "order of their own: name every category, lowest first, with "
+                "--categories a,b,c (categories=[...] from Python)"
+            )
     opts: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     agree, pairable, _ = multirater_parts(data)
     estimates: list[AgreementEstimate] = []

@@ -1,0 +1,343 @@
+"""The analysis plan applied to a station x period table made elsewhere: no workspace needed.
+
+A trial analysed in R or Stata, a force that ran the outcome SQL in its own warehouse, or
+`out/station_period.csv` edited by hand: the table has one row per station and period
+(`station_id`, `arm`, `period` = baseline or followup, `days`, and one column per count
+outcome), and the protocol says which outcome is primary, which are secondary and which
+methods to run. The randomisation test needs the set of schemes the trial could have drawn:
+a schemes file (cvcrand's `savedata` layout, as `policetrial randomise --schemes` writes
+it: an optional `chosen` column, an optional `score`, then one 0/1 column per station, 1 =
+intervention), or, without one, every scheme with the table's arm sizes (complete
+randomisation), which the result then says it assumed.
+
+Incident-level outcomes and the sensitivity analyses that need the records (per protocol,
+without contaminated incidents) cannot be run from a station table; they are listed as
+left out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from math import comb
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from policetrial.analysis.counts import analyse_counts
+from policetrial.analysis.icc import count_cv
+from policetrial.analysis.results import Clustering, Estimate
+from policetrial.errors import AnalysisError
+from policetrial.jsonable import jsonable
+from policetrial.protocol.schema import Protocol
+from policetrial.randomise import SchemeSet, randomise_clusters
+
+__all__ = [
+    "TableAnalysis",
+    "analyse_station_table",
+    "read_schemes",
+    "read_station_table",
+]
+
+NEEDED = ("station_id", "arm", "period", "days")
+
+
+@dataclass(frozen=True)
+class TableAnalysis:
+    """The plan's estimates from a station x period table."""
+
+    trial: dict[str, Any]
+    primary: Estimate
+    analyses: tuple[Estimate, ...]
+    clustering: tuple[Clustering, ...]
+    randomisation_test: dict[str, Any]
+    left_out: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "primary": self.primary.to_dict(),
+            "analyses": [e.to_dict() for e in self.analyses],
+            "clustering": [c.to_dict() for c in self.clustering],
+            "randomisation_test": jsonable(self.randomisation_test),
+            "left_out": list(self.left_out),
+            "warnings": list(self.warnings),
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([e.to_dict() for e in self.analyses])
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise AnalysisError(f"{path}: no such file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AnalysisError(f"{path}: cannot read it as a table ({exc})") from None
+
+
+def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
+    """A station x period table from a CSV or Parquet file, checked against the protocol.
+
+    Every station needs one baseline and one follow-up row; counts are whole numbers of 0
+    or more; arms are `intervention` or `control`. Mistakes name the file, row and column.
+    """
+    path = Path(path)
+    table = _read(path)
+    missing = [c for c in NEEDED if c not in table.columns]
+    if missing:
+        raise AnalysisError(f"{path}: no column {missing[0]!r}; a station table needs {NEEDED}")
+    table = table.copy()
+    table["station_id"] = table["station_id"].astype(str).str.strip()
+    for column, allowed in (
+        ("arm", ("intervention", "control")),
+        ("period", ("baseline", "followup")),
+    ):
+        values = table[column].astype(str).str.strip().str.lower()
+        bad = ~values.isin(allowed)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise AnalysisError(
+                f"{path}: row {row + 2}, column {column!r}: {table[column].iloc[row]!r}; "
+                f"expected {' or '.join(allowed)}"
+            )
+        table[column] = values
+    counts = [c for c in protocol.declared.counts if c in table.columns]
+    for column in ("days", *counts):
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() | (numbers < 0) | (numbers % 1 != 0)
+        if column == "days":
+            bad |= numbers == 0
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise AnalysisError(
+                f"{path}: row {row + 2}, column {column!r}: {table[column].iloc[row]!r}; "
+                "expected a whole number of 0 or more"
+                + (" (days: 1 or more)" if column == "days" else "")
+            )
+        table[column] = numbers.astype("int64")
+    pairs = table.groupby("station_id")["period"].apply(sorted)
+    odd = [s for s, p in pairs.items() if p != ["baseline", "followup"]]
+    if odd:
+        raise AnalysisError(
+            f"{path}: station {odd[0]!r} needs exactly one baseline and one followup row, "
+            f"has {pairs[odd[0]]}"
+        )
+    arms = table.groupby("station_id")["arm"].nunique()
+    mixed = arms[arms > 1].index.tolist()
+    if mixed:
+        raise AnalysisError(f"{path}: station {mixed[0]!r} is in both arms")
+    return table
+
+
+def read_schemes(path: str | Path, stations: list[str]) -> tuple[np.ndarray, int | None]:
+    """The candidate schemes (rows x stations, True = intervention) and the chosen row."""
+    path = Path(path)
+    frame = _read(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    absent = [s for s in stations if s not in frame.columns]
+    if absent:
+        raise AnalysisError(
+            f"{path}: no column for station(s) {absent}; a schemes file has one 0/1 column per "
+            "station (1 = intervention)"
+        )
+    values = frame[stations].apply(pd.to_numeric, errors="coerce")
+    bad = ~values.isin([0, 1])
+    if bad.to_numpy().any():
+        row, col = np.argwhere(bad.to_numpy())[0]
+        raise AnalysisError(
+            f"{path}: row {row + 2}, column {stations[col]!r}: {frame[stations[col]].iloc[row]!r}; "
+            "expected 0 or 1"
+        )
+    schemes = values.to_numpy(dtype=bool)
+    if len(schemes) < 2:
+        raise AnalysisError(
+            f"{path}: {len(schemes)} scheme(s); a randomisation test needs at least 2"
+        )
+    chosen = None
+    if "chosen" in frame.columns:
+        picked = np.flatnonzero(
+            pd.to_numeric(frame["chosen"], errors="coerce").fillna(0).to_numpy() == 1
+        )
+        if len(picked) != 1:
+            raise AnalysisError(f"{path}: column 'chosen' must mark exactly one scheme with 1")
+        chosen = int(picked[0])
+    return schemes, chosen
+
+
+def _complete_schemes(arms: dict[str, str], seed: int) -> SchemeSet:
+    clusters = pd.DataFrame({"station_id": list(arms)})
+    treated = sum(a == "intervention" for a in arms.values())
+    allocation = randomise_clusters(
+        clusters, id_column="station_id", method="simple", intervention=treated, seed=seed
+    )
+    return allocation.scheme_set
+
+
+def analyse_station_table(
+    table: pd.DataFrame,
+    protocol: Protocol,
+    *,
+    schemes: np.ndarray | None = None,
+    seed: int = 1,
+) -> TableAnalysis:
+    """The protocol's count analyses of a checked station table (`read_station_table`).
+
+    `schemes`: the candidate schemes, one column per station in `station_id` order of the
+    table's sorted station ids; the table's own allocation must be one of them. Without
+    them, every scheme with the table's arm sizes (complete randomisation) is used.
+    """
+    plan = protocol.analysis
+    declared = protocol.declared
+    arms = dict(table.drop_duplicates("station_id").set_index("station_id")["arm"])
+    order = tuple(sorted(arms))
+    observed = np.array([arms[s] == "intervention" for s in order])
+    if schemes is None:
+        scheme_set = _complete_schemes(arms, seed)
+        matrix = scheme_set.schemes
+        source = (
+            f"complete randomisation of {len(order)} stations, {int(observed.sum())} to "
+            f"intervention ({comb(len(order), int(observed.sum())):,} schemes"
+            + ("" if scheme_set.enumerated else f", {scheme_set.n_schemes:,} sampled")
+            + "): no schemes file was given"
+        )
+    else:
+        matrix = np.asarray(schemes, dtype=bool)
+        source = f"{len(matrix):,} schemes from the schemes file"
+    if not (matrix == observed).all(axis=1).any():
+        raise AnalysisError(
+            "the table's allocation is not among the schemes; the randomisation test must run "
+            "over a set that holds the allocation actually used"
+        )
+    named = (protocol.outcomes.primary, *protocol.outcomes.secondary)
+    left_out = []
+    counts = []
+    for key in named:
+        spec = declared[key]
+        if not spec.is_count:
+            left_out.append(f"{key}: an incident-level outcome needs the incident records")
+        elif key not in table.columns:
+            if key == protocol.outcomes.primary:
+                raise AnalysisError(f"the table has no column for the primary outcome {key!r}")
+            left_out.append(f"{key}: not a column of the table")
+        else:
+            counts.append(key)
+    for name in plan.sensitivity:
+        if name in ("per_protocol", "exclude_contaminated"):
+            left_out.append(f"sensitivity {name}: needs the trial's records, not only counts")
+    methods = (
+        "nb_randomisation",
+        *(["cluster_level"] if "cluster_level" in plan.sensitivity else []),
+    )
+    analyses: list[Estimate] = []
+    clustering: list[Clustering] = []
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _run(table, protocol, counts, matrix, order, methods, analyses, clustering, notes)
+    notes.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
+    primary = next(
+        e
+        for e in analyses
+        if e.outcome == protocol.outcomes.primary and e.method == "nb_randomisation"
+    )
+    chosen_index = int(np.flatnonzero((matrix == observed).all(axis=1))[0])
+    smallest = SchemeSet(order, matrix, enumerated=True, total=len(matrix)).smallest_p_value(
+        chosen_index
+    )
+    return TableAnalysis(
+        trial={
+            "id": protocol.trial.id,
+            "title": protocol.trial.title,
+            "primary_outcome": protocol.outcomes.primary,
+            "primary_outcome_label": declared[protocol.outcomes.primary].label,
+            "alpha": plan.alpha,
+            "stations": {"intervention": int(observed.sum()), "control": int((~observed).sum())},
+        },
+        primary=primary,
+        analyses=tuple(analyses),
+        clustering=tuple(clustering),
+        randomisation_test={
+            "n_schemes": len(matrix),
+            "source": source,
+            "smallest_p_value": smallest,
+        },
+        left_out=tuple(left_out),
+        warnings=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _run(
+    table: pd.DataFrame,
+    protocol: Protocol,
+    counts: list[str],
+    matrix: np.ndarray,
+    order: tuple[str, ...],
+    methods: tuple[str, ...],
+    analyses: list[Estimate],
+    clustering: list[Clustering],
+    notes: list[str],
+) -> None:
+    """Every count analysis the plan asks for; a secondary's failure becomes a warning."""
+    plan = protocol.analysis
+    for key in counts:
+        wide = _wide(table, key)
+        try:
+            analyses.extend(
+                analyse_counts(
+                    wide,
+                    outcome=key,
+                    schemes=matrix,
+                    station_order=order,
+                    alpha=plan.alpha,
+                    methods=methods,
+                )
+            )
+        except AnalysisError as exc:
+            if key == protocol.outcomes.primary:
+                raise
+            notes.append(f"{key} not analysed: {exc}")
+            continue
+        for adjusted in (False, True):
+            try:
+                clustering.append(count_cv(wide, outcome=key, alpha=plan.alpha, adjusted=adjusted))
+            except AnalysisError as exc:
+                notes.append(f"{key} (between-station CV) not analysed: {exc}")
+    alternative = plan.alternative_primary
+    if (
+        "alternative_primary" in plan.sensitivity
+        and alternative is not None
+        and alternative in table.columns
+    ):
+        analyses.extend(
+            analyse_counts(
+                _wide(table, alternative),
+                outcome=alternative,
+                schemes=matrix,
+                station_order=order,
+                alpha=plan.alpha,
+                methods=methods,
+                analysis_set="alternative_primary",
+            )
+        )
+
+
+def _wide(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    base = table[table["period"] == "baseline"].set_index("station_id")
+    follow = table[table["period"] == "followup"].set_index("station_id")
+    return pd.DataFrame(
+        {
+            "station_id": follow.index,
+            "arm": follow["arm"].to_numpy(),
+            "baseline": base.loc[follow.index, outcome].to_numpy(),
+            "followup": follow[outcome].to_numpy(),
+            "baseline_days": base.loc[follow.index, "days"].to_numpy(),
+            "followup_days": follow["days"].to_numpy(),
+        }
+    ).reset_index(drop=True)
