@@ -96,6 +96,7 @@ def test_audit_pack_holds_no_word_of_connect(second: dict[str, Path], tmp_path: 
         ws.engine.dispose()
     csv_text = (tmp_path / "audit_pack.csv").read_text(encoding="utf-8")
     assert "domestic-abuse qualifier" in csv_text
+    assert "right / wrong / cannot tell" in csv_text  # the protocol's own answers
     assert connect_words(csv_text) == []
     sheet = load_workbook(tmp_path / "audit_pack.xlsx").active
     cells = " ".join(str(c.value) for row in sheet.iter_rows() for c in row if c.value)
@@ -155,3 +156,18 @@ def test_command_output_holds_no_word_of_connect(second: dict[str, Path]) -> Non
         result = runner.invoke(app, command)
         assert result.exit_code == 0, (command, result.output)
         assert connect_words(result.output) == [], command
+
+
+def test_the_auditor_answers_in_the_protocols_words() -> None:
+    """`[audit] answers` are read back as the stored verdicts (yes, no, cannot tell), in
+    any case; the standard words still read."""
+    from policetrial.audit.ratings import _verdict
+
+    words = ("right", "wrong", "cannot tell")
+    assert [_verdict("tagged", w, words) for w in ("Right", " WRONG ", "cannot tell")] == [
+        "yes",
+        "no",
+        "cannot_tell",
+    ]
+    assert _verdict("tagged", "relevant", words) == "yes"
+    assert _verdict("tagged", "maybe", words) is None

@@ -224,7 +224,8 @@ def test_analytic_counterpart_solves_for_the_detectable_rate_ratio() -> None:
 
 def test_the_connect_design_before_any_station_is_known(protocol: Protocol) -> None:
     """The Connect protocol's 12 stations, 6 + 6: analytic and simulated MDRR side by side,
-    and the smallest p-value of simple randomisation, 2 / C(12, 6) = 2 / 924."""
+    and the smallest p-value of its own stratified randomisation (3 + 3 within 6 urban and
+    6 rural stations: C(6, 3)^2 = 400 schemes, each with its mirror), 2 / 400 = 0.005."""
     scheme_set, source = protocol_scheme_set(protocol)
     result = design_protocol(
         protocol, scheme_set=scheme_set, schemes_from=source, n_sims=400, seed=2
@@ -232,7 +233,10 @@ def test_the_connect_design_before_any_station_is_known(protocol: Protocol) -> N
     d = result.to_dict()
     assert d["stations"] == {"intervention": 6, "control": 6}
     assert d["officer_targets"] == {"intervention": 328, "control": 394}
-    assert d["randomisation"]["smallest_p_value"] == pytest.approx(2 / 924)
+    assert d["randomisation"]["n_schemes"] == 400
+    assert d["randomisation"]["smallest_p_value"] == pytest.approx(2 / 400)
+    assert d["primary_outcome"]["key"] == "mh_calls"
+    assert d["primary_outcome"]["incidents_per_station"] == pytest.approx(45.0)
     assert 0.3 < d["analytic_mdrr"] < 1 < d["analytic_mdrr_other_direction"]
     assert len(d["power_curve"]) == 5
     curve = [row["cluster_level_power"] for row in d["power_curve"]]

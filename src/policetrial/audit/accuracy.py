@@ -19,7 +19,8 @@ From the audit's verdicts (the majority of an incident's raters; a tie is *unres
   absolute value. Stations with no decisive verdict in the period are left out. Under
   the null that a station's accuracy does not depend on its arm the test is exact
   whatever the clustering; `accuracy_test_size` shows it by simulation, against a naive
-  incident-level test that ignores stations.
+  incident-level test that ignores stations, and `arm_test_power` gives its power for a
+  trial's own scheme set and sample sizes (the report's audit-power sentence).
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from policetrial.jsonable import jsonable
 
 __all__ = [
     "ArmTest",
+    "ArmTestPower",
     "ProportionRow",
     "SensitivityRow",
     "SizeStudy",
     "TaggingAccuracy",
     "accuracy_test_size",
+    "arm_test_power",
     "consensus_verdicts",
     "mover_ratio_interval",
     "station_permutation_test",
@@ -334,6 +337,12 @@ class SizeStudy:
     randomisation_test: float
     naive_incident_test: float
     monte_carlo_se: float
+    stations: int = 0
+    """Stations in the design (columns of the scheme set)."""
+    rated_stations: int = 0
+    """Stations with at least one rated incident: the others are left out of every test."""
+    reference_schemes: int = 0
+    """Schemes each simulated test ran over: all of them, or a random subset of a larger set."""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: jsonable(v) for k, v in asdict(self).items()}
@@ -354,35 +363,82 @@ def accuracy_test_size(
     n_sims: int = 2000,
     alpha: float = 0.05,
     seed: int = 1,
+    reference_schemes: int | None = None,
 ) -> SizeStudy:
     """Simulate the arm comparison of PPVs: its rejection rate, and a naive test's.
 
-    Each simulated trial picks a scheme at random from `schemes`; station PPVs are drawn
-    from a beta distribution with mean `ppv` (plus `difference` in intervention stations)
-    and intra-cluster correlation `icc` (a = mu (1 - icc) / icc, b = (1 - mu)(1 - icc) / icc),
-    and each station's rated incidents are binomial. The randomisation test is the
-    one `tagging_accuracy` uses; the naive test is a pooled two-proportion z test over
-    incidents that ignores stations.
+    Each simulated trial picks a scheme at random from `schemes` (schemes x stations, True
+    for intervention: the trial's own scheme set); station PPVs are drawn from a beta
+    distribution with mean `ppv` (plus `difference` in intervention stations) and
+    intra-cluster correlation `icc` (a = mu (1 - icc) / icc, b = (1 - mu)(1 - icc) / icc),
+    and each station's rated incidents (`items_per_station`, one number or one per
+    station in the scheme set's order) are binomial. The randomisation test is the one
+    `tagging_accuracy` uses: stations with no rated incident are left out of every
+    scheme, schemes that leave an arm without stations are not counted, and a trial
+    whose own scheme does so cannot reject. The naive test is a pooled two-proportion z
+    test over incidents that ignores stations.
+
+    `reference_schemes` bounds the work for a large scheme set: when the set holds more
+    schemes, every trial's test runs over that many drawn at random once (without
+    replacement), a Monte Carlo randomisation test with p = (1 + #{|T*| >= |T|}) / (1 + R).
+    None (the default) runs each test over every scheme, exactly as `tagging_accuracy`.
+    With difference < 0 the rejection rate is the power to detect a PPV lower by
+    |difference| in the intervention arm.
     """
     schemes = np.asarray(schemes, dtype=bool)
+    if schemes.ndim != 2 or schemes.shape[0] < 2:
+        raise AuditError("schemes must be a scheme set of at least 2 schemes (rows of stations)")
     n_stations = schemes.shape[1]
-    sizes = np.broadcast_to(np.asarray(items_per_station, dtype=np.int64), (n_stations,))
-    if (sizes < 1).any():
-        raise AuditError("every station needs at least one rated incident in the simulation")
+    given = np.asarray(items_per_station, dtype=np.int64)
+    if given.ndim == 1 and given.size != n_stations:
+        raise AuditError(
+            f"items_per_station has {given.size} values but the scheme set has {n_stations} "
+            "stations; give one per station, or one number for all"
+        )
+    sizes = np.broadcast_to(given, (n_stations,))
+    if (sizes < 0).any():
+        raise AuditError("rated incidents per station must be 0 or more")
+    rated = sizes > 0
+    if rated.sum() < 2:
+        raise AuditError("at least two stations need a rated incident in the simulation")
     if not 0 < icc < 1:
         raise AuditError(f"icc must be between 0 and 1, got {icc}")
+    if reference_schemes is not None and reference_schemes < 2:
+        raise AuditError(f"reference_schemes must be at least 2, got {reference_schemes}")
     rng = np.random.default_rng(seed)
     chosen = schemes[rng.integers(0, schemes.shape[0], n_sims)]
     mu = np.clip(np.where(chosen, ppv + difference, ppv), 1e-6, 1 - 1e-6)
     a, b = mu * (1 - icc) / icc, (1 - mu) * (1 - icc) / icc
     y = rng.binomial(sizes, rng.beta(a, b))
-    share = y / sizes
-    k_i = schemes.sum(axis=1)
-    k_c = n_stations - k_i
-    all_diffs = share @ schemes.T / k_i - share @ (~schemes).T / k_c
-    ci, cc = chosen.sum(axis=1), n_stations - chosen.sum(axis=1)
-    observed = (share * chosen).sum(axis=1) / ci - (share * ~chosen).sum(axis=1) / cc
-    p_perm = (np.abs(all_diffs) >= np.abs(observed)[:, None] - 1e-12).mean(axis=1)
+    monte_carlo = False
+    reference = schemes
+    if reference_schemes is not None and schemes.shape[0] > reference_schemes:
+        monte_carlo = True
+        picked = rng.choice(schemes.shape[0], size=reference_schemes, replace=False)
+        reference = schemes[np.sort(picked)]
+    share = y[:, rated] / sizes[rated]
+    own = chosen[:, rated]
+    ref = reference[:, rated]
+    m = int(rated.sum())
+    k_i = ref.sum(axis=1)
+    usable = (k_i > 0) & (k_i < m)
+    ref, k_i = ref[usable], k_i[usable]
+    k_c = m - k_i
+    ci = own.sum(axis=1)
+    estimable = (ci > 0) & (ci < m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        observed = (share * own).sum(axis=1) / ci - (share * ~own).sum(axis=1) / (m - ci)
+    into = ref.astype(float).T
+    out_of = (~ref).astype(float).T
+    p_perm = np.ones(n_sims)
+    # Trials in chunks, so that the trials x schemes matrix stays near 4 million cells.
+    step = max(1, 4_000_000 // max(1, ref.shape[0]))
+    for start in range(0, n_sims, step):
+        part = slice(start, start + step)
+        diffs = share[part] @ into / k_i - share[part] @ out_of / k_c
+        extreme = (np.abs(diffs) >= np.abs(observed[part])[:, None] - 1e-12).sum(axis=1)
+        p_perm[part] = (1 + extreme) / (1 + ref.shape[0]) if monte_carlo else extreme / ref.shape[0]
+    p_perm = np.where(estimable, p_perm, 1.0)
     yi, ni = (y * chosen).sum(axis=1), (sizes * chosen).sum(axis=1)
     yc, nc = (y * ~chosen).sum(axis=1), (sizes * ~chosen).sum(axis=1)
     pooled = (yi + yc) / (ni + nc)
@@ -403,4 +459,99 @@ def accuracy_test_size(
         randomisation_test=rate,
         naive_incident_test=float((p_naive <= alpha).mean()),
         monte_carlo_se=math.sqrt(max(rate * (1 - rate), alpha * (1 - alpha)) / n_sims),
+        stations=n_stations,
+        rated_stations=m,
+        reference_schemes=int(ref.shape[0]),
+    )
+
+
+@dataclass(frozen=True)
+class ArmTestPower:
+    """Power of the arm comparison of PPVs for one design and sample, by simulation."""
+
+    stations: int
+    intervention: int
+    schemes: int
+    reference_schemes: int
+    """Schemes each simulated test ran over (all of them, or a random subset)."""
+    period: str
+    items_per_station: tuple[int, ...]
+    """Rated incidents at each station, in the scheme set's station order."""
+    ppv: float
+    icc: float
+    n_sims: int
+    seed: int
+    power: dict[float, float]
+    """Difference (PPV lower by this in the intervention arm) -> rejection rate."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stations": self.stations,
+            "intervention": self.intervention,
+            "schemes": self.schemes,
+            "reference_schemes": self.reference_schemes,
+            "period": self.period,
+            "items_per_station": list(self.items_per_station),
+            "ppv": self.ppv,
+            "icc": self.icc,
+            "n_sims": self.n_sims,
+            "seed": self.seed,
+            "power": [{"difference": d, "power": p} for d, p in self.power.items()],
+        }
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_dict()["power"])
+
+
+def arm_test_power(
+    schemes: np.ndarray,
+    *,
+    items_per_station: int | Sequence[int],
+    differences: Sequence[float] = (0.1, 0.2, 0.3),
+    ppv: float = 0.85,
+    icc: float = 0.05,
+    period: str = "followup",
+    n_sims: int = 2000,
+    reference_schemes: int | None = None,
+    alpha: float = 0.05,
+    seed: int = 1,
+) -> ArmTestPower:
+    """Power of the randomisation test to detect a PPV lower by each of `differences`.
+
+    `accuracy_test_size` at difference -d for each d, over the trial's own scheme set and
+    sample sizes, with the same seed for every d (the answers share their random numbers).
+    `period` only labels the result: the sample sizes are those of that period.
+
+    Example: `arm_test_power(current_allocation(ws).scheme_set.schemes, items_per_station=4)`.
+    """
+    if not differences or any(not 0 < d < ppv for d in differences):
+        raise AuditError(f"differences must lie between 0 and the PPV {ppv}, got {differences}")
+    schemes = np.asarray(schemes, dtype=bool)
+    studies = {
+        float(d): accuracy_test_size(
+            schemes,
+            items_per_station=items_per_station,
+            ppv=ppv,
+            icc=icc,
+            difference=-d,
+            n_sims=n_sims,
+            alpha=alpha,
+            seed=seed,
+            reference_schemes=reference_schemes,
+        )
+        for d in differences
+    }
+    first = next(iter(studies.values()))
+    return ArmTestPower(
+        stations=first.stations,
+        intervention=int(schemes[0].sum()),
+        schemes=first.schemes,
+        reference_schemes=first.reference_schemes,
+        period=period,
+        items_per_station=first.items_per_station,
+        ppv=ppv,
+        icc=icc,
+        n_sims=n_sims,
+        seed=seed,
+        power={d: s.randomisation_test for d, s in studies.items()},
     )

@@ -28,17 +28,13 @@ from policetrial.records.workspace import Workspace
 
 __all__ = [
     "PACK_COLUMNS",
-    "VERDICT_CHOICES",
     "AuditPack",
     "audit_pack",
     "questions",
+    "verdict_choices",
     "write_audit_pack",
 ]
 
-VERDICT_CHOICES = {
-    "tagged": ("relevant", "not relevant", "cannot tell"),
-    "untagged": ("yes", "no", "cannot tell"),
-}
 PACK_COLUMNS = (
     "audit_id",
     "question",
@@ -77,6 +73,12 @@ class AuditPack:
         return pd.DataFrame([{"file": str(p)} for p in self.files])
 
 
+def verdict_choices(protocol: Protocol) -> dict[str, tuple[str, ...]]:
+    """The words the auditor answers with, by kind of incident: the protocol's
+    (`[audit] answers`, `answers_unflagged`), in the order yes, no, cannot tell."""
+    return {"tagged": protocol.audit.answers, "untagged": protocol.audit.answers_unflagged}
+
+
 def questions(protocol: Protocol) -> dict[str, str]:
     """What the auditor is asked about a flagged and an unflagged incident: the protocol's
     words (`[audit] question`, `question_unflagged`)."""
@@ -93,6 +95,7 @@ def audit_pack(workspace: Workspace, sample: AuditSample | None = None) -> pd.Da
     if sample is None:
         raise AuditError("no audit sample yet; run `policetrial audit sample` first")
     plan = workspace.protocol.audit
+    choices = verdict_choices(workspace.protocol)
     items = sample.items[["audit_id", "incident_key", "kind", "double_rated"]]
     keys = set(items["incident_key"])
     incidents = read_store(workspace, "incidents")
@@ -112,7 +115,7 @@ def audit_pack(workspace: Workspace, sample: AuditSample | None = None) -> pd.Da
         {
             "audit_id": items["audit_id"],
             "question": items["kind"].map(questions(workspace.protocol)),
-            "answers": items["kind"].map(lambda k: " / ".join(VERDICT_CHOICES[k])),
+            "answers": items["kind"].map(lambda k: " / ".join(choices[k])),
             "ratings_needed": items["double_rated"].map({True: 2, False: 1}),
             "date": created.dt.strftime("%Y-%m-%d"),
             "weekday": created.dt.strftime("%A"),
@@ -184,7 +187,7 @@ def _write_atomic(target: Path, write: Any) -> None:
         raise
 
 
-def _write_xlsx(pack: pd.DataFrame, path: Path) -> None:
+def _write_xlsx(pack: pd.DataFrame, path: Path, words: dict[str, tuple[str, ...]]) -> None:
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -193,7 +196,7 @@ def _write_xlsx(pack: pd.DataFrame, path: Path) -> None:
         sheet = writer.sheets["audit"]
         sheet.freeze_panes = "B2"
         verdict = get_column_letter(list(pack.columns).index("verdict") + 1)
-        choices = sorted({c for v in VERDICT_CHOICES.values() for c in v})
+        choices = sorted({c for v in words.values() for c in v})
         rule = DataValidation(type="list", formula1='"' + ",".join(choices) + '"', allow_blank=True)
         sheet.add_data_validation(rule)
         rule.add(f"{verdict}2:{verdict}{len(pack) + 1}")
@@ -230,7 +233,8 @@ def write_audit_pack(
         files.append(target)
     if "xlsx" in formats:
         target = out_dir / "audit_pack.xlsx"
-        _write_atomic(target, lambda p: _write_xlsx(pack, p))
+        words = verdict_choices(workspace.protocol)
+        _write_atomic(target, lambda p: _write_xlsx(pack, p, words))
         files.append(target)
     return AuditPack(
         tuple(files),

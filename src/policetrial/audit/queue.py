@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from policetrial.audit.pack import VERDICT_CHOICES
+from policetrial.audit.pack import verdict_choices
 from policetrial.audit.ratings import SYNTHETIC_PREFIX, _verdict
 from policetrial.audit.sample import AuditSample
 from policetrial.errors import AuditError
@@ -140,11 +140,11 @@ def rate_incident(
     rater already rated it, or it already has the ratings it needs.
     """
     kind = _kind(sample, audit_id)
-    stored = _verdict(kind, verdict)
+    words = verdict_choices(workspace.protocol)[kind]
+    stored = _verdict(kind, verdict, words)
     if stored is None:
         raise AuditError(
-            f"{verdict!r} is not a verdict for {audit_id}; expected "
-            + " / ".join(VERDICT_CHOICES[kind])
+            f"{verdict!r} is not a verdict for {audit_id}; expected " + " / ".join(words)
         )
     not_waiting = AuditError(
         f"{audit_id} is not waiting for you: you rated it already, or it has the ratings it needs"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,8 +120,14 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[_-]+", " ", text.strip().lower()))
 
 
-def _verdict(kind: str, text: str) -> str | None:
+def _verdict(kind: str, text: str, words: Sequence[str] | None = None) -> str | None:
+    """The stored verdict of a rating: the protocol's own words for the kind (`words`, in
+    the order yes, no, cannot tell), or the standard ones, in any case."""
     value = _normalise(text)
+    if words is not None:
+        for word, code in zip(words, ("yes", "no", "cannot_tell"), strict=True):
+            if value == _normalise(word):
+                return code
     if value in _CANNOT_TELL or value.replace(" ", "_") in _CANNOT_TELL:
         return "cannot_tell"
     return _ACCEPTED[kind].get(value)
@@ -163,6 +169,7 @@ def _check(
     file: str,
     sample: AuditSample,
     stored: pd.DataFrame,
+    words: Mapping[str, Sequence[str]],
 ) -> tuple[pd.DataFrame, list[RatingProblem], int, tuple[str, ...]]:
     """Valid new ratings, the problems found, the blank rows skipped and ignored columns."""
     headers = {re.sub(r"[^0-9a-z]+", "_", str(h).strip().lower()).strip("_"): h for h in frame}
@@ -213,19 +220,17 @@ def _check(
         if bad:
             continue
         kind = kinds[audit_id]
-        verdict = _verdict(kind, text)
+        verdict = _verdict(kind, text, words[kind])
         if verdict is None:
-            allowed = " / ".join(
-                ["relevant", "not relevant"] if kind == "tagged" else ["yes", "no"]
-            )
+            allowed = " / ".join(words[kind])
             problems.append(
                 RatingProblem(
                     file,
                     row,
                     "verdict",
-                    f"{text!r} is not a verdict for {audit_id}; expected {allowed} / cannot tell"
+                    f"{text!r} is not a verdict for {audit_id}; expected {allowed}"
                     if text
-                    else f"the verdict for {audit_id} is blank; expected {allowed} / cannot tell",
+                    else f"the verdict for {audit_id} is blank; expected {allowed}",
                 )
             )
             continue
@@ -281,7 +286,9 @@ def import_ratings(
         )
     frame, file, digest = _read(source if isinstance(source, pd.DataFrame) else Path(source), name)
     stored = load_ratings(workspace, sample)
-    valid, problems, skipped, ignored = _check(frame, file, sample, stored)
+    audit = workspace.protocol.audit
+    words = {"tagged": audit.answers, "untagged": audit.answers_unflagged}
+    valid, problems, skipped, ignored = _check(frame, file, sample, stored, words)
     if problems:
         raise RatingsError(problems)
     known = set(zip(stored["audit_id"], stored["rater"], strict=True))

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.markup import escape
 
 from policetrial.cli import common
 
@@ -53,8 +54,14 @@ def design(
         ),
     ] = None,
     incidents_per_station: Annotated[
-        float, _opt("Expected primary-outcome count of an average station in the follow-up window.")
-    ] = 45.0,
+        float | None,
+        typer.Option(
+            help="Expected primary-outcome count of an average station in the follow-up window.",
+            show_default="the workspace's baseline count per station, scaled to the "
+            "follow-up window; before incidents are imported, the protocol's synthetic "
+            "force's (45 for Connect)",
+        ),
+    ] = None,
     cv_between: Annotated[
         float, _opt("Between-station coefficient of variation of the true rates.")
     ] = 0.25,
@@ -77,7 +84,7 @@ def design(
     simulated side by side, and the smallest attainable randomisation p-value."""
     if ctx.invoked_subcommand is not None:
         return
-    from policetrial.design.trial import design_protocol, design_workspace, protocol_scheme_set
+    from policetrial.design.trial import design_protocol, design_workspace, protocol_schemes
 
     assumptions: dict[str, Any] = {
         "incidents_per_station": incidents_per_station,
@@ -92,21 +99,11 @@ def design(
     }
     with common.user_errors(), _progress(common.errors, "Simulating trials") as tick:
         if protocol is not None:
-            from policetrial.protocol.schema import (
-                builtin_protocol_path,
-                builtin_protocols,
-                load_protocol,
-            )
+            from policetrial.protocol.schema import resolve_protocol
 
-            path = (
-                builtin_protocol_path(protocol)
-                if protocol in builtin_protocols()
-                else Path(protocol)
-            )
-            proto = load_protocol(path)
-            scheme_set, source = protocol_scheme_set(proto)
+            proto = resolve_protocol(protocol)
             result = design_protocol(
-                proto, scheme_set=scheme_set, schemes_from=source, progress=tick, **assumptions
+                proto, scheme_set=protocol_schemes(proto), progress=tick, **assumptions
             )
         else:
             result = design_workspace(
@@ -117,10 +114,18 @@ def design(
         return
     d = result.to_dict()
     common.console.print(
-        f"[bold]{d['trial']}[/]: {result.n_intervention} + "
+        f"[bold]{escape(str(d['trial']))}[/]: {result.n_intervention} + "
         f"{result.n_stations - result.n_intervention} stations, officer targets "
         f"{result.officers['intervention']} vs {result.officers['control']}; "
         f"alpha {result.alpha}, power {result.target_power}"
+    )
+    common.console.print(f"Design: {escape(d['design']['description'])}.", highlight=False)
+    primary = d["primary_outcome"]
+    common.console.print(
+        f"Primary outcome {escape(primary['key'])} ({escape(primary['label'])}): "
+        f"{primary['incidents_per_station']:.1f} per station in the follow-up window "
+        f"({escape(primary['from'])}).",
+        highlight=False,
     )
     rows = [
         ["analytic (cluster-level, t)", result.analytic.effect, None, None],
@@ -150,11 +155,11 @@ def design(
             f"Type I error of {m.method}: {m.type_i_error:.4f} (MCSE {m.type_i_mcse:.4f})."
         )
     common.console.print(
-        f"Randomisation: {result.n_schemes} schemes from {result.schemes_from}; smallest "
-        f"attainable p-value {result.smallest_p_value:.4f}."
+        f"Randomisation: {result.n_schemes} schemes from {escape(result.schemes_from)}; "
+        f"smallest attainable p-value {result.smallest_p_value:.4f}."
     )
     for note in result.notes:
-        common.console.print(f"[dim]{note}[/]")
+        common.console.print(f"[dim]{escape(note)}[/]")
 
 
 def _progress(console: Any, label: str) -> Any:
@@ -296,7 +301,7 @@ def _present(result: Any, as_json: bool, title: str) -> None:
     ]
     common.console.print(common.table(title, ["", d["outcome"]], [[k, _fmt(v)] for k, v in rows]))
     for note in d["notes"]:
-        common.console.print(f"[dim]{note}[/]")
+        common.console.print(f"[dim]{escape(note)}[/]")
 
 
 def _fmt(value: Any) -> Any:

@@ -1,8 +1,10 @@
-"""`policetrial validate`: the analysis methods' size and coverage at the Connect design.
+"""`policetrial validate`: the analysis methods' size and coverage at the trial's own design.
 
 A thin shell over `policetrial.design.validity.validity_study`: it parses the options,
-runs the simulation study with a progress line and prints one row per method and
-scenario (or JSON with `--json`), and can write the JSON to a file.
+picks the design (a workspace's own with `-w`, a protocol's with `--protocol`, else the
+Connect design), runs the simulation study with a progress line and prints the design
+and one row per method and scenario (or JSON with `--json`), and can write the JSON to a
+file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from click.core import ParameterSource
+from rich.markup import escape
 from rich.table import Table
 
 from policetrial.cli import common
@@ -23,6 +27,7 @@ PARTS = ("counts", "binary", "questionnaire")
 
 
 def validate(
+    ctx: typer.Context,
     trials: Annotated[
         int,
         typer.Option(help="Simulated null trials per scenario (the bar asks for 5,000).", min=10),
@@ -42,10 +47,35 @@ def validate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the whole study.")] = 20240601,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            envvar="POLICETRIAL_WORKSPACE",
+            help="Simulate this workspace's own design: its sealed scheme set (before "
+            "randomisation, its protocol's), station sizes and binary outcomes.",
+            show_default="none: the Connect design",
+        ),
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulate a protocol's own design (a shipped protocol's name, such as "
+            "domestic-abuse, or a trial.toml path) instead of a workspace's."
+        ),
+    ] = None,
     as_json: common.JsonOption = False,
 ) -> None:
-    """Simulate null and alternative 12-station trials; each method's size and coverage."""
-    from policetrial.design.validity import validity_study
+    """Simulate null and alternative trials of the trial's own design (Connect's by
+    default); each method's size and coverage."""
+    from policetrial.design.validity import (
+        connect_design,
+        protocol_design,
+        validity_study,
+        workspace_design,
+    )
+    from policetrial.protocol.schema import resolve_protocol
 
     # With --json, progress goes to stderr so that stdout is the JSON alone.
     console = common.errors if as_json else common.console
@@ -57,8 +87,20 @@ def validate(
             raise TrialError(f"--part {unknown[0]!r} is not one of {', '.join(PARTS)}")
         if any(not 0 <= k <= 3 for k in cvs):
             raise TrialError("--cv must be between 0 and 3, e.g. 0.25")
+        if protocol is not None and workspace is not None:
+            # POLICETRIAL_WORKSPACE set in the shell gives way to a --protocol typed here.
+            if ctx.get_parameter_source("workspace") is not ParameterSource.ENVIRONMENT:
+                raise TrialError("give --protocol or --workspace, not both")
+            workspace = None
+        if protocol is not None:
+            design = protocol_design(resolve_protocol(protocol))
+        elif workspace is not None:
+            design = workspace_design(common.open_workspace_from_env(workspace))
+        else:
+            design = connect_design()
         with console.status("Simulating...") as status:
             study = validity_study(
+                design=design,
                 n_trials=trials,
                 n_alternative=alternative,
                 cvs=cvs,
@@ -73,6 +115,19 @@ def validate(
     if as_json:
         common.emit_json(payload)
         return
+    console.print(f"[bold]Design simulated[/]: {escape(design.name)}: {escape(design.description)}")
+    console.print(f"[dim]{escape(design.source)}[/]", highlight=False)
+    console.print(
+        f"Counts: {design.incidents_per_station:.1f} per station in the follow-up window "
+        f"({escape(design.incidents_from)})",
+        highlight=False,
+    )
+    for b in design.binary:
+        console.print(
+            f"Binary {escape(b.name)}: prevalence {b.prevalence:.3f}, "
+            f"{b.incidents_per_station:.0f} incidents per station ({escape(b.source)})",
+            highlight=False,
+        )
     table = Table(
         title="Size (rejection under the null) and coverage of 95% intervals",
         title_justify="left",
@@ -107,4 +162,4 @@ def validate(
         if not study.failures
         else "missed bars: " + "; ".join(study.failures)
     )
-    console.print(f"{verdict} ({study.seconds:.0f} s)")
+    console.print(escape(f"{verdict} ({study.seconds:.0f} s)"))

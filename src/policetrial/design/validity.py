@@ -1,25 +1,32 @@
-"""The validity study: size and coverage of every method offered, at the Connect design.
+"""The validity study: size and coverage of every method offered, at the trial's own design.
 
-Trials of 12 stations (two strata of 6, 3 + 3 to each arm: the 400 schemes of the
-Connect design) are simulated under the null and under an alternative and analysed by
-the very functions the trial's analysis uses:
+Trials are simulated over a design's scheme set (`SimulatedDesign`: a boolean matrix of
+candidate schemes, rows = schemes, columns = stations, with the counts and binary
+outcomes that design expects) under the null and under an alternative, and analysed by
+the very functions the trial's analysis uses. The design is the Connect design by default
+(12 stations, two strata of 6, 3 + 3 to each arm: its 400 schemes, `connect_design`); a
+protocol's own (`protocol_design`: its stations, strata and randomisation, its primary
+outcome's counts, its incident-level binary outcomes) or a workspace's (`workspace_design`:
+its sealed scheme set, its stations' sizes, its baseline data) otherwise.
 
 - counts (primary): the trials of `policetrial.design.simulate.simulate_counts` (the simulated
   power's own), in the scenario of `count_scenario`: station rate level lognormal with
   between-station CV k, the same in both periods, each period's rate times a gamma
-  (CV 0.12) station x period factor, Poisson counts (mean 45 per station-month, as the
-  mental-health calls of the synthetic force), the follow-up rate times the true rate
+  (CV 0.12) station x period factor, Poisson counts (mean 45 per station-month for
+  Connect, as the mental-health calls of the synthetic force; the design's primary
+  outcome's expected count otherwise), the follow-up rate times the true rate
   ratio in intervention stations; methods
   `nb_randomisation`, `cluster_level` (and, not offered, the NB Wald test with z and
-  with t on 9 df, for contrast);
-- binary (incident flags): station log-odds of the event normal with SD chosen so the
-  station proportions have CV k around the prevalence, a period x station factor,
-  incidents per station Poisson around 450 x station size (lognormal CV 0.3);
+  with t on n - 3 df, for contrast);
+- binary (incident flags, one scenario per binary outcome): station log-odds of the event
+  normal with SD chosen so the station proportions have CV k around the prevalence, a
+  period x station factor, incidents per station Poisson around the scenario's mean x
+  station size (lognormal CV 0.3, or the design's station sizes);
   methods `gee_main` (the rule of `main_binary_method`, trial by trial), `gee_avg`,
   `gee_kc`, `gee_md`, `gee_fg` (and the uncorrected sandwich with a normal reference,
   not offered);
-- questionnaire: officers per station Poisson(30), station effects with ICC rho shared
-  by pre and post, officer pre/post correlation 0.5; method `station_ancova`.
+- questionnaire: officers per station Poisson(30 x station size), station effects with
+  ICC rho shared by pre and post, officer pre/post correlation 0.5; method `station_ancova`.
 
 Each cell reports the rejection rate at alpha = 0.05 and the coverage of the 95%
 interval of the true value, with Monte Carlo standard errors sqrt(p (1 - p) / n).
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,15 +49,36 @@ from policetrial.analysis.counts import cluster_level_ancova, nb_randomisation
 from policetrial.analysis.gee import fit_gee, gee_test
 from policetrial.analysis.questionnaire import station_ancova
 from policetrial.design.simulate import CountScenario, simulate_counts
+from policetrial.design.trial import (
+    TrialSchemes,
+    baseline_outcomes,
+    expected_binary,
+    expected_primary,
+    followup_days,
+    protocol_schemes,
+    workspace_schemes,
+)
+from policetrial.errors import DesignError
+from policetrial.outcomes.compute import OutcomeTables
+from policetrial.protocol.conditions import Every
+from policetrial.protocol.outcomes import OutcomeSpec
+from policetrial.protocol.schema import Protocol
 from policetrial.randomise import randomise_clusters
+from policetrial.records.workspace import Workspace
 
 __all__ = [
     "BARS",
+    "CONNECT_BINARY",
+    "BinaryScenario",
+    "SimulatedDesign",
     "ValidityCell",
     "ValidityStudy",
+    "connect_design",
     "connect_schemes",
     "count_scenario",
+    "protocol_design",
     "validity_study",
+    "workspace_design",
 ]
 
 BARS: dict[str, dict[str, Any]] = {
@@ -113,9 +141,12 @@ class ValidityStudy:
     settings: dict[str, Any]
     seconds: float
     failures: tuple[str, ...] = field(default=())
+    design: dict[str, Any] = field(default_factory=dict)
+    """`SimulatedDesign.to_dict()`: the design every trial was simulated over."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "design": self.design,
             "settings": self.settings,
             "seconds": round(self.seconds, 1),
             "cells": [c.to_dict() for c in self.cells],
@@ -125,6 +156,222 @@ class ValidityStudy:
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([c.to_dict() for c in self.cells])
+
+
+@dataclass(frozen=True)
+class BinaryScenario:
+    """An incident-level binary outcome as the study simulates it."""
+
+    name: str
+    prevalence: float
+    incidents_per_station: float
+    """Mean incidents per station in the follow-up window (the outcome's denominator)."""
+    label: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.prevalence < 1:
+            raise DesignError(f"{self.name}: prevalence must be in (0, 1), got {self.prevalence}")
+        if not self.incidents_per_station > 0:
+            raise DesignError(
+                f"{self.name}: incidents per station must be positive, got "
+                f"{self.incidents_per_station}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CONNECT_BINARY = (
+    BinaryScenario(
+        "tag", 0.10, 450.0, "a mental-health tag applied, among all incidents", "the Connect design"
+    ),
+    BinaryScenario(
+        "s136",
+        0.03,
+        45.0,
+        "a Section 136 detention, among mental-health calls",
+        "the Connect design",
+    ),
+)
+"""The binary scenarios of the Connect default: about 450 incidents per station-month, 10%
+tagged, and 3% of the 45 mental-health calls ending in a detention."""
+
+
+@dataclass(frozen=True, eq=False)
+class SimulatedDesign:
+    """The design a validity study simulates: its scheme set and what its outcomes look like."""
+
+    schemes: np.ndarray
+    """Candidate schemes: booleans, rows = schemes, columns = stations (True: intervention)."""
+    name: str
+    description: str
+    source: str = ""
+    strata: dict[str, int] = field(default_factory=dict)
+    station_sizes: tuple[float, ...] | None = None
+    """Relative station sizes (e.g. eligible officers), in the schemes' column order."""
+    incidents_per_station: float = 45.0
+    """Expected follow-up count of the primary outcome at a station of average size."""
+    incidents_from: str = "the Connect design: 45 mental-health calls per station-month"
+    baseline_length: float = 1.0
+    followup_days: float = 30.0
+    binary: tuple[BinaryScenario, ...] = CONNECT_BINARY
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        schemes = _scheme_matrix(self.schemes)
+        if self.station_sizes is not None:
+            sizes = np.asarray(self.station_sizes, dtype=float)
+            if sizes.shape != (schemes.shape[1],) or not np.all(sizes > 0):
+                raise DesignError(
+                    f"station_sizes must be {schemes.shape[1]} positive numbers, one per station"
+                )
+        object.__setattr__(self, "schemes", schemes)
+
+    @property
+    def n_stations(self) -> int:
+        return int(self.schemes.shape[1])
+
+    @property
+    def n_intervention(self) -> int:
+        return int(self.schemes[0].sum())
+
+    def relative_sizes(self) -> np.ndarray | None:
+        if self.station_sizes is None:
+            return None
+        sizes = np.asarray(self.station_sizes, dtype=float)
+        return sizes / sizes.mean()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "stations": self.n_stations,
+            "intervention": self.n_intervention,
+            "control": self.n_stations - self.n_intervention,
+            "schemes": int(self.schemes.shape[0]),
+            "strata": dict(self.strata),
+            "source": self.source,
+            "station_sizes": None if self.station_sizes is None else list(self.station_sizes),
+            "incidents_per_station": self.incidents_per_station,
+            "incidents_from": self.incidents_from,
+            "baseline_length": self.baseline_length,
+            "followup_days": self.followup_days,
+            "binary": [b.to_dict() for b in self.binary],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def of_schemes(
+        cls, schemes: np.ndarray, station_sizes: Sequence[float] | None = None
+    ) -> SimulatedDesign:
+        """A design given only as its scheme set (and station sizes): Connect's counts."""
+        matrix = _scheme_matrix(schemes)
+        n, k = matrix.shape[1], int(matrix[0].sum())
+        return cls(
+            schemes=matrix,
+            name="the scheme set given",
+            description=f"{n} stations ({k} intervention, {n - k} control), "
+            f"{matrix.shape[0]:,} schemes",
+            source="given",
+            station_sizes=None if station_sizes is None else tuple(float(s) for s in station_sizes),
+        )
+
+
+def _scheme_matrix(schemes: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(schemes, dtype=bool)
+    if matrix.ndim != 2 or matrix.shape[0] < 2 or matrix.shape[1] < 4:
+        raise DesignError(
+            "the scheme set must be a boolean matrix of at least 2 schemes (rows) of at "
+            f"least 4 stations (columns), got shape {matrix.shape}"
+        )
+    treated = matrix.sum(axis=1)
+    if np.any(treated != treated[0]) or not 0 < treated[0] < matrix.shape[1]:
+        raise DesignError("every scheme must put the same number of stations in each arm")
+    return matrix
+
+
+def connect_design() -> SimulatedDesign:
+    """The default: the Connect design, as every earlier study simulated it."""
+    return SimulatedDesign(
+        schemes=connect_schemes(),
+        name="connect (default)",
+        description="12 stations, 2 strata of 6, 3 + 3 per arm (400 schemes)",
+        source="the Connect design: 12 stations stratified urban / rural, 3 + 3 in each",
+        strata={"rural": 6, "urban": 6},
+    )
+
+
+def protocol_design(protocol: Protocol) -> SimulatedDesign:
+    """A protocol's own design: its scheme set (`protocol_schemes`), the expected counts of
+    its primary outcome and its incident-level binary outcomes, from `[synth]`."""
+    return _design(protocol, protocol_schemes(protocol), None)
+
+
+def workspace_design(workspace: Workspace) -> SimulatedDesign:
+    """A workspace's own design: its sealed scheme set (or, before randomisation, the
+    protocol's, `workspace_schemes`), its stations' eligible officers as sizes, and its
+    baseline data for the counts and binary outcomes once incidents are imported."""
+    return _design(workspace.protocol, workspace_schemes(workspace), baseline_outcomes(workspace))
+
+
+def _design(
+    protocol: Protocol, own: TrialSchemes, baseline: OutcomeTables | None
+) -> SimulatedDesign:
+    incidents, source = expected_primary(protocol, baseline)
+    incidents_from = f"the primary outcome, {protocol.outcomes.primary}: {source}"
+    period = protocol.periods.baseline
+    days = followup_days(protocol)
+    binary = tuple(
+        _binary_scenario(protocol, spec, baseline)
+        for spec in protocol.declared.of_kind("incident_binary")
+    )
+    return SimulatedDesign(
+        schemes=own.scheme_set.schemes,
+        name=protocol.trial.id,
+        description=own.describe(),
+        source=own.source,
+        strata=dict(own.strata),
+        station_sizes=own.station_sizes,
+        incidents_per_station=incidents,
+        incidents_from=incidents_from,
+        baseline_length=((period.end - period.start).days + 1) / days,
+        followup_days=days,
+        binary=binary,
+        notes=own.notes,
+    )
+
+
+def _binary_scenario(
+    protocol: Protocol, spec: OutcomeSpec, baseline: OutcomeTables | None
+) -> BinaryScenario:
+    """The outcome's baseline prevalence and incidents per station (scaled to follow-up)
+    in the workspace, or else the synthetic force's (`expected_binary`)."""
+    if baseline is not None and spec.key in baseline.incident_table.column_names:
+        incidents = baseline.incidents
+        rows = incidents[incidents["period"] == "baseline"]
+        if not isinstance(spec.among, Every) and f"{spec.key}__among" in rows.columns:
+            rows = rows[rows[f"{spec.key}__among"].astype(bool)]
+        windows = baseline.station_period[baseline.station_period["period"] == "baseline"]
+        per_station = rows["station_id"].value_counts()
+        per_day = [
+            per_station.get(sid, 0) / float(d)
+            for sid, d in zip(windows["station_id"], windows["days"], strict=True)
+        ]
+        prevalence = float(rows[spec.key].astype(float).mean()) if len(rows) else 0.0
+        mean = float(np.mean(per_day)) * followup_days(protocol) if per_day else 0.0
+        if 0 < prevalence < 1 and mean > 0:
+            return BinaryScenario(
+                spec.key,
+                prevalence,
+                mean,
+                spec.label,
+                f"the workspace's baseline ({len(windows)} stations, {len(rows):,} incidents)",
+            )
+    prevalence, mean = expected_binary(protocol, spec)
+    return BinaryScenario(
+        spec.key, prevalence, mean, spec.label, "what the protocol's synthetic force gives"
+    )
 
 
 def connect_schemes() -> np.ndarray:
@@ -143,11 +390,27 @@ def _lognormal(rng: np.random.Generator, cv: float, shape: tuple[int, ...]) -> n
     return rng.lognormal(-0.5 * sigma**2, sigma, shape)
 
 
-def count_scenario(cv_between: float) -> CountScenario:
+def count_scenario(
+    cv_between: float,
+    *,
+    incidents_per_station: float = 45.0,
+    station_sizes: tuple[float, ...] | None = None,
+    baseline_length: float = 1.0,
+    followup_days: float = 30.0,
+) -> CountScenario:
     """The station counts of the study at between-station CV `cv_between`: 45 expected
-    events per station-month in both periods, a station level shared by the two periods,
-    and a station x period gamma factor with CV 0.12 (dispersion 0.12^2)."""
-    return CountScenario(45.0, cv_between=cv_between, baseline_correlation=1.0, dispersion=0.12**2)
+    events per station-month (or the design's `incidents_per_station` in its follow-up
+    window, and `baseline_length` times as many at baseline), a station level shared by
+    the two periods, and a station x period gamma factor with CV 0.12 (dispersion 0.12^2)."""
+    return CountScenario(
+        incidents_per_station,
+        cv_between=cv_between,
+        baseline_correlation=1.0,
+        dispersion=0.12**2,
+        station_sizes=station_sizes,
+        baseline_length=baseline_length,
+        followup_days=followup_days,
+    )
 
 
 def _binary_trials(
@@ -159,6 +422,7 @@ def _binary_trials(
     schemes: np.ndarray,
     prevalence: float,
     mean_incidents: float,
+    sizes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Flat incident rows of `n_trials` trials: y, X, station, trial."""
     n = schemes.shape[1]
@@ -167,7 +431,11 @@ def _binary_trials(
     sd = cv_between / (1 - prevalence)
     logit = math.log(prevalence / (1 - prevalence))
     station = logit + rng.normal(0, sd, (n_trials, n))
-    size = _lognormal(rng, 0.3, (n_trials, n))
+    size = (
+        _lognormal(rng, 0.3, (n_trials, n))
+        if sizes is None
+        else np.broadcast_to(sizes, (n_trials, n))
+    )
 
     def probability(extra: np.ndarray) -> np.ndarray:
         return np.asarray(1 / (1 + np.exp(-(station + rng.normal(0, 0.1, (n_trials, n)) + extra))))
@@ -235,19 +503,32 @@ def _chunks(total: int, size: int) -> Iterator[int]:
 
 def _count_cells(
     rng: np.random.Generator,
-    schemes: np.ndarray,
+    design: SimulatedDesign,
     n_trials: int,
     cv: float,
     rate_ratio: float,
     scenario: str,
 ) -> list[ValidityCell]:
+    schemes = design.schemes
+    counts = count_scenario(
+        cv,
+        incidents_per_station=design.incidents_per_station,
+        station_sizes=design.station_sizes,
+        baseline_length=design.baseline_length,
+        followup_days=design.followup_days,
+    )
+    # The NB Wald test's t reference: n - 3 degrees of freedom (intercept, arm, baseline).
+    quantiles = (
+        ("nb_wald_z", stats.norm.ppf(0.975)),
+        ("nb_wald_t", stats.t.ppf(0.975, design.n_stations - 3)),
+    )
     parts: dict[str, list[dict[str, np.ndarray]]] = {}
     for size in _chunks(n_trials, 1000):
-        data = simulate_counts(rng, count_scenario(cv), schemes, irr=rate_ratio, n_sims=size)
+        data = simulate_counts(rng, counts, schemes, irr=rate_ratio, n_sims=size)
         nb = nb_randomisation(data, schemes)
         parts.setdefault("nb_randomisation", []).append(nb)
         parts.setdefault("cluster_level", []).append(cluster_level_ancova(data))
-        for name, q in (("nb_wald_z", stats.norm.ppf(0.975)), ("nb_wald_t", stats.t.ppf(0.975, 9))):
+        for name, q in quantiles:
             statistic = nb["log_rr"] / nb["se"]
             parts.setdefault(name, []).append(
                 {
@@ -265,16 +546,17 @@ def _count_cells(
 
 def _binary_cells(
     rng: np.random.Generator,
-    schemes: np.ndarray,
+    design: SimulatedDesign,
     n_trials: int,
     cv: float,
     odds_ratio: float,
-    scenario: str,
-    prevalence: float,
-    mean_incidents: float,
+    outcome: BinaryScenario,
 ) -> list[ValidityCell]:
+    schemes = design.schemes
+    scenario = outcome.name
     parts: dict[str, list[dict[str, np.ndarray]]] = {}
-    chunk = max(20, int(1_000_000 // (12 * mean_incidents)))
+    # Trials in chunks of about a million incident rows.
+    chunk = max(20, int(1_000_000 // (design.n_stations * outcome.incidents_per_station)))
     for size in _chunks(n_trials, chunk):
         y, X, station, trial, z = _binary_trials(
             rng,
@@ -282,8 +564,9 @@ def _binary_cells(
             cv_between=cv,
             odds_ratio=odds_ratio,
             schemes=schemes,
-            prevalence=prevalence,
-            mean_incidents=mean_incidents,
+            prevalence=outcome.prevalence,
+            mean_incidents=outcome.incidents_per_station,
+            sizes=design.relative_sizes(),
         )
         # An arm without events (or all events) has no odds ratio: the analysis refuses
         # it, so the study counts it as not analysed.
@@ -330,14 +613,17 @@ def _binary_cells(
 
 def _questionnaire_cells(
     rng: np.random.Generator,
-    schemes: np.ndarray,
+    design: SimulatedDesign,
     n_trials: int,
     icc: float,
     difference: float,
 ) -> list[ValidityCell]:
+    schemes = design.schemes
     n = schemes.shape[1]
     z = schemes[rng.integers(schemes.shape[0], size=n_trials)]
-    officers = np.maximum(rng.poisson(30, (n_trials, n)), 2)
+    sizes = design.relative_sizes()
+    mean_officers = 30.0 if sizes is None else 30.0 * np.broadcast_to(sizes, (n_trials, n))
+    officers = np.maximum(rng.poisson(mean_officers, (n_trials, n)), 2)
     station = rng.normal(0, math.sqrt(icc), (n_trials, n))
     pre_mean = np.zeros((n_trials, n))
     post_mean = np.zeros((n_trials, n))
@@ -361,6 +647,9 @@ def _questionnaire_cells(
 
 def validity_study(
     *,
+    design: SimulatedDesign | None = None,
+    schemes: np.ndarray | None = None,
+    station_sizes: Sequence[float] | None = None,
     n_trials: int = 5000,
     n_alternative: int = 1000,
     cvs: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4),
@@ -375,6 +664,11 @@ def validity_study(
 
     Parameters
     ----------
+    design : the design to simulate (`protocol_design`, `workspace_design`); default the
+        Connect design (`connect_design`).
+    schemes, station_sizes : or just a scheme set (booleans, rows = schemes, columns =
+        stations) and, optionally, relative station sizes in its column order; the counts
+        and binary outcomes are then Connect's.
     n_trials : null trials per scenario (the issue's bar asks for at least 5,000).
     n_alternative : trials per scenario under the alternative (power and coverage).
     cvs : between-station coefficients of variation k.
@@ -384,8 +678,16 @@ def validity_study(
     parts : which outcome types to study.
     """
     started = time.perf_counter()
+    if design is not None and (schemes is not None or station_sizes is not None):
+        raise DesignError("give a design, or a scheme set (and station sizes), not both")
+    if design is None:
+        if schemes is None:
+            if station_sizes is not None:
+                raise DesignError("station sizes need the scheme set they belong to")
+            design = connect_design()
+        else:
+            design = SimulatedDesign.of_schemes(schemes, station_sizes)
     rng = np.random.Generator(np.random.PCG64(seed))
-    schemes = connect_schemes()
     cells: list[ValidityCell] = []
 
     def say(text: str) -> None:
@@ -398,21 +700,21 @@ def validity_study(
                 if n == 0:
                     continue
                 say(f"counts, CV {cv}, rate ratio {truth}")
-                cells += _count_cells(rng, schemes, n, cv, truth, "stations")
+                cells += _count_cells(rng, design, n, cv, truth, "stations")
         if "binary" in parts:
-            for scenario, prevalence, mean in (("tag", 0.10, 450.0), ("s136", 0.03, 45.0)):
+            for outcome in design.binary:
                 for truth, n in ((1.0, n_trials), (odds_ratio, n_alternative)):
                     if n == 0:
                         continue
-                    say(f"binary {scenario}, CV {cv}, odds ratio {truth}")
-                    cells += _binary_cells(rng, schemes, n, cv, truth, scenario, prevalence, mean)
+                    say(f"binary {outcome.name}, CV {cv}, odds ratio {truth}")
+                    cells += _binary_cells(rng, design, n, cv, truth, outcome)
     if "questionnaire" in parts:
         for icc in iccs:
             for truth, n in ((0.0, n_trials), (0.3, n_alternative)):
                 if n == 0:
                     continue
                 say(f"questionnaire, ICC {icc}, difference {truth}")
-                cells += _questionnaire_cells(rng, schemes, n, icc, truth)
+                cells += _questionnaire_cells(rng, design, n, icc, truth)
     failures = tuple(_check_bars(cells))
     return ValidityStudy(
         cells=tuple(cells),
@@ -424,10 +726,11 @@ def validity_study(
             "odds_ratio": odds_ratio,
             "iccs": list(iccs),
             "seed": seed,
-            "design": "12 stations, 2 strata of 6, 3 + 3 per arm (400 schemes)",
+            "design": design.description,
         },
         seconds=time.perf_counter() - started,
         failures=failures,
+        design=design.to_dict(),
     )
 
 

@@ -312,6 +312,23 @@ class Audit(_Frozen):
     """What the auditor is asked about each flagged incident."""
     question_unflagged: str = "Should this incident have carried the trial's flag?"
     """What the auditor is asked about an unflagged incident (`untagged_fraction`)."""
+    answers: tuple[str, str, str] = ("relevant", "not relevant", "cannot tell")
+    """The auditor's words for a flagged incident: the flag is right, it is wrong, cannot
+    tell (stored as yes, no, cannot_tell)."""
+    answers_unflagged: tuple[str, str, str] = ("yes", "no", "cannot tell")
+    """The words for an unflagged incident: it should have been flagged, it should not,
+    cannot tell."""
+
+    @model_validator(mode="after")
+    def _distinct_answers(self) -> Audit:
+        for name, words in (
+            ("answers", self.answers),
+            ("answers_unflagged", self.answers_unflagged),
+        ):
+            folded = [w.strip().casefold() for w in words]
+            if len(set(folded)) != 3 or not all(folded):
+                raise ValueError(f"{name} must be three different words, got {list(words)}")
+        return self
 
 
 class Report(_Frozen):

@@ -14,19 +14,29 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from policetrial.audit.accuracy import ArmTestPower, arm_test_power
 from policetrial.audit.workflow import audit_summary, current_sample
+from policetrial.errors import AuditError
+from policetrial.randomise.sealed import current_allocation
 from policetrial.records import db
 from policetrial.records.workspace import Workspace
 from policetrial.report.labels import is_questionnaire, method_label
 from policetrial.report.tables import ReportTable, Suppression
 from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
 
-__all__ = ["AUDIT_POWER", "AuditSection", "SurveySection", "audit_section", "survey_section"]
+__all__ = ["AUDIT_POWER_SIMS", "AuditSection", "SurveySection", "audit_section", "survey_section"]
 
-AUDIT_POWER = {4: (0.05, 0.17, 0.36), 8: (0.11, 0.33, 0.64), 20: (0.21, 0.61, 0.89)}
-"""Power of the audit's randomisation test for a PPV lower by 0.1 / 0.2 / 0.3 in one arm,
-by rated incidents per station and period (Connect design, PPV 0.85, ICC 0.05, 5,000
-simulated trials each): `policetrial.audit.accuracy.accuracy_test_size`, docs/audit.md."""
+AUDIT_POWER_SIMS = 2_000
+"""Simulated trials per difference behind the report's audit-power sentence: Monte Carlo
+SE at most 0.011, and 0.2-0.3 s for the 12-station demo (about 0.6 s for 20 stations and
+6,000 schemes, with `AUDIT_POWER_REFERENCE`)."""
+
+AUDIT_POWER_REFERENCE = 2_000
+"""Schemes each simulated test runs over, at most: a larger scheme set is sampled once
+(a Monte Carlo randomisation test), which changes the power by well under its MCSE."""
+
+AUDIT_POWER_DIFFERENCES = (0.1, 0.2, 0.3)
+"""PPVs lower by this much in one arm; the sentence gives the power for each."""
 
 STATISTIC_LABELS = {
     "cohen_kappa": "Cohen's kappa",
@@ -45,6 +55,8 @@ class AuditSection:
     synthetic: bool
     power_note: str
     notes: tuple[str, ...] = field(default=())
+    power: dict[str, Any] | None = None
+    """`ArmTestPower.to_dict()`: what the power sentence was computed for, and its numbers."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +64,7 @@ class AuditSection:
             "tables": [t.to_dict() for t in self.tables],
             "synthetic": self.synthetic,
             "power_note": self.power_note,
+            "power": self.power,
             "notes": list(self.notes),
         }
 
@@ -59,17 +72,54 @@ class AuditSection:
         return self.tables[0].summary() if self.tables else pd.DataFrame()
 
 
-def _power_note(per_station: float) -> str:
-    nearest = min(AUDIT_POWER, key=lambda k: abs(k - per_station))
-    p1, p2, p3 = AUDIT_POWER[nearest]
-    return (
-        f"The sample gives about {per_station:.1f} rated incidents per station and period. With "
-        f"{nearest} per station, the randomisation test comparing arms has about {p3:.0%} power "
-        f"to detect a PPV lower by 0.3 in one arm ({p2:.0%} for 0.2, {p1:.0%} for 0.1; ICC 0.05, "
-        "5,000 simulated trials; docs/audit.md). The audit can show that flags are mostly "
-        "relevant in both arms; only a large difference in accuracy between arms would be "
-        "detected, so no evidence of a difference is not evidence of none."
+def _power_sentence(power: ArmTestPower) -> str:
+    sizes = np.asarray(power.items_per_station)
+    p1, p2, p3 = (power.power[d] for d in AUDIT_POWER_DIFFERENCES)
+    period = "follow-up" if power.period == "followup" else power.period
+    over = (
+        "every scheme"
+        if power.reference_schemes == power.schemes
+        else f"{power.reference_schemes:,} schemes drawn at random from them"
     )
+    return (
+        f"The sample gives about {sizes.mean():.1f} flagged incidents per station in the "
+        f"{period} period. For this trial's own design, "
+        f"{power.stations} stations ({power.intervention} intervention, "
+        f"{power.stations - power.intervention} control) randomised over {power.schemes:,} "
+        "schemes, and these sample sizes, the randomisation test comparing arms has about "
+        f"{p3:.0%} power to detect a PPV lower by 0.3 in one arm ({p2:.0%} for 0.2, "
+        f"{p1:.0%} for 0.1; PPV {power.ppv:g}, ICC {power.icc:g}, {power.n_sims:,} simulated "
+        f"trials each, each tested over {over}; computed when this report was built, "
+        "docs/audit.md). The audit can show that flags are mostly relevant in both arms; only "
+        "a large difference in accuracy between arms would be detected, so no evidence of a "
+        "difference is not evidence of none."
+    )
+
+
+def _workspace_power(workspace: Workspace) -> tuple[ArmTestPower | None, str]:
+    """The audit power of the workspace's sealed design and audit sample, and its sentence."""
+    sample = current_sample(workspace)
+    allocation = current_allocation(workspace)
+    if sample is None or allocation is None:
+        return None, "The audit's power is not computed: the trial has no sealed allocation."
+    flagged = sample.items[sample.items["kind"] == "tagged"]
+    # The follow-up comparison is the one that matters; before follow-up, the baseline's.
+    period = "followup" if (flagged["period"] == "followup").any() else "baseline"
+    counts = flagged[flagged["period"] == period]["station_id"].value_counts()
+    sizes = [int(counts.get(sid, 0)) for sid in allocation.cluster_ids]
+    try:
+        power = arm_test_power(
+            allocation.scheme_set.schemes,
+            items_per_station=sizes,
+            differences=AUDIT_POWER_DIFFERENCES,
+            period=period,
+            n_sims=AUDIT_POWER_SIMS,
+            reference_schemes=AUDIT_POWER_REFERENCE,
+            seed=workspace.protocol.audit.seed,
+        )
+    except AuditError as exc:
+        return None, f"The audit's power is not computed: {exc}."
+    return power, _power_sentence(power)
 
 
 def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSection | None:
@@ -80,8 +130,6 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
     count = suppression.count
     sample = summary["sample"]
     ratings = summary["ratings"]
-    # `strata` counts station x period pairs (kinds are not counted separately).
-    per_station = sample["n_tagged"] / max(int(sample["strata"]), 1)
     facts = {
         "fraction": sample["fraction"],
         "untagged_fraction": sample["untagged_fraction"],
@@ -213,11 +261,13 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
                 ),
             )
         )
+    power, power_note = _workspace_power(workspace)
     return AuditSection(
         facts=facts,
         tables=tuple(tables),
         synthetic=bool(summary["synthetic_ratings"]),
-        power_note=_power_note(per_station),
+        power_note=power_note,
+        power=None if power is None else power.to_dict(),
         notes=tuple(summary.get("notes", [])) + tuple(accuracy.get("notes", [])),
     )
 

@@ -30,7 +30,7 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
     def audit_next(
         request: Request, user: Annotated[User, Depends(site.require("auditor"))]
     ) -> Response:
-        from policetrial.audit.pack import VERDICT_CHOICES
+        from policetrial.audit.pack import verdict_choices
         from policetrial.audit.queue import next_in_queue
 
         sample = _sample()
@@ -43,7 +43,7 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
             item = {
                 "audit_id": audit_id,
                 "question": row["question"],
-                "choices": list(VERDICT_CHOICES[kind]),
+                "choices": list(verdict_choices(site.workspace.protocol)[kind]),
                 "fields": {
                     k: v
                     for k, v in row.items()
