@@ -4,7 +4,8 @@
 incidents this writes what import would have stored instead: the same columns, 32-hex
 keys with their UUIDs beside them, incidents sorted by time. A force of `stations`
 stations over 18 months; callers drawn with a lognormal propensity so repeat calling is
-heavy-tailed but bounded, as in the synthetic force.
+heavy-tailed but bounded, as in the synthetic force. The extracts are those of the Connect
+protocol (its Section 136 event included).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from policetrial.protocol.extracts import EXTRACT_KINDS
+from policetrial.protocol.extracts import ExtractKind
+from policetrial.protocol.schema import builtin_protocol_path, load_protocol
 from policetrial.records.store import KEY_IDS, ROW_GROUP_ROWS, stored_schema, with_key_ids
 
 __all__ = ["load_or_write", "write_force"]
@@ -27,17 +28,35 @@ __all__ = ["load_or_write", "write_force"]
 
 def _keys(prefix: str, index: np.ndarray) -> pa.Array:
     """32 hexadecimal characters, like the stored HMAC pseudonyms; the prefix digit keeps
-    incidents, officers, persons and detentions apart."""
-    digits = pc.utf8_lpad(pa.array(index, pa.int64()).cast(pa.string()), 31, "0")
-    return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
+    incidents, officers, persons and detentions apart, the other 31 are the index in decimal.
+
+    The characters are laid out in numpy: Arrow's padding kernel sizes its result for the
+    worst case and refuses 30 million keys (ArrowCapacityError)."""
+    if index.size * 32 >= 2**31:
+        raise ValueError(f"{index.size:,} keys do not fit in one Arrow string array")
+    chars = np.full((index.size, 32), ord("0"), np.uint8)
+    chars[:, 0] = ord(prefix)
+    rest = index.astype(np.int64)
+    column = 31
+    while column > 0 and rest.any():
+        rest, digit = np.divmod(rest, 10)
+        chars[:, column] += digit.astype(np.uint8)
+        column -= 1
+    offsets = np.arange(0, 32 * (index.size + 1), 32, dtype=np.int32)
+    return pa.StringArray.from_buffers(
+        index.size, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())
+    )
 
 
 def _write(
-    kind: str, columns: dict[str, object], directory: Path, times: np.ndarray | None = None
+    spec: ExtractKind,
+    columns: dict[str, object],
+    directory: Path,
+    times: np.ndarray | None = None,
 ) -> None:
     """Write a table as import stores it: link tables carry their incident's time, and
     every table is sorted by time in small row groups."""
-    spec = EXTRACT_KINDS[kind]
+    kind = spec.name
     if spec.parent is not None:
         columns = {**columns, "created_at": times.astype("datetime64[us]")}
     schema = stored_schema(spec)
@@ -55,6 +74,7 @@ def write_force(
     directory: Path, *, incidents: int, stations: int = 200, seed: int = 0
 ) -> dict[str, pd.DataFrame]:
     """Write every Parquet extract; returns officers, beats and windows (the small tables)."""
+    kinds = load_protocol(builtin_protocol_path("connect")).extract_kinds
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     start = np.datetime64("2016-01-01T00:00:00", "s")
@@ -68,7 +88,7 @@ def write_force(
     grades = np.array(["Immediate", "Priority", "Scheduled", "Resolution without deployment"])
     incident_key = _keys("1", np.arange(incidents))
     _write(
-        "incidents",
+        kinds["incidents"],
         {
             "incident_key": incident_key,
             "created_at": created.astype("datetime64[us]"),
@@ -93,7 +113,7 @@ def write_force(
     neighbour = (station[support_rows] + (rng.random(support_rows.size) < 0.03)) % stations
     support = neighbour * officers_per + rng.integers(0, officers_per, support_rows.size)
     _write(
-        "incident_officers",
+        kinds["incident_officers"],
         {
             "incident_key": pa.concat_arrays(
                 [incident_key.take(attended), incident_key.take(support_rows)]
@@ -110,7 +130,7 @@ def write_force(
     )
     tagged = np.nonzero(rng.random(incidents) < 0.12)[0]
     _write(
-        "incident_tags",
+        kinds["incident_tags"],
         {
             "incident_key": incident_key.take(tagged),
             "qualifier": pa.array(
@@ -134,7 +154,7 @@ def write_force(
     ages = rng.integers(10, 90, n_persons)
     person_rows = np.concatenate([caller, subject])
     _write(
-        "incident_persons",
+        kinds["incident_persons"],
         {
             "incident_key": pa.concat_arrays(
                 [incident_key.take(has_caller), incident_key.take(has_subject)]
@@ -157,7 +177,7 @@ def write_force(
     valid_to = valid_from + rng.integers(30, 600, marked.size).astype("timedelta64[D]")
     ends = rng.random(marked.size) < 0.2
     _write(
-        "warning_markers",
+        kinds["warning_markers"],
         {
             "person_key": person_key.take(marked),
             "marker": pa.array(np.array(["MN", "WE"])[(rng.random(marked.size) < 0.2).astype(int)]),
@@ -171,7 +191,7 @@ def write_force(
     )
     detained = tagged[rng.random(tagged.size) < 0.03]
     _write(
-        "s136",
+        kinds["s136"],
         {
             "s136_key": _keys("4", np.arange(detained.size)),
             "detained_at": (created[detained] + np.timedelta64(3600, "s")).astype("datetime64[us]"),
