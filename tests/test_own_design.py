@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from policetrial.audit.accuracy import accuracy_test_size, arm_test_power
 from policetrial.audit.sample import current_sample
 from policetrial.cli.app import app
-from policetrial.design.trial import protocol_schemes
+from policetrial.design.schemes import protocol_schemes
 from policetrial.design.validity import connect_schemes, validity_study
 from policetrial.errors import AuditError, DesignError
 from policetrial.protocol.schema import resolve_protocol

@@ -8,13 +8,14 @@ import pytest
 
 from policetrial import analysis
 from policetrial.design import simulate
+from policetrial.design.schemes import protocol_scheme_set
 from policetrial.design.simulate import (
     CountScenario,
     analytic_counterpart,
     simulate_counts,
     simulate_power,
 )
-from policetrial.design.trial import design_protocol, design_workspace, protocol_scheme_set
+from policetrial.design.trial import design_protocol, design_workspace
 from policetrial.errors import DesignError
 from policetrial.protocol.schema import Protocol
 from policetrial.randomise import SchemeSet, randomise_clusters

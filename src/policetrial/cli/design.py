@@ -84,7 +84,8 @@ def design(
     simulated side by side, and the smallest attainable randomisation p-value."""
     if ctx.invoked_subcommand is not None:
         return
-    from policetrial.design.trial import design_protocol, design_workspace, protocol_schemes
+    from policetrial.design.schemes import protocol_schemes
+    from policetrial.design.trial import design_protocol, design_workspace
 
     assumptions: dict[str, Any] = {
         "incidents_per_station": incidents_per_station,

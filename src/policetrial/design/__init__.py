@@ -7,8 +7,11 @@ analysis the trial will run.
 
 - `power`, `outcomes`, `result`: the closed forms for rates, proportions and means;
 - `simulate`: trials simulated as designed and analysed as planned;
-- `trial`: the protocol's own design (its stations, strata and scheme set);
-- `validity`: the simulation study showing that each shipped analysis keeps its size.
+- `trial`: the protocol's own design (its stations, strata and scheme set); `schemes`: the
+  trial's own scheme set (sealed, or the protocol's before randomisation); `expected`: the
+  counts its outcomes are expected to give before the data;
+- `validity`: the simulation study showing that each shipped analysis keeps its size, with
+  the designs and scenarios it simulates in `scenarios`.
 """
 
 from policetrial.design.outcomes import design_effect, mean_design, proportion_design, rate_design

@@ -31,51 +31,30 @@ before that, what the protocol's synthetic force gives (`expected_count`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from policetrial.design.expected import baseline_outcomes, expected_primary
 from policetrial.design.outcomes import rate_design
 from policetrial.design.result import DesignResult
+from policetrial.design.schemes import TrialSchemes, workspace_schemes
 from policetrial.design.simulate import (
     CountScenario,
     SimulationResult,
     analytic_counterpart,
     simulate_power,
 )
-from policetrial.errors import DesignError, RandomisationError
-from policetrial.outcomes.compute import OutcomeTables, compute_outcomes, outcome_connection
-from policetrial.outcomes.covariates import station_covariates
-from policetrial.outcomes.windows import baseline_windows
-from policetrial.protocol.conditions import And, Condition, Event, Every, Or
-from policetrial.protocol.outcomes import OutcomeSpec
+from policetrial.errors import DesignError
 from policetrial.protocol.schema import Protocol
-from policetrial.randomise import SchemeSet, allocate_by_plan, randomise_clusters
-from policetrial.randomise.sealed import current_allocation
-from policetrial.records.roster import eligible_officers, load_officers, load_stations
+from policetrial.randomise import SchemeSet
 from policetrial.records.workspace import Workspace
-from policetrial.synth.force import make_officers, make_stations
-from policetrial.synth.plan import synth_plan
 
-__all__ = [
-    "ProtocolDesign",
-    "TrialSchemes",
-    "baseline_outcomes",
-    "design_protocol",
-    "design_workspace",
-    "expected_binary",
-    "expected_count",
-    "expected_primary",
-    "followup_days",
-    "protocol_scheme_set",
-    "protocol_schemes",
-    "protocol_stations",
-    "workspace_schemes",
-]
+__all__ = ["ProtocolDesign", "design_protocol", "design_workspace"]
 
 GRID = (0.6, 0.8, 1.0, 1.2, 1.4)
 """Multiples of the analytic log rate ratio at which power is simulated."""
@@ -343,297 +322,6 @@ def design_workspace(workspace: Workspace, **assumptions: Any) -> ProtocolDesign
         scheme_set=schemes,
         notes=schemes.notes,
         **assumptions,
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class TrialSchemes:
-    """A trial's scheme set and what built it: the design a simulation randomises over."""
-
-    trial_id: str
-    scheme_set: SchemeSet
-    method: str
-    source: str
-    strata_columns: tuple[str, ...] = ()
-    strata: dict[str, int] = field(default_factory=dict)
-    """Stations in each stratum, by label (the strata values joined by "/")."""
-    station_sizes: tuple[float, ...] | None = None
-    """Eligible officers per station, in the scheme set's station order, when known."""
-    notes: tuple[str, ...] = ()
-
-    @property
-    def n_stations(self) -> int:
-        return len(self.scheme_set.cluster_ids)
-
-    @property
-    def n_intervention(self) -> int:
-        return int(self.scheme_set.scheme(0).sum())
-
-    def describe(self) -> str:
-        """One line: stations, arms, strata, method and schemes."""
-        n, k = self.n_stations, self.n_intervention
-        text = f"{n} stations ({k} intervention, {n - k} control)"
-        if self.strata:
-            counts = ", ".join(f"{label} {size}" for label, size in self.strata.items())
-            text += f", {len(self.strata)} strata by {' / '.join(self.strata_columns)} ({counts})"
-        elif self.strata_columns:
-            text += f", strata by {' / '.join(self.strata_columns)}"
-        else:
-            text += ", no strata"
-        method = "" if self.method == "given" else f"{self.method} randomisation, "
-        return f"{text}, {method}{self.scheme_set.n_schemes:,} schemes"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "trial": self.trial_id,
-            "description": self.describe(),
-            "stations": self.n_stations,
-            "intervention": self.n_intervention,
-            "control": self.n_stations - self.n_intervention,
-            "method": self.method,
-            "strata_columns": list(self.strata_columns),
-            "strata": dict(self.strata),
-            "schemes": self.scheme_set.n_schemes,
-            "total_schemes": self.scheme_set.total,
-            "smallest_p_value": self.scheme_set.smallest_p_value(),
-            "source": self.source,
-            "station_sizes": None if self.station_sizes is None else list(self.station_sizes),
-        }
-
-
-def protocol_stations(protocol: Protocol) -> pd.DataFrame:
-    """Stand-in stations for the protocol's design, before its real stations are known.
-
-    `[targets] stations` stations laid out as `policetrial synth` lays out the protocol's
-    synthetic force (`[synth]` districts in turn, urban and rural in turn, populations and
-    eligible officers drawn with the protocol's randomisation seed), so the protocol's
-    strata and covariates have something to apply to. A `baseline_<outcome>` covariate
-    is drawn Poisson around the station's expected baseline count (`expected_count`).
-    """
-    plan = protocol.randomisation
-    rng = np.random.default_rng(plan.seed)
-    stations, _, size = make_stations(rng, protocol.targets.stations, protocol)
-    wanted = (*plan.strata, *plan.covariates)
-    if "eligible_officers" in wanted:
-        officers = make_officers(rng, stations, size, protocol)
-        eligible = officers[officers["eligible_now"]].drop_duplicates("collar_number")
-        counts = eligible["station_id"].value_counts()
-        stations["eligible_officers"] = stations["station_id"].map(counts).fillna(0).astype(int)
-    declared = protocol.declared
-    for name in wanted:
-        key = name.removeprefix("baseline_")
-        if name in stations.columns or key not in declared:
-            continue
-        expected = expected_count(protocol, declared[key]) * _baseline_share(protocol)
-        stations[name] = rng.poisson(expected * size)
-    return stations
-
-
-def protocol_schemes(protocol: Protocol) -> TrialSchemes:
-    """The protocol's own scheme set from the protocol alone: its randomisation (method,
-    strata, covariates, cutoff, seed) applied to its stand-in stations (`protocol_stations`)."""
-    plan = protocol.randomisation
-    stations = protocol_stations(protocol)
-    n = len(stations)
-    try:
-        allocation = allocate_by_plan(plan, stations)
-    except RandomisationError as exc:
-        # Matched designs need pairs, which only real stations have.
-        k = plan.intervention_stations or n // 2
-        allocation = randomise_clusters(
-            stations[["station_id"]], id_column="station_id", method="simple", intervention=k,
-            seed=plan.seed,
-        )  # fmt: skip
-        return TrialSchemes(
-            protocol.trial.id,
-            allocation.scheme_set,
-            "simple",
-            f"simple randomisation of {n} stand-in stations, {k} to intervention (the "
-            f"protocol's {plan.method} randomisation needs its real stations: {exc})",
-        )
-    columns = tuple(allocation.parameters.get("strata", ()))
-    return TrialSchemes(
-        protocol.trial.id,
-        allocation.scheme_set,
-        plan.method,
-        f"the protocol's {plan.method} randomisation of {n} stand-in stations laid out as its "
-        "synthetic force ([targets], [synth]): the real stations are not imported yet",
-        strata_columns=columns,
-        strata=_strata_sizes(stations, columns),
-    )
-
-
-def workspace_schemes(workspace: Workspace) -> TrialSchemes:
-    """The workspace's own design: the sealed scheme set once randomised; otherwise the
-    protocol's randomisation of the imported stations (what `policetrial randomise` would
-    build); otherwise `protocol_schemes`. With the eligible officers per station as sizes
-    when the officers are imported."""
-    protocol = workspace.protocol
-    sealed = current_allocation(workspace)
-    if sealed is not None:
-        columns = tuple(sealed.parameters.get("strata", ()))
-        inputs = pd.DataFrame((sealed.inputs or {}).get("clusters", []))
-        schemes = TrialSchemes(
-            protocol.trial.id,
-            sealed.scheme_set,
-            sealed.method,
-            f"the sealed allocation ({sealed.method})",
-            strata_columns=columns,
-            strata=_strata_sizes(inputs, columns),
-        )
-    else:
-        stations = load_stations(workspace)
-        if stations.empty:
-            own = protocol_schemes(protocol)
-            schemes = replace(own, source="no stations imported yet: " + own.source)
-        else:
-            plan = protocol.randomisation
-            clusters = station_covariates(workspace, stations, plan.covariates)
-            allocation = allocate_by_plan(plan, clusters)
-            columns = tuple(allocation.parameters.get("strata", ()))
-            schemes = TrialSchemes(
-                protocol.trial.id,
-                allocation.scheme_set,
-                plan.method,
-                f"the protocol's {plan.method} randomisation of the imported stations",
-                strata_columns=columns,
-                strata=_strata_sizes(clusters, columns),
-            )
-    officers = load_officers(workspace)
-    if officers.empty:
-        return schemes
-    eligible = eligible_officers(protocol, officers)
-    counts = eligible.groupby("station_id").size()
-    per_station = [int(counts.get(sid, 0)) for sid in schemes.scheme_set.cluster_ids]
-    if all(c > 0 for c in per_station):
-        return replace(
-            schemes,
-            station_sizes=tuple(float(c) for c in per_station),
-            notes=("station sizes: eligible officers per station on the roster date",),
-        )
-    return replace(
-        schemes, notes=("some stations have no eligible officers: sizes drawn at random",)
-    )
-
-
-def protocol_scheme_set(protocol: Protocol) -> tuple[SchemeSet, str]:
-    """The protocol's own scheme set before its stations are known, and what built it
-    (`protocol_schemes`)."""
-    own = protocol_schemes(protocol)
-    return own.scheme_set, own.source
-
-
-def _strata_sizes(stations: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, int]:
-    if not columns or stations.empty or not set(columns) <= set(stations.columns):
-        return {}
-    labels = stations[list(columns)].astype(str).agg("/".join, axis=1)
-    return {str(k): int(v) for k, v in sorted(labels.value_counts().items())}
-
-
-# --- the protocol's expected counts -----------------------------------------------------
-
-
-def followup_days(protocol: Protocol) -> float:
-    """The follow-up window's length in days (months of 30.4375 days)."""
-    return 30.4375 * protocol.periods.followup.length_months
-
-
-def _baseline_share(protocol: Protocol) -> float:
-    """The baseline window's length relative to the follow-up window's."""
-    baseline = protocol.periods.baseline
-    return ((baseline.end - baseline.start).days + 1) / followup_days(protocol)
-
-
-def _positive_events(condition: Condition | None) -> Iterator[str]:
-    """The event kinds a condition asks for (leaves not under a `not`)."""
-    if isinstance(condition, And | Or):
-        for part in condition.parts:
-            yield from _positive_events(part)
-    elif isinstance(condition, Event):
-        yield condition.kind
-
-
-def _event_share(protocol: Protocol, condition: Condition | None) -> float | None:
-    """The synthetic force's share of target incidents with the events `condition` names."""
-    kinds = list(dict.fromkeys(_positive_events(condition)))
-    if not kinds:
-        return None
-    events = synth_plan(protocol).events
-    return math.prod(events[k].target for k in kinds if k in events)
-
-
-def _synth_incidents(protocol: Protocol) -> tuple[float, float]:
-    """All incidents and target incidents per station in the follow-up window ([synth])."""
-    synth = protocol.synth
-    months = protocol.periods.followup.length_months
-    every = synth.incidents_per_station_month * months
-    return every, every * synth.target_share
-
-
-def expected_count(protocol: Protocol, spec: OutcomeSpec) -> float:
-    """Expected follow-up count per station of a count outcome in the protocol's synthetic
-    force: its incidents of the kind the training is about (`[synth]` incidents per
-    station-month x target share x follow-up months), times the `[synth.events]` target
-    share of each event the outcome's condition asks for; all incidents for `where =
-    "all"`; an event count's events. For Connect's primary outcome, 450 x 0.1 x 1 = 45.
-    A rough stand-in for the real counts, to be replaced by them (`expected_primary`)."""
-    every, target = _synth_incidents(protocol)
-    if spec.kind == "event_count" and spec.event is not None:
-        settings = synth_plan(protocol).events.get(spec.event)
-        if settings is not None:
-            return target * settings.target + (every - target) * settings.other
-    if isinstance(spec.where, Every):
-        return every
-    share = _event_share(protocol, spec.where)
-    return target * (1.0 if share is None else share)
-
-
-def expected_binary(protocol: Protocol, spec: OutcomeSpec) -> tuple[float, float]:
-    """(prevalence, incidents per station in the follow-up window) of an incident-level
-    binary outcome in the protocol's synthetic force: among all incidents, the target
-    share (times the share of the events `where` asks for); among others, the target
-    incidents (times the events `among` asks for), with the events' share of `where` as
-    the prevalence (0.5 when `where` asks for none). Connect: tag applied 0.10 of 450,
-    Section 136 at a call 0.03 of 45."""
-    every, target = _synth_incidents(protocol)
-    share = _event_share(protocol, spec.where)
-    if spec.among is None or isinstance(spec.among, Every):
-        return protocol.synth.target_share * (1.0 if share is None else share), every
-    among = _event_share(protocol, spec.among)
-    return (0.5 if share is None else share), target * (1.0 if among is None else among)
-
-
-def baseline_outcomes(workspace: Workspace) -> OutcomeTables | None:
-    """The protocol's outcomes in each imported station's baseline window (None before the
-    stations and incidents are imported): the same SQL as the analysis, arms unlabelled."""
-    if not workspace.parquet("incidents").exists():
-        return None
-    stations = load_stations(workspace)
-    if stations.empty:
-        return None
-    windows = baseline_windows(workspace.protocol, stations.assign(arm="unallocated"))
-    with outcome_connection(workspace, windows) as connection:
-        return compute_outcomes(connection, workspace.protocol, windows)
-
-
-def expected_primary(
-    protocol: Protocol, baseline: OutcomeTables | None = None
-) -> tuple[float, str]:
-    """The primary outcome's expected follow-up count per station, and where it came from:
-    the mean baseline rate per station in `baseline` (`baseline_outcomes`) times the
-    follow-up window's days, or else the synthetic force's (`expected_count`)."""
-    spec = protocol.declared[protocol.outcomes.primary]
-    days = followup_days(protocol)
-    if baseline is not None and spec.key in baseline.station_period.columns:
-        rows = baseline.station_period[baseline.station_period["period"] == "baseline"]
-        rate = (rows[spec.key].astype(float) / rows["days"].astype(float)).mean()
-        if len(rows) and rate > 0:
-            return float(rate * days), (
-                "the mean baseline count per station in the workspace "
-                f"({len(rows)} stations), scaled to the {days:.0f}-day follow-up window"
-            )
-    return expected_count(protocol, spec), (
-        "what the protocol's synthetic force gives ([synth]), with no imported incidents to go by"
     )
 
 

@@ -5,7 +5,9 @@ station x period table the analysis reads and the incident-level table behind it
 
 - `windows`: the baseline window and each station's follow-up window;
 - `covariates`: station covariates for randomisation (baseline counts among them);
-- `compiler`: the protocol's declared outcomes compiled to SQL (SQLGlot trees);
+- `compiler`: the protocol's declared outcomes compiled to SQL (SQLGlot trees), with the
+  person counts' SQL in `persons`, the event counts' in `events` and the node builders
+  they share in `sqltree`;
 - `compute`: that SQL run by DuckDB over the Parquet store, or rendered for a force's own
   warehouse.
 """

@@ -25,13 +25,21 @@ placed as SQLGlot nodes (quoted and escaped by SQLGlot), never pasted as text.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import sqlglot
 from sqlglot import exp
 
+from policetrial.outcomes.events import event_count_sql
+from policetrial.outcomes.persons import person_count_sql
+from policetrial.outcomes.sqltree import (
+    INCIDENT_COLUMNS,
+    READ,
+    codes_in,
+    col,
+    count_if,
+    own_sql,
+)
 from policetrial.protocol.conditions import (
     And,
     Codes,
@@ -42,30 +50,10 @@ from policetrial.protocol.conditions import (
     Not,
     Or,
 )
-from policetrial.protocol.outcomes import OutcomeSpec, Threshold
+from policetrial.protocol.outcomes import OutcomeSpec
 from policetrial.protocol.schema import Protocol
 
 __all__ = ["CompiledOutcomes", "compile_outcomes", "condition_sql"]
-
-READ = "duckdb"
-INCIDENT_COLUMNS = {"opening_code", "closing_code", "grade", "channel", "beat"}
-
-
-def _sql(text: str) -> exp.Expr:
-    """One of our own SQL fragments (never a user's value) as a tree."""
-    return sqlglot.parse_one(text, read=READ)
-
-
-def _codes(column: exp.Expr, codes: Iterable[str]) -> exp.Expr:
-    return exp.In(this=column, expressions=[exp.Literal.string(c) for c in codes])
-
-
-def _col(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(exp.to_identifier(name, quoted=False), table=table)
-
-
-def _days(n: int) -> exp.Expr:
-    return exp.Interval(this=exp.Literal.string(str(n)), unit=exp.var("DAY"))
 
 
 @dataclass(frozen=True)
@@ -156,7 +144,7 @@ class _Atoms:
                 self.columns.append(
                     exp.alias_(
                         exp.Coalesce(
-                            this=_codes(_col(leaf.field, "i"), leaf.codes),
+                            this=codes_in(col(leaf.field, "i"), leaf.codes),
                             expressions=[exp.false()],
                         ),
                         name,
@@ -173,9 +161,7 @@ class _Atoms:
         self.joins.append((name, f"{name}_hit"))
         self.columns.append(
             exp.alias_(
-                exp.Not(
-                    this=exp.Is(this=_col("incident_id", f"{name}_hit"), expression=exp.null())
-                ),
+                exp.Not(this=exp.Is(this=col("incident_id", f"{name}_hit"), expression=exp.null())),
                 name,
             )
         )
@@ -184,28 +170,28 @@ class _Atoms:
         """A semi-join on a link extract: the incidents holding any (or all) of the codes."""
         if leaf.field == "marker":
             # A linked person held a counting marker on the incident's date.
-            query = _sql(
+            query = own_sql(
                 "SELECT ip.incident_id FROM incident_persons AS ip "
                 "JOIN warning_markers AS m ON m.person_id = ip.person_id "
                 "JOIN reach AS r ON ip.created_at >= r.start_at AND ip.created_at < r.end_before "
                 "WHERE m.valid_from <= CAST(ip.created_at AS DATE) "
                 "AND (m.valid_to IS NULL OR m.valid_to >= CAST(ip.created_at AS DATE))"
             )
-            value, key = _col("marker", "m"), _col("incident_id", "ip")
+            value, key = col("marker", "m"), col("incident_id", "ip")
         else:
             table, alias, column = (
                 ("incident_tags", "t", "qualifier")
                 if leaf.field == "tag"
                 else ("incident_persons", "ip", "role")
             )
-            query = _sql(
+            query = own_sql(
                 f"SELECT {alias}.incident_id FROM {table} AS {alias} "
                 f"JOIN reach AS r ON {alias}.created_at >= r.start_at "
                 f"AND {alias}.created_at < r.end_before"
             )
-            value, key = _col(column, alias), _col("incident_id", alias)
+            value, key = col(column, alias), col("incident_id", alias)
         assert isinstance(query, exp.Select)
-        query = query.where(_codes(value, leaf.codes))
+        query = query.where(codes_in(value, leaf.codes))
         if leaf.every:
             distinct = exp.Count(this=exp.Distinct(expressions=[value.copy()]))
             query = query.group_by(key.copy()).having(
@@ -219,7 +205,7 @@ class _Atoms:
     def _event(self, name: str, kind: str) -> None:
         event = self.protocol.events[kind]
         time = event.time
-        query = _sql(
+        query = own_sql(
             f"SELECT DISTINCT i.incident_id FROM scoped AS i JOIN {kind} AS d "
             f"ON d.incident_id = i.incident_id WHERE i.created_at <= d.{time} "
             f"AND i.created_at >= d.{time} - INTERVAL {event.incident_window_days} DAY"
@@ -234,10 +220,10 @@ def condition_sql(condition: Condition, atoms: _Atoms) -> exp.Expr:
         return exp.true()
     if isinstance(condition, Flag):
         if condition.name == "office_hours":
-            return exp.Not(this=_col("out_of_hours"))
-        return _col(condition.name)
+            return exp.Not(this=col("out_of_hours"))
+        return col(condition.name)
     if isinstance(condition, Codes | Event):
-        return _col(atoms.name(condition))
+        return col(atoms.name(condition))
     if isinstance(condition, And):
         return exp.and_(*(condition_sql(p, atoms) for p in condition.parts))
     if isinstance(condition, Or):
@@ -245,23 +231,6 @@ def condition_sql(condition: Condition, atoms: _Atoms) -> exp.Expr:
     if isinstance(condition, Not):
         return exp.Not(this=exp.paren(condition_sql(condition.part, atoms), copy=False))
     raise TypeError(f"a reference is inlined before compiling: {condition!r}")  # Ref
-
-
-def _event_condition_sql(condition: Condition, table: str) -> exp.Expr:
-    """An event condition (over the event's own columns) as an expression on `table`."""
-    if isinstance(condition, Every):
-        return exp.true()
-    if isinstance(condition, Codes):
-        return exp.Coalesce(
-            this=_codes(_col(condition.field, table), condition.codes), expressions=[exp.false()]
-        )
-    if isinstance(condition, And):
-        return exp.and_(*(_event_condition_sql(p, table) for p in condition.parts))
-    if isinstance(condition, Or):
-        return exp.or_(*(_event_condition_sql(p, table) for p in condition.parts))
-    if isinstance(condition, Not):
-        return exp.Not(this=exp.paren(_event_condition_sql(condition.part, table)))
-    raise TypeError(f"not an event condition: {condition!r}")
 
 
 def _flag_columns(specs: Iterable[OutcomeSpec]) -> list[tuple[str, Condition]]:
@@ -333,7 +302,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
         if protocol.assignment.incidents_to_station == "location"
         else "COALESCE(lead.station_id, b.station_id)"
     )
-    base = _sql(
+    base = own_sql(
         f"""
         SELECT
             i.incident_key, i.incident_id, i.created_at,
@@ -359,21 +328,21 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
     for name, alias in atoms.joins:
         base = base.join(
             exp.alias_(exp.to_table(name), alias, table=True),
-            on=exp.EQ(this=_col("incident_id", alias), expression=_col("incident_id", "i")),
+            on=exp.EQ(this=col("incident_id", alias), expression=col("incident_id", "i")),
             join_type="left",
         )
     if atoms.columns:
         base = base.select(*atoms.columns)
     ctes: list[tuple[str, exp.Expr, bool]] = [
-        ("scoped", _sql(scoped), True),
+        ("scoped", own_sql(scoped), True),
         (
             "reach",
-            _sql(f"SELECT start_at - INTERVAL {lead} DAY AS start_at, end_before FROM spans"),
+            own_sql(f"SELECT start_at - INTERVAL {lead} DAY AS start_at, end_before FROM spans"),
             False,
         ),
         (
             "postings",
-            _sql(
+            own_sql(
                 """
                 SELECT o.officer_key, o.station_id, o.posted_from, o.posted_to,
                     ROW_NUMBER() OVER (ORDER BY o.officer_key, o.station_id, o.posted_from)
@@ -389,7 +358,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
         ),
         (
             "posting",
-            _sql(
+            own_sql(
                 """
                 SELECT io.incident_id, io.role, o.posting_no, o.arm_no
                 FROM incident_officers AS io
@@ -404,7 +373,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
         ),
         (
             "attendance",
-            _sql(
+            own_sql(
                 """
                 SELECT incident_id, COUNT(*) AS officers,
                     COALESCE(MIN(CASE WHEN role = 'lead' THEN posting_no END), MIN(posting_no))
@@ -421,7 +390,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
     ]
     final = exp.select(
         *(
-            _col(c)
+            col(c)
             for c in (
                 "incident_key",
                 "incident_id",
@@ -447,282 +416,29 @@ def _station_period(specs: Iterable[OutcomeSpec]) -> exp.Expr:
         if spec.kind != "incident_count":
             continue
         test = (
-            _sql("ib.incident_key IS NOT NULL")
+            own_sql("ib.incident_key IS NOT NULL")
             if isinstance(spec.where, Every)
-            else _col(spec.key, "ib")
+            else col(spec.key, "ib")
         )
-        sums.append(_count_if(test, spec.key))
-    sums.append(_count_if(_col("contaminated", "ib"), "contaminated"))
+        sums.append(count_if(test, spec.key))
+    sums.append(count_if(col("contaminated", "ib"), "contaminated"))
     return (
-        exp.select(_col("station_id", "w"), _col("period", "w"), *sums)
+        exp.select(col("station_id", "w"), col("period", "w"), *sums)
         .from_(exp.alias_(exp.to_table("windows"), "w", table=True))
         .join(
             exp.alias_(exp.to_table("incident_base"), "ib", table=True),
-            on=_sql(
+            on=own_sql(
                 "ib.station_id = w.station_id AND ib.created_at >= w.start_at "
                 "AND ib.created_at < w.end_before"
             ),
             join_type="left",
         )
-        .group_by(_col("station_id", "w"), _col("period", "w"))
-    )
-
-
-def _count_if(test: exp.Expr, name: str) -> exp.Expr:
-    case = exp.Case(
-        ifs=[exp.If(this=test, true=exp.Literal.number(1))], default=exp.Literal.number(0)
-    )
-    return exp.alias_(exp.Sum(this=case), name)
-
-
-def _months_touched(protocol: Protocol) -> int:
-    """The most calendar months any window of the protocol touches."""
-    base = protocol.periods.baseline
-    baseline = (base.end.year - base.start.year) * 12 + base.end.month - base.start.month + 1
-    return max(baseline, protocol.periods.followup.length_months + 1)
-
-
-def _least_in_a_month(thresholds: Iterable[Threshold], months_touched: int) -> int:
-    """The fewest counted incidents in some calendar month that every frequent person has."""
-    bounds = []
-    for t in thresholds:
-        if t.per == "calendar_month":
-            bounds.append(math.ceil(t.at_least / t.months))
-        elif t.per == "window":
-            bounds.append(math.ceil(t.at_least / months_touched))
-        else:
-            assert t.days is not None
-            bounds.append(math.ceil(t.at_least / (math.ceil(t.days / 28) + 1)))
-    return min(bounds)
-
-
-def _person_count(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
-    roles = _codes(_col("role", "ip"), spec.roles).sql(dialect=READ)
-    among = "" if isinstance(spec.among, Every) else f" AND ib.{spec.key}__among"
-    least = _least_in_a_month(spec.thresholds, _months_touched(protocol))
-    calendar_spans = sorted({t.months for t in spec.thresholds if t.per == "calendar_month"})
-    rolling = sorted({t.days for t in spec.thresholds if t.per == "rolling_days" and t.days})
-    parts = [
-        f"""caller_links AS (
-            SELECT ip.person_id, ip.incident_id, ip.age, ip.created_at
-            FROM incident_persons AS ip
-            JOIN spans AS s ON ip.created_at >= s.start_at AND ip.created_at < s.end_before
-            WHERE {roles}
-        )"""
-    ]
-    source = "caller_links AS c"
-    if least > 1:
-        parts.append(
-            f"""candidates AS (
-                SELECT DISTINCT c.person_id
-                FROM caller_links AS c
-                GROUP BY c.person_id,
-                    EXTRACT(YEAR FROM c.created_at) * 12 + EXTRACT(MONTH FROM c.created_at)
-                HAVING COUNT(*) >= {least}
-            )"""
-        )
-        source = "caller_links AS c JOIN candidates AS k ON k.person_id = c.person_id"
-    parts += [
-        "distinct_windows AS (SELECT DISTINCT start_at, end_before FROM windows)",
-        f"""calls AS (
-            SELECT c.person_id, ib.incident_id, ib.station_id, ib.created_at, MAX(c.age) AS age
-            FROM {source}
-            JOIN incident_base AS ib ON ib.incident_id = c.incident_id{among}
-            GROUP BY c.person_id, ib.incident_id, ib.station_id, ib.created_at
-        )""",
-        """in_window AS (
-            SELECT dw.start_at, dw.end_before, c.person_id, c.incident_id, c.station_id,
-                c.age, c.created_at,
-                EXTRACT(YEAR FROM c.created_at) * 12 + EXTRACT(MONTH FROM c.created_at)
-                    AS month_index
-            FROM calls AS c
-            JOIN distinct_windows AS dw
-                ON c.created_at >= dw.start_at AND c.created_at < dw.end_before
-        )""",
-        """persons AS (
-            SELECT start_at, end_before, person_id, MAX(age) AS oldest, COUNT(*) AS total
-            FROM in_window
-            GROUP BY start_at, end_before, person_id
-        )""",
-    ]
-    tests = []
-    joins = []
-    for t in spec.thresholds:
-        if t.per == "window":
-            tests.append(f"p.total >= {t.at_least}")
-    if calendar_spans:
-        widest = max(calendar_spans)
-        sums = ", ".join(
-            "m1.n AS n1"
-            if m == 1
-            else (
-                f"SUM(CASE WHEN m2.month_index <= m1.month_index + {m - 1} "
-                f"THEN m2.n ELSE 0 END) AS n{m}"
-            )
-            for m in calendar_spans
-        )
-        parts += [
-            """monthly AS (
-                SELECT start_at, end_before, person_id, month_index, COUNT(*) AS n
-                FROM in_window
-                GROUP BY start_at, end_before, person_id, month_index
-            )""",
-            f"""rolling AS (
-                SELECT m1.start_at, m1.end_before, m1.person_id, {sums}
-                FROM monthly AS m1
-                JOIN monthly AS m2
-                    ON m2.start_at = m1.start_at
-                    AND m2.end_before = m1.end_before
-                    AND m2.person_id = m1.person_id
-                    AND m2.month_index BETWEEN m1.month_index AND m1.month_index + {widest - 1}
-                GROUP BY m1.start_at, m1.end_before, m1.person_id, m1.month_index, m1.n
-            )""",
-            "most_in_months AS (SELECT start_at, end_before, person_id, "
-            + ", ".join(f"MAX(n{m}) AS n{m}" for m in calendar_spans)
-            + " FROM rolling GROUP BY start_at, end_before, person_id)",
-        ]
-        joins.append(
-            "LEFT JOIN most_in_months AS mm ON mm.start_at = p.start_at "
-            "AND mm.end_before = p.end_before AND mm.person_id = p.person_id"
-        )
-        for t in spec.thresholds:
-            if t.per == "calendar_month":
-                tests.append(f"mm.n{t.months} >= {t.at_least}")
-    for d in rolling:
-        parts += [
-            f"""within_{d} AS (
-                SELECT a.start_at, a.end_before, a.person_id, a.incident_id, COUNT(*) AS n
-                FROM in_window AS a
-                JOIN in_window AS b
-                    ON b.start_at = a.start_at AND b.end_before = a.end_before
-                    AND b.person_id = a.person_id
-                    AND b.created_at >= a.created_at
-                    AND b.created_at < a.created_at + INTERVAL {d} DAY
-                GROUP BY a.start_at, a.end_before, a.person_id, a.incident_id
-            )""",
-            f"""most_within_{d} AS (
-                SELECT start_at, end_before, person_id, MAX(n) AS n
-                FROM within_{d} GROUP BY start_at, end_before, person_id
-            )""",
-        ]
-        joins.append(
-            f"LEFT JOIN most_within_{d} AS r{d} ON r{d}.start_at = p.start_at "
-            f"AND r{d}.end_before = p.end_before AND r{d}.person_id = p.person_id"
-        )
-        for t in spec.thresholds:
-            if t.per == "rolling_days" and t.days == d:
-                tests.append(f"r{d}.n >= {t.at_least}")
-    adults = " AND NOT (p.oldest IS NOT NULL AND p.oldest < 18)" if spec.adults_only else ""
-    parts += [
-        f"""frequent AS (
-            SELECT p.start_at, p.end_before, p.person_id
-            FROM persons AS p
-            {" ".join(joins)}
-            WHERE ({" OR ".join(tests)}){adults}
-        )""",
-        """home AS (
-            SELECT start_at, end_before, person_id, station_id
-            FROM (
-                SELECT iw.start_at, iw.end_before, iw.person_id, iw.station_id,
-                    ROW_NUMBER() OVER (
-                        PARTITION BY iw.start_at, iw.end_before, iw.person_id
-                        ORDER BY COUNT(*) DESC, iw.station_id
-                    ) AS pick
-                FROM in_window AS iw
-                JOIN frequent AS f
-                    ON f.start_at = iw.start_at AND f.end_before = iw.end_before
-                    AND f.person_id = iw.person_id
-                WHERE iw.station_id IS NOT NULL
-                GROUP BY iw.start_at, iw.end_before, iw.person_id, iw.station_id
-            ) AS counted
-            WHERE pick = 1
-        )""",
-    ]
-    return _sql(
-        "WITH "
-        + ",\n".join(parts)
-        + f"""
-        SELECT w.station_id, w.period, COUNT(h.person_id) AS {exp.to_identifier(spec.key).sql(READ)}
-        FROM windows AS w
-        LEFT JOIN home AS h
-            ON h.start_at = w.start_at AND h.end_before = w.end_before
-            AND h.station_id = w.station_id
-        GROUP BY w.station_id, w.period
-        """
-    )
-
-
-def _event_count(protocol: Protocol, kind: str, specs: list[OutcomeSpec]) -> exp.Expr:
-    event = protocol.events[kind]
-    time = event.time
-    key = f"{kind}_key"
-    incident = event.link("incident")
-    officer = event.link("officer")
-    station_parts = []
-    joins = []
-    if incident is not None:
-        station_parts.append("ib.station_id")
-        joins.append(
-            f"LEFT JOIN incident_base AS ib ON ib.incident_id = e.incident_id "
-            f"AND ib.created_at <= e.{time} "
-            f"AND ib.created_at >= e.{time} - INTERVAL {event.incident_window_days} DAY"
-        )
-    if officer is not None:
-        station_parts.append("o.station_id")
-        joins.append(
-            f"LEFT JOIN officers AS o ON o.officer_key = e.officer_key "
-            f"AND CAST(e.{time} AS DATE) >= o.posted_from "
-            f"AND (o.posted_to IS NULL OR CAST(e.{time} AS DATE) <= o.posted_to)"
-        )
-    station = (
-        "CAST(NULL AS VARCHAR)"
-        if not station_parts
-        else station_parts[0]
-        if len(station_parts) == 1
-        else f"COALESCE({', '.join(station_parts)})"
-    )
-    located = _sql(
-        f"SELECT e.{key} AS event_key, e.{time} AS event_at, {station} AS station_id "
-        f"FROM {kind} AS e {' '.join(joins)}"
-    )
-    assert isinstance(located, exp.Select)
-    sums = []
-    for spec in specs:
-        test: exp.Expr = _sql("l.event_key IS NOT NULL")
-        if not isinstance(spec.where, Every):
-            located = located.select(
-                exp.alias_(_event_condition_sql(spec.where, "e"), f"{spec.key}__where")
-            )
-            test = exp.and_(test, _col(f"{spec.key}__where", "l"))
-        if spec.incident is not None:
-            located = located.select(
-                exp.alias_(
-                    exp.Coalesce(
-                        this=_col(f"{spec.key}__incident", "ib"), expressions=[exp.false()]
-                    ),
-                    f"{spec.key}__incident",
-                )
-            )
-            test = exp.and_(test, _col(f"{spec.key}__incident", "l"))
-        sums.append(_count_if(test, spec.key))
-    return (
-        exp.select(_col("station_id", "w"), _col("period", "w"), *sums)
-        .from_(exp.alias_(exp.to_table("windows"), "w", table=True))
-        .join(
-            exp.alias_(exp.to_table("located"), "l", table=True),
-            on=_sql(
-                "l.station_id = w.station_id AND l.event_at >= w.start_at "
-                "AND l.event_at < w.end_before"
-            ),
-            join_type="left",
-        )
-        .group_by(_col("station_id", "w"), _col("period", "w"))
-        .with_("located", as_=located)
+        .group_by(col("station_id", "w"), col("period", "w"))
     )
 
 
 def _incident_table(flags: list[str]) -> exp.Expr:
-    return _sql(
+    return own_sql(
         "SELECT ib.incident_key, ib.station_id, w.arm, w.period, ib.created_at"
         + "".join(f", ib.{exp.to_identifier(f).sql(READ)}" for f in flags)
         + ", ib.attended, ib.out_of_hours, ib.contaminated, ib.station_by_location, "
@@ -735,7 +451,7 @@ def _incident_table(flags: list[str]) -> exp.Expr:
 
 def _monthly(key: str) -> exp.Expr:
     column = exp.to_identifier(key).sql(READ)
-    return _sql(
+    return own_sql(
         f"""
         SELECT station_id, CAST(DATE_TRUNC('month', created_at) AS DATE) AS month,
             COUNT(*) AS incidents,
@@ -756,12 +472,12 @@ def compile_outcomes(protocol: Protocol) -> CompiledOutcomes:
     incident_flags = tuple(
         s.key for s in specs if s.kind in ("incident_count", "incident_binary")
     ) + tuple(name for name, _ in flags if "__" in name)
-    person = {s.key: _person_count(protocol, s) for s in specs if s.kind == "person_count"}
+    person = {s.key: person_count_sql(protocol, s) for s in specs if s.kind == "person_count"}
     by_kind: dict[str, list[OutcomeSpec]] = {}
     for s in specs:
         if s.kind == "event_count" and s.event is not None:
             by_kind.setdefault(s.event, []).append(s)
-    events = {k: _event_count(protocol, k, v) for k, v in by_kind.items()}
+    events = {k: event_count_sql(protocol, k, v) for k, v in by_kind.items()}
     monthly_key = protocol.monthly_outcome
     return CompiledOutcomes(
         incident_base=_incident_base(protocol, flags),

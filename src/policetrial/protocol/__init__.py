@@ -10,6 +10,7 @@ Nothing here touches a workspace.
 - `outcomes`: the declared outcomes (`[outcomes.<key>]`), read and checked;
 - `events`: the declared event extracts (`[events.<name>]`);
 - `extracts`: the built-in extract kinds a force sends, and the declared events as kinds;
+- `synthetic`: `[synth]`, the trial's synthetic force;
 - `builtin/`: the shipped protocols; `instruments/`: the questionnaire instruments.
 """
 

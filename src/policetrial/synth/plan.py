@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from policetrial.protocol.conditions import And, Codes, Condition, Event, Not, Or, predicates
-from policetrial.protocol.schema import Protocol, SynthEvent
+from policetrial.protocol.schema import Protocol
+from policetrial.protocol.synthetic import SynthEvent
 
 __all__ = ["OPENING_CODES", "RANK_SHARES", "SynthPlan", "synth_plan"]
 
