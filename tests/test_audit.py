@@ -214,6 +214,28 @@ def test_pack_hides_the_calendar_date_unless_asked(audited: Workspace, tmp_path:
     assert {"date", "weekday", "time", "officers_attending"} <= set(frame)
 
 
+def test_pack_when_no_drawn_incident_has_a_marker_held(audited: Workspace, tmp_path: Path) -> None:
+    """Markers that all start after the trial leave every drawn incident without one: the
+    pack shows blanks (the lookup is all missing, which pandas types as float; filling
+    that with text was refused under pandas 3 and failed the second protocol's demo at
+    random, as the drawn incidents follow the pseudonym key)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = audited.parquet("warning_markers")
+    table = pq.read_table(path)
+    later = pa.array([dt.date(2099, 1, 1)] * len(table), type=table.schema.field("valid_from").type)
+    table = table.set_column(table.schema.get_field_index("valid_from"), "valid_from", later)
+    pq.write_table(table, path)
+    pack = write_audit_pack(audited, tmp_path / "pack", formats=("csv",))
+    frame = pd.read_csv(pack.files[0], dtype=str, keep_default_na=False)
+    assert len(frame) > 0
+    assert (frame["warning_markers"] == "").all()
+    assert (frame["opening_code"] != "").any()
+
+
 def _counts(ws: Workspace) -> tuple[int, int]:
     with ws.engine.connect() as c:
         return (

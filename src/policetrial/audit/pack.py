@@ -120,11 +120,11 @@ def audit_pack(workspace: Workspace, sample: AuditSample | None = None) -> pd.Da
             "date": created.dt.strftime("%Y-%m-%d"),
             "weekday": created.dt.strftime("%A"),
             "time": created.dt.strftime("%H:%M"),
-            "opening_code": items["incident_key"].map(incidents["opening_code"]).fillna(""),
-            "closing_code": items["incident_key"].map(incidents["closing_code"]).fillna(""),
-            "grade": items["incident_key"].map(incidents["grade"]).fillna(""),
-            "qualifiers": items["incident_key"].map(qualifiers).fillna(""),
-            "warning_markers": items["incident_key"].map(markers).fillna(""),
+            "opening_code": _looked_up(items["incident_key"], incidents["opening_code"]),
+            "closing_code": _looked_up(items["incident_key"], incidents["closing_code"]),
+            "grade": _looked_up(items["incident_key"], incidents["grade"]),
+            "qualifiers": _looked_up(items["incident_key"], qualifiers),
+            "warning_markers": _looked_up(items["incident_key"], markers),
         }
     )
     if plan.pack_dates == "weekday_time":
@@ -134,6 +134,15 @@ def audit_pack(workspace: Workspace, sample: AuditSample | None = None) -> pd.Da
     for column in RATER_COLUMNS:
         pack[column] = ""
     return pack.sort_values("audit_id").reset_index(drop=True)
+
+
+def _looked_up(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """Each key's text in `values`, blank where it has none.
+
+    Cast to object before filling: when no drawn incident has a value (no marker held on
+    the day, say) the lookup is all missing and typed float, which a text fill would not
+    suit."""
+    return keys.map(values).astype(object).fillna("")
 
 
 def _markers_held(workspace: Workspace, keys: set[str], created_at: pd.Series) -> pd.Series:
@@ -157,7 +166,7 @@ def _pack_field(
     workspace: Workspace, name: str, keys: pd.Series, incidents: pd.DataFrame
 ) -> pd.Series:
     if name == "channel":
-        return keys.map(incidents["channel"]).fillna("")
+        return _looked_up(keys, incidents["channel"])
     if name == "persons_linked":
         persons = read_store(workspace, "incident_persons")
         counts = persons.groupby("incident_key")["person_key"].nunique()
@@ -171,7 +180,7 @@ def _pack_field(
         attended = set(read_store(workspace, "incident_officers")["incident_key"])
         return keys.map(lambda k: "yes" if k in attended else "no")
     table = workspace_outcomes(workspace).incidents.set_index("incident_key")
-    return keys.map(table[name].map({True: "yes", False: "no"})).fillna("")
+    return _looked_up(keys, table[name].map({True: "yes", False: "no"}))
 
 
 def _write_atomic(target: Path, write: Any) -> None:
