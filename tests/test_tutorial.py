@@ -18,6 +18,7 @@ TUTORIALS = {
     "tutorial.md": "connect",
     "tutorial-domestic-abuse.md": "da",
     "tutorial-connect-published.md": "published",
+    "tutorial-stepped-wedge.md": "sw",
 }
 """Each tutorial page and the workspace it builds."""
 

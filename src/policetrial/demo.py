@@ -178,14 +178,15 @@ def run_demo(
         "stage_seconds": timings,
     }
     if console is not None:
+        split = " + ".join(str(n) for n in results.stations.values())
         console.print(
             f"[bold]Demo of the {ws.protocol.trial.id} trial[/] "
-            f"({results.stations['intervention']} + {results.stations['control']} stations, "
+            f"({split} stations, "
             f"{force.n_incidents:,} incidents, "
             f"true rate ratio {effect}; SYNTHETIC audit ratings and questionnaires)"
         )
         console.print(
-            f"Primary outcome ({results.trial['primary_outcome_label']}): rate ratio "
+            f"Primary outcome ({results.trial['primary_outcome_label']}): {p.scale} "
             f"[bold]{p.estimate:.2f}[/] (95% CI {_end(p.ci_low)} to {_end(p.ci_high)}), "
             f"p = {p.p_value:.3f}"
         )

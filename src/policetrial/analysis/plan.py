@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import platform
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.questionnaire import analyse_scores
 from policetrial.analysis.results import Clustering, Estimate, TrialResults
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
+from policetrial.analysis.stepped import ORDER_LIMIT
+from policetrial.analysis.stepped_plan import descriptive_by_exposure, run_stepped
 from policetrial.errors import AnalysisError, SurveyError, WorkspaceError
 from policetrial.jsonable import jsonable, jsonable_records
 from policetrial.outcomes.compute import OutcomeTables, workspace_outcomes
@@ -36,12 +39,19 @@ from policetrial.records.workspace import Workspace
 from policetrial.survey import prepost_tables
 
 __all__ = [
+    "PRIMARY_METHODS",
     "analyse_workspace",
     "descriptive_by_arm",
     "outcome_metadata",
     "workspace_scores",
     "write_results",
 ]
+
+PRIMARY_METHODS = {
+    "negative_binomial": "nb_randomisation",
+    "stepped_wedge_randomisation": "sw_randomisation",
+}
+"""The protocol's primary_method -> the method of the primary estimate."""
 
 
 def _software() -> dict[str, str]:
@@ -122,40 +132,65 @@ def analyse_workspace(
             scores = {"questionnaire": questionnaire}
         else:
             scores = dict(questionnaire)
-        analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, scores)
+        clustering: list[Clustering] = []
+        if protocol.design.stepped:
+            analyses = run_stepped(protocol, outcomes, allocation)
+            if scores:
+                warnings.warn(
+                    "questionnaire scales are not compared in a stepped-wedge trial (every "
+                    "station is trained in its turn, so there are no arms to compare); the "
+                    "report describes them by sequence, and `policetrial survey score` "
+                    "lists them",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        else:
+            analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, scores)
         caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
+    method = PRIMARY_METHODS[protocol.primary_method]
     primary = next(
         e
         for e in analyses
         if e.outcome == protocol.outcomes.primary
-        and e.method == "nb_randomisation"
+        and e.method == method
         and e.analysis_set == "main"
     )
-    count_outcomes = set(_named(protocol, counts=True))
     arms = allocation.arms
     sp = outcomes.station_period
+    if protocol.design.stepped:
+        main = tuple(e for e in analyses if e.analysis_set == "main")
+        stations = dict(sorted(Counter(arms.values()).items(), key=lambda kv: int(kv[0][9:])))
+        descriptive = descriptive_by_exposure(outcomes)
+        tested = min(allocation.scheme_set.n_schemes, ORDER_LIMIT)
+    else:
+        count_outcomes = set(_named(protocol, counts=True))
+        main = tuple(
+            e for e in analyses if e.analysis_set == "main" and e.outcome in count_outcomes
+        )
+        stations = {
+            "intervention": sum(1 for a in arms.values() if a == "intervention"),
+            "control": sum(1 for a in arms.values() if a == "control"),
+        }
+        descriptive = descriptive_by_arm(outcomes)
+        tested = allocation.scheme_set.n_schemes
     return TrialResults(
         trial={
             "id": protocol.trial.id,
             "title": protocol.trial.title,
             "force": protocol.trial.force,
+            "design": protocol.design.kind,
             "primary_outcome": protocol.outcomes.primary,
             "primary_outcome_label": protocol.outcome_label(protocol.outcomes.primary),
             "alpha": plan.alpha,
         },
         primary=primary,
-        estimates=tuple(
-            e for e in analyses if e.analysis_set == "main" and e.outcome in count_outcomes
-        ),
-        stations={
-            "intervention": sum(1 for a in arms.values() if a == "intervention"),
-            "control": sum(1 for a in arms.values() if a == "control"),
-        },
+        estimates=main,
+        stations=stations,
         officers_eligible=exp.to_dict()["officers_eligible"],
         station_period=jsonable_records(sp),
         allocation=allocation.to_dict(),
         exposure=jsonable(exp.to_dict()),
-        descriptive=descriptive_by_arm(outcomes),
+        descriptive=descriptive,
         warnings=tuple(dict.fromkeys(caught)),
         software=_software(),
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
@@ -165,6 +200,7 @@ def analyse_workspace(
             "n_schemes": allocation.scheme_set.n_schemes,
             "enumerated": allocation.scheme_set.enumerated,
             "smallest_p_value": allocation.scheme_set.smallest_p_value(allocation.chosen_index),
+            "orders_tested": tested,
         },
         outcomes=outcome_metadata(protocol),
     )
@@ -201,7 +237,7 @@ def _run_plan(
     order = allocation.cluster_ids
     count_methods = (
         "nb_randomisation",
-        *(["cluster_level"] if "cluster_level" in plan.sensitivity else []),
+        *(["cluster_level"] if "cluster_level" in protocol.sensitivity else []),
     )
     analyses: list[Estimate] = []
     clustering: list[Clustering] = []
@@ -253,7 +289,7 @@ def _run_plan(
             False,
             lambda n=name, s=scores: _questionnaire(n, s, plan, analyses, clustering),
         )
-    if "per_protocol" in plan.sensitivity:
+    if "per_protocol" in protocol.sensitivity:
         shares = exp.by_station.set_index("station_id")["trained_share"]
         excluded = [
             s
@@ -278,7 +314,7 @@ def _run_plan(
                 counts(primary, table, "per_protocol", schemes=restricted, order=kept)
 
             attempt(f"{primary} (per protocol)", False, per_protocol)
-    if "exclude_contaminated" in plan.sensitivity:
+    if "exclude_contaminated" in protocol.sensitivity:
         attempt(
             f"{primary} (excluding contaminated incidents)",
             False,
@@ -291,7 +327,7 @@ def _run_plan(
             ),
         )
     alternative = plan.alternative_primary
-    if "alternative_primary" in plan.sensitivity and alternative and alternative != primary:
+    if "alternative_primary" in protocol.sensitivity and alternative and alternative != primary:
         attempt(
             f"{alternative} (alternative primary)",
             False,

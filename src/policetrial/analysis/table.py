@@ -39,6 +39,7 @@ __all__ = [
     "analyse_station_table",
     "read_schemes",
     "read_station_table",
+    "read_table_file",
 ]
 
 NEEDED = ("station_id", "arm", "period", "days")
@@ -71,7 +72,8 @@ class TableAnalysis:
         return pd.DataFrame([e.to_dict() for e in self.analyses])
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_table_file(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; a file that cannot be read is one line."""
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
@@ -89,7 +91,7 @@ def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
     or more; arms are `intervention` or `control`. Mistakes name the file, row and column.
     """
     path = Path(path)
-    table = _read(path)
+    table = read_table_file(path)
     missing = [c for c in NEEDED if c not in table.columns]
     if missing:
         raise AnalysisError(f"{path}: no column {missing[0]!r}; a station table needs {NEEDED}")
@@ -139,7 +141,7 @@ def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
 def read_schemes(path: str | Path, stations: list[str]) -> tuple[np.ndarray, int | None]:
     """The candidate schemes (rows x stations, True = intervention) and the chosen row."""
     path = Path(path)
-    frame = _read(path)
+    frame = read_table_file(path)
     frame.columns = [str(c).strip() for c in frame.columns]
     absent = [s for s in stations if s not in frame.columns]
     if absent:
@@ -228,12 +230,12 @@ def analyse_station_table(
             left_out.append(f"{key}: not a column of the table")
         else:
             counts.append(key)
-    for name in plan.sensitivity:
+    for name in protocol.sensitivity:
         if name in ("per_protocol", "exclude_contaminated"):
             left_out.append(f"sensitivity {name}: needs the trial's records, not only counts")
     methods = (
         "nb_randomisation",
-        *(["cluster_level"] if "cluster_level" in plan.sensitivity else []),
+        *(["cluster_level"] if "cluster_level" in protocol.sensitivity else []),
     )
     analyses: list[Estimate] = []
     clustering: list[Clustering] = []
@@ -311,7 +313,7 @@ def _run(
                 notes.append(f"{key} (between-station CV) not analysed: {exc}")
     alternative = plan.alternative_primary
     if (
-        "alternative_primary" in plan.sensitivity
+        "alternative_primary" in protocol.sensitivity
         and alternative is not None
         and alternative in table.columns
     ):

@@ -237,8 +237,13 @@ def tagging_accuracy(
     station_order: Sequence[str],
     populations: pd.DataFrame | None = None,
     level: float = 0.95,
+    exposure: Mapping[tuple[str, str], str] | None = None,
 ) -> TaggingAccuracy:
     """PPV (and sensitivity) of flags by arm and period, and cluster-level tests between arms.
+
+    A stepped wedge passes `exposure`, (station, period) -> the cell's planned exposure:
+    accuracy is then described by exposure over all periods, with no test between them
+    (every station contributes to both, so the arms' test does not apply).
 
     Parameters
     ----------
@@ -256,23 +261,32 @@ def tagging_accuracy(
     if unknown:
         raise AuditError(f"stations {unknown} are not in the allocation")
     verdicts = consensus_verdicts(ratings)
-    frame = items.assign(arm=items["station_id"].map(arms), verdict=items["audit_id"].map(verdicts))
+
+    def group_of(frame: pd.DataFrame) -> pd.Series:
+        if exposure is None:
+            return frame["station_id"].map(arms)
+        keys = zip(frame["station_id"].astype(str), frame["period"].astype(str), strict=True)
+        return pd.Series([exposure.get(k, "not observed") for k in keys], index=frame.index)
+
+    frame = items.assign(arm=group_of(items), verdict=items["audit_id"].map(verdicts))
     ppv: list[ProportionRow] = []
     missed: list[ProportionRow] = []
     tests: list[ArmTest] = []
     notes: list[str] = []
+    groups = ARMS if exposure is None else ("unexposed", "transition", "exposed")
+    periods = PERIODS if exposure is None else ()
     for kind, rows, measure in (("tagged", ppv, "ppv"), ("untagged", missed, "missed_share")):
         these = frame[frame["kind"] == kind]
         if these.empty or these["verdict"].isna().all():
             continue
-        for arm in ARMS:
-            for period in (*PERIODS, "all"):
+        for arm in groups:
+            for period in (*periods, "all"):
                 group = these[
                     (these["arm"] == arm) & ((these["period"] == period) | (period == "all"))
                 ]
                 if len(group):
                     rows.append(_proportion(measure, arm, period, group, level))
-        for period in PERIODS:
+        for period in periods:
             group = these[these["period"] == period]
             decisive = group[group["verdict"].isin(["yes", "no"])]
             by_station = decisive.groupby("station_id")["verdict"].agg(
@@ -286,7 +300,7 @@ def tagging_accuracy(
             tests.append(ArmTest(measure, period, len(by_station), mean_i, mean_c, diff, p, used))
     sensitivity: list[SensitivityRow] = []
     if missed and populations is not None:
-        pop = populations.assign(arm=populations["station_id"].map(arms))
+        pop = populations.assign(arm=group_of(populations))
         index = {(r.arm, r.period): r for r in missed}
         for row in ppv:
             other = index.get((row.arm, row.period))

@@ -35,6 +35,7 @@ from policetrial.audit.ratings import (
 )
 from policetrial.audit.sample import AuditSample, current_sample, draw_audit_sample
 from policetrial.errors import AuditError, WorkspaceError
+from policetrial.protocol.design import CELL_LABELS
 from policetrial.randomise.sealed import current_allocation
 from policetrial.records.workspace import Workspace
 
@@ -119,7 +120,19 @@ def workspace_accuracy(workspace: Workspace, *, level: float = 0.95) -> TaggingA
         station_order=allocation.cluster_ids,
         populations=sample.summary(),
         level=level,
+        exposure=_cell_exposure(workspace, allocation) if allocation.stepped else None,
     )
+
+
+def _cell_exposure(workspace: Workspace, allocation: Any) -> dict[tuple[str, str], str]:
+    """(station, period) -> planned exposure of a stepped wedge's cells."""
+    planned = workspace.protocol.design.planned
+    return {
+        (str(sid), f"p{p}"): CELL_LABELS[row[p - 1]]
+        for sid, s in zip(allocation.cluster_ids, allocation.chosen, strict=True)
+        for row in [planned[int(s)]]
+        for p in range(1, len(row) + 1)
+    }
 
 
 @dataclass(frozen=True)

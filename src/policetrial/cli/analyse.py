@@ -32,15 +32,16 @@ def analyse(
         typer.Option(
             "--stations",
             help="A station x period table (CSV or Parquet: station_id, arm, period, days, one "
-            "column per count outcome) to analyse without a workspace.",
+            "column per count outcome; a stepped wedge: station_id, sequence, period, days, "
+            "...) to analyse without a workspace.",
         ),
     ] = None,
     schemes: Annotated[
         Path | None,
         typer.Option(
             "--schemes",
-            help="With --stations: the candidate schemes (as randomise --save-schemes writes "
-            "them); default every scheme with the table's arm sizes.",
+            help="With --stations: the candidate schemes or orders (as randomise --save-schemes "
+            "writes them); default every scheme with the table's arm (or sequence) sizes.",
         ),
     ] = None,
     protocol: Annotated[
@@ -85,6 +86,22 @@ def _workspace(workspace: Path, as_json: bool) -> None:
         emit_json(results.to_dict())
         return
     _estimates(results.analyses)
+    if results.clustering:
+        _clustering(results.clustering)
+    test = results.randomisation_test
+    stepped = results.trial.get("design") == "stepped_wedge"
+    over = (
+        f"{test['orders_tested']:,} of the {test['n_schemes']:,} sealed orders"
+        if stepped
+        else f"{test['n_schemes']:,} schemes"
+    )
+    console.print(
+        f"Randomisation test over {over}; smallest attainable p-value "
+        f"{test['smallest_p_value']:.2g}. Wrote {escape(str(path))}"
+    )
+
+
+def _clustering(rows: Any) -> None:
     console.print(
         table(
             "Between-station variation (CONSORT 17a)",
@@ -97,14 +114,9 @@ def _workspace(workspace: Path, as_json: bool) -> None:
                     c.estimate,
                     f"{cell(c.ci_low)} to {cell(c.ci_high)}",
                 ]
-                for c in results.clustering
+                for c in rows
             ],
         )
-    )
-    test = results.randomisation_test
-    console.print(
-        f"Randomisation test over {test['n_schemes']} schemes; smallest attainable "
-        f"p-value {test['smallest_p_value']:.4f}. Wrote {escape(str(path))}"
     )
 
 
@@ -128,12 +140,27 @@ def _table(
         raise ProtocolError(
             f"{workspace}: no trial.toml to say what to analyse; give --protocol NAME|PATH"
         )
-    frame = read_station_table(stations, chosen)
-    matrix = None
-    if schemes is not None:
-        matrix, _ = read_schemes(schemes, sorted(frame["station_id"].unique()))
-    with console.status("Analysing..."):
-        result = analyse_station_table(frame, chosen, schemes=matrix)
+    if chosen.design.stepped:
+        from policetrial.analysis.stepped_table import (
+            analyse_stepped_table,
+            read_orders,
+            read_stepped_table,
+        )
+
+        frame = read_stepped_table(stations, chosen)
+        orders = None
+        if schemes is not None:
+            ids = sorted(frame["station_id"].unique())
+            orders = read_orders(schemes, ids, chosen.design.n_sequences)
+        with console.status("Analysing..."):
+            result = analyse_stepped_table(frame, chosen, orders=orders)
+    else:
+        frame = read_station_table(stations, chosen)
+        matrix = None
+        if schemes is not None:
+            matrix, _ = read_schemes(schemes, sorted(frame["station_id"].unique()))
+        with console.status("Analysing..."):
+            result = analyse_station_table(frame, chosen, schemes=matrix)
     payload = result.to_dict()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +176,7 @@ def _table(
     test = result.randomisation_test
     console.print(
         f"Randomisation test over {escape(test['source'])}; smallest attainable p-value "
-        f"{test['smallest_p_value']:.4f}."
+        f"{test['smallest_p_value']:.2g}."
         + (f" Wrote {escape(str(out))}" if out is not None else "")
     )
 

@@ -34,6 +34,7 @@ __all__ = [
     "emit_json",
     "errors",
     "open_workspace_from_env",
+    "progress_bar",
     "pseudonymiser_from_env",
     "table",
     "user_errors",
@@ -132,3 +133,37 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     return "" if value is None else str(value)
+
+
+def progress_bar(target: Console, label: str) -> Any:
+    """A Rich progress bar on `target` (stderr), shown when stdout is a terminal; yields a
+    callback (done, total)."""
+    import contextlib
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        with Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=target,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as progress:
+            task = progress.add_task(label, total=None)
+
+            def tick(done: int, total: int | None = None) -> None:
+                progress.update(task, completed=done, total=total)
+
+            yield tick
+
+    return bar()

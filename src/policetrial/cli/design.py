@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from policetrial.cli import common
+from policetrial.cli.design_stepped import stepped_wedge
 
 __all__ = ["design_app"]
 
@@ -78,14 +79,42 @@ def design(
     direction: Annotated[str, _opt("Effect to detect: decrease or increase.")] = "decrease",
     sims: Annotated[int, _opt("Simulated trials per rate ratio.")] = 2000,
     seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
+    decay: Annotated[
+        float,
+        _opt(
+            "Stepped wedge: correlation of a station's effects one period apart (1: one lasting "
+            "station effect)."
+        ),
+    ] = 1.0,
     as_json: common.JsonOption = False,
 ) -> None:
     """What the trial's design can detect: the minimum detectable rate ratio, analytic and
-    simulated side by side, and the smallest attainable randomisation p-value."""
+    simulated side by side, and the smallest attainable randomisation p-value. For a
+    stepped wedge: the Hussey & Hughes closed form beside the simulated analysis, and the
+    same stations in a parallel design."""
     if ctx.invoked_subcommand is not None:
         return
     from policetrial.design.schemes import protocol_schemes
     from policetrial.design.trial import design_protocol, design_workspace
+    from policetrial.protocol.schema import resolve_protocol
+
+    with common.user_errors():
+        proto = resolve_protocol(protocol) if protocol is not None else None
+        space = None if proto is not None else common.open_workspace_from_env(workspace)
+    if (proto or space.protocol).design.stepped:  # type: ignore[union-attr]
+        _stepped(
+            proto,
+            space,
+            events_per_period=incidents_per_station,
+            cv_between=cv_between,
+            decay=decay,
+            power=power,
+            direction=direction,
+            n_sims=sims,
+            seed=seed,
+            as_json=as_json,
+        )
+        return
 
     assumptions: dict[str, Any] = {
         "incidents_per_station": incidents_per_station,
@@ -98,18 +127,14 @@ def design(
         "n_sims": sims,
         "seed": seed,
     }
-    with common.user_errors(), _progress(common.errors, "Simulating trials") as tick:
-        if protocol is not None:
-            from policetrial.protocol.schema import resolve_protocol
-
-            proto = resolve_protocol(protocol)
+    with common.user_errors(), common.progress_bar(common.errors, "Simulating trials") as tick:
+        if proto is not None:
             result = design_protocol(
                 proto, scheme_set=protocol_schemes(proto), progress=tick, **assumptions
             )
         else:
-            result = design_workspace(
-                common.open_workspace_from_env(workspace), progress=tick, **assumptions
-            )
+            assert space is not None
+            result = design_workspace(space, progress=tick, **assumptions)
     if as_json:
         common.emit_json(result.to_dict())
         return
@@ -163,37 +188,16 @@ def design(
         common.console.print(f"[dim]{escape(note)}[/]")
 
 
-def _progress(console: Any, label: str) -> Any:
-    """A Rich progress bar on stderr; yields a callback (done, total)."""
-    import contextlib
+def _stepped(protocol: Any, workspace: Any, *, as_json: bool, **assumptions: Any) -> None:
+    from policetrial.cli.design_stepped import present_stepped_design
+    from policetrial.design.stepped_trial import design_stepped, design_stepped_workspace
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    @contextlib.contextmanager
-    def bar() -> Any:
-        with Progress(
-            TextColumn(label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not common.console.is_terminal,
-        ) as progress:
-            task = progress.add_task(label, total=None)
-
-            def tick(done: int, total: int | None = None) -> None:
-                progress.update(task, completed=done, total=total)
-
-            yield tick
-
-    return bar()
+    with common.user_errors(), common.progress_bar(common.errors, "Simulating trials") as tick:
+        if protocol is not None:
+            result = design_stepped(protocol, progress=tick, **assumptions)
+        else:
+            result = design_stepped_workspace(workspace, progress=tick, **assumptions)
+    present_stepped_design(result, as_json=as_json)
 
 
 def _analytic(
@@ -449,7 +453,7 @@ def simulate(
             ids, id_column="station_id", method="simple", intervention=clusters_per_arm, seed=seed
         ).scheme_set
         total = sims * (2 if type_i and irr != 1.0 else 1)
-        with _progress(common.errors, "Simulating trials") as tick:
+        with common.progress_bar(common.errors, "Simulating trials") as tick:
             result = simulate_power(
                 schemes=scheme_set,
                 scenario=scenario,
@@ -479,3 +483,6 @@ def simulate(
         f"{result.n_schemes} schemes; smallest attainable p-value "
         f"{result.smallest_p_value:.4f}; {result.seconds:.1f} s."
     )
+
+
+design_app.command("stepped-wedge")(stepped_wedge)

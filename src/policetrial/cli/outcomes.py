@@ -62,10 +62,10 @@ def outcomes(
             emit_json(tables.to_dict()["station_period"])
             return
         sp = tables.station_period
+        stepped = "exposure" in sp.columns
         columns = [
             "station_id",
-            "arm",
-            "period",
+            *(["sequence", "period", "exposure"] if stepped else ["arm", "period"]),
             "days",
             *tables.count_columns,
             "contaminated",

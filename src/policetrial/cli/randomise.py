@@ -73,12 +73,18 @@ def read_clusters(path: Path, id_column: str) -> Any:
 
 def write_schemes(path: Path, allocation: Any) -> None:
     """The candidate set as cvcrand's `savedata` lays it out: `chosen` (1 for the scheme
-    used), `score`, then one 0/1 column per cluster (1 = intervention). CSV or Parquet."""
+    used), `score`, then one column per cluster: 0/1 (1 = intervention), or for a stepped
+    wedge the station's sequence (1, 2, ...). CSV or Parquet."""
     import numpy as np
     import pandas as pd
 
+    from policetrial.randomise.sequences import LabelSet
+
     scheme_set = allocation.scheme_set
-    frame = pd.DataFrame(scheme_set.schemes.astype(np.int8), columns=list(scheme_set.cluster_ids))
+    values = scheme_set.schemes.astype(np.int8)
+    if isinstance(scheme_set, LabelSet):
+        values = values + 1
+    frame = pd.DataFrame(values, columns=list(scheme_set.cluster_ids))
     frame.insert(0, "score", scheme_set.scores if scheme_set.scores is not None else np.nan)
     chosen = np.zeros(scheme_set.n_schemes, dtype=np.int8)
     chosen[allocation.chosen_index] = 1
@@ -242,8 +248,9 @@ def randomise_command(
                         }
                     )
                     return
+                word = "orders" if sealed.stepped else "schemes"
                 common.console.print(
-                    f"Wrote the sealed candidate set ({sealed.scheme_set.n_schemes:,} schemes, "
+                    f"Wrote the sealed candidate set ({sealed.scheme_set.n_schemes:,} {word}, "
                     f"allocation of {sealed.created_at:%Y-%m-%d %H:%M}) to "
                     f"{escape(str(save_schemes))}; nothing was randomised."
                 )
@@ -311,14 +318,18 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
     if as_json:
         common.emit_json(_payload(allocation))
         return
+    from policetrial.randomise.sequences import LabelSet
+
     scores = allocation.scheme_set.scores
+    stepped = isinstance(allocation.scheme_set, LabelSet)
     rows = [[cid, arm] for cid, arm in allocation.arms.items()]
-    common.console.print(common.table(title, [unit, "arm"], rows))
+    common.console.print(common.table(title, [unit, "sequence" if stepped else "arm"], rows))
     scheme_set = allocation.scheme_set
     how = "enumerated" if scheme_set.enumerated else f"{scheme_set.n_examined:,} sampled"
+    word = "orders" if stepped else "schemes"
     common.console.print(
         f"Method {allocation.method}, seed {allocation.seed}: "
-        f"{scheme_set.n_schemes:,} candidate schemes of {scheme_set.total:,} ({how}); "
+        f"{scheme_set.n_schemes:,} candidate {word} of {scheme_set.total:,} ({how}); "
         f"smallest attainable p-value "
         f"{scheme_set.smallest_p_value(allocation.chosen_index):.4g}"
     )
@@ -328,12 +339,12 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
         cutoff = described["cutoff_score"]
         common.console.print(
             common.table(
-                "Balance scores of every scheme examined",
+                f"Balance scores of every {word[:-1]} examined",
                 ["statistic", "score"],
                 [[k, v] for k, v in summary.items()],
             )
         )
-        chosen_line = f"chosen scheme's score {allocation.chosen_score:.4g}"
+        chosen_line = f"chosen {word[:-1]}'s score {allocation.chosen_score:.4g}"
         if cutoff is not None:
             chosen_line += f"; cutoff score {cutoff:.4g}"
         common.console.print(chosen_line)
@@ -347,8 +358,11 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
                 )
             )
     validity = allocation.validity()
+    together = "in the same sequence" if stepped else "together"
     if validity.valid:
-        common.console.print(f"Validity: no pair of {unit}s is always together or always apart.")
+        common.console.print(
+            f"Validity: no pair of {unit}s is always {together} or never {together}."
+        )
     else:
         flagged = [
             f"{r.cluster_1}+{r.cluster_2} {'always together' if r.same_arm else 'never together'}"

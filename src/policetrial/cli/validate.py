@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from click.core import ParameterSource
@@ -65,10 +65,19 @@ def validate(
             "domestic-abuse, or a trial.toml path) instead of a workspace's."
         ),
     ] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Stepped wedge: scenarios to simulate (flat, trend, decay, trend+decay; "
+            "repeatable).",
+            show_default="all four",
+        ),
+    ] = None,
     as_json: common.JsonOption = False,
 ) -> None:
     """Simulate null and alternative trials of the trial's own design (Connect's by
-    default); each method's size and coverage."""
+    default); each method's size and coverage. A stepped-wedge trial's design is studied
+    in four scenarios: no trend, a secular trend, decaying correlation, and both."""
     from policetrial.design.validity import (
         connect_design,
         protocol_design,
@@ -92,10 +101,16 @@ def validate(
             if ctx.get_parameter_source("workspace") is not ParameterSource.ENVIRONMENT:
                 raise TrialError("give --protocol or --workspace, not both")
             workspace = None
-        if protocol is not None:
-            design = protocol_design(resolve_protocol(protocol))
-        elif workspace is not None:
-            design = workspace_design(common.open_workspace_from_env(workspace))
+        proto = resolve_protocol(protocol) if protocol is not None else None
+        space = common.open_workspace_from_env(workspace) if workspace is not None else None
+        chosen = proto if proto is not None else (space.protocol if space is not None else None)
+        if chosen is not None and chosen.design.stepped:
+            _stepped(proto, space, trials, alternative, cvs, seed, scenario, out, as_json)
+            return
+        if proto is not None:
+            design = protocol_design(proto)
+        elif space is not None:
+            design = workspace_design(space)
         else:
             design = connect_design()
         with console.status("Simulating...") as status:
@@ -128,6 +143,67 @@ def validate(
             f"{b.incidents_per_station:.0f} incidents per station ({escape(b.source)})",
             highlight=False,
         )
+    _cells_table(study)
+
+
+def _stepped(
+    protocol: Any,
+    workspace: Any,
+    trials: int,
+    alternative: int,
+    cvs: tuple[float, ...],
+    seed: int,
+    scenarios: list[str] | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    from policetrial.design.stepped_validity import (
+        STEPPED_SCENARIOS,
+        stepped_protocol_design,
+        stepped_validity_study,
+        stepped_workspace_design,
+    )
+
+    console = common.errors if as_json else common.console
+    with common.user_errors():
+        unknown = [s for s in scenarios or () if s not in STEPPED_SCENARIOS]
+        if unknown:
+            raise TrialError(
+                f"--scenario {unknown[0]!r} is not one of {', '.join(STEPPED_SCENARIOS)}"
+            )
+        if protocol is not None:
+            design = stepped_protocol_design(protocol)
+        else:
+            design = stepped_workspace_design(workspace)
+        with console.status("Simulating...") as status:
+            study = stepped_validity_study(
+                design=design,
+                n_trials=trials,
+                n_alternative=alternative,
+                cvs=cvs,
+                seed=seed,
+                scenarios=tuple(scenarios or STEPPED_SCENARIOS),
+                on_progress=lambda text: status.update(f"Simulating {text}..."),
+            )
+        payload = study.to_dict()
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        common.emit_json(payload)
+        return
+    console.print(f"[bold]Design simulated[/]: {escape(design.name)}: {escape(design.description)}")
+    console.print(f"[dim]{escape(design.source)}[/]", highlight=False)
+    console.print(
+        f"Counts: {design.events_per_period:.1f} per station and period "
+        f"({escape(design.events_from)})",
+        highlight=False,
+    )
+    _cells_table(study)
+
+
+def _cells_table(study: Any) -> None:
+    console = common.console
     table = Table(
         title="Size (rejection under the null) and coverage of 95% intervals",
         title_justify="left",

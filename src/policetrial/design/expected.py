@@ -24,17 +24,30 @@ __all__ = [
     "expected_count",
     "expected_primary",
     "followup_days",
+    "window_months",
 ]
 
 
+def window_months(protocol: Protocol) -> float:
+    """Months a station is measured in one comparison: the follow-up window of a parallel
+    trial, one period of a stepped wedge."""
+    if protocol.design.stepped:
+        return float(protocol.design.period_months)
+    return float(protocol.parallel_periods.followup.length_months)
+
+
 def followup_days(protocol: Protocol) -> float:
-    """The follow-up window's length in days (months of 30.4375 days)."""
-    return 30.4375 * protocol.periods.followup.length_months
+    """The follow-up window's (a stepped wedge: one period's) length in days (months of
+    30.4375 days)."""
+    return 30.4375 * window_months(protocol)
 
 
 def baseline_share(protocol: Protocol) -> float:
-    """The baseline window's length relative to the follow-up window's."""
-    baseline = protocol.periods.baseline
+    """The baseline window's length relative to the follow-up window's (a stepped wedge's
+    first period against its period length: 1)."""
+    if protocol.design.stepped:
+        return 1.0
+    baseline = protocol.parallel_periods.baseline
     return ((baseline.end - baseline.start).days + 1) / followup_days(protocol)
 
 
@@ -59,8 +72,7 @@ def _event_share(protocol: Protocol, condition: Condition | None) -> float | Non
 def _synth_incidents(protocol: Protocol) -> tuple[float, float]:
     """All incidents and target incidents per station in the follow-up window ([synth])."""
     synth = protocol.synth
-    months = protocol.periods.followup.length_months
-    every = synth.incidents_per_station_month * months
+    every = synth.incidents_per_station_month * window_months(protocol)
     return every, every * synth.target_share
 
 

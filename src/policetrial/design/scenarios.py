@@ -205,7 +205,7 @@ def _design(
 ) -> SimulatedDesign:
     incidents, source = expected_primary(protocol, baseline)
     incidents_from = f"the primary outcome, {protocol.outcomes.primary}: {source}"
-    period = protocol.periods.baseline
+    period = protocol.parallel_periods.baseline
     days = followup_days(protocol)
     binary = tuple(
         _binary_scenario(protocol, spec, baseline)

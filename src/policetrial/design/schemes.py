@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.design.expected import baseline_share, expected_count
-from policetrial.errors import RandomisationError
+from policetrial.errors import DesignError, RandomisationError
 from policetrial.outcomes.covariates import station_covariates
 from policetrial.protocol.schema import Protocol
 from policetrial.randomise import SchemeSet, allocate_by_plan, randomise_clusters
@@ -160,6 +160,10 @@ def workspace_schemes(workspace: Workspace) -> TrialSchemes:
     protocol = workspace.protocol
     sealed = current_allocation(workspace)
     if sealed is not None:
+        if not isinstance(sealed.scheme_set, SchemeSet):
+            raise DesignError(
+                "a stepped-wedge trial's design is answered by `policetrial design stepped-wedge`"
+            )
         columns = tuple(sealed.parameters.get("strata", ()))
         inputs = pd.DataFrame((sealed.inputs or {}).get("clusters", []))
         schemes = TrialSchemes(

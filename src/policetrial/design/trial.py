@@ -54,7 +54,7 @@ from policetrial.protocol.schema import Protocol
 from policetrial.randomise import SchemeSet
 from policetrial.records.workspace import Workspace
 
-__all__ = ["ProtocolDesign", "design_protocol", "design_workspace"]
+__all__ = ["GRID", "ProtocolDesign", "design_protocol", "design_workspace", "probit_crossing"]
 
 GRID = (0.6, 0.8, 1.0, 1.2, 1.4)
 """Multiples of the analytic log rate ratio at which power is simulated."""
@@ -210,7 +210,7 @@ def design_protocol(
             f"the design has {treated} intervention and {n - treated} control stations; the "
             "analytic comparison needs equal arms"
         )
-    periods = protocol.periods
+    periods = protocol.parallel_periods
     baseline_days = (periods.baseline.end - periods.baseline.start).days + 1
     followup_days = 30.4375 * periods.followup.length_months
     scenario = CountScenario(
@@ -267,7 +267,7 @@ def design_protocol(
         done += n_sims * (2 if middle else 1)
         simulations.append(result)
     simulated_mdrr = {
-        method: _crossing(grid, [s.method(method).power for s in simulations], power)
+        method: probit_crossing(grid, [s.method(method).power for s in simulations], power)
         for method in (m.method for m in simulations[0].methods)
     }
     return ProtocolDesign(
@@ -343,7 +343,7 @@ def _design_arguments(result: DesignResult) -> dict[str, Any]:
     }
 
 
-def _crossing(grid: list[float], powers: list[float], target: float) -> float | None:
+def probit_crossing(grid: list[float], powers: list[float], target: float) -> float | None:
     """The rate ratio where simulated power crosses the target (probit against log irr)."""
     x = np.log(np.asarray(grid))
     y = stats.norm.ppf(np.clip(np.asarray(powers, dtype=float), 1e-4, 1 - 1e-4))

@@ -138,6 +138,8 @@ class ValidityStudy:
     failures: tuple[str, ...] = field(default=())
     design: dict[str, Any] = field(default_factory=dict)
     """`SimulatedDesign.to_dict()`: the design every trial was simulated over."""
+    bars: dict[str, Any] | None = None
+    """The bars the cells were held to (default `BARS`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,7 +147,7 @@ class ValidityStudy:
             "settings": self.settings,
             "seconds": round(self.seconds, 1),
             "cells": [c.to_dict() for c in self.cells],
-            "bars": BARS,
+            "bars": self.bars if self.bars is not None else BARS,
             "failures": list(self.failures),
         }
 

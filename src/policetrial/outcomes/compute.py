@@ -26,7 +26,7 @@ from sqlglot import exp
 from policetrial.errors import WorkspaceError
 from policetrial.jsonable import jsonable_records
 from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes, lead_days
-from policetrial.outcomes.windows import station_windows
+from policetrial.outcomes.windows import station_windows, stepped_windows
 from policetrial.protocol.schema import Protocol
 from policetrial.records.allocation import current_arms
 from policetrial.records.roster import load_officers, load_stations
@@ -234,15 +234,22 @@ def compute_outcomes(
         station_period = station_period.merge(part, on=["station_id", "period"], how="left")
     count_columns = [*compiled.count_columns, "contaminated"]
     station_period[count_columns] = station_period[count_columns].fillna(0).astype("int64")
+    extra = [c for c in ("sequence", "exposure", "exposure_as_trained") if c in station_period]
     station_period = station_period[
-        ["station_id", "arm", "period", "start", "end", "days", "anchor", *count_columns]
+        ["station_id", "arm", "period", "start", "end", "days", "anchor", *extra, *count_columns]
     ]
     incidents = connection.sql(compiled.sql("incident_table")).to_arrow_table()
     connection.execute("DROP TABLE incident_base")
     for name in tables:
         connection.unregister(name)
+    order = ["period", "station_id"]
+    if "sequence" in station_period:
+        # p1, p2, ..., p10 in the design's order, not as text.
+        station_period = station_period.assign(_p=station_period["period"].str[1:].astype(int))
+        order = ["_p", "station_id"]
+    station_period = station_period.sort_values(order).drop(columns=["_p"], errors="ignore")
     return OutcomeTables(
-        station_period.sort_values(["period", "station_id"]).reset_index(drop=True),
+        station_period.reset_index(drop=True),
         incidents,
         compiled.count_columns,
     )
@@ -381,7 +388,10 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
     stations = stations[stations["station_id"].isin(arms)].copy()
     stations["arm"] = stations["station_id"].map(arms)
     sessions = read_store(workspace, "training_sessions")
-    windows = station_windows(workspace.protocol, stations, sessions)
+    if workspace.protocol.design.stepped:
+        windows = stepped_windows(workspace.protocol, stations, sessions)
+    else:
+        windows = station_windows(workspace.protocol, stations, sessions)
     with outcome_connection(workspace, windows) as connection:
         return compute_outcomes(connection, workspace.protocol, windows)
 

@@ -25,9 +25,11 @@ __all__ = ["person_count_sql"]
 
 def _months_touched(protocol: Protocol) -> int:
     """The most calendar months any window of the protocol touches."""
-    base = protocol.periods.baseline
+    if protocol.design.stepped:
+        return protocol.design.period_months + 1
+    base = protocol.parallel_periods.baseline
     baseline = (base.end.year - base.start.year) * 12 + base.end.month - base.start.month + 1
-    return max(baseline, protocol.periods.followup.length_months + 1)
+    return max(baseline, protocol.parallel_periods.followup.length_months + 1)
 
 
 def _least_in_a_month(thresholds: Iterable[Threshold], months_touched: int) -> int:

@@ -1,4 +1,5 @@
-"""The trial's periods: the baseline window and each station's follow-up window.
+"""The trial's periods: the baseline window and each station's follow-up window (a
+parallel trial), or every station in each calendar period of a stepped wedge.
 
 The baseline window is the same calendar window for every station. The follow-up window
 is placed after the station's training delivery; control stations, which have none, are
@@ -8,7 +9,6 @@ overall), so that both arms are measured over the same season.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import statistics
 import warnings
@@ -16,19 +16,20 @@ import warnings
 import pandas as pd
 
 from policetrial.errors import WorkspaceError
+from policetrial.protocol.dates import add_months
+from policetrial.protocol.design import CELL_LABELS
 from policetrial.protocol.schema import Protocol
 
-__all__ = ["WINDOW_COLUMNS", "add_months", "baseline_windows", "station_windows"]
+__all__ = [
+    "STEPPED_COLUMNS",
+    "WINDOW_COLUMNS",
+    "add_months",
+    "baseline_windows",
+    "station_windows",
+    "stepped_windows",
+]
 
 WINDOW_COLUMNS = ("station_id", "arm", "period", "start", "end", "days", "anchor", "anchor_rule")
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """The same day `months` calendar months later (clamped to the month's last day)."""
-    total = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(total, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return dt.date(year, month + 1, min(day.day, last))
 
 
 def _median_date(days: list[dt.date]) -> dt.date:
@@ -57,12 +58,17 @@ def _window(
 
 
 def _baseline(protocol: Protocol, station_id: str, arm: str) -> dict[str, object]:
-    base = protocol.periods.baseline
+    if protocol.design.stepped:
+        # A stepped wedge's first period: every station is measured before any is trained.
+        start, end = protocol.design.period_bounds()[0]
+        return _window(station_id, arm, "baseline", start, end, None, "first period of the design")
+    base = protocol.parallel_periods.baseline
     return _window(station_id, arm, "baseline", base.start, base.end, None, "protocol baseline")
 
 
 def baseline_windows(protocol: Protocol, stations: pd.DataFrame) -> pd.DataFrame:
-    """The baseline window of each station (`station_id`, `arm`), as `station_windows` gives it.
+    """The baseline window of each station (`station_id`, `arm`), as `station_windows` gives it
+    (a stepped wedge: its first period, before any station is trained).
 
     Needs no training sessions, so it serves before randomisation too (the baseline
     covariates), with whatever `arm` label the caller gives.
@@ -86,7 +92,7 @@ def station_windows(
 
     Returns columns station_id, arm, period, start, end, days, anchor, anchor_rule.
     """
-    follow = protocol.periods.followup
+    follow = protocol.parallel_periods.followup
     delivered: dict[str, dt.date] = {}
     if len(sessions):
         grouped = sessions.groupby("station_id")["session_date"]
@@ -136,3 +142,57 @@ def station_windows(
         rows.append(_baseline(protocol, sid, row["arm"]))
         rows.append(_window(sid, row["arm"], "followup", start, end, anchor, rule))
     return pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))
+
+
+STEPPED_COLUMNS = (*WINDOW_COLUMNS, "sequence", "exposure", "exposure_as_trained")
+
+
+def stepped_windows(
+    protocol: Protocol, stations: pd.DataFrame, sessions: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per station and period of a stepped-wedge design.
+
+    `stations` needs `station_id` and `arm`, the station's sequence as the records name it
+    (`sequence 1`, ...). Each row has the period's calendar window (`period` is `p1`,
+    `p2`, ...), the cell's planned exposure from the design's matrix (`unexposed`,
+    `exposed`, `transition`, `not observed`: what the analysis uses, by intention to treat)
+    and its exposure as trained: `exposed` when the station's last training session came
+    before the period began, `transition` when it came within the period, `unexposed`
+    otherwise (`anchor` is that session's date).
+    """
+    design = protocol.design
+    bounds = design.period_bounds()
+    delivered: dict[str, dt.date] = {}
+    if len(sessions):
+        last = sessions.groupby("station_id")["session_date"].max()
+        delivered = {str(k): pd.Timestamp(v).date() for k, v in last.items()}
+    rows = []
+    for sid, arm in zip(stations["station_id"].astype(str), stations["arm"], strict=True):
+        label = str(arm)
+        if not label.startswith("sequence "):
+            raise WorkspaceError(
+                f"station {sid} is in {label!r}, not a sequence: the allocation is not this "
+                "stepped-wedge design's; randomise again"
+            )
+        sequence = int(label.removeprefix("sequence "))
+        if not 1 <= sequence <= design.n_sequences:
+            raise WorkspaceError(
+                f"station {sid} is in {label}; the design has {design.n_sequences}"
+            )
+        row = design.planned[sequence - 1]
+        trained = delivered.get(sid)
+        for p, (start, end) in enumerate(bounds, start=1):
+            if trained is None or trained > end:
+                as_trained = "unexposed"
+            elif trained < start:
+                as_trained = "exposed"
+            else:
+                as_trained = "transition"
+            cell = _window(sid, label, f"p{p}", start, end, trained, "last training session")
+            cell.update(
+                sequence=sequence,
+                exposure=CELL_LABELS[row[p - 1]],
+                exposure_as_trained=as_trained,
+            )
+            rows.append(cell)
+    return pd.DataFrame(rows, columns=list(STEPPED_COLUMNS))

@@ -9,27 +9,43 @@ them; nothing reads the file behind the caller's back.
 
 from __future__ import annotations
 
-import datetime as dt
 import tomllib
-import zoneinfo
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from policetrial.errors import ProtocolError
 from policetrial.protocol.base import IDENTIFIER
 from policetrial.protocol.base import Frozen as _Frozen
 from policetrial.protocol.conditions import ConditionError
+from policetrial.protocol.design import Design
 from policetrial.protocol.events import EventKind
 from policetrial.protocol.extracts import BUILTIN_KINDS, ExtractKind, event_extract
 from policetrial.protocol.outcomes import (
-    COUNT_KINDS,
-    RESERVED,
-    DeclaredOutcome,
     DeclaredOutcomes,
     resolve_outcomes,
+)
+from policetrial.protocol.sections import (
+    PACK_FIELDS,
+    PARALLEL_SENSITIVITY,
+    RANDOMISATION_COVARIATES,
+    STEPPED_SENSITIVITY,
+    Analysis,
+    Arms,
+    Assignment,
+    Audit,
+    Codes,
+    Definitions,
+    Eligibility,
+    Outcomes,
+    Periods,
+    Randomisation,
+    Report,
+    Survey,
+    Targets,
+    Trial,
 )
 from policetrial.protocol.synthetic import Synth
 
@@ -47,318 +63,6 @@ __all__ = [
 SCHEMA_VERSION = 2
 """The protocol file format: 2 declares its outcomes, events and wording (docs/protocol.md)."""
 
-Arm = Literal["intervention", "control"]
-
-
-class Trial(_Frozen):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    title: str
-    force: str
-    timezone: str = "Europe/London"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; expected an IANA name such as 'Europe/London'"
-            ) from None
-        return value
-
-
-class Arms(_Frozen):
-    intervention: str
-    control: str
-
-
-class Eligibility(_Frozen):
-    teams: tuple[str, ...] = Field(min_length=1)
-    ranks: tuple[str, ...] = Field(min_length=1)
-    on_date: dt.date
-
-
-class Targets(_Frozen):
-    stations: int = Field(ge=2)
-    officers_intervention: int = Field(ge=0)
-    officers_control: int = Field(ge=0)
-
-
-class Baseline(_Frozen):
-    start: dt.date
-    end: dt.date
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Baseline:
-        if self.end < self.start:
-            raise ValueError(f"end ({self.end}) is before start ({self.start})")
-        return self
-
-
-class FollowUp(_Frozen):
-    anchor: Literal["last_session", "first_session"] = "last_session"
-    months_after: int = Field(ge=0, le=60)
-    length_months: int = Field(ge=1, le=60)
-    control_anchor: Literal["stratum_median", "median"] | dt.date = "stratum_median"
-
-
-class Periods(_Frozen):
-    baseline: Baseline
-    followup: FollowUp
-
-
-class Codes(_Frozen):
-    """The protocol's code lists: `grades` and `person_roles` check the incident extracts;
-    any other list (qualifiers, markers, closing codes...) is named by conditions as `@name`."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-    grades: tuple[str, ...] = Field(min_length=1)
-    person_roles: tuple[str, ...] = ("caller", "subject", "victim", "witness", "other")
-    __pydantic_extra__: dict[str, tuple[str, ...]]
-
-    @model_validator(mode="after")
-    def _lists_named_and_known(self) -> Codes:
-        for name, values in self.lists.items():
-            if not IDENTIFIER.match(name):
-                raise ValueError(
-                    f"code list name {name!r} must be lower case letters, digits and underscores"
-                )
-            if not values:
-                raise ValueError(f"code list {name!r} is empty")
-        if "response_grades" in self.lists:
-            unknown = sorted(set(self.lists["response_grades"]) - set(self.grades))
-            if unknown:
-                raise ValueError(
-                    f"response_grades {unknown} are not among grades {list(self.grades)}"
-                )
-        return self
-
-    @property
-    def lists(self) -> dict[str, tuple[str, ...]]:
-        """Every code list by name, `grades` and `person_roles` among them."""
-        extra = {k: tuple(v) for k, v in (self.model_extra or {}).items()}
-        return {"grades": self.grades, "person_roles": self.person_roles, **extra}
-
-
-class OfficeHours(_Frozen):
-    start: dt.time = dt.time(9, 0)
-    end: dt.time = dt.time(17, 0)
-    bank_holidays: str | None = "ENG"
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _hhmm(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return dt.time.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"expected a time as HH:MM, got {value!r}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> OfficeHours:
-        if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
-        if self.bank_holidays not in (None, "ENG", "WLS", "SCT", "NIR", "none"):
-            raise ValueError(
-                "bank_holidays must be one of ENG, WLS, SCT, NIR or none, "
-                f"got {self.bank_holidays!r}"
-            )
-        return self
-
-
-class Definitions(_Frozen):
-    office_hours: OfficeHours = OfficeHours()
-
-
-class Assignment(_Frozen):
-    incidents_to_station: Literal["attending_officer", "location"] = "attending_officer"
-
-
-RANDOMISATION_COVARIATES = ("area_type", "district", "population", "eligible_officers")
-"""Station covariates a protocol can balance on besides `baseline_<outcome>`, the baseline
-count of any of its count outcomes (which needs the incidents): stations-table columns and
-eligible officers on the roster date."""
-
-
-class Randomisation(_Frozen):
-    method: Literal["simple", "stratified", "matched", "constrained"] = "stratified"
-    strata: tuple[str, ...] = ()
-    covariates: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    weights: dict[str, float] = Field(default_factory=dict)
-    intervention_stations: int | None = Field(None, ge=1)
-    per_stratum: dict[str, int] = Field(default_factory=dict)
-    metric: Literal["l1", "l2"] = "l2"
-    cutoff: float | None = Field(None, gt=0, le=1)
-    schemes: int | None = Field(None, ge=2)
-    sample_size: int = Field(100_000, ge=2)
-    seed: int = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Randomisation:
-        if self.method == "constrained" and not self.covariates:
-            raise ValueError("constrained randomisation needs covariates to balance")
-        if self.cutoff is not None and self.schemes is not None:
-            raise ValueError("give cutoff or schemes, not both")
-        for name, label in ((self.categorical, "categorical"), (tuple(self.weights), "weights")):
-            stray = [c for c in name if c not in self.covariates]
-            if stray:
-                raise ValueError(f"{label} names {stray}, which are not among the covariates")
-        negative = {k: w for k, w in self.weights.items() if not w >= 0}
-        if negative:
-            raise ValueError(f"weights must be >= 0, got {negative}")
-        if self.per_stratum and not self.strata:
-            raise ValueError("per_stratum needs strata")
-        if any(v < 0 for v in self.per_stratum.values()):
-            raise ValueError(f"per_stratum counts must be >= 0, got {self.per_stratum}")
-        return self
-
-
-class Outcomes(_Frozen):
-    """`primary` and `secondary` name outcomes declared as `[outcomes.<key>]` tables."""
-
-    primary: str
-    secondary: tuple[str, ...] = ()
-    declared: dict[str, DeclaredOutcome] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _gather(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        named = {k: v for k, v in value.items() if k in ("primary", "secondary", "declared")}
-        declared = {k: v for k, v in value.items() if k not in named}
-        return {**named, "declared": {**named.get("declared", {}), **declared}}
-
-    @field_validator("declared")
-    @classmethod
-    def _named(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
-            if not IDENTIFIER.match(key):
-                raise ValueError(
-                    f"outcome key {key!r} must be lower case letters, digits and underscores"
-                )
-            if key in RESERVED:
-                raise ValueError(f"{key!r} is a reserved name; call the outcome something else")
-        return value
-
-    @model_validator(mode="after")
-    def _named_outcomes_declared(self) -> Outcomes:
-        if not self.declared:
-            raise ValueError(
-                "no outcome is declared; add an [outcomes.<key>] table for each (docs/protocol.md)"
-            )
-        for name in (self.primary, *self.secondary):
-            if name not in self.declared:
-                raise ValueError(
-                    f"unknown outcome {name!r}; declared outcomes: {', '.join(self.declared)}"
-                )
-        if self.declared[self.primary].kind not in COUNT_KINDS:
-            raise ValueError(
-                f"the primary outcome {self.primary!r} is a {self.declared[self.primary].kind}; "
-                f"the primary analysis needs a count ({', '.join(COUNT_KINDS)})"
-            )
-        return self
-
-
-Sensitivity = Literal[
-    "cluster_level", "per_protocol", "exclude_contaminated", "alternative_primary"
-]
-
-
-class Analysis(_Frozen):
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    primary_method: Literal["negative_binomial"] = "negative_binomial"
-    sensitivity: tuple[Sensitivity, ...] = ("cluster_level",)
-    binary_methods: tuple[Literal["gee_avg", "gee_kc", "gee_md", "gee_fg"], ...] = (
-        "gee_avg",
-        "gee_kc",
-        "gee_md",
-        "gee_fg",
-    )
-    """The methods for `incident_binary` outcomes, the first being the main one."""
-    per_protocol_min_dose: float = Field(0.5, gt=0, le=1)
-    alternative_primary: str | None = None
-    """A count outcome analysed as the primary one would be (sensitivity
-    `alternative_primary`)."""
-
-
-PACK_FIELDS = ("channel", "out_of_hours", "attended", "persons_linked", "officers_attending")
-"""Structured fields an audit pack can show besides the codes; any incident outcome's key
-too (yes / no)."""
-
-
-class Audit(_Frozen):
-    """The independent audit of tags: how many incidents, drawn how, shown how."""
-
-    fraction: float = Field(0.10, gt=0, le=1)
-    """Share of the included (tagged or marked) incidents drawn for the audit."""
-    seed: int = Field(ge=0)
-    untagged_fraction: float = Field(0.0, ge=0, le=1)
-    """Share of the other incidents in the windows drawn too, to estimate missed tags."""
-    double_rated_fraction: float = Field(0.2, ge=0, le=1)
-    """Share of the drawn incidents that a second rater rates (for agreement)."""
-    pack_fields: tuple[str, ...] = ("channel",)
-    """Structured fields the auditor sees besides date, time, codes, grade, tags, markers:
-    some of `PACK_FIELDS`, or incident outcomes' keys."""
-    pack_dates: Literal["date_time", "weekday_time"] = "weekday_time"
-    """"weekday_time" (the default) shows only the weekday and time of day: the calendar
-    date would tell the auditor the period, and with staggered follow-up windows hint at
-    the station. "date_time" shows the date too, and the report says the pack did."""
-    flagged: str | None = None
-    """The incident outcome whose incidents are audited (default: the primary outcome)."""
-    question: str = "Is the flag that brought this incident into the trial's count relevant?"
-    """What the auditor is asked about each flagged incident."""
-    question_unflagged: str = "Should this incident have carried the trial's flag?"
-    """What the auditor is asked about an unflagged incident (`untagged_fraction`)."""
-    answers: tuple[str, str, str] = ("relevant", "not relevant", "cannot tell")
-    """The auditor's words for a flagged incident: the flag is right, it is wrong, cannot
-    tell (stored as yes, no, cannot_tell)."""
-    answers_unflagged: tuple[str, str, str] = ("yes", "no", "cannot tell")
-    """The words for an unflagged incident: it should have been flagged, it should not,
-    cannot tell."""
-
-    @model_validator(mode="after")
-    def _distinct_answers(self) -> Audit:
-        for name, words in (
-            ("answers", self.answers),
-            ("answers_unflagged", self.answers_unflagged),
-        ):
-            folded = [w.strip().casefold() for w in words]
-            if len(set(folded)) != 3 or not all(folded):
-                raise ValueError(f"{name} must be three different words, got {list(words)}")
-        return self
-
-
-class Report(_Frozen):
-    suppress_below: int = Field(5, ge=0)
-    monthly_outcome: str | None = None
-    """The incident count drawn month by month over the whole extract (default: the primary
-    outcome, when it counts incidents)."""
-
-
-class Survey(_Frozen):
-    """Officer questionnaires: which instruments, where links point, private wording."""
-
-    instruments: tuple[str, ...] = Field(("connect-officer",), min_length=1)
-    link_base_url: str = "http://127.0.0.1:8000/survey"
-    wording: str | None = None
-    max_missing_fraction: float | None = Field(None, ge=0, lt=1)
-    introduction: str = (
-        "This questionnaire is part of a research study of police training. Your answers are "
-        "kept under a code, never with your name."
-    )
-    """The first words an officer reads on the questionnaire page."""
-
-    @field_validator("link_base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// address, got {value!r}")
-        return value.rstrip("/")
-
 
 class Protocol(_Frozen):
     """A whole trial protocol. Build with `load_protocol` or `parse_protocol`."""
@@ -368,7 +72,10 @@ class Protocol(_Frozen):
     arms: Arms
     eligibility: Eligibility
     targets: Targets
-    periods: Periods
+    design: Design = Design()
+    periods: Periods | None = None
+    """The baseline and follow-up windows of a parallel trial (a stepped wedge's periods
+    are its `[design]`'s)."""
     codes: Codes
     definitions: Definitions = Definitions()
     assignment: Assignment = Assignment()
@@ -396,6 +103,71 @@ class Protocol(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
+        if self.design.stepped:
+            if self.periods is not None:
+                raise ValueError(
+                    "key 'periods': a stepped-wedge trial's periods are its [design]'s "
+                    "(start, period_months, steps); remove [periods]"
+                )
+            if self.targets.officers is None or (
+                self.targets.officers_intervention or self.targets.officers_control
+            ):
+                raise ValueError(
+                    "key 'targets': a stepped-wedge trial trains every station, so give "
+                    "targets.officers (eligible officers to train), not officers_intervention "
+                    "and officers_control"
+                )
+            if self.targets.stations < self.design.n_sequences:
+                raise ValueError(
+                    f"key 'targets.stations': {self.targets.stations} stations cannot fill "
+                    f"{self.design.n_sequences} sequences"
+                )
+            plan = self.randomisation
+            if plan.method == "matched":
+                raise ValueError(
+                    "key 'randomisation.method': a stepped wedge is randomised simple, "
+                    "stratified or constrained (pairs cannot be matched across sequences)"
+                )
+            for key in ("intervention_stations", "per_stratum"):
+                if key in plan.model_fields_set:
+                    raise ValueError(
+                        f"key 'randomisation.{key}' belongs to a parallel trial; a stepped "
+                        "wedge's sequence sizes are [design] stations_per_step"
+                    )
+        elif self.periods is None:
+            raise ValueError(
+                "key 'periods' is missing: a parallel trial needs its baseline and followup"
+            )
+        elif self.targets.officers is not None:
+            raise ValueError(
+                "key 'targets.officers' belongs to a stepped wedge; a parallel trial gives "
+                "officers_intervention and officers_control"
+            )
+        else:
+            for key in ("officers_intervention", "officers_control"):
+                if key not in self.targets.model_fields_set:
+                    raise ValueError(
+                        f"key 'targets.{key}' is missing: the eligible officers expected in "
+                        f"{key.removeprefix('officers_')} stations"
+                    )
+        method = self.analysis.primary_method
+        allowed = STEPPED_SENSITIVITY if self.design.stepped else PARALLEL_SENSITIVITY
+        wrong_method = (
+            (method == "negative_binomial")
+            if self.design.stepped
+            else (method == "stepped_wedge_randomisation")
+        )
+        if wrong_method:
+            raise ValueError(
+                f"key 'analysis.primary_method': {method!r} is not for a {self.design.kind} "
+                "design; leave it out for the design's own"
+            )
+        stray = [m for m in self.sensitivity if m not in allowed]
+        if stray:
+            raise ValueError(
+                f"key 'analysis.sensitivity': {stray} are not analyses of a {self.design.kind} "
+                f"design; expected some of {list(allowed)}"
+            )
         try:
             declared = self.declared
         except ConditionError as exc:
@@ -417,7 +189,7 @@ class Protocol(_Frozen):
                 f"key 'analysis.alternative_primary': {alternative!r} is not a declared count "
                 f"outcome; expected one of {list(counts)}"
             )
-        if "alternative_primary" in self.analysis.sensitivity and alternative is None:
+        if "alternative_primary" in self.sensitivity and alternative is None:
             raise ValueError(
                 "key 'analysis.sensitivity' names alternative_primary, but alternative_primary "
                 "names no outcome"
@@ -484,6 +256,42 @@ class Protocol(_Frozen):
             events=self.events,
             person_roles=self.codes.person_roles,
         )
+
+    @property
+    def sensitivity(self) -> tuple[str, ...]:
+        """The sensitivity analyses the plan runs (`[analysis] sensitivity`, or the design's
+        default)."""
+        given = self.analysis.sensitivity
+        if given is not None:
+            return tuple(given)
+        return ("mixed_model", "within_period") if self.design.stepped else ("cluster_level",)
+
+    @property
+    def primary_method(self) -> str:
+        """The primary analysis: `[analysis] primary_method`, or the design's own."""
+        if self.analysis.primary_method is not None:
+            return self.analysis.primary_method
+        return "stepped_wedge_randomisation" if self.design.stepped else "negative_binomial"
+
+    @property
+    def officer_targets(self) -> dict[str, int]:
+        """Eligible officers expected, by arm (`all stations` in a stepped wedge)."""
+        if self.design.stepped:
+            return {"all stations": int(self.targets.officers or 0)}
+        return {
+            "intervention": self.targets.officers_intervention,
+            "control": self.targets.officers_control,
+        }
+
+    @property
+    def parallel_periods(self) -> Periods:
+        """The baseline and follow-up windows of a parallel trial."""
+        if self.periods is None:
+            raise ProtocolError(
+                f"the {self.trial.id} trial is a stepped wedge: it has periods of its "
+                "[design], not a baseline and a follow-up window"
+            )
+        return self.periods
 
     @property
     def extract_kinds(self) -> dict[str, ExtractKind]:

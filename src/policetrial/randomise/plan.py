@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from policetrial.protocol.schema import Randomisation
+from policetrial.errors import RandomisationError
+from policetrial.protocol.schema import Protocol
+from policetrial.protocol.sections import Randomisation
 from policetrial.randomise.clusters import Allocation, library_versions, randomise_clusters
+from policetrial.randomise.sequences import SequenceAllocation, randomise_sequences
 
-__all__ = ["allocate_by_plan"]
+__all__ = ["allocate_by_plan", "allocate_sequences"]
 
 
 def allocate_by_plan(
@@ -35,4 +38,29 @@ def allocate_by_plan(
         n_schemes=plan.schemes,
         sample_size=plan.sample_size,
         versions=library_versions(),
+    )
+
+
+def allocate_sequences(protocol: Protocol, clusters: pd.DataFrame) -> SequenceAllocation:
+    """The protocol's stepped-wedge randomisation of `clusters` (one row per station)."""
+    plan = protocol.randomisation
+    design = protocol.design
+    try:
+        sizes = design.sizes(len(clusters))
+    except ValueError as exc:
+        raise RandomisationError(str(exc)) from None
+    return randomise_sequences(
+        clusters,
+        id_column="station_id",
+        sizes=sizes,
+        method=plan.method,
+        seed=plan.seed,
+        strata=plan.strata if plan.method in ("stratified", "constrained") else (),
+        covariates=plan.covariates if plan.method == "constrained" else (),
+        categorical=plan.categorical,
+        weights=plan.weights,
+        metric=plan.metric,
+        cutoff=plan.cutoff,
+        n_schemes=plan.schemes,
+        sample_size=plan.sample_size,
     )

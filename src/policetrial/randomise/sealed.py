@@ -29,8 +29,15 @@ from policetrial.randomise.diagnostics import (
     balance_table,
     scheme_validity,
 )
-from policetrial.randomise.plan import allocate_by_plan
+from policetrial.randomise.plan import allocate_by_plan, allocate_sequences
 from policetrial.randomise.schemes import SchemeSet, scheme_digest
+from policetrial.randomise.sequences import (
+    LabelSet,
+    SequenceAllocation,
+    label_digest,
+    sequence_name,
+    sequence_validity,
+)
 from policetrial.records import changelog, db
 from policetrial.records.roster import load_stations
 from policetrial.records.workspace import Workspace
@@ -50,7 +57,8 @@ class SealedAllocation:
     seed: int
     rng: str
     versions: dict[str, str]
-    scheme_set: SchemeSet
+    scheme_set: SchemeSet | LabelSet
+    """Two arms: the packed schemes; a stepped wedge: the orders (`LabelSet`)."""
     chosen_index: int
     digest: str
     reason: str | None
@@ -66,7 +74,17 @@ class SealedAllocation:
         return self.scheme_set.scheme(self.chosen_index)
 
     @property
+    def stepped(self) -> bool:
+        """A stepped-wedge allocation: stations in sequences, not arms."""
+        return isinstance(self.scheme_set, LabelSet)
+
+    @property
     def arms(self) -> dict[str, str]:
+        """Station id -> arm (`intervention` / `control`), or its sequence (`sequence 1`)."""
+        if isinstance(self.scheme_set, LabelSet):
+            return {
+                c: sequence_name(int(s)) for c, s in zip(self.cluster_ids, self.chosen, strict=True)
+            }
         return {
             c: ("intervention" if flag else "control")
             for c, flag in zip(self.cluster_ids, self.chosen, strict=True)
@@ -80,6 +98,20 @@ class SealedAllocation:
     def verify(self) -> bool:
         """True when the stored digest matches the stored record."""
         new_style = self.inputs is not None
+        if isinstance(self.scheme_set, LabelSet):
+            return self.digest == label_digest(
+                cluster_ids=self.cluster_ids,
+                labels=self.scheme_set.packed,
+                chosen_index=self.chosen_index,
+                method=self.method,
+                parameters=self.parameters,
+                seed=self.seed,
+                rng=self.rng,
+                versions=self.versions,
+                inputs=self.inputs,
+                scores=self.scheme_set.scores,
+                diagnostics=self.diagnostics,
+            )
         return self.digest == scheme_digest(
             cluster_ids=self.cluster_ids,
             schemes=self.scheme_set.packed,
@@ -97,7 +129,7 @@ class SealedAllocation:
     def balance_table(self) -> BalanceTable | None:
         """Covariates by arm for the chosen scheme, rebuilt from the stored inputs."""
         covariates = self.parameters.get("covariates")
-        if not covariates or not self.inputs:
+        if not covariates or not self.inputs or self.stepped:
             return None
         frame = pd.DataFrame(self.inputs["clusters"])
         balance = balance_covariates(
@@ -111,7 +143,10 @@ class SealedAllocation:
         return balance_table(balance, self.chosen)
 
     def validity(self) -> SchemeValidity:
-        """Pairs of stations always, never, often or seldom in the same arm across the set."""
+        """Pairs of stations always, never, often or seldom in the same arm (a stepped
+        wedge: the same sequence) across the set."""
+        if isinstance(self.scheme_set, LabelSet):
+            return sequence_validity(self.scheme_set)
         return scheme_validity(self.scheme_set)
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,9 +208,14 @@ def randomise_workspace(
     stations = load_stations(workspace)
     if stations.empty:
         raise WorkspaceError("no stations yet; import the stations extract first")
-    plan = workspace.protocol.randomisation
+    protocol = workspace.protocol
+    plan = protocol.randomisation
     clusters = station_covariates(workspace, stations, plan.covariates)
-    allocation = allocate_by_plan(plan, clusters)
+    allocation: Allocation | SequenceAllocation
+    if protocol.design.stepped:
+        allocation = allocate_sequences(protocol, clusters)
+    else:
+        allocation = allocate_by_plan(plan, clusters)
     return _seal(workspace, allocation, reason=reason, actor=actor, replaces=existing)
 
 
@@ -185,7 +225,7 @@ def _json(value: Any) -> str:
 
 def _seal(
     workspace: Workspace,
-    allocation: Allocation,
+    allocation: Allocation | SequenceAllocation,
     *,
     reason: str | None,
     actor: str | None,
@@ -277,21 +317,36 @@ def current_allocation(workspace: Workspace) -> SealedAllocation | None:
     packed = np.frombuffer(stored["packed"], dtype=np.uint8).reshape(stored["n_schemes"], -1)
     scores = None if stored["scores"] is None else np.frombuffer(stored["scores"], dtype="<f8")
     diagnostics = None if row["diagnostics"] is None else json.loads(row["diagnostics"])
-    scheme_set = SchemeSet(
-        ids,
-        packed,
-        enumerated=bool(row["enumerated"]),
-        # The exact count is in the diagnostics; the float column rounds above 2**53.
-        total=int((diagnostics or {}).get("total_schemes") or row["total_schemes"]),
-        scores=scores,
-        n_examined=None if diagnostics is None else diagnostics.get("n_examined"),
-    )
+    parameters = json.loads(row["parameters"])
+    # The exact count is in the diagnostics; the float column rounds above 2**53.
+    total = int((diagnostics or {}).get("total_schemes") or row["total_schemes"])
+    examined = None if diagnostics is None else diagnostics.get("n_examined")
+    scheme_set: SchemeSet | LabelSet
+    if parameters.get("design") == "stepped_wedge":
+        scheme_set = LabelSet(
+            ids,
+            packed,
+            n_labels=len(parameters["sizes"]),
+            enumerated=bool(row["enumerated"]),
+            total=total,
+            scores=scores,
+            n_examined=examined,
+        )
+    else:
+        scheme_set = SchemeSet(
+            ids,
+            packed,
+            enumerated=bool(row["enumerated"]),
+            total=total,
+            scores=scores,
+            n_examined=examined,
+        )
     return SealedAllocation(
         id=int(row["id"]),
         created_at=row["created_at"],
         actor=row["actor"],
         method=row["method"],
-        parameters=json.loads(row["parameters"]),
+        parameters=parameters,
         seed=int(row["seed"]),
         rng=row["rng"] or RNG_ALGORITHM,
         versions=json.loads(row["versions"]),

@@ -248,18 +248,23 @@ def exposure(
             }
         )
     by_station = pd.DataFrame(rows)
+    targets = protocol.officer_targets
+    if protocol.design.stepped:
+        # Every station is trained in its turn: one group per sequence, one target overall.
+        groups = sorted(set(arms.values()), key=lambda a: int(a.rsplit(" ", 1)[-1]))
+        trained_arms = set(groups)
+    else:
+        groups = ["intervention", "control"]
+        trained_arms = {"intervention"}
     by_arm = (
         by_station.groupby("arm", sort=False)[["eligible", "put_forward", "trained"]]
         .sum()
-        .reindex(["intervention", "control"], fill_value=0)
+        .reindex(groups, fill_value=0)
         .reset_index()
     )
-    by_arm["target"] = [
-        protocol.targets.officers_intervention,
-        protocol.targets.officers_control,
-    ]
+    by_arm["target"] = [targets.get(g) for g in groups]
     dose_rows = []
-    for sid in by_station.loc[by_station["arm"] == "intervention", "station_id"]:
+    for sid in by_station.loc[by_station["arm"].isin(trained_arms), "station_id"]:
         own = set(eligible.loc[eligible["station_id"] == sid, "officer_key"])
         done = trained_eligible[trained_eligible["officer_key"].isin(own)]
         first_day = done.groupby("officer_key")["session_date"].min()
@@ -279,10 +284,7 @@ def exposure(
         by_station,
         by_arm,
         moved_between,
-        {
-            "intervention": protocol.targets.officers_intervention,
-            "control": protocol.targets.officers_control,
-        },
+        targets,
         pd.DataFrame(dose_rows, columns=["station_id", "date", "trained", "trained_share"]),
     )
 

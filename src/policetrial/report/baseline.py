@@ -45,8 +45,14 @@ def baseline_table(
     arms: dict[str, str],
     *,
     suppression: Suppression,
+    groups: tuple[str, ...] = ARMS,
+    baseline_period: str = "baseline",
 ) -> ReportTable:
     """Station and officer characteristics by arm (Table 1).
+
+    `groups` are the columns (the arms; a stepped wedge's sequences), `baseline_period` the
+    station x period rows whose counts are the baseline (a stepped wedge's first period).
+    With groups other than the two arms there is no standardised difference column.
 
     Stations: number, area type, district, population, eligible officers and the baseline
     count of each analysed outcome per station (mean and SD; counts from results.json).
@@ -66,7 +72,7 @@ def baseline_table(
         stations["station_id"].map(officers.groupby("station_id").size()).fillna(0).astype(int)
     )
     baseline = pd.DataFrame(
-        [r for r in results.get("station_period", []) if r.get("period") == "baseline"]
+        [r for r in results.get("station_period", []) if r.get("period") == baseline_period]
     )
     declared = results.get("outcomes") or {}
     every = [
@@ -88,15 +94,17 @@ def baseline_table(
         )
 
     rows: list[tuple[Any, ...]] = []
-    groups: list[str] = []
-    by_arm = {arm: stations[stations["arm"] == arm] for arm in ARMS}
+    blocks: list[str] = []
+    two_arms = tuple(groups) == ARMS
+    names = tuple(groups)
+    by_arm = {arm: stations[stations["arm"] == arm] for arm in names}
 
     def add(group: str, label: str, cells: list[str], smd: float | None) -> None:
-        rows.append((label, *cells, smd))
-        groups.append(group)
+        rows.append((label, *cells, smd) if two_arms else (label, *cells))
+        blocks.append(group)
 
     st = "Stations (clusters)"
-    add(st, "Stations, n", [str(len(by_arm[a])) for a in ARMS], None)
+    add(st, "Stations, n", [str(len(by_arm[a])) for a in names], None)
     for column, title in (("area_type", "Area type"), ("district", "District")):
         values = stations[column]
         if values.isna().all():
@@ -104,13 +112,18 @@ def baseline_table(
         for level in _levels(values):
             shares = []
             cells = []
-            for arm in ARMS:
+            for arm in names:
                 part = by_arm[arm][column]
                 n = int((part == level).sum())
                 share = n / len(part) if len(part) else 0.0
                 shares.append(share)
                 cells.append(f"{n} ({100 * share:.0f}%)")
-            add(st, f"{title}: {level}, n (%)", cells, standardised_difference_binary(*shares))
+            add(
+                st,
+                f"{title}: {level}, n (%)",
+                cells,
+                standardised_difference_binary(*shares) if two_arms else None,
+            )
     numeric = [
         ("population", "Population, mean (SD)"),
         ("eligible_officers", "Eligible officers per station, mean (SD)"),
@@ -125,53 +138,73 @@ def baseline_table(
         add(
             st,
             label,
-            [_mean_sd(by_arm[a][column]) for a in ARMS],
+            [_mean_sd(by_arm[a][column]) for a in names],
             standardised_difference_continuous(
                 pd.to_numeric(by_arm["intervention"][column], errors="coerce"),
                 pd.to_numeric(by_arm["control"][column], errors="coerce"),
-            ),
+            )
+            if two_arms
+            else None,
         )
 
     of = "Eligible officers (individuals)"
-    off_by_arm = {arm: officers[officers["arm"] == arm] for arm in ARMS}
-    add(of, "Officers, n", [suppression.text(len(off_by_arm[a])) for a in ARMS], None)
+    off_by_arm = {arm: officers[officers["arm"] == arm] for arm in names}
+    add(of, "Officers, n", [suppression.text(len(off_by_arm[a])) for a in names], None)
     for column, title in (("rank", "Rank"), ("team", "Team")):
         for level in _levels(officers[column]):
             cells = []
             shares = []
-            for arm in ARMS:
+            for arm in names:
                 part = off_by_arm[arm][column]
                 n = int((part == level).sum())
                 shares.append(n / len(part) if len(part) else 0.0)
                 cells.append(suppression.n_percent(n, len(part)))
             hidden = any(
-                suppression.hides(int((off_by_arm[a][column] == level).sum())) for a in ARMS
+                suppression.hides(int((off_by_arm[a][column] == level).sum())) for a in names
             )
             add(
                 of,
                 f"{title}: {level}, n (%)",
                 cells,
-                None if hidden else standardised_difference_binary(*shares),
+                None if hidden or not two_arms else standardised_difference_binary(*shares),
             )
+    period_note = (
+        ""
+        if baseline_period == "baseline"
+        else f" Baseline counts are those of the first period ({baseline_period})."
+    )
+    suppressed = (
+        [
+            f"Counts of officers from 1 to {suppression.threshold - 1} are shown as "
+            f"<{suppression.threshold}."
+        ]
+        if suppression.active
+        else []
+    )
+    roster = (
+        f"Officers are those eligible on the roster date "
+        f"({workspace.protocol.eligibility.on_date:%d %B %Y}) at randomised stations."
+    )
+    if two_arms:
+        return ReportTable(
+            name="table1_baseline",
+            title="Table 1. Stations and officers at baseline, by arm",
+            columns=("Characteristic", "Intervention", "Control", "Standardised difference"),
+            rows=tuple(rows),
+            formats=("text", "count", "count", "2"),
+            groups=tuple(blocks),
+            notes=(
+                "Standardised difference: intervention minus control, in pooled standard "
+                "deviations (Austin 2009); no significance tests, as CONSORT advises. " + roster,
+                *suppressed,
+            ),
+        )
     return ReportTable(
         name="table1_baseline",
-        title="Table 1. Stations and officers at baseline, by arm",
-        columns=("Characteristic", "Intervention", "Control", "Standardised difference"),
+        title="Table 1. Stations and officers at baseline, by sequence",
+        columns=("Characteristic", *(g.capitalize() for g in names)),
         rows=tuple(rows),
-        formats=("text", "count", "count", "2"),
-        groups=tuple(groups),
-        notes=(
-            "Standardised difference: intervention minus control, in pooled standard deviations "
-            "(Austin 2009); no significance tests, as CONSORT advises. Officers are those "
-            f"eligible on the roster date ({workspace.protocol.eligibility.on_date:%d %B %Y}) at "
-            "randomised stations.",
-            *(
-                [
-                    f"Counts of officers from 1 to {suppression.threshold - 1} are shown as "
-                    f"<{suppression.threshold}."
-                ]
-                if suppression.active
-                else []
-            ),
-        ),
+        formats=("text", *("count" for _ in names)),
+        groups=tuple(blocks),
+        notes=(roster + period_note + " No significance tests, as CONSORT advises.", *suppressed),
     )

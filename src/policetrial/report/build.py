@@ -46,6 +46,8 @@ from policetrial.report.results_tables import (
 )
 from policetrial.report.sections import AuditSection, SurveySection, audit_section, survey_section
 from policetrial.report.series import MonthlyCalls, monthly_calls
+from policetrial.report.stepped import stepped_contents
+from policetrial.report.stepped_flow import SteppedFlow
 from policetrial.report.tables import ReportTable, Suppression, fmt_number, fmt_p
 
 __all__ = ["REQUIRED_KEYS", "TrialReport", "build_report", "read_results"]
@@ -98,7 +100,7 @@ class TrialReport:
     trial: dict[str, Any]
     arms: dict[str, str]
     headline: dict[str, Any]
-    flow: ConsortFlow
+    flow: ConsortFlow | SteppedFlow
     tables: tuple[ReportTable, ...]
     figures: tuple[ReportFigure, ...] = field(repr=False)
     scores: ScoreDistribution | None
@@ -112,6 +114,8 @@ class TrialReport:
     generated_at: str
     results_generated_at: str
     software: dict[str, str]
+    design: str = "parallel"
+    """The protocol's `[design] kind`: which template renders the report."""
 
     def table(self, name: str) -> ReportTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -139,6 +143,7 @@ class TrialReport:
             "suppressed_below": self.suppress_below,
             "generated_at": self.generated_at,
             "results_generated_at": self.results_generated_at,
+            "design": self.design,
         }
 
     def summary(self) -> pd.DataFrame:
@@ -309,6 +314,25 @@ def build_report(
         )
     arms = allocation.arms
     arm_names = {"intervention": protocol.arms.intervention, "control": protocol.arms.control}
+    if protocol.design.stepped:
+        return TrialReport(
+            trial={**results["trial"], "arms": arm_names},
+            arms=dict(arms),
+            headline=_headline(results),
+            **stepped_contents(
+                workspace,
+                results,
+                allocation,
+                suppression=suppression,
+                threshold=threshold,
+                reliability_boot=reliability_boot,
+                report_software=_report_software(),
+            ),
+            suppress_below=threshold,
+            results_generated_at=str(results.get("generated_at", "")),
+            software={**results.get("software", {}), "report": __version__},
+            design=protocol.design.kind,
+        )
     primary = results["trial"]["primary_outcome"]
     level = round(100 * (1 - results["trial"]["alpha"]))
     warnings: list[str] = list(results.get("warnings", []))

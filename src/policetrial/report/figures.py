@@ -106,20 +106,30 @@ def flow_figure(
     randomised: FlowBox,
     columns: Sequence[tuple[str, Sequence[FlowBox]]],
     caption: str,
+    stages: tuple[str, str, str] = ("Allocation", "Follow-up", "Analysis"),
 ) -> ReportFigure:
-    """The CONSORT flow: enrolment, exclusions, randomisation, then one column per arm with
-    allocation, follow-up and analysis boxes (Campbell et al., BMJ 2012, figure 1)."""
-    width_in = 8.6
+    """The CONSORT flow: enrolment, exclusions, randomisation, then one column per arm (or
+    sequence) with allocation, follow-up and analysis boxes (Campbell et al., BMJ 2012,
+    figure 1; a stepped wedge's `stages` name its own)."""
+    k = max(len(columns), 2)
+    width_in = 8.6 if k == 2 else 0.85 + 2.5 * k
     line = 0.175  # inches per text line at 8.5 pt
     pad = 0.16
     gap = 0.32
+    col_w = (width_in - 0.84 - 0.3 * (k - 1)) / k
+    # Characters per line that fit a column at 8.5 pt (about 0.072 inches each).
+    chars = 50 if k == 2 else max(24, int((col_w - 0.2) / 0.072))
+    centre_w = min(col_w * 1.25, 3.4)
+    top_chars = 50 if k == 2 else int((centre_w - 0.2) / 0.072)
 
     def height(box: FlowBox) -> float:
-        return len(_wrapped(box)) * line + 2 * pad
+        return len(_wrapped(box, chars)) * line + 2 * pad
 
-    stages = ("Allocation", "Follow-up", "Analysis")
     rows = [max(height(col[1][i]) for col in columns) for i in range(len(stages))]
-    top_rows = [max(height(enrolment), height(excluded)), height(randomised)]
+    top_rows = [
+        max(len(_wrapped(b, top_chars)) * line + 2 * pad for b in (enrolment, excluded)),
+        len(_wrapped(randomised, top_chars)) * line + 2 * pad,
+    ]
     total = sum(top_rows) + sum(rows) + gap * (len(rows) + len(top_rows)) + 0.2
     figure = plt.figure(figsize=(width_in, total))
     axis = figure.add_axes((0, 0, 1, 1))
@@ -140,7 +150,7 @@ def flow_figure(
             )
         )
         y = top - pad - line * 0.75
-        for i, text in enumerate(_wrapped(box)):
+        for i, text in enumerate(_wrapped(box, chars if w <= col_w + 1e-9 else top_chars)):
             # SVG collapses leading spaces, so indentation is an x offset.
             indent = len(text) - len(text.lstrip(" "))
             axis.text(
@@ -165,9 +175,7 @@ def flow_figure(
     left, stage_w = 0.05, 0.62
     body_x = left + stage_w + 0.12
     body_w = width_in - body_x - 0.05
-    col_w = (body_w - 0.3) / 2
-    centre_w = col_w * 1.25
-    centre_x = body_x + (body_w - centre_w) / 2 - col_w * 0.35
+    centre_x = body_x + (body_w - centre_w) / 2 - min(col_w * 0.35, 1.0)
     top = total - 0.1
     h = top_rows[0]
     draw(enrolment, centre_x, top, centre_w, h)
@@ -180,9 +188,9 @@ def flow_figure(
     draw(randomised, centre_x, y, centre_w, top_rows[1])
     y -= top_rows[1]
     split_y = y - gap / 2
-    col_x = [body_x, body_x + col_w + 0.3]
+    col_x = [body_x + c * (col_w + 0.3) for c in range(len(columns))]
     axis.plot([centre_x + centre_w / 2] * 2, [y, split_y], color=INK, lw=0.9)
-    axis.plot([col_x[0] + col_w / 2, col_x[1] + col_w / 2], [split_y, split_y], color=INK, lw=0.9)
+    axis.plot([col_x[0] + col_w / 2, col_x[-1] + col_w / 2], [split_y, split_y], color=INK, lw=0.9)
     y -= gap
     for i, (stage, h) in enumerate(zip(stages, rows, strict=True)):
         _stage(axis, stage, left, y, stage_w, h)
@@ -385,17 +393,19 @@ def score_figure(
     cutoff: float | None,
     metric: str,
     caption: str,
+    unit: str = "scheme",
 ) -> ReportFigure:
-    """Histogram of the admissible schemes' balance scores, the chosen scheme marked."""
+    """Histogram of the admissible schemes' balance scores, the chosen scheme marked (a
+    stepped wedge's `unit` is the order of its sequences)."""
     figure, axis = plt.subplots(figsize=(6.4, 3.0))
     values = list(scores)
     bins = max(5, min(40, len(set(round(v, 9) for v in values))))
     axis.hist(values, bins=bins, color="#9fb6c8", edgecolor="white")
-    axis.axvline(chosen, color="#c0392b", lw=1.8, label=f"Chosen scheme ({chosen:.2f})")
+    axis.axvline(chosen, color="#c0392b", lw=1.8, label=f"Chosen {unit} ({chosen:.2f})")
     if cutoff is not None:
         axis.axvline(cutoff, color=MUTED, lw=1.0, ls="--", label=f"Cut-off ({cutoff:.2f})")
     axis.set_xlabel(f"Balance score ({metric}; lower is better balanced)", fontsize=8)
-    axis.set_ylabel("Schemes", fontsize=8)
+    axis.set_ylabel(f"{unit.capitalize()}s", fontsize=8)
     axis.legend(frameon=False, fontsize=8)
     _style(axis)
     return _finish(figure, "randomisation_scores", "Randomisation score distribution", caption)

@@ -46,7 +46,7 @@ from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 from policetrial.survey import response_flow
 
-__all__ = ["ArmFlow", "ConsortFlow", "consort_flow"]
+__all__ = ["ArmFlow", "ConsortFlow", "Enrolment", "consort_flow", "enrolment_counts"]
 
 ARMS = ("intervention", "control")
 
@@ -190,6 +190,57 @@ def _survey_counts(workspace: Workspace) -> dict[str, dict[str, int]] | None:
     return response_flow(workspace).flow
 
 
+@dataclass(frozen=True)
+class Enrolment:
+    """The flow's top boxes: stations and officers assessed, excluded and randomised."""
+
+    stations_assessed: int
+    stations_excluded: int
+    stations_randomised: int
+    officers_assessed: int
+    officers_excluded_role: int
+    officers_excluded_station: int
+    randomised_officers: pd.DataFrame
+    """The eligible officers' postings at randomised stations on the roster date."""
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "stations_assessed": self.stations_assessed,
+            "stations_excluded": self.stations_excluded,
+            "stations_randomised": self.stations_randomised,
+            "officers_assessed": self.officers_assessed,
+            "officers_excluded_role": self.officers_excluded_role,
+            "officers_excluded_station": self.officers_excluded_station,
+            "officers_randomised": int(self.randomised_officers["officer_key"].nunique()),
+        }
+
+
+def enrolment_counts(
+    workspace: Workspace, arms: dict[str, str], postings: pd.DataFrame
+) -> Enrolment:
+    """Count assessment, exclusion and randomisation, whatever the design."""
+    protocol = workspace.protocol
+    stations = load_stations(workspace)
+    on_date = protocol.eligibility.on_date
+    assessed_ids = set(stations["station_id"])
+    current = postings[posted_on(postings, on_date) & postings["station_id"].isin(assessed_ids)]
+    officers_assessed = int(current["officer_key"].nunique())
+    eligible = eligible_officers(protocol, postings)
+    eligible = eligible[eligible["station_id"].isin(assessed_ids)]
+    randomised = eligible[eligible["station_id"].isin(arms)]
+    return Enrolment(
+        stations_assessed=len(assessed_ids),
+        stations_excluded=len(assessed_ids - set(arms)),
+        stations_randomised=len(set(arms)),
+        officers_assessed=officers_assessed,
+        officers_excluded_role=officers_assessed - int(eligible["officer_key"].nunique()),
+        officers_excluded_station=int(
+            eligible["officer_key"].nunique() - randomised["officer_key"].nunique()
+        ),
+        randomised_officers=randomised,
+    )
+
+
 def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
     """Count the flow diagram's boxes from the workspace and `results.json`.
 
@@ -201,21 +252,10 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
     allocation = current_allocation(workspace)
     if allocation is None:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
-    protocol = workspace.protocol
     arms = allocation.arms
-    stations = load_stations(workspace)
     postings = load_officers(workspace)
-    on_date = protocol.eligibility.on_date
-    assessed_ids = set(stations["station_id"])
-    current = postings[posted_on(postings, on_date) & postings["station_id"].isin(assessed_ids)]
-    officers_assessed = int(current["officer_key"].nunique())
-    eligible = eligible_officers(protocol, postings)
-    eligible = eligible[eligible["station_id"].isin(assessed_ids)]
-    randomised_officers = eligible[eligible["station_id"].isin(arms)]
-    excluded_station = int(
-        eligible["officer_key"].nunique() - randomised_officers["officer_key"].nunique()
-    )
-    excluded_role = officers_assessed - int(eligible["officer_key"].nunique())
+    enrolment = enrolment_counts(workspace, arms, postings)
+    randomised_officers = enrolment.randomised_officers
 
     sessions = read_store(workspace, "training_sessions")
     attendance = read_store(workspace, "training_attendance")
@@ -287,13 +327,7 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
         )
     primary_estimate = results.get("primary") or {}
     return ConsortFlow(
-        stations_assessed=len(assessed_ids),
-        stations_excluded=len(assessed_ids - set(station_arm)),
-        stations_randomised=len(station_arm),
-        officers_assessed=officers_assessed,
-        officers_excluded_role=excluded_role,
-        officers_excluded_station=excluded_station,
-        officers_randomised=int(randomised_officers["officer_key"].nunique()),
+        **enrolment.counts(),
         arms=tuple(per_arm),
         primary_outcome=primary,
         primary_clusters=primary_estimate.get("n_clusters"),

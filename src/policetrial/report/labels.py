@@ -29,6 +29,9 @@ METHOD_LABELS = {
     "gee_md": "GEE, Mancl-DeRouen sandwich, t",
     "gee_fg": "GEE, Fay-Graubard sandwich, t",
     "station_ancova": "Station-level ANCOVA, t",
+    "sw_randomisation": "Station and period effects, randomisation test",
+    "sw_within_period": "Within-period comparison, randomisation test",
+    "sw_mixed": "Mixed model (random station, period effects), t",
 }
 
 ANALYSIS_SET_LABELS = {

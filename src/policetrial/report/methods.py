@@ -15,6 +15,13 @@ from typing import Any
 from policetrial.audit.agreement import DEFAULT_BOOT
 from policetrial.protocol.schema import Protocol
 from policetrial.report.labels import method_label, outcome_label, set_label
+from policetrial.report.stepped_methods import (
+    stepped_analysis_sentences,
+    stepped_design,
+    stepped_participants,
+    stepped_periods,
+    stepped_randomisation,
+)
 
 __all__ = ["MethodsParagraph", "methods_text"]
 
@@ -56,55 +63,16 @@ def methods_text(
     """The methods, paragraph by paragraph."""
     alloc = results["allocation"]
     stations = results["stations"]
-    arms = protocol.arms
     estimates = results.get("analyses") or results.get("estimates", [])
     out: list[MethodsParagraph] = []
 
-    out.append(
-        MethodsParagraph(
-            "Design",
-            f"A parallel-group cluster randomised trial. The clusters are police stations of "
-            f"{protocol.trial.force}: {stations['intervention'] + stations['control']} stations "
-            f"(target {protocol.targets.stations}) were allocated, {stations['intervention']} to "
-            f"{arms.intervention.lower()} and {stations['control']} to {arms.control.lower()}. "
-            "The intervention is delivered to individual officers but allocated by station, so "
-            "that officers who work together share an arm; the count outcomes are measured at "
-            "station level, the questionnaires at officer level.",
-        )
-    )
-    e = protocol.eligibility
-    out.append(
-        MethodsParagraph(
-            "Participants",
-            f"Every station in the force's stations extract was assessed. Eligible officers were "
-            f"those of rank {_join(list(e.ranks))} in the {_join(list(e.teams))} teams posted at a "
-            f"randomised station on the roster date, {_date(e.on_date)} (target "
-            f"{protocol.targets.officers_intervention} officers in intervention and "
-            f"{protocol.targets.officers_control} in control stations).",
-        )
-    )
-    out.append(MethodsParagraph("Randomisation", _randomisation(alloc, results)))
-    base = protocol.periods.baseline
-    follow = protocol.periods.followup
-    anchor = follow.anchor.replace("_", " ")
-    control = (
-        f"the fixed date {_date(follow.control_anchor)}"
-        if not isinstance(follow.control_anchor, str)
-        else (
-            "the median delivery date of the intervention stations in the same stratum"
-            if follow.control_anchor == "stratum_median"
-            else "the median delivery date of all intervention stations"
-        )
-    )
-    out.append(
-        MethodsParagraph(
-            "Periods",
-            f"Baseline: {_date(base.start)} to {_date(base.end)} for every station. Follow-up: "
-            f"{follow.length_months} month(s) starting {follow.months_after} months after each "
-            f"intervention station's {anchor}; control stations, which had no training, were "
-            f"anchored on {control}, so that both arms are measured over the same season.",
-        )
-    )
+    if protocol.design.stepped:
+        out.append(MethodsParagraph("Design", stepped_design(protocol, stations)))
+        out.append(MethodsParagraph("Participants", stepped_participants(protocol, _join)))
+        out.append(MethodsParagraph("Randomisation", stepped_randomisation(alloc, results)))
+        out.append(MethodsParagraph("Periods", stepped_periods(protocol)))
+    else:
+        out.extend(_parallel_paragraphs(protocol, alloc, results, stations))
     primary = protocol.outcomes.primary
     declared = protocol.declared
     assignment = (
@@ -152,7 +120,8 @@ def methods_text(
                 "Audit of tags",
                 f"A random {audit['fraction']:.0%} of the included incidents "
                 f"({declared[protocol.audit_outcome].label.lower()}, "
-                "in the baseline and follow-up windows) was drawn, stratified by station and "
+                f"in the {'design' if protocol.design.stepped else 'baseline and follow-up'} "
+                "periods) was drawn, stratified by station and "
                 f"period, with seed {audit['seed']} (algorithm: {audit['algorithm']}); "
                 f"{audit['double_rated_fraction']:.0%} of them were rated by a second rater. "
                 f"{_pack_blinding(protocol.audit.pack_dates)} The sample's SHA-256 "
@@ -205,6 +174,60 @@ def methods_text(
             + (" (verified against the record)." if alloc.get("digest_verified") else ".")
             + " The report is generated from the workspace and results.json only; it recomputes "
             "no estimate.",
+        )
+    )
+    return out
+
+
+def _parallel_paragraphs(
+    protocol: Protocol, alloc: dict[str, Any], results: dict[str, Any], stations: dict[str, int]
+) -> list[MethodsParagraph]:
+    """Design, participants, randomisation and periods of a parallel trial."""
+    arms = protocol.arms
+    out: list[MethodsParagraph] = []
+    out.append(
+        MethodsParagraph(
+            "Design",
+            f"A parallel-group cluster randomised trial. The clusters are police stations of "
+            f"{protocol.trial.force}: {stations['intervention'] + stations['control']} stations "
+            f"(target {protocol.targets.stations}) were allocated, {stations['intervention']} to "
+            f"{arms.intervention.lower()} and {stations['control']} to {arms.control.lower()}. "
+            "The intervention is delivered to individual officers but allocated by station, so "
+            "that officers who work together share an arm; the count outcomes are measured at "
+            "station level, the questionnaires at officer level.",
+        )
+    )
+    e = protocol.eligibility
+    out.append(
+        MethodsParagraph(
+            "Participants",
+            f"Every station in the force's stations extract was assessed. Eligible officers were "
+            f"those of rank {_join(list(e.ranks))} in the {_join(list(e.teams))} teams posted at a "
+            f"randomised station on the roster date, {_date(e.on_date)} (target "
+            f"{protocol.targets.officers_intervention} officers in intervention and "
+            f"{protocol.targets.officers_control} in control stations).",
+        )
+    )
+    out.append(MethodsParagraph("Randomisation", _randomisation(alloc, results)))
+    base = protocol.parallel_periods.baseline
+    follow = protocol.parallel_periods.followup
+    anchor = follow.anchor.replace("_", " ")
+    control = (
+        f"the fixed date {_date(follow.control_anchor)}"
+        if not isinstance(follow.control_anchor, str)
+        else (
+            "the median delivery date of the intervention stations in the same stratum"
+            if follow.control_anchor == "stratum_median"
+            else "the median delivery date of all intervention stations"
+        )
+    )
+    out.append(
+        MethodsParagraph(
+            "Periods",
+            f"Baseline: {_date(base.start)} to {_date(base.end)} for every station. Follow-up: "
+            f"{follow.length_months} month(s) starting {follow.months_after} months after each "
+            f"intervention station's {anchor}; control stations, which had no training, were "
+            f"anchored on {control}, so that both arms are measured over the same season.",
         )
     )
     return out
@@ -270,6 +293,7 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
             + (f" and {len(outcomes) - 8} more" if len(outcomes) > 8 else "")
             + "."
         )
+    sentences.extend(stepped_analysis_sentences(seen) if protocol.design.stepped else [])
     if "nb_randomisation" in seen:
         sentences.append(
             "The randomisation test compares the score statistic of the negative binomial model "
@@ -293,7 +317,11 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
             "Sensitivity analyses: " + "; ".join(set_label(s).lower() for s in sets) + "."
         )
     else:
-        planned = [s for s in protocol.analysis.sensitivity if s != "cluster_level"]
+        planned = [
+            s
+            for s in protocol.sensitivity
+            if s not in ("cluster_level", "mixed_model", "within_period")
+        ]
         if planned:
             sentences.append(
                 "Sensitivity analyses named in the protocol ("

@@ -19,6 +19,7 @@ import pandas as pd
 from policetrial.errors import RandomisationError
 from policetrial.randomise import balance_covariates, balance_scores
 from policetrial.randomise.sealed import SealedAllocation
+from policetrial.randomise.sequences import sequence_scores
 from policetrial.records.roster import load_stations
 from policetrial.records.workspace import Workspace
 
@@ -114,6 +115,8 @@ def score_distribution(
     """
     scheme_set = allocation.scheme_set
     diagnostics = allocation.diagnostics or {}
+    # A stepped wedge's candidates are orders of its sequences, scored by sequence group.
+    unit = "orders" if allocation.stepped else "schemes"
     if scheme_set.scores is not None:
         covariates = tuple(allocation.parameters.get("covariates", ()))
         metric = str(allocation.parameters.get("metric", "l2"))
@@ -126,7 +129,7 @@ def score_distribution(
             metric=metric,
             cutoff_score=diagnostics.get("cutoff_score"),
             note=(
-                f"Balance scores ({metric}) of the {scheme_set.n_schemes:,} schemes kept by "
+                f"Balance scores ({metric}) of the {scheme_set.n_schemes:,} {unit} kept by "
                 f"constrained randomisation on {', '.join(covariates)}, as sealed in the "
                 "allocation record."
             ),
@@ -145,7 +148,10 @@ def score_distribution(
         covariates=usable,
         metric="l2",
     )
-    scores = balance_scores(scheme_set.schemes, balance.matrix, metric="l2")
+    if allocation.stepped:
+        scores = sequence_scores(scheme_set.schemes, balance.matrix, "l2")
+    else:
+        scores = balance_scores(scheme_set.schemes, balance.matrix, metric="l2")
     labels = [COVARIATE_LABELS.get(c, c.replace("baseline_", "baseline ")) for c in usable]
     return ScoreDistribution(
         scores=scores,
@@ -158,7 +164,7 @@ def score_distribution(
         note=(
             f"The design was {allocation.method}, so no balance score was used to choose the "
             f"allocation. For this report, the l2 balance score (cvcrand's definition) of each "
-            f"of the {scheme_set.n_schemes:,} admissible schemes was computed on the stations' "
+            f"of the {scheme_set.n_schemes:,} admissible {unit} was computed on the stations' "
             f"{', '.join(labels)}, with the randomise package's balance functions."
         ),
     )

@@ -34,7 +34,8 @@ def _environment() -> jinja2.Environment:
 
 def render_html(report: TrialReport) -> str:
     """The report as one self-contained HTML document."""
-    return _environment().get_template("report.html.j2").render(r=report)
+    name = "stepped.html.j2" if report.design == "stepped_wedge" else "report.html.j2"
+    return _environment().get_template(name).render(r=report)
 
 
 def offline_fetcher() -> Any:

@@ -36,19 +36,28 @@ def _main(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> ReportTable:
-    """Totals, station medians and means and rates per 30 days, by outcome, arm and period."""
+    """Totals, station medians and means and rates per 30 days, by outcome, arm and period
+    (a stepped wedge: by period and planned exposure)."""
     analysed = list(dict.fromkeys(e["outcome"] for e in _main(results)))
     descriptive = results.get("descriptive") or {}
     primary = results["trial"]["primary_outcome"]
+    stepped = any("exposure" in r for rows in descriptive.values() for r in rows)
     rows = []
     groups = []
     for name in analysed:
         for r in descriptive.get(name, []):
             hidden = suppression.hides(r["total"])
-            rows.append(
-                (
+            first = (
+                (str(r["period"]), str(r["exposure"]).capitalize())
+                if stepped
+                else (
                     str(r["arm"]).capitalize(),
                     "follow-up" if r["period"] == "followup" else r["period"],
+                )
+            )
+            rows.append(
+                (
+                    *first,
                     r["stations"],
                     suppression.count(r["total"]),
                     None if hidden or suppression.hides(r["median"]) else r["median"],
@@ -57,6 +66,27 @@ def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> Repo
                 )
             )
             groups.append(outcome_label(name, results) + (" (primary)" if name == primary else ""))
+    if stepped:
+        return ReportTable(
+            name="outcomes_by_period",
+            title="Outcomes by period and planned exposure",
+            columns=(
+                "Period",
+                "Exposure",
+                "Stations",
+                "Total",
+                "Median per station",
+                "Mean per station",
+                "Rate per 30 days",
+            ),
+            rows=tuple(rows),
+            formats=("text", "text", "int", "count", "1", "1", "1"),
+            groups=tuple(groups),
+            notes=(
+                "Rate per 30 days = total / days in the stations' periods × 30. Exposure as "
+                "the design planned it (intention to treat); transition cells are not analysed.",
+            ),
+        )
     return ReportTable(
         name="outcomes_by_arm",
         title="Outcomes by arm and period",
@@ -89,13 +119,14 @@ def _estimate_rows(
     rows = []
     groups = []
     notes: list[str] = []
+    primary_method = (results.get("primary") or {}).get("method", "nb_randomisation")
     for e in estimates:
         marks = ""
         for note in e.get("notes", []):
             if note not in notes:
                 notes.append(note)
             marks += f"[{notes.index(note) + 1}]"
-        is_primary = e["outcome"] == primary and e["method"] == "nb_randomisation"
+        is_primary = e["outcome"] == primary and e["method"] == primary_method
         outcome = outcome_label(e["outcome"], results) + (
             " (primary)" if e["outcome"] == primary else ""
         )
@@ -126,7 +157,12 @@ def estimates_table(results: dict[str, Any]) -> ReportTable:
     )
     return ReportTable(
         name="effect_estimates",
-        title="Effect estimates, intervention versus control",
+        title="Effect estimates, "
+        + (
+            "exposed versus unexposed periods"
+            if results["trial"].get("design") == "stepped_wedge"
+            else "intervention versus control"
+        ),
         columns=(
             "Method",
             "Scale",

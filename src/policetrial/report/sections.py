@@ -102,6 +102,13 @@ def _workspace_power(workspace: Workspace) -> tuple[ArmTestPower | None, str]:
     allocation = current_allocation(workspace)
     if sample is None or allocation is None:
         return None, "The audit's power is not computed: the trial has no sealed allocation."
+    if allocation.stepped:
+        return None, (
+            "In a stepped wedge the audit describes the accuracy of flags by planned exposure; "
+            "every station contributes exposed and unexposed cells, so the test between arms "
+            "(and its power) does not apply, and no difference in accuracy between exposures "
+            "is tested."
+        )
     flagged = sample.items[sample.items["kind"] == "tagged"]
     # The follow-up comparison is the one that matters; before follow-up, the baseline's.
     period = "followup" if (flagged["period"] == "followup").any() else "baseline"
@@ -185,6 +192,7 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
             )
         )
     accuracy = summary.get("accuracy") or {}
+    stepped_audit = workspace.protocol.design.stepped
     ppv_rows = []
     for row in accuracy.get("ppv", []):
         hidden = suppression.hides(row["yes"]) or suppression.hides(row["no"])
@@ -205,9 +213,11 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
         tables.append(
             ReportTable(
                 name="audit_accuracy",
-                title="Accuracy of tagging by arm and period (positive predictive value)",
+                title="Accuracy of tagging by "
+                + ("planned exposure" if stepped_audit else "arm and period")
+                + " (positive predictive value)",
                 columns=(
-                    "Arm",
+                    "Exposure" if stepped_audit else "Arm",
                     "Period",
                     "Drawn",
                     "Relevant",
@@ -320,6 +330,13 @@ def survey_section(
         for block in scores.to_dict()["scoring"]
         for row in block["summary"]
     }
+    stepped = workspace.protocol.design.stepped
+    arm_names: tuple[str, ...] = (
+        tuple(f"sequence {k}" for k in range(1, workspace.protocol.design.n_sequences + 1))
+        if stepped
+        else ("intervention", "control")
+    )
+    unit = "sequence" if stepped else "arm"
     tables: list[ReportTable] = []
     response_rows = []
     for row in flow.by_arm.to_dict("records"):
@@ -344,8 +361,15 @@ def survey_section(
     tables.append(
         ReportTable(
             name="survey_response",
-            title="Questionnaire response by arm and time point",
-            columns=("Arm", "Time", "Eligible", "Invited", "Responded", "Response rate (%)"),
+            title=f"Questionnaire response by {unit} and time point",
+            columns=(
+                unit.capitalize(),
+                "Time",
+                "Eligible",
+                "Invited",
+                "Responded",
+                "Response rate (%)",
+            ),
             rows=tuple(response_rows),
             formats=("text", "text", "count", "count", "count", "1"),
             notes=("Response rate = responded / eligible officers (roster date).",),
@@ -384,7 +408,7 @@ def survey_section(
     change_groups = []
     for key in scores.score_keys:
         table = scores.prepost(key)
-        for arm in ("intervention", "control"):
+        for arm in arm_names:
             part = table[table["arm"] == arm]
             pre = pd.to_numeric(part["pre"], errors="coerce")
             post = pd.to_numeric(part["post"], errors="coerce")
@@ -407,9 +431,9 @@ def survey_section(
     tables.append(
         ReportTable(
             name="survey_prepost",
-            title="Scores before and after training, by arm",
+            title=f"Scores before and after training, by {unit}",
             columns=(
-                "Arm",
+                unit.capitalize(),
                 "Pre n",
                 "Pre mean",
                 "Post n",
@@ -423,8 +447,14 @@ def survey_section(
             groups=tuple(change_groups),
             notes=(
                 "Unadjusted: officers' own change (post minus pre) among those who answered at "
-                "both time points. The adjusted comparison, with officers clustered in stations, "
-                "is the analysis below when results.json holds it.",
+                "both time points. "
+                + (
+                    "In a stepped wedge every station is trained, so the change is described, "
+                    "not compared between arms."
+                    if stepped
+                    else "The adjusted comparison, with officers clustered in stations, is the "
+                    "analysis below when results.json holds it."
+                ),
             ),
         )
     )

@@ -123,7 +123,7 @@ def monthly_calls(
         [r for r in station_period if r.get("period") == "followup"],
         columns=["station_id", "arm", "start", "end"],
     )
-    window = workspace.protocol.periods.baseline
+    window = workspace.protocol.parallel_periods.baseline
     return MonthlyCalls(
         outcome=key,
         by_arm=pd.DataFrame(rows),

@@ -76,7 +76,9 @@ def make_incidents(
     general_rate = daily * (1 - target_share) * size[:, None] * day_weight[None, :]
     mh_rate = daily * target_share * mh_level[:, None] * day_weight[None, :] * noise[:, month_index]
     for i, sid in enumerate(station_df["station_id"]):
-        if arms.get(sid) == "intervention" and sid in training_dates:
+        # Trained stations: a parallel trial's intervention stations, or every station of a
+        # stepped wedge once its sequence is trained.
+        if sid in training_dates:
             after = np.asarray(days.date > training_dates[sid])
             mh_rate[i, after] *= effect
     general = rng.poisson(general_rate)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from policetrial.errors import SynthError
 from policetrial.protocol.schema import Protocol
-from policetrial.randomise import allocate_by_plan
+from policetrial.randomise.plan import allocate_by_plan, allocate_sequences
 from policetrial.records.roster import eligible_postings
 from policetrial.synth.plan import RANK_SHARES
 
@@ -55,7 +55,7 @@ def make_officers(
 ) -> pd.DataFrame:
     """One posting per officer, a second for the few who move station during the trial."""
     on_date = protocol.eligibility.on_date
-    eligible_target = protocol.targets.officers_intervention + protocol.targets.officers_control
+    eligible_target = sum(protocol.officer_targets.values())
     per_station = eligible_target / max(len(stations), 1) * size / size.mean()
     rows: list[tuple[str, str, str, str, dt.date, dt.date | None]] = []
     total = int(np.sum(np.round(per_station * 1.2))) + 50
@@ -89,7 +89,8 @@ def make_officers(
             collar = f"{collars[c]:0{digits}d}"
             c += 1
             if rng.random() < 0.03 and len(sids) > 1 and left is None:
-                moved = on_date + dt.timedelta(days=int(rng.integers(30, 240)))
+                # After the officer joined (some join after the roster date).
+                moved = max(on_date, joined) + dt.timedelta(days=int(rng.integers(30, 240)))
                 other = sids[(si + 1 + int(rng.integers(len(sids) - 1))) % len(sids)]
                 rows.append((collar, rank, team, sid, joined, moved - dt.timedelta(days=1)))
                 rows.append((collar, rank, team, other, moved, None))
@@ -121,6 +122,8 @@ def allocate(protocol: Protocol, stations: pd.DataFrame, officers: pd.DataFrame)
     clusters["eligible_officers"] = (
         clusters["station_id"].map(eligible["station_id"].value_counts()).fillna(0).astype(int)
     )
+    if protocol.design.stepped:
+        return allocate_sequences(protocol, clusters).arms
     return allocate_by_plan(plan, clusters).arms
 
 
@@ -131,12 +134,24 @@ def make_training(
     arms: dict[str, str],
     protocol: Protocol,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dt.date]]:
-    """One-day sessions of up to 16 officers at each intervention station, June to September."""
+    """One-day sessions of up to 16 officers at each intervention station, in the four months
+    after the roster date; in a stepped wedge, at every station in its sequence's training
+    period (the transition period, or the last weeks before it is exposed)."""
     sessions, attendance, dates = [], [], {}
     window_start = protocol.eligibility.on_date + dt.timedelta(days=31)
+    design = protocol.design
+    bounds = design.period_bounds() if design.stepped else []
     s = 0
     for sid in stations["station_id"]:
-        if arms[sid] != "intervention":
+        if design.stepped:
+            sequence = int(arms[sid].removeprefix("sequence "))
+            period = design.training_period(sequence)
+            if "T" in design.planned[sequence - 1]:
+                begin, end = bounds[period - 1]
+            else:
+                end = bounds[period][0] - dt.timedelta(days=1)
+                begin = end - dt.timedelta(days=40)
+        elif arms[sid] != "intervention":
             continue
         roster = officers[(officers["station_id"] == sid) & officers["eligible_now"]]
         others = officers[(officers["station_id"] == sid) & ~officers["eligible_now"]]
@@ -145,8 +160,18 @@ def make_training(
         )
         put_forward = list(dict.fromkeys(put_forward))
         n_sessions = max(1, math.ceil(len(put_forward) / 16))
-        first = window_start + dt.timedelta(days=int(rng.integers(0, 75)))
-        days = sorted(first + dt.timedelta(days=int(d)) for d in rng.integers(0, 42, n_sessions))
+        if design.stepped:
+            span = max((end - begin).days - 7, 1)
+            first = begin + dt.timedelta(days=int(rng.integers(0, max(span // 3, 1))))
+            reach = max((end - first).days, 1)
+            days = sorted(
+                first + dt.timedelta(days=int(d)) for d in rng.integers(0, reach, n_sessions)
+            )
+        else:
+            first = window_start + dt.timedelta(days=int(rng.integers(0, 75)))
+            days = sorted(
+                first + dt.timedelta(days=int(d)) for d in rng.integers(0, 42, n_sessions)
+            )
         order = rng.permutation(len(put_forward))
         for k, day in enumerate(days):
             s += 1

@@ -108,17 +108,23 @@ def synthesise_force(
         raise SynthError(f"target_share must be between 0 and 1, got {share}")
     if per_month <= 0:
         raise SynthError(f"incidents_per_station_month must be positive, got {per_month}")
+    design = protocol.design
     if start is None:
-        base = protocol.periods.baseline.start
+        base = design.start if design.stepped else protocol.parallel_periods.baseline.start
+        assert base is not None
         start = settings.start or add_months(base.replace(day=1), -3)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    if months is None:
+    if months is None and design.stepped:
+        # To the end of the design's last period, and a month more.
+        last = design.period_bounds()[-1][1]
+        months = (last.year - start.year) * 12 + last.month - start.month + 2
+    elif months is None:
         # To the roster date, about five months of training, then the follow-up window.
         on = protocol.eligibility.on_date
         to_roster = (on.year - start.year) * 12 + on.month - start.month
-        follow = protocol.periods.followup
+        follow = protocol.parallel_periods.followup
         months = max(to_roster, 0) + 5 + follow.months_after + follow.length_months + 2
     plan = synth_plan(protocol)
 

@@ -37,10 +37,7 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
     protocol = workspace.protocol
     stations = load_stations(workspace)
     allocation = current_allocation(workspace)
-    targets = {
-        "intervention": protocol.targets.officers_intervention,
-        "control": protocol.targets.officers_control,
-    }
+    targets = protocol.officer_targets
     context: dict[str, Any] = {
         "trial": protocol.trial.title,
         "stations": len(stations),
@@ -49,6 +46,7 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
         else {"at": allocation.created_at.isoformat(), "digest": allocation.digest},
         "target_total": sum(targets.values()),
         "arm_labels": {},
+        "rollout": None,
     }
     officers = load_officers(workspace)
     if officers.empty:
@@ -60,7 +58,13 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
         context["eligible_total"] = len(roster)
         context["training"] = _training(workspace, allocation, by_arm)
         context["questionnaires"] = _questionnaires(workspace, by_arm)
-        if by_arm and allocation is not None:
+        if protocol.design.stepped and allocation is not None:
+            context["rollout"] = _rollout(workspace, allocation, dt.date.today())
+            if by_arm:
+                context["arm_labels"] = {
+                    r["sequence"]: r["sequence"].capitalize() for r in context["rollout"]
+                }
+        elif by_arm and allocation is not None:
             context["arm_labels"] = {arm: getattr(protocol.arms, arm) for arm in targets}
             counts = roster["arm"].value_counts()
             context["eligible_by_arm"] = [
@@ -109,6 +113,54 @@ def _training(workspace: Workspace, allocation: Any, by_arm: bool) -> dict[str, 
                 for row in result.by_arm.to_dict("records")
             ]
     return out
+
+
+def _rollout(workspace: Workspace, allocation: Any, today: dt.date) -> list[dict[str, Any]]:
+    """A stepped wedge's roll-out against its schedule, one row per sequence.
+
+    A sequence is due in its training period; a station counts as trained once it has a
+    training session, and in time when its last one falls on or before the period's end.
+    Counts only: which station is in which sequence is for the statistician's view.
+    """
+    design = workspace.protocol.design
+    bounds = design.period_bounds()
+    sessions = read_store(workspace, "training_sessions")
+    last = (
+        {
+            str(k): pd.Timestamp(v).date()
+            for k, v in sessions.groupby("station_id")["session_date"].max().items()
+        }
+        if len(sessions)
+        else {}
+    )
+    rows = []
+    for k in range(1, design.n_sequences + 1):
+        name = f"sequence {k}"
+        ids = [s for s, a in allocation.arms.items() if a == name]
+        start, end = bounds[design.training_period(k) - 1]
+        trained = [s for s in ids if s in last]
+        in_time = [s for s in trained if last[s] <= end]
+        if len(trained) == len(ids):
+            status = "trained" if len(in_time) == len(ids) else "trained, some late"
+        elif today < start:
+            status = "not due yet"
+        elif today <= end:
+            status = "due now"
+        else:
+            status = "behind schedule"
+        rows.append(
+            {
+                "sequence": name,
+                "period": f"p{design.training_period(k)}",
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "stations": len(ids),
+                "trained": len(trained),
+                "in_time": len(in_time),
+                "status": status,
+            }
+        )
+    return rows
 
 
 def _questionnaires(workspace: Workspace, by_arm: bool) -> list[dict[str, Any]]:
