@@ -19,6 +19,7 @@ TUTORIALS = {
     "tutorial-domestic-abuse.md": "da",
     "tutorial-connect-published.md": "published",
     "tutorial-stepped-wedge.md": "sw",
+    "tutorial-three-arm.md": "three",
 }
 """Each tutorial page and the workspace it builds."""
 

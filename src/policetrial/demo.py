@@ -80,6 +80,8 @@ def run_demo(
             {"POLICETRIAL_PSEUDONYM_KEY_FILE": str(key_path)}, workspace=ws_root
         )
         ws = init_workspace(ws_root, protocol=protocol)
+        # The protocol's own effects per arm, unless the caller sets one for every arm.
+        effects = ws.protocol.synth.effects if effect is None else {}
         effect = ws.protocol.synth.effect if effect is None else effect
         order = ws.protocol.import_order
         title = f"{ws.protocol.trial.id} trial demo"
@@ -124,6 +126,7 @@ def run_demo(
                 stations=stations or ws.protocol.targets.stations,
                 seed=seed,
                 effect=effect,
+                effects=effects,
             )
             done("synthesise")
             # Stations and the roster come first; randomisation needs them, training and
@@ -164,7 +167,7 @@ def run_demo(
         "report": str(files.html),
         "results": str(out / "results.json"),
         "workspace": None if workspace is None else str(workspace),
-        "true_effect": effect,
+        "true_effect": force.parameters.get("effects", effect),
         "primary": p.to_dict(),
         "stations": results.stations,
         "officers_eligible": results.officers_eligible,
@@ -183,10 +186,12 @@ def run_demo(
             f"[bold]Demo of the {ws.protocol.trial.id} trial[/] "
             f"({split} stations, "
             f"{force.n_incidents:,} incidents, "
-            f"true rate ratio {effect}; SYNTHETIC audit ratings and questionnaires)"
+            f"true rate ratio {_truth(force.parameters.get('effects', effect))}; SYNTHETIC "
+            "audit ratings and questionnaires)"
         )
+        against = f", {p.comparison} against control" if p.comparison else ""
         console.print(
-            f"Primary outcome ({results.trial['primary_outcome_label']}): {p.scale} "
+            f"Primary outcome ({results.trial['primary_outcome_label']}{against}): {p.scale} "
             f"[bold]{p.estimate:.2f}[/] (95% CI {_end(p.ci_low)} to {_end(p.ci_high)}), "
             f"p = {p.p_value:.3f}"
         )
@@ -197,3 +202,10 @@ def run_demo(
 def _end(value: float | None) -> str:
     """An interval end to two decimals; an open end (None) as "open"."""
     return "open" if value is None else f"{value:.2f}"
+
+
+def _truth(effect: float | dict[str, float]) -> str:
+    """The true rate ratio, or each training arm's."""
+    if isinstance(effect, dict):
+        return ", ".join(f"{arm} {value:g}" for arm, value in effect.items())
+    return f"{effect:g}"

@@ -12,6 +12,7 @@ import json
 import platform
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,13 @@ import numpy as np
 import pandas as pd
 
 from policetrial import __version__
+from policetrial.analysis.arms import (
+    Comparison,
+    comparisons,
+    global_randomisation,
+    restrict_table,
+    with_holm,
+)
 from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.icc import anova_icc, count_cv
@@ -33,6 +41,7 @@ from policetrial.outcomes.compute import OutcomeTables, workspace_outcomes
 from policetrial.protocol.conditions import Every
 from policetrial.protocol.outcomes import OutcomeSpec
 from policetrial.protocol.schema import Analysis, Protocol
+from policetrial.randomise.comparisons import smallest_p_value
 from policetrial.randomise.sealed import SealedAllocation, current_allocation
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
@@ -145,15 +154,17 @@ def analyse_workspace(
                     stacklevel=2,
                 )
         else:
-            analyses, clustering = _run_plan(workspace, outcomes, allocation, exp, scores)
+            analyses, clustering = _run_plan(protocol, outcomes, allocation, exp, scores)
         caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
     method = PRIMARY_METHODS[protocol.primary_method]
+    primary_comparison = protocol.primary_arm if allocation.arm_names else None
     primary = next(
         e
         for e in analyses
         if e.outcome == protocol.outcomes.primary
         and e.method == method
         and e.analysis_set == "main"
+        and e.comparison == primary_comparison
     )
     arms = allocation.arms
     sp = outcomes.station_period
@@ -167,10 +178,7 @@ def analyse_workspace(
         main = tuple(
             e for e in analyses if e.analysis_set == "main" and e.outcome in count_outcomes
         )
-        stations = {
-            "intervention": sum(1 for a in arms.values() if a == "intervention"),
-            "control": sum(1 for a in arms.values() if a == "control"),
-        }
+        stations = {arm: sum(1 for a in arms.values() if a == arm) for arm in protocol.arms.labels}
         descriptive = descriptive_by_arm(outcomes)
         tested = allocation.scheme_set.n_schemes
     return TrialResults(
@@ -179,6 +187,7 @@ def analyse_workspace(
             "title": protocol.trial.title,
             "force": protocol.trial.force,
             "design": protocol.design.kind,
+            "arms": protocol.arms.labels,
             "primary_outcome": protocol.outcomes.primary,
             "primary_outcome_label": protocol.outcome_label(protocol.outcomes.primary),
             "alpha": plan.alpha,
@@ -196,14 +205,32 @@ def analyse_workspace(
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         analyses=tuple(analyses),
         clustering=tuple(clustering),
-        randomisation_test={
-            "n_schemes": allocation.scheme_set.n_schemes,
-            "enumerated": allocation.scheme_set.enumerated,
-            "smallest_p_value": allocation.scheme_set.smallest_p_value(allocation.chosen_index),
-            "orders_tested": tested,
-        },
+        randomisation_test=_randomisation_test(allocation, tested),
         outcomes=outcome_metadata(protocol),
     )
+
+
+def _randomisation_test(allocation: SealedAllocation, tested: int) -> dict[str, Any]:
+    """What the randomisation tests ran over. With more than two arms each comparison with
+    control runs over its own splits (and the global test over every allocation)."""
+    scheme_set = allocation.scheme_set
+    out: dict[str, Any] = {
+        "n_schemes": scheme_set.n_schemes,
+        "enumerated": scheme_set.enumerated,
+        "smallest_p_value": scheme_set.smallest_p_value(allocation.chosen_index),
+        "orders_tested": tested,
+    }
+    if allocation.arm_names:
+        each = comparisons(
+            allocation.cluster_ids, scheme_set.packed, allocation.chosen_index, allocation.arm_names
+        )
+        out["comparisons"] = {
+            str(c.arm): {"n_schemes": len(c.schemes), "smallest_p_value": smallest_p_value(c)}
+            for c in each
+        }
+        out["smallest_p_value"] = max(v["smallest_p_value"] for v in out["comparisons"].values())
+        out["global_smallest_p_value"] = 1 / scheme_set.n_schemes
+    return out
 
 
 def outcome_metadata(protocol: Protocol) -> dict[str, dict[str, Any]]:
@@ -224,36 +251,91 @@ def outcome_metadata(protocol: Protocol) -> dict[str, dict[str, Any]]:
 
 
 def _run_plan(
-    workspace: Workspace,
+    protocol: Protocol,
     outcomes: OutcomeTables,
     allocation: SealedAllocation,
     exp: Exposure,
     questionnaire: dict[str, pd.DataFrame],
 ) -> tuple[list[Estimate], list[Clustering]]:
-    """Every analysis the protocol asks for; secondary failures become warnings."""
-    protocol = workspace.protocol
+    """Every analysis the protocol asks for, for each comparison of a training arm with
+    control; secondary failures become warnings. A trial of more than two arms also gets
+    the global test of every count outcome and Holm-adjusted p-values."""
+    if not allocation.arm_names:
+        one = Comparison(
+            None, allocation.cluster_ids, allocation.arms, allocation.scheme_set.schemes
+        )
+        return _run_comparison(protocol, outcomes, one, exp, questionnaire, with_clustering=True)
+    analyses: list[Estimate] = []
+    clustering: list[Clustering] = []
+    labels = allocation.scheme_set.packed
+    for comparison in comparisons(
+        allocation.cluster_ids, labels, allocation.chosen_index, allocation.arm_names
+    ):
+        found, clusters = _run_comparison(
+            protocol,
+            outcomes,
+            comparison,
+            exp,
+            questionnaire,
+            with_clustering=comparison.arm == protocol.primary_arm,
+        )
+        analyses.extend(replace(e, comparison=comparison.arm) for e in found)
+        clustering.extend(
+            replace(c, notes=(*c.notes, f"stations of the primary comparison ({c_arms})"))
+            for c in clusters
+            for c_arms in [f"{comparison.arm} and control"]
+        )
+    for outcome in _named(protocol, counts=True):
+        try:
+            analyses.append(
+                global_randomisation(
+                    outcomes.wide(outcome),
+                    outcome=outcome,
+                    station_ids=allocation.cluster_ids,
+                    labels=labels,
+                    chosen=allocation.chosen_index,
+                    names=allocation.arm_names,
+                )
+            )
+        except AnalysisError as exc:
+            warnings.warn(f"{outcome} (global test) not analysed: {exc}", UserWarning, stacklevel=2)
+    return with_holm(analyses), clustering
+
+
+def _run_comparison(
+    protocol: Protocol,
+    outcomes: OutcomeTables,
+    comparison: Comparison,
+    exp: Exposure,
+    questionnaire: dict[str, pd.DataFrame],
+    *,
+    with_clustering: bool,
+) -> tuple[list[Estimate], list[Clustering]]:
+    """Every analysis of one comparison (a two-arm trial's only one)."""
     plan = protocol.analysis
-    schemes = allocation.scheme_set.schemes
-    order = allocation.cluster_ids
+    schemes = comparison.schemes
+    order = comparison.stations
+    arms = comparison.arms
     count_methods = (
         "nb_randomisation",
         *(["cluster_level"] if "cluster_level" in protocol.sensitivity else []),
     )
     analyses: list[Estimate] = []
     clustering: list[Clustering] = []
+    label = "" if comparison.arm is None else f" ({comparison.arm} against control)"
 
-    def attempt(label: str, required: bool, run: Any) -> None:
+    def attempt(what: str, required: bool, run: Any) -> None:
         try:
             run()
         except AnalysisError as exc:
             if required:
                 raise
-            warnings.warn(f"{label} not analysed: {exc}", UserWarning, stacklevel=2)
+            warnings.warn(f"{what}{label} not analysed: {exc}", UserWarning, stacklevel=2)
 
     def counts(outcome: str, table: pd.DataFrame, analysis_set: str, **kw: Any) -> None:
         analyses.extend(
             analyse_counts(
-                table,
+                restrict_table(table, comparison),
                 outcome=outcome,
                 schemes=kw.get("schemes", schemes),
                 station_order=kw.get("order", order),
@@ -265,41 +347,51 @@ def _run_plan(
 
     primary = protocol.outcomes.primary
     declared = protocol.declared
+    required = comparison.arm in (None, protocol.primary_arm)
     for outcome in _named(protocol, counts=True):
         table = outcomes.wide(outcome)
-        attempt(outcome, outcome == primary, lambda o=outcome, t=table: counts(o, t, "main"))
+        attempt(
+            outcome,
+            required and outcome == primary,
+            lambda o=outcome, t=table: counts(o, t, "main"),
+        )
+        if not with_clustering:
+            continue
         for adjusted in (False, True):
             attempt(
                 f"{outcome} (between-station CV)",
                 False,
                 lambda o=outcome, t=table, a=adjusted: clustering.append(
-                    count_cv(t, outcome=o, alpha=plan.alpha, adjusted=a)
+                    count_cv(restrict_table(t, comparison), outcome=o, alpha=plan.alpha, adjusted=a)
                 ),
             )
-    incidents = outcomes.incidents
+    incidents = restrict_table(outcomes.incidents, comparison)
     for key in _named(protocol, counts=False):
         attempt(
             key,
             False,
-            lambda s=declared[key]: _binary(s, incidents, allocation, plan, analyses, clustering),
+            lambda s=declared[key]: _binary(
+                s, incidents, order, arms, plan, analyses, clustering, with_clustering
+            ),
         )
     for name, scores in questionnaire.items():
         attempt(
             name,
             False,
-            lambda n=name, s=scores: _questionnaire(n, s, plan, analyses, clustering),
+            lambda n=name, s=scores: _questionnaire(
+                n, restrict_table(s, comparison), plan, analyses, clustering, with_clustering
+            ),
         )
     if "per_protocol" in protocol.sensitivity:
         shares = exp.by_station.set_index("station_id")["trained_share"]
         excluded = [
             s
             for s in order
-            if allocation.arms[s] == "intervention"
-            and shares.get(s, 0.0) < plan.per_protocol_min_dose
+            if arms[s] == "intervention" and shares.get(s, 0.0) < plan.per_protocol_min_dose
         ]
         if not excluded:
             warnings.warn(
-                f"per_protocol: every intervention station trained at least "
+                f"per_protocol{label}: every intervention station trained at least "
                 f"{plan.per_protocol_min_dose:.0%} of its eligible officers, so the "
                 "per-protocol analysis is the main analysis",
                 UserWarning,
@@ -321,7 +413,7 @@ def _run_plan(
             lambda: counts(
                 primary,
                 recount_without_contamination(
-                    incidents, outcomes.station_period, declared[primary]
+                    outcomes.incidents, outcomes.station_period, declared[primary]
                 ),
                 "exclude_contaminated",
             ),
@@ -346,10 +438,12 @@ def _named(protocol: Protocol, *, counts: bool) -> list[str]:
 def _binary(
     spec: OutcomeSpec,
     incidents: pd.DataFrame,
-    allocation: SealedAllocation,
+    order: tuple[str, ...],
+    arms: dict[str, str],
     plan: Analysis,
     analyses: list[Estimate],
     clustering: list[Clustering],
+    with_clustering: bool = True,
 ) -> None:
     """An incident-level binary outcome, among the incidents it is a share of."""
     flag = spec.key
@@ -362,18 +456,20 @@ def _binary(
             frame,
             outcome=flag,
             flag=flag,
-            station_order=allocation.cluster_ids,
-            arms=allocation.arms,
+            station_order=order,
+            arms=arms,
             alpha=plan.alpha,
             methods=tuple(plan.binary_methods),
         )
     )
+    if not with_clustering:
+        return
     follow = frame[frame["period"] == "followup"]
     clustering.append(
         anova_icc(
             follow[flag].astype(float).to_numpy(),
             follow["station_id"].to_numpy(),
-            follow["station_id"].map(allocation.arms).to_numpy(),
+            follow["station_id"].map(arms).to_numpy(),
             outcome=flag,
             alpha=plan.alpha,
         )
@@ -400,8 +496,11 @@ def _questionnaire(
     plan: Analysis,
     analyses: list[Estimate],
     clustering: list[Clustering],
+    with_clustering: bool = True,
 ) -> None:
     analyses.append(analyse_scores(scores, alpha=plan.alpha, outcome=name))
+    if not with_clustering:
+        return
     answered = scores.dropna(subset=["post"])
     clustering.append(
         anova_icc(

@@ -32,6 +32,12 @@ class Estimate:
     analysis_set: str = "main"
     """Which data: "main", or a sensitivity set ("per_protocol", "exclude_contaminated",
     "alternative_primary")."""
+    comparison: str | None = None
+    """A trial of more than two arms: the training arm compared with control (or "all k
+    arms" for the global test); None in a two-arm trial."""
+    p_holm: float | None = None
+    """A trial of more than two arms: the p-value Holm-adjusted over the comparisons with
+    control of the same outcome, method and analysis set."""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: jsonable(v) for k, v in asdict(self).items()}

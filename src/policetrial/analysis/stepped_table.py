@@ -21,7 +21,7 @@ import pandas as pd
 from policetrial.analysis.results import Estimate
 from policetrial.analysis.stepped import analyse_stepped, order_test, stepped_data
 from policetrial.analysis.stepped_plan import SENSITIVITY_METHODS
-from policetrial.analysis.table import TableAnalysis, read_table_file
+from policetrial.analysis.table import TableAnalysis, read_station_columns, read_table_file
 from policetrial.errors import AnalysisError
 from policetrial.protocol.schema import Protocol
 from policetrial.randomise.sequences import candidate_orders
@@ -87,26 +87,13 @@ def read_stepped_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
 
 def read_orders(path: str | Path, stations: list[str], sequences: int) -> np.ndarray:
     """(M, n) orders, 0-based sequences, from an orders file (module docstring)."""
-    path = Path(path)
-    frame = read_table_file(path)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    absent = [s for s in stations if s not in frame.columns]
-    if absent:
-        raise AnalysisError(
-            f"{path}: no column for station(s) {absent}; an orders file has one column per "
-            "station holding its sequence (1, 2, ...)"
-        )
-    values = frame[stations].apply(pd.to_numeric, errors="coerce")
-    bad = ~values.isin(list(range(1, sequences + 1)))
-    if bad.to_numpy().any():
-        row, col = np.argwhere(bad.to_numpy())[0]
-        raise AnalysisError(
-            f"{path}: row {row + 2}, column {stations[col]!r}: {frame[stations[col]].iloc[row]!r}; "
-            f"expected a sequence from 1 to {sequences}"
-        )
-    if len(values) < 2:
-        raise AnalysisError(f"{path}: {len(values)} order(s); a randomisation test needs 2 or more")
-    return values.to_numpy(dtype=np.uint8) - 1
+    _, values = read_station_columns(
+        path,
+        stations,
+        allowed=list(range(1, sequences + 1)),
+        holding=f"a sequence from 1 to {sequences}",
+    )
+    return values.astype(np.uint8) - 1
 
 
 def analyse_stepped_table(

@@ -38,8 +38,11 @@ __all__ = [
     "TableAnalysis",
     "analyse_station_table",
     "read_schemes",
+    "read_station_columns",
     "read_station_table",
     "read_table_file",
+    "run_counts",
+    "wide_table",
 ]
 
 NEEDED = ("station_id", "arm", "period", "days")
@@ -98,7 +101,7 @@ def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
     table = table.copy()
     table["station_id"] = table["station_id"].astype(str).str.strip()
     for column, allowed in (
-        ("arm", ("intervention", "control")),
+        ("arm", tuple(protocol.arms.labels)),
         ("period", ("baseline", "followup")),
     ):
         values = table[column].astype(str).str.strip().str.lower()
@@ -107,7 +110,7 @@ def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise AnalysisError(
                 f"{path}: row {row + 2}, column {column!r}: {table[column].iloc[row]!r}; "
-                f"expected {' or '.join(allowed)}"
+                f"expected {', '.join(allowed[:-1])} or {allowed[-1]}"
             )
         table[column] = values
     counts = [c for c in protocol.declared.counts if c in table.columns]
@@ -138,30 +141,53 @@ def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
     return table
 
 
-def read_schemes(path: str | Path, stations: list[str]) -> tuple[np.ndarray, int | None]:
-    """The candidate schemes (rows x stations, True = intervention) and the chosen row."""
+def read_station_columns(
+    path: str | Path,
+    stations: list[str],
+    *,
+    allowed: list[Any],
+    holding: str,
+    numeric: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The file's rows (each a candidate allocation) and, per row and station, its value:
+    one column per station of `stations`, every cell one of `allowed` (numbers when
+    `numeric`, else text, trimmed). `holding` says what a cell holds, for the messages
+    that name the file, row and column of a mistake."""
     path = Path(path)
     frame = read_table_file(path)
     frame.columns = [str(c).strip() for c in frame.columns]
     absent = [s for s in stations if s not in frame.columns]
     if absent:
         raise AnalysisError(
-            f"{path}: no column for station(s) {absent}; a schemes file has one 0/1 column per "
-            "station (1 = intervention)"
+            f"{path}: no column for station(s) {absent}; the file has one column per station "
+            f"holding {holding}"
         )
-    values = frame[stations].apply(pd.to_numeric, errors="coerce")
-    bad = ~values.isin([0, 1])
+    values = frame[stations]
+    values = (
+        values.apply(pd.to_numeric, errors="coerce")
+        if numeric
+        else values.astype(str).apply(lambda c: c.str.strip())
+    )
+    bad = ~values.isin(allowed)
     if bad.to_numpy().any():
         row, col = np.argwhere(bad.to_numpy())[0]
         raise AnalysisError(
             f"{path}: row {row + 2}, column {stations[col]!r}: {frame[stations[col]].iloc[row]!r}; "
-            "expected 0 or 1"
+            f"expected {holding}"
         )
-    schemes = values.to_numpy(dtype=bool)
-    if len(schemes) < 2:
+    if len(values) < 2:
         raise AnalysisError(
-            f"{path}: {len(schemes)} scheme(s); a randomisation test needs at least 2"
+            f"{path}: {len(values)} row(s); a randomisation test needs at least 2 to choose from"
         )
+    return frame, values.to_numpy()
+
+
+def read_schemes(path: str | Path, stations: list[str]) -> tuple[np.ndarray, int | None]:
+    """The candidate schemes (rows x stations, True = intervention) and the chosen row."""
+    frame, values = read_station_columns(
+        path, stations, allowed=[0, 1], holding="0 or 1 (1 = intervention)"
+    )
+    schemes = values.astype(bool)
     chosen = None
     if "chosen" in frame.columns:
         picked = np.flatnonzero(
@@ -242,7 +268,7 @@ def analyse_station_table(
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        _run(table, protocol, counts, matrix, order, methods, analyses, clustering, notes)
+        run_counts(table, protocol, counts, matrix, order, methods, analyses, clustering, notes)
     notes.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
     primary = next(
         e
@@ -275,7 +301,7 @@ def analyse_station_table(
     )
 
 
-def _run(
+def run_counts(
     table: pd.DataFrame,
     protocol: Protocol,
     counts: list[str],
@@ -289,7 +315,7 @@ def _run(
     """Every count analysis the plan asks for; a secondary's failure becomes a warning."""
     plan = protocol.analysis
     for key in counts:
-        wide = _wide(table, key)
+        wide = wide_table(table, key)
         try:
             analyses.extend(
                 analyse_counts(
@@ -319,7 +345,7 @@ def _run(
     ):
         analyses.extend(
             analyse_counts(
-                _wide(table, alternative),
+                wide_table(table, alternative),
                 outcome=alternative,
                 schemes=matrix,
                 station_order=order,
@@ -330,7 +356,7 @@ def _run(
         )
 
 
-def _wide(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
+def wide_table(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
     base = table[table["period"] == "baseline"].set_index("station_id")
     follow = table[table["period"] == "followup"].set_index("station_id")
     return pd.DataFrame(

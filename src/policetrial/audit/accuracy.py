@@ -37,6 +37,7 @@ from scipy import special
 from policetrial.audit.agreement import wilson_interval
 from policetrial.errors import AuditError
 from policetrial.jsonable import jsonable
+from policetrial.randomise.comparisons import Comparison
 
 __all__ = [
     "ArmTest",
@@ -107,6 +108,8 @@ class ArmTest:
     p_value: float
     schemes: int
     method: str = "difference in mean station proportions; randomisation test over the scheme set"
+    arm: str = "intervention"
+    """The training arm compared with control (a trial of more than two arms has several)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: jsonable(v) for k, v in asdict(self).items()}
@@ -238,6 +241,7 @@ def tagging_accuracy(
     populations: pd.DataFrame | None = None,
     level: float = 0.95,
     exposure: Mapping[tuple[str, str], str] | None = None,
+    comparisons: Sequence[Comparison] | None = None,
 ) -> TaggingAccuracy:
     """PPV (and sensitivity) of flags by arm and period, and cluster-level tests between arms.
 
@@ -256,6 +260,10 @@ def tagging_accuracy(
         intervention) with its station order.
     populations
         kind, station_id, period, population: incidents in each stratum, for sensitivity.
+    comparisons
+        A trial of more than two arms: each training arm against control, with the splits
+        its test runs over (`policetrial.randomise.comparisons`); accuracy is then
+        described in every arm and each arm is tested against control.
     """
     unknown = sorted(set(items["station_id"]) - set(arms))
     if unknown:
@@ -273,7 +281,13 @@ def tagging_accuracy(
     missed: list[ProportionRow] = []
     tests: list[ArmTest] = []
     notes: list[str] = []
-    groups = ARMS if exposure is None else ("unexposed", "transition", "exposed")
+    if exposure is not None:
+        groups: tuple[str, ...] = ("unexposed", "transition", "exposed")
+    elif comparisons:
+        groups = (*(c.arm or "intervention" for c in comparisons), "control")
+    else:
+        groups = ARMS
+    tested: list[Comparison | None] = list(comparisons or ()) or [None]
     periods = PERIODS if exposure is None else ()
     for kind, rows, measure in (("tagged", ppv, "ppv"), ("untagged", missed, "missed_share")):
         these = frame[frame["kind"] == kind]
@@ -294,10 +308,32 @@ def tagging_accuracy(
             )
             if by_station.empty:
                 continue
-            mean_i, mean_c, diff, p, used = station_permutation_test(
-                by_station.to_dict(), arms=arms, schemes=schemes, station_order=station_order
-            )
-            tests.append(ArmTest(measure, period, len(by_station), mean_i, mean_c, diff, p, used))
+            for comparison in tested:
+                if comparison is None:
+                    pair_arms, pair_schemes, pair_order = arms, schemes, station_order
+                    values = by_station.to_dict()
+                else:
+                    pair_arms, pair_schemes = comparison.arms, comparison.schemes
+                    pair_order = comparison.stations
+                    values = {k: v for k, v in by_station.items() if k in comparison.arms}
+                if not values:
+                    continue
+                mean_i, mean_c, diff, p, used = station_permutation_test(
+                    values, arms=pair_arms, schemes=pair_schemes, station_order=pair_order
+                )
+                tests.append(
+                    ArmTest(
+                        measure,
+                        period,
+                        len(values),
+                        mean_i,
+                        mean_c,
+                        diff,
+                        p,
+                        used,
+                        arm="intervention" if comparison is None else str(comparison.arm),
+                    )
+                )
     sensitivity: list[SensitivityRow] = []
     if missed and populations is not None:
         pop = populations.assign(arm=group_of(populations))

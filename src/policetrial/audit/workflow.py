@@ -36,6 +36,7 @@ from policetrial.audit.ratings import (
 from policetrial.audit.sample import AuditSample, current_sample, draw_audit_sample
 from policetrial.errors import AuditError, WorkspaceError
 from policetrial.protocol.design import CELL_LABELS
+from policetrial.randomise.comparisons import comparisons
 from policetrial.randomise.sealed import current_allocation
 from policetrial.records.workspace import Workspace
 
@@ -121,6 +122,14 @@ def workspace_accuracy(workspace: Workspace, *, level: float = 0.95) -> TaggingA
         populations=sample.summary(),
         level=level,
         exposure=_cell_exposure(workspace, allocation) if allocation.stepped else None,
+        comparisons=comparisons(
+            allocation.cluster_ids,
+            allocation.scheme_set.packed,
+            allocation.chosen_index,
+            allocation.arm_names,
+        )
+        if allocation.arm_names
+        else None,
     )
 
 

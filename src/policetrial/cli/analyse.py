@@ -154,6 +154,16 @@ def _table(
             orders = read_orders(schemes, ids, chosen.design.n_sequences)
         with console.status("Analysing..."):
             result = analyse_stepped_table(frame, chosen, orders=orders)
+    elif chosen.arms.multiple:
+        from policetrial.analysis.arms_table import analyse_arms_table, read_allocations
+
+        frame = read_station_table(stations, chosen)
+        allocations = None
+        if schemes is not None:
+            ids = sorted(frame["station_id"].unique())
+            allocations = read_allocations(schemes, ids, list(chosen.arms.labels))
+        with console.status("Analysing..."):
+            result = analyse_arms_table(frame, chosen, orders=allocations)
     else:
         frame = read_station_table(stations, chosen)
         matrix = None
@@ -182,23 +192,40 @@ def _table(
 
 
 def _estimates(analyses: Any) -> None:
-    rows = [
-        [
-            e.outcome,
-            e.analysis_set,
-            e.method,
-            e.scale,
-            e.estimate,
-            f"{_end(e.ci_low)} to {_end(e.ci_high)}",
-            e.p_value,
-            e.df,
-        ]
-        for e in analyses
-    ]
+    several = any(getattr(e, "comparison", None) for e in analyses)
+    rows = []
+    for e in analyses:
+        # The global test of several arms is a p-value with no estimate or interval.
+        p_only = e.method == "global_randomisation"
+        rows.append(
+            [
+                *([e.comparison or ""] if several else []),
+                e.outcome,
+                e.analysis_set,
+                e.method,
+                e.scale,
+                "" if p_only else e.estimate,
+                "" if p_only else f"{_end(e.ci_low)} to {_end(e.ci_high)}",
+                e.p_value,
+                *([e.p_holm] if several else []),
+                e.df,
+            ]
+        )
     console.print(
         table(
             "Effect estimates",
-            ["outcome", "set", "method", "scale", "estimate", "95% CI", "p", "df"],
+            [
+                *(["against control"] if several else []),
+                "outcome",
+                "set",
+                "method",
+                "scale",
+                "estimate",
+                "95% CI",
+                "p",
+                *(["p (Holm)"] if several else []),
+                "df",
+            ],
             rows,
         )
     )

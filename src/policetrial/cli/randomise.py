@@ -73,8 +73,8 @@ def read_clusters(path: Path, id_column: str) -> Any:
 
 def write_schemes(path: Path, allocation: Any) -> None:
     """The candidate set as cvcrand's `savedata` lays it out: `chosen` (1 for the scheme
-    used), `score`, then one column per cluster: 0/1 (1 = intervention), or for a stepped
-    wedge the station's sequence (1, 2, ...). CSV or Parquet."""
+    used), `score`, then one column per cluster: 0/1 (1 = intervention); a stepped wedge's
+    sequence (1, 2, ...); or, with more than two arms, the arm's key. CSV or Parquet."""
     import numpy as np
     import pandas as pd
 
@@ -82,9 +82,16 @@ def write_schemes(path: Path, allocation: Any) -> None:
 
     scheme_set = allocation.scheme_set
     values = scheme_set.schemes.astype(np.int8)
-    if isinstance(scheme_set, LabelSet):
-        values = values + 1
-    frame = pd.DataFrame(values, columns=list(scheme_set.cluster_ids))
+    names = getattr(allocation, "arm_names", None) or getattr(allocation, "names", ())
+    if isinstance(scheme_set, LabelSet) and names:
+        # More than two arms: each station's arm by its key.
+        frame = pd.DataFrame(
+            np.asarray(names, dtype=object)[values], columns=list(scheme_set.cluster_ids)
+        )
+    else:
+        if isinstance(scheme_set, LabelSet):
+            values = values + 1
+        frame = pd.DataFrame(values, columns=list(scheme_set.cluster_ids))
     frame.insert(0, "score", scheme_set.scores if scheme_set.scores is not None else np.nan)
     chosen = np.zeros(scheme_set.n_schemes, dtype=np.int8)
     chosen[allocation.chosen_index] = 1
@@ -92,7 +99,15 @@ def write_schemes(path: Path, allocation: Any) -> None:
     if path.suffix.lower() == ".parquet":
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False)
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        # Arrow writes a sealed set of a million rows in a fraction of pandas' time.
+        pacsv.write_csv(
+            pa.Table.from_pandas(frame, preserve_index=False),
+            path,
+            pacsv.WriteOptions(quoting_style="none"),
+        )
 
 
 def randomise_command(
@@ -321,7 +336,9 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
     from policetrial.randomise.sequences import LabelSet
 
     scores = allocation.scheme_set.scores
-    stepped = isinstance(allocation.scheme_set, LabelSet)
+    # More than two arms: labelled like a stepped wedge's orders, but named as arms.
+    names = getattr(allocation, "arm_names", None) or getattr(allocation, "names", ())
+    stepped = isinstance(allocation.scheme_set, LabelSet) and not names
     rows = [[cid, arm] for cid, arm in allocation.arms.items()]
     common.console.print(common.table(title, [unit, "sequence" if stepped else "arm"], rows))
     scheme_set = allocation.scheme_set
@@ -330,8 +347,8 @@ def _present(allocation: Any, *, as_json: bool, title: str, unit: str) -> None:
     common.console.print(
         f"Method {allocation.method}, seed {allocation.seed}: "
         f"{scheme_set.n_schemes:,} candidate {word} of {scheme_set.total:,} ({how}); "
-        f"smallest attainable p-value "
-        f"{scheme_set.smallest_p_value(allocation.chosen_index):.4g}"
+        f"smallest attainable p-value {allocation.to_dict()['smallest_p_value']:.4g}"
+        + (" (each arm against control)" if names else "")
     )
     if scores is not None:
         described = allocation.to_dict()

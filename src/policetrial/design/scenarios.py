@@ -102,6 +102,10 @@ class SimulatedDesign:
     followup_days: float = 30.0
     binary: tuple[BinaryScenario, ...] = CONNECT_BINARY
     notes: tuple[str, ...] = ()
+    arm_orders: np.ndarray | None = field(default=None, repr=False)
+    """A trial of more than two arms: every allocation of all its stations, for the global
+    test (the `schemes` are then its primary comparison's splits)."""
+    arm_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         schemes = _scheme_matrix(self.schemes)
@@ -144,6 +148,7 @@ class SimulatedDesign:
             "followup_days": self.followup_days,
             "binary": [b.to_dict() for b in self.binary],
             "notes": list(self.notes),
+            "arms": list(self.arm_names),
         }
 
     @classmethod
@@ -224,6 +229,8 @@ def _design(
         followup_days=days,
         binary=binary,
         notes=own.notes,
+        arm_orders=own.arm_orders,
+        arm_names=own.arm_names,
     )
 
 

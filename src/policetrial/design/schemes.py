@@ -21,13 +21,17 @@ from policetrial.errors import DesignError, RandomisationError
 from policetrial.outcomes.covariates import station_covariates
 from policetrial.protocol.schema import Protocol
 from policetrial.randomise import SchemeSet, allocate_by_plan, randomise_clusters
-from policetrial.randomise.sealed import current_allocation
+from policetrial.randomise.comparisons import comparisons
+from policetrial.randomise.plan import allocate_arms
+from policetrial.randomise.sealed import SealedAllocation, current_allocation
+from policetrial.randomise.sequences import SequenceAllocation
 from policetrial.records.roster import eligible_officers, load_officers, load_stations
 from policetrial.records.workspace import Workspace
 from policetrial.synth.force import make_officers, make_stations
 
 __all__ = [
     "TrialSchemes",
+    "primary_comparison_schemes",
     "protocol_scheme_set",
     "protocol_schemes",
     "protocol_stations",
@@ -49,6 +53,10 @@ class TrialSchemes:
     station_sizes: tuple[float, ...] | None = None
     """Eligible officers per station, in the scheme set's station order, when known."""
     notes: tuple[str, ...] = ()
+    arm_orders: np.ndarray | None = field(default=None, repr=False)
+    """A trial of more than two arms: every allocation of all its stations ((M, n) arm
+    indexes into `arm_names`), for the global test."""
+    arm_names: tuple[str, ...] = ()
 
     @property
     def n_stations(self) -> int:
@@ -118,12 +126,63 @@ def protocol_stations(protocol: Protocol) -> pd.DataFrame:
     return stations
 
 
+def primary_comparison_schemes(
+    protocol: Protocol,
+    labels: SequenceAllocation | SealedAllocation,
+    source: str,
+    stations: pd.DataFrame | None = None,
+) -> TrialSchemes:
+    """A trial of more than two arms seen as its primary comparison: the stations of the
+    primary arm and control, and the splits of them its randomisation test runs over (the
+    design of that comparison is what the trial is powered for)."""
+    names: tuple[str, ...] = tuple(getattr(labels, "arm_names", ()) or getattr(labels, "names", ()))
+    chosen = next(
+        c
+        for c in comparisons(
+            labels.cluster_ids, labels.scheme_set.packed, labels.chosen_index, names
+        )
+        if c.arm == protocol.primary_arm
+    )
+    unique = np.unique(chosen.schemes, axis=0)
+    scheme_set = SchemeSet(chosen.stations, unique, enumerated=True, total=len(unique))
+    columns = tuple(protocol.randomisation.strata)
+    kept = (
+        stations[stations["station_id"].astype(str).isin(chosen.stations)]
+        if stations is not None
+        else None
+    )
+    return TrialSchemes(
+        protocol.trial.id,
+        scheme_set,
+        protocol.randomisation.method,
+        f"{source}; the primary comparison, {protocol.primary_arm} against control, over the "
+        f"{len(unique):,} splits of its stations the randomisation allows",
+        strata_columns=columns,
+        strata={} if kept is None else _strata_sizes(kept, columns),
+        notes=(
+            f"a trial of {len(names)} arms: the design of its primary comparison "
+            f"({protocol.primary_arm} against control)",
+        ),
+        arm_orders=labels.scheme_set.packed,
+        arm_names=names,
+    )
+
+
 def protocol_schemes(protocol: Protocol) -> TrialSchemes:
     """The protocol's own scheme set from the protocol alone: its randomisation (method,
-    strata, covariates, cutoff, seed) applied to its stand-in stations (`protocol_stations`)."""
+    strata, covariates, cutoff, seed) applied to its stand-in stations (`protocol_stations`).
+    A trial of more than two arms: its primary comparison's (`primary_comparison_schemes`)."""
     plan = protocol.randomisation
     stations = protocol_stations(protocol)
     n = len(stations)
+    if protocol.arms.multiple:
+        return primary_comparison_schemes(
+            protocol,
+            allocate_arms(protocol, stations),
+            f"the protocol's {plan.method} randomisation of {n} stand-in stations laid out as "
+            "its synthetic force",
+            stations,
+        )
     try:
         allocation = allocate_by_plan(plan, stations)
     except RandomisationError as exc:
@@ -159,7 +218,14 @@ def workspace_schemes(workspace: Workspace) -> TrialSchemes:
     when the officers are imported."""
     protocol = workspace.protocol
     sealed = current_allocation(workspace)
-    if sealed is not None:
+    if sealed is not None and sealed.arm_names:
+        schemes = primary_comparison_schemes(
+            protocol,
+            sealed,
+            f"the sealed allocation ({sealed.method})",
+            pd.DataFrame((sealed.inputs or {}).get("clusters", [])),
+        )
+    elif sealed is not None:
         if not isinstance(sealed.scheme_set, SchemeSet):
             raise DesignError(
                 "a stepped-wedge trial's design is answered by `policetrial design stepped-wedge`"
@@ -179,6 +245,15 @@ def workspace_schemes(workspace: Workspace) -> TrialSchemes:
         if stations.empty:
             own = protocol_schemes(protocol)
             schemes = replace(own, source="no stations imported yet: " + own.source)
+        elif protocol.arms.multiple:
+            plan = protocol.randomisation
+            clusters = station_covariates(workspace, stations, plan.covariates)
+            schemes = primary_comparison_schemes(
+                protocol,
+                allocate_arms(protocol, clusters),
+                f"the protocol's {plan.method} randomisation of the imported stations",
+                clusters,
+            )
         else:
             plan = protocol.randomisation
             clusters = station_covariates(workspace, stations, plan.covariates)

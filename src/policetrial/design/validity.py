@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from policetrial.analysis.arms import global_p_values
 from policetrial.analysis.binary import main_binary_method, station_baseline_logit
 from policetrial.analysis.counts import cluster_level_ancova, nb_randomisation
 from policetrial.analysis.gee import fit_gee, gee_test
@@ -78,7 +79,7 @@ __all__ = [
 
 BARS: dict[str, dict[str, Any]] = {
     "counts": {
-        "methods": ["nb_randomisation", "cluster_level"],
+        "methods": ["nb_randomisation", "cluster_level", "global_randomisation"],
         "size": [0.04, 0.06],
         "coverage": [0.94, 0.96],
     },
@@ -100,7 +101,12 @@ OFFERED = {
     "gee_fg": True,
     "gee_robust_z": False,
     "station_ancova": True,
+    "global_randomisation": True,
 }
+
+GLOBAL_ORDERS = 20_000
+"""Allocations the simulated global tests run over at most (a random draw of the sealed
+set, with each trial randomised to one of them, so the test stays exact)."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +297,38 @@ def _count_cells(
     return cells
 
 
+def _global_cell(
+    rng: np.random.Generator, design: SimulatedDesign, n_trials: int, cv: float
+) -> ValidityCell:
+    """The global test of all arms over null trials: counts drawn with no effect anywhere,
+    each trial randomised to one of (at most `GLOBAL_ORDERS` of) the sealed allocations,
+    drawn once, so that the test over them is the trial's own (`global_p_values`)."""
+    labels = np.asarray(design.arm_orders)
+    if len(labels) > GLOBAL_ORDERS:
+        labels = labels[rng.choice(len(labels), size=GLOBAL_ORDERS, replace=False)]
+    counts = count_scenario(
+        cv,
+        incidents_per_station=design.incidents_per_station,
+        baseline_length=design.baseline_length,
+        followup_days=design.followup_days,
+    )
+    p_values = []
+    for size in _chunks(n_trials, 200):
+        data = simulate_counts(
+            rng, counts, np.zeros((1, labels.shape[1]), dtype=bool), irr=1.0, n_sims=size
+        )
+        chosen = rng.integers(len(labels), size=size)
+        p_values.append(global_p_values(data, labels, chosen, len(design.arm_names)))
+    return _cell(
+        "counts",
+        "global_randomisation",
+        f"all {len(design.arm_names)} arms",
+        cv,
+        1.0,
+        {"p_value": np.concatenate(p_values)},
+    )
+
+
 def _binary_cells(
     rng: np.random.Generator,
     design: SimulatedDesign,
@@ -448,6 +486,9 @@ def validity_study(
                     continue
                 say(f"counts, CV {cv}, rate ratio {truth}")
                 cells += _count_cells(rng, design, n, cv, truth, "stations")
+            if design.arm_orders is not None:
+                say(f"counts, all {len(design.arm_names)} arms, CV {cv}")
+                cells.append(_global_cell(rng, design, n_trials, cv))
         if "binary" in parts:
             for outcome in design.binary:
                 for truth, n in ((1.0, n_trials), (odds_ratio, n_alternative)):

@@ -104,7 +104,9 @@ def station_windows(
         if strata
         else pd.Series("all", index=stations.index)
     )
-    intervention = stations["arm"] == "intervention"
+    # Every training arm's stations are anchored on their own training (a trial of more
+    # than two arms has several); control stations on the trained stations' median.
+    intervention = stations["arm"] != "control"
     delivered_in = {
         sid: delivered[sid] for sid in stations.loc[intervention, "station_id"] if sid in delivered
     }

@@ -29,9 +29,7 @@ from policetrial.protocol.outcomes import (
 )
 from policetrial.protocol.sections import (
     PACK_FIELDS,
-    PARALLEL_SENSITIVITY,
     RANDOMISATION_COVARIATES,
-    STEPPED_SENSITIVITY,
     Analysis,
     Arms,
     Assignment,
@@ -47,6 +45,7 @@ from policetrial.protocol.sections import (
     Targets,
     Trial,
 )
+from policetrial.protocol.shape import check_shape
 from policetrial.protocol.synthetic import Synth
 
 __all__ = [
@@ -103,71 +102,7 @@ class Protocol(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
-        if self.design.stepped:
-            if self.periods is not None:
-                raise ValueError(
-                    "key 'periods': a stepped-wedge trial's periods are its [design]'s "
-                    "(start, period_months, steps); remove [periods]"
-                )
-            if self.targets.officers is None or (
-                self.targets.officers_intervention or self.targets.officers_control
-            ):
-                raise ValueError(
-                    "key 'targets': a stepped-wedge trial trains every station, so give "
-                    "targets.officers (eligible officers to train), not officers_intervention "
-                    "and officers_control"
-                )
-            if self.targets.stations < self.design.n_sequences:
-                raise ValueError(
-                    f"key 'targets.stations': {self.targets.stations} stations cannot fill "
-                    f"{self.design.n_sequences} sequences"
-                )
-            plan = self.randomisation
-            if plan.method == "matched":
-                raise ValueError(
-                    "key 'randomisation.method': a stepped wedge is randomised simple, "
-                    "stratified or constrained (pairs cannot be matched across sequences)"
-                )
-            for key in ("intervention_stations", "per_stratum"):
-                if key in plan.model_fields_set:
-                    raise ValueError(
-                        f"key 'randomisation.{key}' belongs to a parallel trial; a stepped "
-                        "wedge's sequence sizes are [design] stations_per_step"
-                    )
-        elif self.periods is None:
-            raise ValueError(
-                "key 'periods' is missing: a parallel trial needs its baseline and followup"
-            )
-        elif self.targets.officers is not None:
-            raise ValueError(
-                "key 'targets.officers' belongs to a stepped wedge; a parallel trial gives "
-                "officers_intervention and officers_control"
-            )
-        else:
-            for key in ("officers_intervention", "officers_control"):
-                if key not in self.targets.model_fields_set:
-                    raise ValueError(
-                        f"key 'targets.{key}' is missing: the eligible officers expected in "
-                        f"{key.removeprefix('officers_')} stations"
-                    )
-        method = self.analysis.primary_method
-        allowed = STEPPED_SENSITIVITY if self.design.stepped else PARALLEL_SENSITIVITY
-        wrong_method = (
-            (method == "negative_binomial")
-            if self.design.stepped
-            else (method == "stepped_wedge_randomisation")
-        )
-        if wrong_method:
-            raise ValueError(
-                f"key 'analysis.primary_method': {method!r} is not for a {self.design.kind} "
-                "design; leave it out for the design's own"
-            )
-        stray = [m for m in self.sensitivity if m not in allowed]
-        if stray:
-            raise ValueError(
-                f"key 'analysis.sensitivity': {stray} are not analyses of a {self.design.kind} "
-                f"design; expected some of {list(allowed)}"
-            )
+        check_shape(self)
         try:
             declared = self.declared
         except ConditionError as exc:
@@ -278,10 +213,17 @@ class Protocol(_Frozen):
         """Eligible officers expected, by arm (`all stations` in a stepped wedge)."""
         if self.design.stepped:
             return {"all stations": int(self.targets.officers or 0)}
+        if self.arms.multiple:
+            return {arm: int(self.targets.officers_by_arm[arm]) for arm in self.arms.labels}
         return {
             "intervention": self.targets.officers_intervention,
             "control": self.targets.officers_control,
         }
+
+    @property
+    def primary_arm(self) -> str:
+        """The training arm whose comparison with control is the primary one."""
+        return self.analysis.primary_arm or "intervention"
 
     @property
     def parallel_periods(self) -> Periods:

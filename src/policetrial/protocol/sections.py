@@ -64,8 +64,39 @@ class Trial(_Frozen):
 
 
 class Arms(_Frozen):
+    """`[arms]`: each arm's label. Two arms are `intervention` and `control`; a trial of more
+    arms adds a key for each further training arm (`online = "E-learning"`)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
     intervention: str
     control: str
+
+    @model_validator(mode="after")
+    def _further_arms(self) -> Arms:
+        for key, value in (self.model_extra or {}).items():
+            if not IDENTIFIER.match(key):
+                raise ValueError(
+                    f"arm key {key!r} must be lower case letters, digits and underscores"
+                )
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f'arm {key!r} needs its label as text, e.g. {key} = "..."')
+        return self
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Arm key -> label: the training arms in the order given, then control."""
+        extra = {str(k): str(v) for k, v in (self.model_extra or {}).items()}
+        return {"intervention": self.intervention, **extra, "control": self.control}
+
+    @property
+    def trained(self) -> tuple[str, ...]:
+        """The training arms (every arm but control)."""
+        return tuple(k for k in self.labels if k != "control")
+
+    @property
+    def multiple(self) -> bool:
+        """More than one training arm."""
+        return len(self.labels) > 2
 
 
 class Eligibility(_Frozen):
@@ -82,6 +113,8 @@ class Targets(_Frozen):
     """Eligible officers expected in control stations (a parallel trial)."""
     officers: int | None = Field(None, ge=0)
     """Eligible officers to be trained across every station (a stepped wedge)."""
+    officers_by_arm: dict[str, int] = Field(default_factory=dict)
+    """Eligible officers expected in each arm's stations (a trial of more than two arms)."""
 
 
 class Baseline(_Frozen):
@@ -189,6 +222,9 @@ class Randomisation(_Frozen):
     weights: dict[str, float] = Field(default_factory=dict)
     intervention_stations: int | None = Field(None, ge=1)
     per_stratum: dict[str, int] = Field(default_factory=dict)
+    arm_stations: dict[str, int] = Field(default_factory=dict)
+    """Stations in each arm of a trial of more than two arms (default: as equal as the
+    stations allow)."""
     metric: Literal["l1", "l2"] = "l2"
     cutoff: float | None = Field(None, gt=0, le=1)
     schemes: int | None = Field(None, ge=2)
@@ -295,6 +331,9 @@ class Analysis(_Frozen):
     )
     """The methods for `incident_binary` outcomes, the first being the main one."""
     per_protocol_min_dose: float = Field(0.5, gt=0, le=1)
+    primary_arm: str | None = None
+    """A trial of more than two arms: the training arm whose comparison with control is the
+    primary one (default `intervention`)."""
     alternative_primary: str | None = None
     """A count outcome analysed as the primary one would be (sensitivity
     `alternative_primary`)."""

@@ -58,6 +58,9 @@ class Synth(_Frozen):
     trainer: str = "Trainers"
     effect: float = Field(0.7, gt=0)
     """The demo's true rate ratio of the target incidents after training."""
+    effects: dict[str, float] = Field(default_factory=dict)
+    """A trial of more than two arms: each training arm's own true rate ratio (default
+    `effect` for every one)."""
     target: SynthMix = SynthMix()
     other: SynthMix = SynthMix()
     events: dict[str, SynthEvent] = Field(default_factory=dict)

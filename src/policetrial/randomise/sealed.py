@@ -23,19 +23,20 @@ from policetrial.errors import RandomisationError, WorkspaceError
 from policetrial.outcomes.covariates import station_covariates
 from policetrial.randomise.balance import balance_covariates
 from policetrial.randomise.clusters import RNG_ALGORITHM, Allocation
+from policetrial.randomise.comparisons import pairwise_smallest_p_value
 from policetrial.randomise.diagnostics import (
     BalanceTable,
     SchemeValidity,
     balance_table,
     scheme_validity,
 )
-from policetrial.randomise.plan import allocate_by_plan, allocate_sequences
+from policetrial.randomise.plan import allocate_protocol
 from policetrial.randomise.schemes import SchemeSet, scheme_digest
 from policetrial.randomise.sequences import (
     LabelSet,
     SequenceAllocation,
     label_digest,
-    sequence_name,
+    label_name,
     sequence_validity,
 )
 from policetrial.records import changelog, db
@@ -76,14 +77,22 @@ class SealedAllocation:
     @property
     def stepped(self) -> bool:
         """A stepped-wedge allocation: stations in sequences, not arms."""
-        return isinstance(self.scheme_set, LabelSet)
+        return self.parameters.get("design") == "stepped_wedge"
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        """The arms of a trial of more than two arms, in label order (empty otherwise)."""
+        return tuple(self.parameters.get("arms", ()))
 
     @property
     def arms(self) -> dict[str, str]:
-        """Station id -> arm (`intervention` / `control`), or its sequence (`sequence 1`)."""
+        """Station id -> arm (`intervention`, `control`, or a further arm's key), or its
+        sequence (`sequence 1`)."""
         if isinstance(self.scheme_set, LabelSet):
+            names = self.arm_names
             return {
-                c: sequence_name(int(s)) for c, s in zip(self.cluster_ids, self.chosen, strict=True)
+                c: label_name(int(s), names)
+                for c, s in zip(self.cluster_ids, self.chosen, strict=True)
             }
         return {
             c: ("intervention" if flag else "control")
@@ -167,7 +176,13 @@ class SealedAllocation:
             "chosen_score": self.chosen_score,
             "chosen": self.arms,
             "score_summary": diagnostics.get("score_summary"),
-            "smallest_p_value": self.scheme_set.smallest_p_value(self.chosen_index),
+            "smallest_p_value": (
+                pairwise_smallest_p_value(
+                    self.cluster_ids, self.scheme_set.packed, self.chosen_index, self.arm_names
+                )
+                if self.arm_names
+                else self.scheme_set.smallest_p_value(self.chosen_index)
+            ),
             "inputs": self.inputs,
             "digest": self.digest,
             "digest_verified": self.verify(),
@@ -211,11 +226,7 @@ def randomise_workspace(
     protocol = workspace.protocol
     plan = protocol.randomisation
     clusters = station_covariates(workspace, stations, plan.covariates)
-    allocation: Allocation | SequenceAllocation
-    if protocol.design.stepped:
-        allocation = allocate_sequences(protocol, clusters)
-    else:
-        allocation = allocate_by_plan(plan, clusters)
+    allocation = allocate_protocol(protocol, clusters)
     return _seal(workspace, allocation, reason=reason, actor=actor, replaces=existing)
 
 
@@ -322,7 +333,7 @@ def current_allocation(workspace: Workspace) -> SealedAllocation | None:
     total = int((diagnostics or {}).get("total_schemes") or row["total_schemes"])
     examined = None if diagnostics is None else diagnostics.get("n_examined")
     scheme_set: SchemeSet | LabelSet
-    if parameters.get("design") == "stepped_wedge":
+    if parameters.get("design") == "stepped_wedge" or parameters.get("arms"):
         scheme_set = LabelSet(
             ids,
             packed,

@@ -43,6 +43,7 @@ from policetrial.errors import RandomisationError
 from policetrial.jsonable import jsonable
 from policetrial.randomise.balance import balance_covariates
 from policetrial.randomise.clusters import RNG_ALGORITHM, library_versions
+from policetrial.randomise.comparisons import pairwise_smallest_p_value
 from policetrial.randomise.constrained import ScoreSummary, score_summary
 from policetrial.randomise.diagnostics import SchemeValidity
 
@@ -52,11 +53,13 @@ __all__ = [
     "LabelSet",
     "SequenceAllocation",
     "candidate_orders",
+    "label_name",
     "n_orders",
     "randomise_sequences",
     "sequence_name",
     "sequence_validity",
     "spread_evenly",
+    "stratified_orders",
 ]
 
 ENUMERATION_LIMIT = 2_000_000
@@ -70,6 +73,12 @@ the others when the sealed set holds more (`policetrial.analysis.stepped`)."""
 def sequence_name(index: int) -> str:
     """The label a station's sequence has in the records: `sequence 1`, `sequence 2`, ..."""
     return f"sequence {index + 1}"
+
+
+def label_name(index: int, names: Sequence[str] = ()) -> str:
+    """What label `index` stands for: the arm `names[index]`, or a stepped wedge's
+    sequence (`sequence_name`) when there are no names."""
+    return names[index] if names else sequence_name(index)
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +144,9 @@ class SequenceAllocation:
     cutoff_score: float | None = None
     score_summary: ScoreSummary | None = None
     """The balance scores of every order examined (constrained randomisation)."""
+    names: tuple[str, ...] = ()
+    """What the labels are: the arms of a trial of more than two arms, in label order;
+    empty for a stepped wedge's sequences (`sequence 1`, ...)."""
 
     @property
     def chosen(self) -> np.ndarray:
@@ -147,9 +159,10 @@ class SequenceAllocation:
 
     @property
     def arms(self) -> dict[str, str]:
-        """Station id -> its sequence (`sequence 1`, ...)."""
+        """Station id -> its arm, or its sequence (`sequence 1`, ...)."""
         return {
-            c: sequence_name(int(s)) for c, s in zip(self.cluster_ids, self.chosen, strict=True)
+            c: label_name(int(s), self.names)
+            for c, s in zip(self.cluster_ids, self.chosen, strict=True)
         }
 
     @property
@@ -189,12 +202,19 @@ class SequenceAllocation:
             "chosen_score": self.chosen_score,
             "cutoff_score": self.cutoff_score,
             "score_summary": self.diagnostics["score_summary"],
-            "smallest_p_value": self.scheme_set.smallest_p_value(self.chosen_index),
+            "smallest_p_value": (
+                pairwise_smallest_p_value(
+                    self.cluster_ids, self.scheme_set.packed, self.chosen_index, self.names
+                )
+                if self.names
+                else self.scheme_set.smallest_p_value(self.chosen_index)
+            ),
             "digest": self.digest,
         }
 
     def summary(self) -> pd.DataFrame:
-        return pd.DataFrame({"cluster_id": list(self.arms), "sequence": list(self.arms.values())})
+        column = "arm" if self.names else "sequence"
+        return pd.DataFrame({"cluster_id": list(self.arms), column: list(self.arms.values())})
 
 
 def label_digest(
@@ -260,19 +280,19 @@ def _enumerate(sizes: Sequence[int]) -> np.ndarray:
 
 
 def _sample(sizes: Sequence[int], size: int, seed: int) -> np.ndarray:
-    """`size` unique orders, uniformly drawn (random permutations of the base labels)."""
+    """`size` unique orders, uniformly drawn (random permutations of the base labels, in
+    batches; the first time an order is drawn is the one kept)."""
     rng = np.random.Generator(np.random.PCG64([seed, 1]))
     base = np.repeat(np.arange(len(sizes), dtype=np.uint8), sizes)
-    seen: dict[bytes, np.ndarray] = {}
+    kept = np.zeros((0, len(base)), dtype=np.uint8)
     tries = 0
-    while len(seen) < size and tries < 50:
-        batch = np.array([rng.permutation(base) for _ in range(max(size - len(seen), 1000))])
-        for row in batch:
-            seen.setdefault(row.tobytes(), row)
-            if len(seen) >= size:
-                break
+    while len(kept) < size and tries < 50:
+        batch = base[rng.random((max(size - len(kept), 1000), len(base))).argsort(axis=1)]
+        both = np.vstack([kept, batch])
+        _, first = np.unique(both, axis=0, return_index=True)
+        kept = both[np.sort(first)][:size]
         tries += 1
-    return np.vstack(list(seen.values()))
+    return kept
 
 
 def candidate_orders(
@@ -304,6 +324,65 @@ def spread_evenly(labels: np.ndarray, strata: pd.DataFrame, sizes: Sequence[int]
     return keep
 
 
+def _stratum_counts(size: int, sizes: Sequence[int], n: int) -> list[tuple[int, ...]]:
+    """The ways one stratum of `size` stations can spread over the sequences: floor or
+    ceil of size n_s / n in each sequence s, adding up to `size`."""
+    options = [sorted({math.floor(size * n_s / n), math.ceil(size * n_s / n)}) for n_s in sizes]
+    return [c for c in itertools.product(*options) if sum(c) == size]
+
+
+def stratified_orders(
+    sizes: Sequence[int], strata: pd.DataFrame, *, seed: int, sample_size: int = 100_000
+) -> tuple[np.ndarray, int, bool]:
+    """Every order that spreads each stratum evenly over the sequences (`spread_evenly`),
+    built stratum by stratum: each way of sharing the strata's stations among the
+    sequences that gives every sequence its size, then every arrangement of each stratum's
+    stations with those counts. Enumerated when there are at most `ENUMERATION_LIMIT` (in
+    a fixed order: the shares in `itertools.product` order, then the strata's
+    arrangements, the first stratum slowest); otherwise `sample_size` unique ones drawn at
+    random with PCG64([seed, 2]), each share drawn as often as it has arrangements.
+    `strata` has one row per station, in the orders' column order."""
+    keys = strata.astype(str).agg("/".join, axis=1).to_numpy()
+    n = len(keys)
+    groups = [np.flatnonzero(keys == k) for k in dict.fromkeys(keys)]
+    per_group = [_stratum_counts(len(g), sizes, n) for g in groups]
+    shares = [
+        combo
+        for combo in itertools.product(*per_group)
+        if all(sum(c[s] for c in combo) == sizes[s] for s in range(len(sizes)))
+    ]
+    weights = [math.prod(n_orders(c) for c in combo) for combo in shares]
+    total = int(sum(weights))
+    if total == 0:
+        return np.zeros((0, n), dtype=np.uint8), 0, True
+    if total <= ENUMERATION_LIMIT:
+        blocks = []
+        for combo in shares:
+            parts = [_enumerate(c) for c in combo]
+            count = math.prod(len(part) for part in parts)
+            block = np.zeros((count, n), dtype=np.uint8)
+            repeat = count
+            for group, part in zip(groups, parts, strict=True):
+                repeat //= len(part)
+                rows = np.repeat(part, repeat, axis=0)
+                block[:, group] = np.tile(rows, (count // len(rows), 1))
+            blocks.append(block)
+        return np.vstack(blocks), total, True
+    rng = np.random.Generator(np.random.PCG64([seed, 2]))
+    chance = np.asarray(weights, dtype=float) / total
+    seen: dict[bytes, np.ndarray] = {}
+    tries = 0
+    while len(seen) < sample_size and tries < 50 * sample_size:
+        combo = shares[int(rng.choice(len(shares), p=chance))]
+        row = np.zeros(n, dtype=np.uint8)
+        for group, counts in zip(groups, combo, strict=True):
+            base = np.repeat(np.arange(len(sizes), dtype=np.uint8), counts)
+            row[group] = rng.permutation(base)
+        seen.setdefault(row.tobytes(), row)
+        tries += 1
+    return np.vstack(list(seen.values())), total, False
+
+
 def sequence_scores(labels: np.ndarray, matrix: np.ndarray, metric: str) -> np.ndarray:
     """The balance score of each order (see the module docstring)."""
     labels = np.asarray(labels)
@@ -332,13 +411,20 @@ def randomise_sequences(
     cutoff: float | None = None,
     n_schemes: int | None = None,
     sample_size: int = 100_000,
+    names: Sequence[str] = (),
 ) -> SequenceAllocation:
-    """Randomise `clusters` to sequences of the given sizes (see the module docstring)."""
+    """Randomise `clusters` to sequences of the given sizes (see the module docstring).
+
+    With `names`, the labels are arms of a parallel trial of more than two arms (one name
+    per size, in order), and the record says so; the candidate set is built the same way.
+    """
     if method not in ("simple", "stratified", "constrained"):
         raise RandomisationError(
             f"a stepped wedge is randomised 'simple', 'stratified' or 'constrained', got "
             f"{method!r} (pairs of stations cannot be matched across more than two sequences)"
         )
+    if names and len(names) != len(sizes):
+        raise RandomisationError(f"{len(names)} arm names for {len(sizes)} arm sizes")
     ids = [str(v) for v in clusters[id_column]]
     if len(set(ids)) != len(ids):
         raise RandomisationError("station ids must be unique")
@@ -349,21 +435,24 @@ def randomise_sequences(
         raise RandomisationError(
             f"sequence sizes {list(sizes)} do not fit {len(ids)} stations, at least one each"
         )
-    labels, total, enumerated = candidate_orders(sizes, seed=seed, sample_size=sample_size)
-    examined = len(labels)
-    scores = None
-    cutoff_score = None
-    summary = None
     if strata:
         missing = [c for c in strata if c not in clusters.columns]
         if missing:
             raise RandomisationError(f"strata column(s) {missing} are not in the stations")
-        labels = labels[spread_evenly(labels, clusters[list(strata)], sizes)]
+        labels, total, enumerated = stratified_orders(
+            sizes, clusters[list(strata)], seed=seed, sample_size=sample_size
+        )
         if len(labels) < 2:
             raise RandomisationError(
                 "the strata leave fewer than 2 orders that spread each stratum evenly over "
                 "the sequences; use fewer strata or constrained randomisation"
             )
+    else:
+        labels, total, enumerated = candidate_orders(sizes, seed=seed, sample_size=sample_size)
+    examined = len(labels)
+    scores = None
+    cutoff_score = None
+    summary = None
     if method == "constrained":
         if not covariates:
             raise RandomisationError("constrained randomisation needs covariates to balance")
@@ -395,7 +484,8 @@ def randomise_sequences(
     columns = [c for c in dict.fromkeys((id_column, *strata, *covariates)) if c in clusters]
     parameters = jsonable(
         {
-            "design": "stepped_wedge",
+            "design": "parallel" if names else "stepped_wedge",
+            **({"arms": list(names)} if names else {}),
             "sizes": list(sizes),
             "strata": list(strata),
             "covariates": list(covariates),
@@ -419,13 +509,14 @@ def randomise_sequences(
             scores=scores,
             n_examined=examined,
         ),
-        f"stepped_wedge_{method}",
+        method if names else f"stepped_wedge_{method}",
         parameters,
         seed,
         versions=library_versions(),
         inputs=inputs,
         cutoff_score=cutoff_score,
         score_summary=summary,
+        names=tuple(names),
     )
 
 

@@ -254,8 +254,8 @@ def exposure(
         groups = sorted(set(arms.values()), key=lambda a: int(a.rsplit(" ", 1)[-1]))
         trained_arms = set(groups)
     else:
-        groups = ["intervention", "control"]
-        trained_arms = {"intervention"}
+        groups = list(protocol.arms.labels)
+        trained_arms = set(protocol.arms.trained)
     by_arm = (
         by_station.groupby("arm", sort=False)[["eligible", "put_forward", "trained"]]
         .sum()

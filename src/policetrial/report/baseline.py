@@ -199,10 +199,12 @@ def baseline_table(
                 *suppressed,
             ),
         )
+    by = "sequence" if baseline_period != "baseline" else "arm"
+    labels = workspace.protocol.arms.labels
     return ReportTable(
         name="table1_baseline",
-        title="Table 1. Stations and officers at baseline, by sequence",
-        columns=("Characteristic", *(g.capitalize() for g in names)),
+        title=f"Table 1. Stations and officers at baseline, by {by}",
+        columns=("Characteristic", *(labels.get(g, g.capitalize()) for g in names)),
         rows=tuple(rows),
         formats=("text", *("count" for _ in names)),
         groups=tuple(blocks),

@@ -33,7 +33,7 @@ from policetrial.report.figures import (
     station_rates_figure,
 )
 from policetrial.report.flow import ConsortFlow, consort_flow
-from policetrial.report.labels import outcome_label
+from policetrial.report.labels import comparison_label, outcome_label
 from policetrial.report.methods import MethodsParagraph, methods_text
 from policetrial.report.randomisation import ScoreDistribution, score_distribution
 from policetrial.report.results_tables import (
@@ -155,9 +155,10 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     p = results["primary"]
     level = round(100 * (1 - results["trial"]["alpha"]))
     scale = str(p.get("scale") or "estimate")
+    outcome = results["trial"].get("primary_outcome_label") or outcome_label(p["outcome"], results)
+    compared = comparison_label(p, results)
     return {
-        "outcome": results["trial"].get("primary_outcome_label")
-        or outcome_label(p["outcome"], results),
+        "outcome": outcome + (f", {compared[:1].lower() + compared[1:]}" if compared else ""),
         "text": (
             f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} "
             f"({_interval_text(p, level)}), p = {fmt_p(p['p_value'])}"
@@ -211,7 +212,7 @@ def _flow_boxes(flow: ConsortFlow, arms: dict[str, str], s: Suppression) -> dict
     )
     columns = []
     for a in flow.arms:
-        trained = a.arm == "intervention"
+        trained = a.arm != "control"
         allocation = FlowBox(
             (
                 f"Allocated to {arms.get(a.arm, a.arm).lower()}",
@@ -232,15 +233,17 @@ def _flow_boxes(flow: ConsortFlow, arms: dict[str, str], s: Suppression) -> dict
                 f"  not put forward: {n(a.officers_not_put_forward)}",
             )
         )
-        other = "control" if trained else "intervention"
+        if len(flow.arms) > 2:
+            other = "a station of another arm"
+        else:
+            other = "a control station" if trained else "an intervention station"
         follow = FlowBox(
             (
                 "Follow-up",
                 f"Stations lost to follow-up: {a.stations_lost}",
                 f"Stations followed up: {a.stations_followed}",
                 f"Officers who left their station before follow-up ended: {n(a.officers_left)}",
-                f"  of whom moved to {'an' if other == 'intervention' else 'a'} {other} station: "
-                f"{n(a.officers_moved_arm)}",
+                f"  of whom moved to {other}: {n(a.officers_moved_arm)}",
                 f"Officers still posted there: {n(a.officers_stayed)}",
             )
         )
@@ -263,6 +266,16 @@ def _flow_boxes(flow: ConsortFlow, arms: dict[str, str], s: Suppression) -> dict
         "randomised": randomised,
         "columns": columns,
     }
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _legend(arm_names: dict[str, str]) -> dict[str, str] | None:
+    """Figure legends in the arms' own names when there are more than two (two-arm reports
+    keep their plain Intervention / Control)."""
+    return dict(arm_names) if len(arm_names) > 2 else None
 
 
 def _report_software() -> dict[str, str]:
@@ -313,7 +326,7 @@ def build_report(
             "again"
         )
     arms = allocation.arms
-    arm_names = {"intervention": protocol.arms.intervention, "control": protocol.arms.control}
+    arm_names = protocol.arms.labels
     if protocol.design.stepped:
         return TrialReport(
             trial={**results["trial"], "arms": arm_names},
@@ -340,7 +353,7 @@ def build_report(
     flow = consort_flow(workspace, results)
     warnings.extend(f"flow diagram: {p} does not hold" for p in flow.check())
     tables: list[ReportTable] = [
-        baseline_table(workspace, results, arms, suppression=suppression),
+        baseline_table(workspace, results, arms, suppression=suppression, groups=tuple(arm_names)),
         outcomes_table(results, suppression=suppression),
         estimates_table(results),
     ]
@@ -350,7 +363,13 @@ def build_report(
     flow_table = ReportTable(
         name="consort_flow",
         title="CONSORT flow: stations and officers by arm",
-        columns=("Count", *(a.arm.capitalize() for a in flow.arms)),
+        columns=(
+            "Count",
+            *(
+                (arm_names.get(a.arm, a.arm) if len(flow.arms) > 2 else a.arm.capitalize())
+                for a in flow.arms
+            ),
+        ),
         rows=tuple(
             (
                 key.replace("_", " "),
@@ -366,7 +385,7 @@ def build_report(
             for key in flow.arms[0].to_dict()
             if key != "arm"
         ),
-        formats=("text", "count", "count"),
+        formats=("text", *("count" for _ in flow.arms)),
     )
     tables.insert(0, flow_table)
 
@@ -407,6 +426,7 @@ def build_report(
                     if s and e
                 ],
                 label=short,
+                labels=_legend(arm_names),
                 caption=(
                     f"Figure 2. {long} per station per 30 days, by arm and month, over the whole "
                     "incident extract. Grey: the baseline window; green: the span of the "
@@ -447,6 +467,7 @@ def build_report(
             results.get("station_period", []),
             outcome=primary,
             label=outcome_label(primary, results),
+            labels=_legend(arm_names),
             caption=(
                 f"Figure 3. {outcome_label(primary, results)} per 30 days at each station, "
                 "baseline and follow-up, by arm."
@@ -458,8 +479,13 @@ def build_report(
             forest_rows(results),
             level=level,
             caption=(
-                f"Figure 4. Effect estimates with {level}% intervals, intervention versus "
-                "control: ratios on a log scale (1 = no effect), differences on a linear one "
+                f"Figure 4. Effect estimates with {level}% intervals, "
+                + (
+                    "each training arm versus control"
+                    if len(arm_names) > 2
+                    else "intervention versus control"
+                )
+                + ": ratios on a log scale (1 = no effect), differences on a linear one "
                 "(0 = no effect). "
                 "Grey: sensitivity analyses. An interval that reaches the edge is open."
             ),
@@ -516,10 +542,20 @@ def build_report(
             groups=tuple(c.section for c in checklist),
         )
     )
+    if len(flow.arms) > 2:
+        compared = [a for a in flow.arms if a.arm in flow.primary_arms]
+        analysed = _join(
+            [f"{a.stations_analysed} {arm_names.get(a.arm, a.arm).lower()}" for a in compared]
+        )
+    else:
+        analysed = (
+            f"{flow.arm('intervention').stations_analysed} intervention and "
+            f"{flow.arm('control').stations_analysed} control"
+        )
     return TrialReport(
         trial={**results["trial"], "arms": arm_names},
         arms=dict(arms),
-        headline=_headline(results),
+        headline={**_headline(results), "analysed": f"{analysed} stations analysed"},
         flow=flow,
         tables=tuple(tables),
         figures=tuple(figures),

@@ -12,7 +12,7 @@ import io
 import math
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from matplotlib.patches import FancyBboxPatch
 __all__ = [
     "ARM_COLOURS",
     "ReportFigure",
+    "arm_colour",
     "flow_figure",
     "forest_figure",
     "monthly_figure",
@@ -36,6 +37,26 @@ __all__ = [
 ]
 
 ARM_COLOURS = {"intervention": "#1b6ca8", "control": "#d98c1a"}
+FURTHER_ARM_COLOURS = ("#2e8b57", "#8e44ad", "#c0392b", "#16a085")
+"""The colours of a trial's further training arms, in the order the protocol lists them."""
+
+
+def arm_colour(arm: str, arms: Sequence[str] = ()) -> str:
+    """An arm's colour: intervention blue, control orange, further arms in turn."""
+    if arm in ARM_COLOURS:
+        return ARM_COLOURS[arm]
+    further = [a for a in arms if a not in ARM_COLOURS]
+    index = further.index(arm) if arm in further else 0
+    return FURTHER_ARM_COLOURS[index % len(FURTHER_ARM_COLOURS)]
+
+
+def _arms_in(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The arms the rows name, intervention first, control last, others between."""
+    seen = list(dict.fromkeys(str(r["arm"]) for r in rows))
+    middle = [a for a in seen if a not in ("intervention", "control")]
+    return [a for a in ("intervention", *middle, "control") if a in seen]
+
+
 RATIO_LIMIT = 20.0
 """The forest plot's ratio axis stops at 1/20 and 20; an estimate beyond is an arrow."""
 INK = "#1d2329"
@@ -194,8 +215,10 @@ def flow_figure(
     y -= gap
     for i, (stage, h) in enumerate(zip(stages, rows, strict=True)):
         _stage(axis, stage, left, y, stage_w, h)
+        names = [a for a, _ in columns]
         for c, (arm, boxes) in enumerate(columns):
-            edge = ARM_COLOURS.get(arm, INK)
+            # A stepped wedge's sequences have no colours of their own.
+            edge = INK if arm.startswith("sequence ") else arm_colour(arm, names)
             start = split_y if i == 0 else y + gap
             arrow(col_x[c] + col_w / 2, start, col_x[c] + col_w / 2, y)
             draw(boxes[i], col_x[c], y, col_w, h, edge=edge)
@@ -256,11 +279,14 @@ def monthly_figure(
     followup: Sequence[tuple[dt.date, dt.date]],
     label: str,
     caption: str,
+    labels: Mapping[str, str] | None = None,
 ) -> ReportFigure:
     """An incident outcome per station per 30 days by month and arm, with the baseline
-    window shaded, each training session marked, and the span of follow-up windows shaded."""
+    window shaded, each training session marked, and the span of follow-up windows shaded.
+    `labels` names the arms in the legend (default: the arm's key, capitalised)."""
     figure, axis = plt.subplots(figsize=(7.6, 3.6))
-    for arm in ("intervention", "control"):
+    arms = _arms_in(by_arm)
+    for arm in arms:
         rows = [r for r in by_arm if r["arm"] == arm]
         months = [r["month"] + dt.timedelta(days=14) for r in rows]
         values = [r["per_station_30d"] for r in rows]
@@ -269,8 +295,8 @@ def monthly_figure(
             values,
             marker="o",
             markersize=3.5,
-            color=ARM_COLOURS[arm],
-            label=arm.capitalize(),
+            color=arm_colour(arm, arms),
+            label=(labels or {}).get(arm, arm.capitalize()),
         )
     axis.axvspan(
         _x(baseline[0]), _x(baseline[1] + dt.timedelta(days=1)), color="#b8c4ce", alpha=0.35
@@ -292,7 +318,7 @@ def monthly_figure(
             _x(day),
             ymin=0,
             ymax=0.06,
-            color=ARM_COLOURS.get(arm, INK),
+            color=arm_colour(arm, arms),
             lw=1.0,
             label="Training session" if i == 0 else None,
         )
@@ -415,7 +441,12 @@ def score_figure(
 
 
 def station_rates_figure(
-    station_period: Sequence[dict[str, Any]], *, outcome: str, label: str, caption: str
+    station_period: Sequence[dict[str, Any]],
+    *,
+    outcome: str,
+    label: str,
+    caption: str,
+    labels: Mapping[str, str] | None = None,
 ) -> ReportFigure:
     """Each station's rate per 30 days at baseline and follow-up, joined, by arm."""
     figure, axis = plt.subplots(figsize=(6.4, 3.4))
@@ -424,7 +455,12 @@ def station_rates_figure(
         entry = by_station.setdefault(str(row["station_id"]), {"arm": row["arm"]})
         if row.get("days"):
             entry[row["period"]] = (row.get(outcome) or 0) / row["days"] * 30
-    for arm, offset in (("control", -0.06), ("intervention", 0.06)):
+    arms = _arms_in(list(by_station.values()))
+    # Control to the left, then the training arms, each nudged so the lines stay apart.
+    ordered = ["control", *(a for a in arms if a != "control")]
+    step = 0.12 / max(len(ordered) - 1, 1)
+    for k, arm in enumerate(a for a in ordered if a in arms):
+        offset = -0.06 + k * step if len(arms) > 1 else 0.0
         first = True
         for entry in by_station.values():
             if entry["arm"] != arm:
@@ -433,9 +469,9 @@ def station_rates_figure(
                 [0 + offset, 1 + offset],
                 [entry.get("baseline", math.nan), entry.get("followup", math.nan)],
                 marker="o",
-                color=ARM_COLOURS[arm],
+                color=arm_colour(arm, arms),
                 alpha=0.8,
-                label=arm.capitalize() if first else None,
+                label=(labels or {}).get(arm, arm.capitalize()) if first else None,
             )
             first = False
     axis.set_xticks([0, 1], ["Baseline", "Follow-up"])

@@ -48,8 +48,6 @@ from policetrial.survey import response_flow
 
 __all__ = ["ArmFlow", "ConsortFlow", "Enrolment", "consort_flow", "enrolment_counts"]
 
-ARMS = ("intervention", "control")
-
 
 @dataclass(frozen=True)
 class ArmFlow:
@@ -98,6 +96,8 @@ class ConsortFlow:
     arms: tuple[ArmFlow, ...]
     primary_outcome: str
     primary_clusters: int | None
+    primary_arms: tuple[str, ...] = ()
+    """A trial of more than two arms: the arms of the primary comparison (empty: all)."""
 
     def arm(self, name: str) -> ArmFlow:
         return next(a for a in self.arms if a.arm == name)
@@ -155,8 +155,9 @@ class ConsortFlow:
                 f"{a.arm}: stations followed up = analysed + excluded",
             )
         if self.primary_clusters is not None:
+            compared = [a for a in self.arms if not self.primary_arms or a.arm in self.primary_arms]
             need(
-                self.primary_clusters == sum(a.stations_analysed for a in self.arms),
+                self.primary_clusters == sum(a.stations_analysed for a in compared),
                 "stations analysed = clusters in the primary estimate",
             )
         return problems
@@ -278,12 +279,12 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
     ):
         history.setdefault(key, []).append((start, str(station)))
     per_arm = []
-    for arm in ARMS:
+    for arm in workspace.protocol.arms.labels:
         ids = {s for s, a in station_arm.items() if a == arm}
         officers = randomised_officers[randomised_officers["station_id"].isin(ids)]
         keys = set(officers["officer_key"])
         delivered = ids & sessions_at
-        received = delivered if arm == "intervention" else ids - sessions_at
+        received = delivered if arm != "control" else ids - sessions_at
         trained = keys & attended
         left = moved = 0
         for row in officers.itertuples(index=False):
@@ -326,9 +327,11 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
             )
         )
     primary_estimate = results.get("primary") or {}
+    compared = primary_estimate.get("comparison")
     return ConsortFlow(
         **enrolment.counts(),
         arms=tuple(per_arm),
         primary_outcome=primary,
         primary_clusters=primary_estimate.get("n_clusters"),
+        primary_arms=(compared, "control") if compared else (),
     )

@@ -13,6 +13,8 @@ from typing import Any
 __all__ = [
     "ANALYSIS_SET_LABELS",
     "METHOD_LABELS",
+    "arm_heading",
+    "comparison_label",
     "is_questionnaire",
     "method_label",
     "outcome_label",
@@ -32,6 +34,7 @@ METHOD_LABELS = {
     "sw_randomisation": "Station and period effects, randomisation test",
     "sw_within_period": "Within-period comparison, randomisation test",
     "sw_mixed": "Mixed model (random station, period effects), t",
+    "global_randomisation": "Global randomisation test of all arms",
 }
 
 ANALYSIS_SET_LABELS = {
@@ -71,3 +74,24 @@ def is_questionnaire(estimate: dict[str, Any]) -> bool:
         or "." in outcome
         or estimate.get("method") == "station_ancova"
     )
+
+
+def comparison_label(estimate: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    """What an estimate of a trial of more than two arms compares: "E-learning vs business
+    as usual", "All 3 arms"; empty in a two-arm trial."""
+    comparison = estimate.get("comparison")
+    if not comparison:
+        return ""
+    arms = (results.get("trial") or {}).get("arms") or {}
+    if comparison not in arms:
+        return str(comparison)[:1].upper() + str(comparison)[1:]
+    control = str(arms.get("control", "control"))
+    return f"{arms[comparison]} vs {control[:1].lower() + control[1:]}"
+
+
+def arm_heading(arm: str, labels: Mapping[str, str]) -> str:
+    """How a table names an arm: its protocol label in a trial of more than two arms (there
+    the keys are the protocol's own), else `Intervention` / `Control` as always."""
+    if len(labels) > 2 and arm in labels:
+        return str(labels[arm])
+    return str(arm).capitalize()

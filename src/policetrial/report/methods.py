@@ -183,29 +183,41 @@ def _parallel_paragraphs(
     protocol: Protocol, alloc: dict[str, Any], results: dict[str, Any], stations: dict[str, int]
 ) -> list[MethodsParagraph]:
     """Design, participants, randomisation and periods of a parallel trial."""
-    arms = protocol.arms
+    labels = protocol.arms.labels
     out: list[MethodsParagraph] = []
+    allocated = _join([f"{stations.get(a, 0)} to {label.lower()}" for a, label in labels.items()])
+    kind = (
+        f"A parallel-group cluster randomised trial of {len(labels)} arms"
+        if len(labels) > 2
+        else "A parallel-group cluster randomised trial"
+    )
     out.append(
         MethodsParagraph(
             "Design",
-            f"A parallel-group cluster randomised trial. The clusters are police stations of "
-            f"{protocol.trial.force}: {stations['intervention'] + stations['control']} stations "
-            f"(target {protocol.targets.stations}) were allocated, {stations['intervention']} to "
-            f"{arms.intervention.lower()} and {stations['control']} to {arms.control.lower()}. "
+            f"{kind}. The clusters are police stations of "
+            f"{protocol.trial.force}: {sum(stations.values())} stations "
+            f"(target {protocol.targets.stations}) were allocated, {allocated}. "
             "The intervention is delivered to individual officers but allocated by station, so "
             "that officers who work together share an arm; the count outcomes are measured at "
             "station level, the questionnaires at officer level.",
         )
     )
     e = protocol.eligibility
+    if len(labels) > 2:
+        targets = "target officers: " + _join(
+            [f"{n} in {labels[a].lower()} stations" for a, n in protocol.officer_targets.items()]
+        )
+    else:
+        targets = (
+            f"target {protocol.targets.officers_intervention} officers in intervention and "
+            f"{protocol.targets.officers_control} in control stations"
+        )
     out.append(
         MethodsParagraph(
             "Participants",
             f"Every station in the force's stations extract was assessed. Eligible officers were "
             f"those of rank {_join(list(e.ranks))} in the {_join(list(e.teams))} teams posted at a "
-            f"randomised station on the roster date, {_date(e.on_date)} (target "
-            f"{protocol.targets.officers_intervention} officers in intervention and "
-            f"{protocol.targets.officers_control} in control stations).",
+            f"randomised station on the roster date, {_date(e.on_date)} ({targets}).",
         )
     )
     out.append(MethodsParagraph("Randomisation", _randomisation(alloc, results)))
@@ -299,6 +311,15 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
             "The randomisation test compares the score statistic of the negative binomial model "
             "without arm with its distribution over every scheme the design could have chosen "
             "(Gail et al. 1996); the interval contains the rate ratios that test does not reject."
+        )
+    if "global_randomisation" in seen:
+        sentences.append(
+            "With more than two arms, each training arm is compared with control over the "
+            "allocations that leave every other station in its arm (so the test is exact for "
+            "that comparison), its p-values also given Holm-adjusted over the comparisons; the "
+            "global test asks whether any arm differs, by the between-arm sum of squares of "
+            "the null model's score residuals over every allocation the randomisation could "
+            "have given."
         )
     if "cluster_level" in seen:
         sentences.append(

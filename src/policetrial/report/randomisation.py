@@ -19,7 +19,7 @@ import pandas as pd
 from policetrial.errors import RandomisationError
 from policetrial.randomise import balance_covariates, balance_scores
 from policetrial.randomise.sealed import SealedAllocation
-from policetrial.randomise.sequences import sequence_scores
+from policetrial.randomise.sequences import LabelSet, sequence_scores
 from policetrial.records.roster import load_stations
 from policetrial.records.workspace import Workspace
 
@@ -148,7 +148,8 @@ def score_distribution(
         covariates=usable,
         metric="l2",
     )
-    if allocation.stepped:
+    if isinstance(scheme_set, LabelSet):
+        # Orders of sequences, or splits among more than two arms: scored by group.
         scores = sequence_scores(scheme_set.schemes, balance.matrix, "l2")
     else:
         scores = balance_scores(scheme_set.schemes, balance.matrix, metric="l2")

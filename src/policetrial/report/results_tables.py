@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from policetrial.report.labels import is_questionnaire, method_label, outcome_label, set_label
+from policetrial.report.labels import (
+    arm_heading,
+    comparison_label,
+    is_questionnaire,
+    method_label,
+    outcome_label,
+    set_label,
+)
 from policetrial.report.tables import ReportTable, Suppression
 
 __all__ = [
@@ -51,7 +58,7 @@ def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> Repo
                 (str(r["period"]), str(r["exposure"]).capitalize())
                 if stepped
                 else (
-                    str(r["arm"]).capitalize(),
+                    arm_heading(str(r["arm"]), results["trial"].get("arms") or {}),
                     "follow-up" if r["period"] == "followup" else r["period"],
                 )
             )
@@ -119,65 +126,108 @@ def _estimate_rows(
     rows = []
     groups = []
     notes: list[str] = []
-    primary_method = (results.get("primary") or {}).get("method", "nb_randomisation")
+    head = results.get("primary") or {}
+    primary_method = head.get("method", "nb_randomisation")
+    arms = _arms_compared(results)
     for e in estimates:
         marks = ""
         for note in e.get("notes", []):
             if note not in notes:
                 notes.append(note)
             marks += f"[{notes.index(note) + 1}]"
-        is_primary = e["outcome"] == primary and e["method"] == primary_method
+        is_primary = (
+            e["outcome"] == primary
+            and e["method"] == primary_method
+            and e.get("comparison") == head.get("comparison")
+        )
         outcome = outcome_label(e["outcome"], results) + (
             " (primary)" if e["outcome"] == primary else ""
         )
+        compared = comparison_label(e, results)
+        if compared:
+            outcome = f"{compared}: {outcome}"
         first = outcome if group_by == "outcome" else set_label(e.get("analysis_set", "main"))
-        rows.append(
-            (
-                (outcome if group_by != "outcome" else method_label(e["method"]))
-                + (" *" if is_primary else ""),
-                e.get("scale", ""),
-                e.get("estimate"),
-                e.get("ci_low"),
-                e.get("ci_high"),
-                e.get("p_value"),
-                e.get("df"),
-                e.get("n_clusters"),
-                marks,
-            )
+        row = (
+            (outcome if group_by != "outcome" else method_label(e["method"]))
+            + (" *" if is_primary else ""),
+            e.get("scale", ""),
+            e.get("estimate"),
+            e.get("ci_low"),
+            e.get("ci_high"),
+            e.get("p_value"),
+            # The global test is one test per outcome: nothing to adjust.
+            *((e.get("p_holm") if e["method"] != "global_randomisation" else "",) if arms else ()),
+            e.get("df"),
+            e.get("n_clusters"),
+            marks,
         )
+        rows.append(row)
         groups.append(first)
     return tuple(rows), tuple(groups), tuple(f"[{i + 1}] {n}" for i, n in enumerate(notes))
 
 
+def _arms_compared(results: dict[str, Any]) -> bool:
+    """A trial of more than two arms (its estimates name their comparison)."""
+    return any(e.get("comparison") for e in all_estimates(results))
+
+
+def _columns(level: int, first: str, arms: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    columns = (
+        first,
+        "Scale",
+        "Estimate",
+        f"{level}% CI low",
+        f"{level}% CI high",
+        "p",
+        *(("p (Holm)",) if arms else ()),
+        "df",
+        "Stations",
+        "Notes",
+    )
+    formats = ("text", "text", "2", "2", "2", "p", *(("p",) if arms else ()), "0", "int", "text")
+    return columns, formats
+
+
 def estimates_table(results: dict[str, Any]) -> ReportTable:
-    """Every main-analysis estimate (counts and incident flags), grouped by outcome."""
+    """Every main-analysis estimate (counts and incident flags), grouped by outcome (and by
+    comparison in a trial of more than two arms)."""
     level = round(100 * (1 - results["trial"]["alpha"]))
+    chosen = _main(results)
+    arms = _arms_compared(results)
+    if arms:
+        # Each comparison's outcomes together, the global tests last.
+        order = {e.get("comparison"): i for i, e in enumerate(chosen)}
+        chosen = sorted(
+            chosen,
+            key=lambda e: (e["method"] == "global_randomisation", order[e.get("comparison")]),
+        )
     rows, groups, notes = _estimate_rows(
-        _main(results), results["trial"]["primary_outcome"], level, "outcome", results
+        chosen, results["trial"]["primary_outcome"], level, "outcome", results
+    )
+    if results["trial"].get("design") == "stepped_wedge":
+        versus = "exposed versus unexposed periods"
+    elif arms:
+        versus = "each training arm versus control, and all arms together"
+    else:
+        versus = "intervention versus control"
+    columns, formats = _columns(level, "Method", arms)
+    extra = (
+        (
+            "p (Holm): the p-value adjusted over the comparisons with control of the same "
+            "outcome and method (Holm 1979). The global test asks whether any arm differs, "
+            "over every allocation the randomisation could have given.",
+        )
+        if arms
+        else ()
     )
     return ReportTable(
         name="effect_estimates",
-        title="Effect estimates, "
-        + (
-            "exposed versus unexposed periods"
-            if results["trial"].get("design") == "stepped_wedge"
-            else "intervention versus control"
-        ),
-        columns=(
-            "Method",
-            "Scale",
-            "Estimate",
-            f"{level}% CI low",
-            f"{level}% CI high",
-            "p",
-            "df",
-            "Stations",
-            "Notes",
-        ),
+        title=f"Effect estimates, {versus}",
+        columns=columns,
         rows=rows,
-        formats=("text", "text", "2", "2", "2", "p", "0", "int", "text"),
+        formats=formats,
         groups=groups,
-        notes=("* the primary analysis of the primary outcome.", *notes),
+        notes=("* the primary analysis of the primary outcome.", *extra, *notes),
     )
 
 
@@ -197,22 +247,13 @@ def sensitivity_table(results: dict[str, Any]) -> ReportTable | None:
     rows = tuple(
         (f"{r[0]} · {method_label(e['method'])}", *r[1:]) for r, e in zip(rows, chosen, strict=True)
     )
+    columns, formats = _columns(level, "Outcome · method", _arms_compared(results))
     return ReportTable(
         name="sensitivity_analyses",
         title="Sensitivity analyses",
-        columns=(
-            "Outcome · method",
-            "Scale",
-            "Estimate",
-            f"{level}% CI low",
-            f"{level}% CI high",
-            "p",
-            "df",
-            "Stations",
-            "Notes",
-        ),
+        columns=columns,
         rows=rows,
-        formats=("text", "text", "2", "2", "2", "p", "0", "int", "text"),
+        formats=formats,
         groups=groups,
         notes=notes,
     )
@@ -269,9 +310,27 @@ def clustering_table(results: dict[str, Any]) -> ReportTable | None:
 def forest_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per estimate for the forest plot (main analyses first, then sensitivity)."""
     rows = []
+    several = _arms_compared(results)
+    seen: set[tuple[Any, ...]] = set()
     for e in all_estimates(results):
+        if e.get("method") == "global_randomisation":
+            # A p-value with no estimate: nothing to draw.
+            continue
+        key = (e.get("comparison"), e["outcome"], e.get("analysis_set", "main"))
+        if several and key in seen:
+            # With several comparisons the plot keeps each one's first (main) method.
+            continue
+        seen.add(key)
         main = e.get("analysis_set", "main") == "main"
-        label = f"{outcome_label(e['outcome'], results)[:46]} · {method_label(e['method'])}"
+        if several:
+            # Short labels: the arm, the outcome's short label (each comparison's first,
+            # main, method only).
+            arms = (results.get("trial") or {}).get("arms") or {}
+            declared = (results.get("outcomes") or {}).get(e["outcome"]) or {}
+            short = declared.get("short_label") or outcome_label(e["outcome"], results)
+            label = f"{arms.get(e['comparison'], e['comparison'])}: {str(short)[:40]}"
+        else:
+            label = f"{outcome_label(e['outcome'], results)[:46]} · {method_label(e['method'])}"
         if not main:
             label += f" ({set_label(e['analysis_set']).lower()[:28]})"
         rows.append(

@@ -17,10 +17,16 @@ from sqlalchemy import func, select
 from policetrial.audit.accuracy import ArmTestPower, arm_test_power
 from policetrial.audit.workflow import audit_summary, current_sample
 from policetrial.errors import AuditError
+from policetrial.randomise.comparisons import comparisons
 from policetrial.randomise.sealed import current_allocation
 from policetrial.records import db
 from policetrial.records.workspace import Workspace
-from policetrial.report.labels import is_questionnaire, method_label
+from policetrial.report.labels import (
+    arm_heading,
+    comparison_label,
+    is_questionnaire,
+    method_label,
+)
 from policetrial.report.tables import ReportTable, Suppression
 from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
 
@@ -113,10 +119,26 @@ def _workspace_power(workspace: Workspace) -> tuple[ArmTestPower | None, str]:
     # The follow-up comparison is the one that matters; before follow-up, the baseline's.
     period = "followup" if (flagged["period"] == "followup").any() else "baseline"
     counts = flagged[flagged["period"] == period]["station_id"].value_counts()
-    sizes = [int(counts.get(sid, 0)) for sid in allocation.cluster_ids]
+    schemes, stations, which = allocation.scheme_set.schemes, allocation.cluster_ids, ""
+    if allocation.arm_names:
+        # More than two arms: the primary comparison's stations and splits.
+        primary = workspace.protocol.primary_arm
+        chosen = next(
+            c
+            for c in comparisons(
+                allocation.cluster_ids,
+                allocation.scheme_set.packed,
+                allocation.chosen_index,
+                allocation.arm_names,
+            )
+            if c.arm == primary
+        )
+        schemes, stations = chosen.schemes, chosen.stations
+        which = f" (the primary comparison, {primary} against control)"
+    sizes = [int(counts.get(sid, 0)) for sid in stations]
     try:
         power = arm_test_power(
-            allocation.scheme_set.schemes,
+            schemes,
             items_per_station=sizes,
             differences=AUDIT_POWER_DIFFERENCES,
             period=period,
@@ -126,7 +148,12 @@ def _workspace_power(workspace: Workspace) -> tuple[ArmTestPower | None, str]:
         )
     except AuditError as exc:
         return None, f"The audit's power is not computed: {exc}."
-    return power, _power_sentence(power)
+    sentence = _power_sentence(power)
+    if which:
+        sentence = sentence.replace(
+            "For this trial's own design", f"For this trial's design{which}"
+        )
+    return power, sentence
 
 
 def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSection | None:
@@ -198,7 +225,7 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
         hidden = suppression.hides(row["yes"]) or suppression.hides(row["no"])
         ppv_rows.append(
             (
-                row["arm"].capitalize(),
+                arm_heading(row["arm"], workspace.protocol.arms.labels),
                 "follow-up" if row["period"] == "followup" else row["period"],
                 count(row["items"]),
                 count(row["yes"]),
@@ -235,8 +262,11 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
                 ),
             )
         )
+    several = len({t.get("arm", "intervention") for t in accuracy.get("tests", [])}) > 1
+    labels = workspace.protocol.arms.labels
     test_rows = [
         (
+            *((labels.get(t["arm"], t["arm"]),) if several else ()),
             t["measure"].upper() if t["measure"] == "ppv" else t["measure"],
             "follow-up" if t["period"] == "followup" else t["period"],
             t["stations"],
@@ -254,17 +284,28 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
                 name="audit_tests",
                 title="Do arms differ in accuracy? Cluster-level randomisation test",
                 columns=(
+                    *(("Arm against control",) if several else ()),
                     "Measure",
                     "Period",
                     "Stations",
-                    "Mean, intervention",
+                    "Mean, training arm" if several else "Mean, intervention",
                     "Mean, control",
                     "Difference",
                     "p",
                     "Schemes",
                 ),
                 rows=tuple(test_rows),
-                formats=("text", "text", "int", "3", "3", "3", "p", "int"),
+                formats=(
+                    *(("text",) if several else ()),
+                    "text",
+                    "text",
+                    "int",
+                    "3",
+                    "3",
+                    "3",
+                    "p",
+                    "int",
+                ),
                 notes=(
                     "Difference between the arms' mean station PPVs; two-sided p-value over the "
                     "allocation's scheme set. The follow-up test is the one that matters.",
@@ -334,16 +375,17 @@ def survey_section(
     arm_names: tuple[str, ...] = (
         tuple(f"sequence {k}" for k in range(1, workspace.protocol.design.n_sequences + 1))
         if stepped
-        else ("intervention", "control")
+        else tuple(workspace.protocol.arms.labels)
     )
     unit = "sequence" if stepped else "arm"
+    labels_of_arms = {} if stepped else workspace.protocol.arms.labels
     tables: list[ReportTable] = []
     response_rows = []
     for row in flow.by_arm.to_dict("records"):
         hidden = suppression.hides(row["responded"])
         response_rows.append(
             (
-                str(row["arm"]).capitalize(),
+                arm_heading(str(row["arm"]), labels_of_arms),
                 row["time"],
                 count(row["eligible"]),
                 count(row["invited"]),
@@ -356,7 +398,14 @@ def survey_section(
         hidden = suppression.hides(both) or not box["eligible"]
         rate = None if hidden else 100 * both / box["eligible"]
         response_rows.append(
-            (arm.capitalize(), "pre and post", count(box["eligible"]), None, count(both), rate)
+            (
+                arm_heading(arm, labels_of_arms),
+                "pre and post",
+                count(box["eligible"]),
+                None,
+                count(both),
+                rate,
+            )
         )
     tables.append(
         ReportTable(
@@ -417,7 +466,7 @@ def survey_section(
             hidden = suppression.hides(n_both)
             change_rows.append(
                 (
-                    arm.capitalize(),
+                    arm_heading(arm, labels_of_arms),
                     count(int(pre.notna().sum())),
                     _mean(pre),
                     count(int(post.notna().sum())),
@@ -478,7 +527,8 @@ def survey_section(
                 ),
                 rows=tuple(
                     (
-                        e["outcome"],
+                        (f"{comparison_label(e, results)}: " if e.get("comparison") else "")
+                        + e["outcome"],
                         method_label(e["method"]),
                         e["estimate"],
                         e["ci_low"],

@@ -98,7 +98,7 @@ def monthly_calls(
     rows = []
     for month in months:
         days = _covered_days(month, first, last)
-        for arm in ("intervention", "control"):
+        for arm in workspace.protocol.arms.labels:
             part = counts[(counts["month"] == month) & (counts["arm"] == arm)]
             n_stations = int(stations_in.get(arm, 0))
             n = int(part["outcome"].sum())

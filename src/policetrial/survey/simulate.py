@@ -83,7 +83,8 @@ def simulate_responses(
     unique_stations, station_index = np.unique(stations, return_inverse=True)
     station_effect = rng.normal(0.0, station_sd, len(unique_stations))[station_index]
     eta_pre = station_effect + rng.normal(size=len(keys))
-    trained = (roster["arm"] == "intervention").to_numpy()
+    # Every training arm (and every station of a stepped wedge) was trained.
+    trained = (roster["arm"] != "control").to_numpy()
     eta_post = (
         stability * eta_pre
         + np.sqrt(1 - stability**2) * rng.normal(size=len(keys))

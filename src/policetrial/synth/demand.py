@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ def make_incidents(
     size: np.ndarray,
     arms: dict[str, str],
     training_dates: dict[str, dt.date],
-    effect: float,
+    effect: float | Mapping[str, float],
     per_month: float,
     target_share: float,
     cv_between: float,
@@ -59,7 +60,10 @@ def make_incidents(
     months: int,
     plan: SynthPlan,
 ) -> pd.DataFrame:
-    """Daily Poisson counts per station from a station × month gamma-mixed rate."""
+    """Daily Poisson counts per station from a station × month gamma-mixed rate.
+
+    `effect` is the true rate ratio of the target incidents after a station's training: one
+    for every trained station, or one per arm (a trial of more than two arms)."""
     n = len(station_df)
     end = add_months(start, months)
     days = pd.date_range(start, end - dt.timedelta(days=1), freq="D")
@@ -80,7 +84,7 @@ def make_incidents(
         # stepped wedge once its sequence is trained.
         if sid in training_dates:
             after = np.asarray(days.date > training_dates[sid])
-            mh_rate[i, after] *= effect
+            mh_rate[i, after] *= effect if isinstance(effect, float | int) else effect[arms[sid]]
     general = rng.poisson(general_rate)
     mh = rng.poisson(mh_rate)
 

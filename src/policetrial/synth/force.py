@@ -12,7 +12,7 @@ import pandas as pd
 
 from policetrial.errors import SynthError
 from policetrial.protocol.schema import Protocol
-from policetrial.randomise.plan import allocate_by_plan, allocate_sequences
+from policetrial.randomise.plan import allocate_arms, allocate_by_plan, allocate_sequences
 from policetrial.records.roster import eligible_postings
 from policetrial.synth.plan import RANK_SHARES
 
@@ -124,6 +124,11 @@ def allocate(protocol: Protocol, stations: pd.DataFrame, officers: pd.DataFrame)
     )
     if protocol.design.stepped:
         return allocate_sequences(protocol, clusters).arms
+    if protocol.arms.multiple:
+        if plan.arm_stations and sum(plan.arm_stations.values()) != len(stations):
+            # A force of another size than the protocol's design: arms as equal as may be.
+            plan = plan.model_copy(update={"arm_stations": {}})
+        return allocate_arms(protocol.model_copy(update={"randomisation": plan}), clusters).arms
     return allocate_by_plan(plan, clusters).arms
 
 
@@ -151,7 +156,7 @@ def make_training(
             else:
                 end = bounds[period][0] - dt.timedelta(days=1)
                 begin = end - dt.timedelta(days=40)
-        elif arms[sid] != "intervention":
+        elif arms[sid] == "control":
             continue
         roster = officers[(officers["station_id"] == sid) & officers["eligible_now"]]
         others = officers[(officers["station_id"] == sid) & ~officers["eligible_now"]]

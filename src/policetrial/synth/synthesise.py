@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ def synthesise_force(
     stations: int | None = None,
     seed: int = 1,
     effect: float = 1.0,
+    effects: Mapping[str, float] | None = None,
     incidents_per_station_month: float | None = None,
     target_share: float | None = None,
     cv_between: float | None = None,
@@ -85,6 +87,8 @@ def synthesise_force(
     seed : makes everything reproducible.
     effect : the true rate ratio of the target incidents (those the primary outcome counts)
         in intervention stations after their training; 1.0 is no effect.
+    effects : a trial of more than two arms: a training arm's own true rate ratio, for the
+        arms it names (the others have `effect`).
     incidents_per_station_month : mean monthly incidents per station.
     target_share : the share of incidents of the kind the training is about.
     cv_between : between-station coefficient of variation of the target rate.
@@ -104,6 +108,9 @@ def synthesise_force(
         raise SynthError(f"stations must be at least 2, got {stations}")
     if effect <= 0:
         raise SynthError(f"effect must be a positive rate ratio, got {effect}")
+    per_arm = {arm: float((effects or {}).get(arm, effect)) for arm in protocol.arms.trained}
+    if any(v <= 0 for v in per_arm.values()):
+        raise SynthError(f"each arm's effect must be a positive rate ratio, got {per_arm}")
     if not 0 < share < 1:
         raise SynthError(f"target_share must be between 0 and 1, got {share}")
     if per_month <= 0:
@@ -141,7 +148,7 @@ def synthesise_force(
         size=size,
         arms=arms,
         training_dates=training_dates,
-        effect=effect,
+        effect=per_arm if protocol.arms.multiple else effect,
         per_month=per_month,
         target_share=share,
         cv_between=cv,
@@ -186,6 +193,7 @@ def synthesise_force(
         "stations": stations,
         "seed": seed,
         "effect": effect,
+        **({"effects": per_arm} if protocol.arms.multiple else {}),
         "incidents_per_station_month": per_month,
         "target_share": share,
         "cv_between": cv,

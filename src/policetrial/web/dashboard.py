@@ -65,12 +65,13 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
                     r["sequence"]: r["sequence"].capitalize() for r in context["rollout"]
                 }
         elif by_arm and allocation is not None:
-            context["arm_labels"] = {arm: getattr(protocol.arms, arm) for arm in targets}
+            labels = protocol.arms.labels
+            context["arm_labels"] = {arm: labels[arm] for arm in targets}
             counts = roster["arm"].value_counts()
             context["eligible_by_arm"] = [
                 {
                     "arm": arm,
-                    "label": getattr(protocol.arms, arm),
+                    "label": labels[arm],
                     "eligible": _int(counts.get(arm)),
                     "target": target,
                 }
