@@ -47,6 +47,8 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
         "target_total": sum(targets.values()),
         "arm_labels": {},
         "rollout": None,
+        # What the split is by: a stepped wedge's stations are in sequences, not arms.
+        "group_word": "sequence" if protocol.design.stepped else "arm",
     }
     officers = load_officers(workspace)
     if officers.empty:
