@@ -41,7 +41,7 @@ from policetrial.outcomes.compute import OutcomeTables, workspace_outcomes
 from policetrial.protocol.conditions import Every
 from policetrial.protocol.outcomes import OutcomeSpec
 from policetrial.protocol.schema import Analysis, Protocol
-from policetrial.randomise.comparisons import smallest_p_value
+from policetrial.randomise.comparisons import smallest_p_value, unattainable
 from policetrial.randomise.sealed import SealedAllocation, current_allocation
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
@@ -181,6 +181,13 @@ def analyse_workspace(
         stations = {arm: sum(1 for a in arms.values() if a == arm) for arm in protocol.arms.labels}
         descriptive = descriptive_by_arm(outcomes)
         tested = allocation.scheme_set.n_schemes
+    test = _attainability(
+        _randomisation_test(allocation, tested),
+        plan.alpha,
+        "orders" if protocol.design.stepped else "schemes",
+    )
+    if test["unattainable"]:
+        caught.append(f"significance is unattainable: {test['unattainable']}")
     return TrialResults(
         trial={
             "id": protocol.trial.id,
@@ -205,7 +212,7 @@ def analyse_workspace(
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         analyses=tuple(analyses),
         clustering=tuple(clustering),
-        randomisation_test=_randomisation_test(allocation, tested),
+        randomisation_test=test,
         outcomes=outcome_metadata(protocol),
     )
 
@@ -231,6 +238,15 @@ def _randomisation_test(allocation: SealedAllocation, tested: int) -> dict[str, 
         out["smallest_p_value"] = max(v["smallest_p_value"] for v in out["comparisons"].values())
         out["global_smallest_p_value"] = 1 / scheme_set.n_schemes
     return out
+
+
+def _attainability(test: dict[str, Any], alpha: float, word: str) -> dict[str, Any]:
+    """The randomisation test's record with whether significance at `alpha` can be reached,
+    and the sentence that says it cannot (None when it can)."""
+    why = unattainable(
+        float(test["smallest_p_value"]), alpha, n_candidates=int(test["n_schemes"]), word=word
+    )
+    return {**test, "alpha": alpha, "attainable": why is None, "unattainable": why}
 
 
 def outcome_metadata(protocol: Protocol) -> dict[str, dict[str, Any]]:

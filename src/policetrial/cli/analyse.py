@@ -99,6 +99,8 @@ def _workspace(workspace: Path, as_json: bool) -> None:
         f"Randomisation test over {over}; smallest attainable p-value "
         f"{test['smallest_p_value']:.2g}. Wrote {escape(str(path))}"
     )
+    if test.get("unattainable"):
+        warn(f"significance is unattainable: {test['unattainable']}")
 
 
 def _clustering(rows: Any) -> None:
@@ -189,6 +191,16 @@ def _table(
         f"{test['smallest_p_value']:.2g}."
         + (f" Wrote {escape(str(out))}" if out is not None else "")
     )
+    from policetrial.randomise.comparisons import unattainable
+
+    why = unattainable(
+        float(test["smallest_p_value"]),
+        chosen.analysis.alpha,
+        n_candidates=int(test["n_schemes"]),
+        word="orders" if chosen.design.stepped else "schemes",
+    )
+    if why:
+        warn(f"significance is unattainable: {why}")
 
 
 def _estimates(analyses: Any) -> None:

@@ -184,6 +184,12 @@ def design(
         f"Randomisation: {result.n_schemes} schemes from {escape(result.schemes_from)}; "
         f"smallest attainable p-value {result.smallest_p_value:.4f}."
     )
+    if result.smallest_p_value > result.alpha:
+        common.warn(
+            f"significance is unattainable: no p-value over these {result.n_schemes} schemes "
+            f"can fall to alpha {result.alpha:g}; `policetrial randomise` will refuse this "
+            "design unless given --allow-unattainable"
+        )
     for note in result.notes:
         common.console.print(f"[dim]{escape(note)}[/]")
 

@@ -210,6 +210,22 @@ def randomise_command(
             rich_help_panel=_STANDALONE,
         ),
     ] = 100_000,
+    allow_unattainable: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unattainable",
+            help="Randomise even when the candidate set's smallest attainable p-value is above "
+            "alpha (no result could be significant).",
+        ),
+    ] = False,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            help="Significance level the analysis will use (with --clusters; a workspace's "
+            "protocol gives its own).",
+            rich_help_panel=_STANDALONE,
+        ),
+    ] = 0.05,
     save_schemes: Annotated[
         Path | None,
         typer.Option(
@@ -270,7 +286,9 @@ def randomise_command(
                     f"{escape(str(save_schemes))}; nothing was randomised."
                 )
                 return
-            sealed = randomise_workspace(ws, force=force, reason=reason)
+            sealed = randomise_workspace(
+                ws, force=force, reason=reason, allow_unattainable=allow_unattainable
+            )
             _present(sealed, as_json=as_json, title=f"Allocation ({sealed.method})", unit="station")
             if save_schemes is not None:
                 write_schemes(save_schemes, sealed)
@@ -313,6 +331,19 @@ def randomise_command(
             )
         except RandomisationError as exc:
             raise RandomisationError(f"{clusters}: {exc}") from None
+        from policetrial.randomise.comparisons import unattainable
+
+        why = unattainable(
+            allocation.scheme_set.smallest_p_value(allocation.chosen_index),
+            alpha,
+            n_candidates=allocation.scheme_set.n_schemes,
+            word="schemes",
+        )
+        if why and not allow_unattainable:
+            raise RandomisationError(
+                f"{clusters}: {why}; loosen --cutoff or --schemes or, to randomise all the same, "
+                "pass --allow-unattainable"
+            )
         if save_schemes is not None:
             write_schemes(save_schemes, allocation)
         _present(

@@ -17,7 +17,13 @@ import numpy as np
 
 from policetrial.errors import RandomisationError
 
-__all__ = ["Comparison", "comparisons", "pairwise_smallest_p_value", "smallest_p_value"]
+__all__ = [
+    "Comparison",
+    "comparisons",
+    "pairwise_smallest_p_value",
+    "smallest_p_value",
+    "unattainable",
+]
 
 
 @dataclass(frozen=True)
@@ -87,3 +93,15 @@ def pairwise_smallest_p_value(
     """The smallest p-value every comparison with control can reach: the largest of their
     `smallest_p_value`s."""
     return max(smallest_p_value(c) for c in comparisons(station_ids, labels, chosen, names))
+
+
+def unattainable(smallest: float, alpha: float, *, n_candidates: int, word: str) -> str | None:
+    """Why no result can reach significance at `alpha` (the smallest two-sided p-value the
+    randomisation test can give is above it), or None when significance is attainable."""
+    if smallest <= alpha:
+        return None
+    return (
+        f"the {n_candidates:,} candidate {word} give a smallest attainable two-sided p-value "
+        f"of {smallest:.3g}, above alpha {alpha:g}: no analysis of this trial could be "
+        "significant, whatever the data"
+    )

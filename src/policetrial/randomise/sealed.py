@@ -23,7 +23,7 @@ from policetrial.errors import RandomisationError, WorkspaceError
 from policetrial.outcomes.covariates import station_covariates
 from policetrial.randomise.balance import balance_covariates
 from policetrial.randomise.clusters import RNG_ALGORITHM, Allocation
-from policetrial.randomise.comparisons import pairwise_smallest_p_value
+from policetrial.randomise.comparisons import pairwise_smallest_p_value, unattainable
 from policetrial.randomise.diagnostics import (
     BalanceTable,
     SchemeValidity,
@@ -205,12 +205,15 @@ def randomise_workspace(
     force: bool = False,
     reason: str | None = None,
     actor: str | None = None,
+    allow_unattainable: bool = False,
 ) -> SealedAllocation:
     """Randomise the workspace's stations by the protocol and seal the record.
 
     The protocol's `[randomisation]` table gives the method, strata, covariates (see
     `policetrial.outcomes.covariates` for the names), metric, cutoff or number of schemes, and
-    the seed. Nothing is written unless randomisation succeeds.
+    the seed. Nothing is written unless randomisation succeeds. A candidate set whose
+    smallest attainable p-value is above the protocol's alpha is refused (no result could
+    be significant) unless `allow_unattainable`.
     """
     existing = current_allocation(workspace)
     if existing is not None and not force:
@@ -227,6 +230,17 @@ def randomise_workspace(
     plan = protocol.randomisation
     clusters = station_covariates(workspace, stations, plan.covariates)
     allocation = allocate_protocol(protocol, clusters)
+    why = unattainable(
+        float(allocation.to_dict()["smallest_p_value"]),
+        protocol.analysis.alpha,
+        n_candidates=allocation.scheme_set.n_schemes,
+        word="orders" if protocol.design.stepped else "schemes",
+    )
+    if why and not allow_unattainable:
+        raise RandomisationError(
+            f"{why}; loosen the constraint ([randomisation] cutoff or schemes, fewer strata) "
+            "or, to randomise all the same, pass --allow-unattainable"
+        )
     return _seal(workspace, allocation, reason=reason, actor=actor, replaces=existing)
 
 

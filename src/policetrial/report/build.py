@@ -157,7 +157,10 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     scale = str(p.get("scale") or "estimate")
     outcome = results["trial"].get("primary_outcome_label") or outcome_label(p["outcome"], results)
     compared = comparison_label(p, results)
+    test = results.get("randomisation_test") or {}
     return {
+        "unattainable": test.get("unattainable"),
+        "smallest_p": test.get("smallest_p_value"),
         "outcome": outcome + (f", {compared[:1].lower() + compared[1:]}" if compared else ""),
         "text": (
             f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} "
