@@ -128,7 +128,7 @@ def test_validate_cli_runs_a_small_study(tmp_path: Path) -> None:
             "20",
             "--alternative",
             "0",
-            "--cv",
+            "--cv-between",
             "0.3",
             "--part",
             "counts",

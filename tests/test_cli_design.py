@@ -59,7 +59,7 @@ def test_sample_size_for_proportions_and_means() -> None:
             "0.02",
             "--p-intervention",
             "0.01",
-            "--cluster-size",
+            "--station-size",
             "500",
             "--cv-between",
             "0.25",
@@ -78,7 +78,7 @@ def test_sample_size_for_proportions_and_means() -> None:
             "1",
             "--sd",
             str(math.sqrt(5)),
-            "--cluster-size",
+            "--station-size",
             "10",
             "--icc",
             "0.1",
@@ -100,11 +100,11 @@ def test_power_and_detectable_effect() -> None:
             "1",
             "--sd",
             str(math.sqrt(5)),
-            "--cluster-size",
+            "--station-size",
             "10",
             "--icc",
             "0.1",
-            "--clusters-per-arm",
+            "--stations-per-arm",
             "16",
         ]
     )
@@ -119,7 +119,7 @@ def test_power_and_detectable_effect() -> None:
             "30",
             "--cv-between",
             "0.25",
-            "--clusters-per-arm",
+            "--stations-per-arm",
             "6",
             "--scale",
             "log",
@@ -130,9 +130,9 @@ def test_power_and_detectable_effect() -> None:
 
 
 def test_simulate_under_the_null_keeps_its_size() -> None:
-    """The bar: `policetrial design simulate --irr 1.0 --sims 5000` for 6 + 6 stations
+    """The bar: `policetrial design simulate --rate-ratio 1.0 --trials 5000` for 6 + 6 stations
     rejects in [0.04, 0.06] with every analysis method offered."""
-    d = _json(["design", "simulate", "--irr", "1.0", "--sims", "5000"])
+    d = _json(["design", "simulate", "--rate-ratio", "1.0", "--trials", "5000"])
     assert d["n_sims"] == 5000 and d["clusters_per_arm"] == [6, 6]
     methods = {m["method"]: m for m in d["methods"]}  # type: ignore[union-attr]
     assert set(methods) == {"nb_randomisation", "cluster_level"}
@@ -147,9 +147,9 @@ def test_simulate_one_method_with_analytic_alongside() -> None:
         [
             "design",
             "simulate",
-            "--irr",
+            "--rate-ratio",
             "0.7",
-            "--sims",
+            "--trials",
             "300",
             "--method",
             "cluster_level",
@@ -163,14 +163,14 @@ def test_simulate_one_method_with_analytic_alongside() -> None:
 def test_the_connect_design_from_the_protocol() -> None:
     """The protocol's own stratified scheme set (3 + 3 within 6 urban and 6 rural
     stations): C(6, 3)^2 = 400 schemes, smallest p-value 2 / 400."""
-    d = _json(["design", "--protocol", "connect", "--sims", "200"])
+    d = _json(["design", "--protocol", "connect", "--trials", "200"])
     assert d["trial"] == "connect"
     assert d["randomisation"]["smallest_p_value"] == pytest.approx(2 / 400)  # type: ignore[index]
     assert 0 < float(d["analytic_mdrr"]) < 1  # type: ignore[arg-type]
 
 
 def test_the_design_of_a_workspace(imported_root: Path) -> None:
-    result = runner.invoke(app, ["design", "-w", str(imported_root), "--sims", "200"])
+    result = runner.invoke(app, ["design", "-w", str(imported_root), "--trials", "200"])
     assert result.exit_code == 0, result.output
     assert "Minimum detectable rate ratio" in result.stdout
     assert "attainable p-value 0.0050" in " ".join(result.stdout.split())
@@ -191,7 +191,7 @@ def test_the_design_of_a_workspace(imported_root: Path) -> None:
                 "--cv-between",
                 "0.2",
             ],
-            "rate_control must be a positive number",
+            "--rate-control must be a positive number",
         ),
         (
             [
@@ -202,7 +202,7 @@ def test_the_design_of_a_workspace(imported_root: Path) -> None:
                 "0.2",
                 "--p-intervention",
                 "0.1",
-                "--cluster-size",
+                "--station-size",
                 "20",
                 "--icc",
                 "1.0",
@@ -218,7 +218,7 @@ def test_the_design_of_a_workspace(imported_root: Path) -> None:
                 "1",
                 "--sd",
                 "1",
-                "--cluster-size",
+                "--station-size",
                 "10",
                 "--icc",
                 "0.1",
@@ -236,12 +236,12 @@ def test_the_design_of_a_workspace(imported_root: Path) -> None:
                 "1",
                 "--sd",
                 "1",
-                "--cluster-size",
+                "--station-size",
                 "10",
                 "--icc",
                 "0.1",
             ],
-            "--clusters-per-arm is needed",
+            "--stations-per-arm is needed",
         ),
         (["sample-size", "--outcome", "median"], "--outcome must be rate, proportion or mean"),
         (
@@ -265,24 +265,27 @@ def test_the_design_of_a_workspace(imported_root: Path) -> None:
                 "proportion",
                 "--p-control",
                 "0.5",
-                "--cluster-size",
+                "--station-size",
                 "20",
                 "--icc",
                 "0.3",
-                "--clusters-per-arm",
+                "--stations-per-arm",
                 "2.5",
                 "--power",
                 "0.99",
             ],
             "cannot be reached",
         ),
-        (["simulate", "--irr", "-2", "--sims", "10"], "irr must be a positive number"),
-        (["simulate", "--sims", "10", "--method", "gee"], "unknown analysis method"),
         (
-            ["simulate", "--sims", "10", "--incidents-per-cluster", "0"],
-            "incidents_per_cluster must be a positive",
+            ["simulate", "--rate-ratio", "-2", "--trials", "10"],
+            "--rate-ratio must be a positive number",
         ),
-        (["--protocol", "connect", "--power", "1.5", "--sims", "10"], "power must be in (0, 1)"),
+        (["simulate", "--trials", "10", "--method", "gee"], "unknown analysis method"),
+        (
+            ["simulate", "--trials", "10", "--incidents-per-station", "0"],
+            "--incidents-per-station must be a positive",
+        ),
+        (["--protocol", "connect", "--power", "1.5", "--trials", "10"], "power must be in (0, 1)"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args: list[str], words: str) -> None:

@@ -211,7 +211,7 @@ def test_commands_and_dashboard_show_every_arm(three: dict[str, Path], tmp_path:
     assert analysed.exit_code == 0, analysed.output
     compared = {e["comparison"] for e in json.loads(analysed.stdout)["analyses"]}
     assert compared == {"intervention", "elearning", "all 3 arms"}
-    design = runner.invoke(app, ["design", "-w", ws, "--sims", "50", "--json"])
+    design = runner.invoke(app, ["design", "-w", ws, "--trials", "50", "--json"])
     assert design.exit_code == 0, design.output
     assert json.loads(design.stdout)["design"]["schemes"] == 216
     saved = tmp_path / "allocations.csv"

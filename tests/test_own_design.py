@@ -64,7 +64,7 @@ def test_validate_simulates_the_domestic_abuse_design() -> None:
             "10",
             "--alternative",
             "0",
-            "--cv",
+            "--cv-between",
             "0.2",
             "--part",
             "counts",
@@ -97,7 +97,7 @@ def test_validate_without_a_design_is_the_connect_study_unchanged() -> None:
             "10",
             "--alternative",
             "0",
-            "--cv",
+            "--cv-between",
             "0.2",
             "--part",
             "counts",
@@ -136,7 +136,7 @@ def test_validate_in_a_workspace_simulates_its_sealed_scheme_set(imported_root: 
             "10",
             "--alternative",
             "0",
-            "--cv",
+            "--cv-between",
             "0.2",
             "--part",
             "counts",
@@ -178,7 +178,7 @@ def test_validity_study_takes_a_scheme_set_and_station_sizes() -> None:
 
 def test_design_of_the_domestic_abuse_protocol_reports_its_20_stations() -> None:
     """Its own constrained scheme set (6,125 schemes) and its own primary outcome."""
-    d = _json(["design", "--protocol", "domestic-abuse", "--sims", "50"])
+    d = _json(["design", "--protocol", "domestic-abuse", "--trials", "50"])
     assert d["trial"] == "domestic-abuse"
     assert d["n_stations"] == 20
     assert d["stations"] == {"intervention": 10, "control": 10}

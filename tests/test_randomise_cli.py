@@ -30,7 +30,7 @@ def counties(tmp_path: Path) -> Path:
 def _standalone(path: Path, *extra: str) -> list[str]:
     return [
         "randomise",
-        "--clusters",
+        "--stations",
         str(path),
         "--id",
         "county",
@@ -141,8 +141,8 @@ def test_standalone_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 def test_standalone_options_need_clusters_and_seed(counties: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["randomise", "-w", str(tmp_path), "--cutoff", "0.2"])
-    assert result.exit_code == 2 and "only with --clusters FILE" in result.stderr
-    result = runner.invoke(app, ["randomise", "--clusters", str(counties), "--id", "county"])
+    assert result.exit_code == 2 and "only with --stations FILE" in result.stderr
+    result = runner.invoke(app, ["randomise", "--stations", str(counties), "--id", "county"])
     assert result.exit_code == 2 and "--seed" in result.stderr
 
 

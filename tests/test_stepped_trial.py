@@ -154,7 +154,7 @@ def test_the_sealed_orders_come_back_and_verify(stepped: dict[str, Path]) -> Non
 
 def test_commands_answer_for_the_stepped_wedge(stepped: dict[str, Path]) -> None:
     ws = str(stepped["ws"])
-    design = runner.invoke(app, ["design", "-w", ws, "--sims", "60", "--json"])
+    design = runner.invoke(app, ["design", "-w", ws, "--trials", "60", "--json"])
     assert design.exit_code == 0, design.output
     d = json.loads(design.stdout)
     assert d["design"]["orders"] == 73_920 and 0 < d["analytic_mdrr"] < 1
@@ -164,7 +164,7 @@ def test_commands_answer_for_the_stepped_wedge(stepped: dict[str, Path]) -> None
     validate = runner.invoke(
         app,
         [
-            *("validate", "-w", ws, "--trials", "40", "--alternative", "0", "--cv", "0.2"),
+            *("validate", "-w", ws, "--trials", "40", "--alternative", "0", "--cv-between", "0.2"),
             *("--scenario", "trend", "--json"),
         ],
     )

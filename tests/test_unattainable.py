@@ -89,13 +89,13 @@ def test_standalone_randomise_refuses_too(tmp_path: Path) -> None:
     ).to_csv(clusters, index=False)
     # C(8, 4) = 70 schemes, each tied with its mirror: the smallest p is 2/70 = 0.029.
     fine = runner.invoke(
-        app, ["randomise", "--clusters", str(clusters), "--id", "site", "--seed", "1"]
+        app, ["randomise", "--stations", str(clusters), "--id", "site", "--seed", "1"]
     )
     assert fine.exit_code == 0, fine.output
     small = runner.invoke(
         app,
         [
-            *("randomise", "--clusters", str(clusters), "--id", "site", "--seed", "1"),
+            *("randomise", "--stations", str(clusters), "--id", "site", "--seed", "1"),
             *("--covariates", "size", "--schemes", "10"),
         ],
     )
@@ -104,7 +104,7 @@ def test_standalone_randomise_refuses_too(tmp_path: Path) -> None:
     allowed = runner.invoke(
         app,
         [
-            *("randomise", "--clusters", str(clusters), "--id", "site", "--seed", "1"),
+            *("randomise", "--stations", str(clusters), "--id", "site", "--seed", "1"),
             *("--covariates", "size", "--schemes", "10", "--allow-unattainable"),
         ],
     )

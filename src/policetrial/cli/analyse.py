@@ -103,22 +103,32 @@ def _workspace(workspace: Path, as_json: bool) -> None:
         warn(f"significance is unattainable: {test['unattainable']}")
 
 
+MEASURES = {"cv_between": "k", "icc": "ICC"}
+"""Short names of the between-station measures, said in full under the table."""
+
+
 def _clustering(rows: Any) -> None:
+    many = len({_instrument(c.outcome)[0] for c in rows} - {None}) > 1
     console.print(
         table(
             "Between-station variation (CONSORT 17a)",
             ["outcome", "measure", "adjusted for", "estimate", "95% CI"],
             [
                 [
-                    c.outcome,
-                    c.measure,
-                    c.adjusted_for,
+                    _outcome_name(c.outcome, instrument=many),
+                    MEASURES.get(c.measure, c.measure),
+                    c.adjusted_for.replace(" and ", " + "),
                     c.estimate,
                     f"{cell(c.ci_low)} to {cell(c.ci_high)}",
                 ]
                 for c in rows
             ],
         )
+    )
+    console.print(
+        "k: between-station coefficient of variation of the true rates; ICC: intracluster "
+        "correlation. Questionnaire scores are named by their instrument's score key.",
+        style="dim",
     )
 
 
@@ -203,19 +213,44 @@ def _table(
         warn(f"significance is unattainable: {why}")
 
 
+SCALES = {"rate ratio": "RR", "odds ratio": "OR", "mean difference": "MD", "p-value only": ""}
+"""Short names of the effect scales, said in full under the tables."""
+
+
+def _instrument(outcome: str) -> tuple[str | None, str]:
+    """A questionnaire score's instrument and score key (`questionnaire:connect-officer.
+    attitudes` is `connect-officer`, `attitudes`); another outcome's None and its key."""
+    if outcome.startswith("questionnaire:") and "." in outcome:
+        instrument, score = outcome.removeprefix("questionnaire:").split(".", 1)
+        return instrument, score
+    return None, outcome
+
+
+def _outcome_name(outcome: str, *, instrument: bool) -> str:
+    """An outcome as a table names it: a questionnaire score by its key, with its
+    instrument's when the trial has more than one."""
+    name, score = _instrument(outcome)
+    return f"{name}.{score}" if name is not None and instrument else score
+
+
 def _estimates(analyses: Any) -> None:
+    """One table per analysis set (and per questionnaire), so that each reads at 80
+    columns; the scales' short names are said in full below."""
     several = any(getattr(e, "comparison", None) for e in analyses)
-    rows = []
+    groups: dict[tuple[str, str | None], list[list[Any]]] = {}
+    scales: list[str] = []
     for e in analyses:
         # The global test of several arms is a p-value with no estimate or interval.
         p_only = e.method == "global_randomisation"
-        rows.append(
+        instrument, score = _instrument(e.outcome)
+        if e.scale not in scales and SCALES.get(e.scale, e.scale):
+            scales.append(e.scale)
+        groups.setdefault((e.analysis_set, instrument), []).append(
             [
-                *([e.comparison or ""] if several else []),
-                e.outcome,
-                e.analysis_set,
+                *([e.comparison or "all arms"] if several else []),
+                score,
                 e.method,
-                e.scale,
+                SCALES.get(e.scale, e.scale),
                 "" if p_only else e.estimate,
                 "" if p_only else f"{_end(e.ci_low)} to {_end(e.ci_high)}",
                 e.p_value,
@@ -223,23 +258,30 @@ def _estimates(analyses: Any) -> None:
                 e.df,
             ]
         )
-    console.print(
-        table(
-            "Effect estimates",
-            [
-                *(["against control"] if several else []),
-                "outcome",
-                "set",
-                "method",
-                "scale",
-                "estimate",
-                "95% CI",
-                "p",
-                *(["p (Holm)"] if several else []),
-                "df",
-            ],
-            rows,
+    columns = [
+        *(["against control"] if several else []),
+        "outcome",
+        "method",
+        "scale",
+        "estimate",
+        "95% CI",
+        "p",
+        *(["p (Holm)"] if several else []),
+        "df",
+    ]
+    for (analysis_set, instrument), rows in groups.items():
+        title = "Effect estimates, " + (
+            "main analyses" if analysis_set == "main" else f"analysis set {analysis_set}"
         )
+        if instrument is not None:
+            title += f": questionnaire {instrument}"
+        console.print(table(title, columns, rows, keys=3 if several else 2))
+    legend = "; ".join(f"{SCALES.get(s, s)} {s}" for s in scales)
+    console.print(
+        f"Scale: {legend}, intervention against control. df: degrees of freedom of a t "
+        "reference (none for a randomisation test).",
+        style="dim",
+        highlight=False,
     )
 
 

@@ -8,16 +8,21 @@ each command group has its own module here.
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
+import typer
+import typer.core
+
+from policetrial.cli import common
 from policetrial.cli.analyse import analyse
 from policetrial.cli.audit import audit_app
 from policetrial.cli.demo import demo
 from policetrial.cli.design import design_app
-from policetrial.cli.ingest import import_
+from policetrial.cli.ingest import KINDS_HELP, import_
 from policetrial.cli.officers import officers
 from policetrial.cli.outcomes import outcomes
 from policetrial.cli.randomise import randomise_command
+from policetrial.cli.renames import renamed_command
 from policetrial.cli.report import report_command
 from policetrial.cli.survey import survey_app
 from policetrial.cli.synth import synth
@@ -27,29 +32,97 @@ from policetrial.cli.workspace import init, key_app
 
 __all__ = ["app", "main"]
 
+
+def _flags_as_flags() -> None:
+    """Help lists a flag (`--json`, `--help`, `--force`) bare, not as `--json <bool>` as if it
+    took a value: Typer shows every option's type, and has no setting for flags."""
+    show = typer.core.TyperOption.display_type_rich
+
+    def display(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else show(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display  # type: ignore[method-assign,assignment]
+
+
+_flags_as_flags()
+
+# The commands in the order of a trial, in panels for its stages.
+PLAN, SET_UP, RUN, RESULTS = "Plan", "Set up", "Run the trial", "Results"
+TRIAL_ORDER = (
+    "design",
+    "validate",
+    "init",
+    "key",
+    "synth",
+    "import",
+    "officers",
+    "randomise",
+    "survey",
+    "audit",
+    "serve",
+    "user",
+    "outcomes",
+    "analyse",
+    "report",
+    "demo",
+)
+
+
+class _TrialOrder(typer.core.TyperGroup):
+    """Lists the commands in `TRIAL_ORDER`, not commands first and groups after."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: TRIAL_ORDER.index(n) if n in TRIAL_ORDER else 99)
+
+
 app = typer.Typer(
     name="policetrial",
+    cls=_TrialOrder,
     help="Run a cluster randomised trial of police training, from design to report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("init")(init)
-app.command("synth")(synth)
-app.command("import")(import_)
-app.command("officers")(officers)
-app.command("randomise")(randomise_command)
-app.command("outcomes")(outcomes)
-app.command("analyse")(analyse)
-app.command("report")(report_command)
-app.command("validate")(validate)
-app.command("serve")(serve_command)
-app.command("demo")(demo)
-app.add_typer(design_app, name="design")
-app.add_typer(key_app, name="key")
-app.add_typer(audit_app, name="audit")
-app.add_typer(survey_app, name="survey")
-app.add_typer(user_app, name="user")
+
+
+@app.callback()
+def _everywhere(
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Print every table as a table, however wide, and wrap no line (for a file "
+            "or a wide pager). Without it, a table too wide for the terminal is printed one "
+            "record per block.",
+        ),
+    ] = False,
+) -> None:
+    common.set_wide(wide)
+
+
+app.add_typer(design_app, name="design", rich_help_panel=PLAN)
+app.command("validate", cls=renamed_command({"--cv": "--cv-between"}), rich_help_panel=PLAN)(
+    validate
+)
+app.command("init", rich_help_panel=SET_UP)(init)
+app.add_typer(key_app, name="key", rich_help_panel=SET_UP)
+app.command("synth", rich_help_panel=SET_UP)(synth)
+app.command("import", epilog=KINDS_HELP, rich_help_panel=SET_UP)(import_)
+app.command("officers", rich_help_panel=SET_UP)(officers)
+app.command("randomise", cls=renamed_command({"--clusters": "--stations"}), rich_help_panel=RUN)(
+    randomise_command
+)
+app.add_typer(survey_app, name="survey", rich_help_panel=RUN)
+app.add_typer(audit_app, name="audit", rich_help_panel=RUN)
+app.command("serve", cls=renamed_command({"--no-secure-cookies": None}), rich_help_panel=RUN)(
+    serve_command
+)
+app.add_typer(user_app, name="user", rich_help_panel=RUN)
+app.command("outcomes", rich_help_panel=RESULTS)(outcomes)
+app.command("analyse", rich_help_panel=RESULTS)(analyse)
+app.command("report", rich_help_panel=RESULTS)(report_command)
+app.command("demo", rich_help_panel="All of it")(demo)
 
 
 def main() -> None:

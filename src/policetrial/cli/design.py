@@ -17,16 +17,10 @@ from rich.markup import escape
 
 from policetrial.cli import common
 from policetrial.cli.design_stepped import stepped_wedge
+from policetrial.cli.renames import Renames, renamed_group
 
 __all__ = ["design_app"]
 
-design_app = typer.Typer(
-    help="Design a trial: sample size and power for cluster trials, analytic and by "
-    "simulating the real analysis. Without a sub-command: what the workspace's (or a "
-    "protocol's) design can detect.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
 
 Outcome = Annotated[str, typer.Option(help="Outcome type: rate, proportion or mean.")]
 Alpha = Annotated[float, typer.Option(help="Two-sided significance level.")]
@@ -39,8 +33,60 @@ SmallSample = Annotated[
 ]
 
 
-def _opt(help_text: str) -> Any:
-    return typer.Option(help=help_text)
+def _opt(help_text: str, name: str | None = None) -> Any:
+    return typer.Option(*([name] if name else []), help=help_text)
+
+
+# The words of the protocol (stations, not clusters; trials, not sims); the old spellings
+# are hidden aliases until release 0.3 (cli/renames.py).
+RENAMES: Renames = {
+    "--sims": "--trials",
+    "--clusters-per-arm": "--stations-per-arm",
+    "--cluster-size": "--station-size",
+    "--cluster-size-cv": "--station-size-cv",
+    "--incidents-per-cluster": "--incidents-per-station",
+    "--irr": "--rate-ratio",
+    "--events-per-period": "--incidents-per-period",
+    "--cluster-period-size": "--station-period-size",
+    "--simulate": "--trials",
+    "--type-i": None,
+    "--no-transition": None,
+}
+
+# The library's argument names as these commands' options, for its messages.
+OPTION_NAMES = {
+    "clusters_per_arm": "--stations-per-arm",
+    "cluster_size": "--station-size",
+    "cluster_size_cv": "--station-size-cv",
+    "incidents_per_cluster": "--incidents-per-station",
+    "incidents_per_station": "--incidents-per-station",
+    "irr": "--rate-ratio",
+    "n_sims": "--trials",
+    **{
+        name: "--" + name.replace("_", "-")
+        for name in (
+            "rate_control",
+            "rate_intervention",
+            "person_time",
+            "p_control",
+            "p_intervention",
+            "cv_between",
+            "baseline_correlation",
+            "allocation_ratio",
+            "small_sample",
+        )
+    },
+}
+
+
+design_app = typer.Typer(
+    help="Design a trial: sample size and power for cluster trials, analytic and by "
+    "simulating the real analysis. Without a sub-command: what the workspace's (or a "
+    "protocol's) design can detect.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    cls=renamed_group(RENAMES),
+)
 
 
 @design_app.callback(invoke_without_command=True)
@@ -73,11 +119,15 @@ def design(
         float, _opt("Station-by-period negative binomial dispersion (0 for Poisson).")
     ] = 0.0144,
     cluster_size_cv: Annotated[
-        float, _opt("Coefficient of variation of station size (when sizes are not known).")
+        float,
+        _opt(
+            "Coefficient of variation of station size (when sizes are not known).",
+            "--station-size-cv",
+        ),
     ] = 0.3,
     power: Annotated[float, _opt("Target power.")] = 0.8,
     direction: Annotated[str, _opt("Effect to detect: decrease or increase.")] = "decrease",
-    sims: Annotated[int, _opt("Simulated trials per rate ratio.")] = 2000,
+    sims: Annotated[int, _opt("Simulated trials per rate ratio.", "--trials")] = 2000,
     seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
     decay: Annotated[
         float,
@@ -98,7 +148,7 @@ def design(
     from policetrial.design.trial import design_protocol, design_workspace
     from policetrial.protocol.schema import resolve_protocol
 
-    with common.user_errors():
+    with common.user_errors(OPTION_NAMES):
         proto = resolve_protocol(protocol) if protocol is not None else None
         space = None if proto is not None else common.open_workspace_from_env(workspace)
     if (proto or space.protocol).design.stepped:  # type: ignore[union-attr]
@@ -127,7 +177,10 @@ def design(
         "n_sims": sims,
         "seed": seed,
     }
-    with common.user_errors(), common.progress_bar(common.errors, "Simulating trials") as tick:
+    with (
+        common.user_errors(OPTION_NAMES),
+        common.progress_bar(common.errors, "Simulating trials") as tick,
+    ):
         if proto is not None:
             result = design_protocol(
                 proto, scheme_set=protocol_schemes(proto), progress=tick, **assumptions
@@ -198,7 +251,10 @@ def _stepped(protocol: Any, workspace: Any, *, as_json: bool, **assumptions: Any
     from policetrial.cli.design_stepped import present_stepped_design
     from policetrial.design.stepped_trial import design_stepped, design_stepped_workspace
 
-    with common.user_errors(), common.progress_bar(common.errors, "Simulating trials") as tick:
+    with (
+        common.user_errors(OPTION_NAMES),
+        common.progress_bar(common.errors, "Simulating trials") as tick,
+    ):
         if protocol is not None:
             result = design_stepped(protocol, progress=tick, **assumptions)
         else:
@@ -251,9 +307,12 @@ def _analytic(
             raise DesignError(f"--{name.replace('_', '-')} is needed for --outcome {outcome}")
         return value
 
+    # Where the option's name is not the parameter's.
+    station_size = "station_size"
+
     if solve in ("power", "effect") and clusters_per_arm is None:
         raise DesignError(
-            "--clusters-per-arm is needed to compute the "
+            "--stations-per-arm is needed to compute the "
             + ("power" if solve == "power" else "detectable effect")
         )
     if outcome == "rate":
@@ -272,7 +331,7 @@ def _analytic(
         return d.proportion_design(
             p_control=need("p_control", p_control),
             p_intervention=None if solve == "effect" else need("p_intervention", p_intervention),
-            cluster_size=need("cluster_size", cluster_size),
+            cluster_size=need(station_size, cluster_size),
             icc=icc,
             cv_between=cv_between,
             direction=direction,  # type: ignore[arg-type]
@@ -282,7 +341,7 @@ def _analytic(
         return d.mean_design(
             difference=None if solve == "effect" else need("difference", difference),
             sd=need("sd", sd),
-            cluster_size=need("cluster_size", cluster_size),
+            cluster_size=need(station_size, cluster_size),
             icc=need("icc", icc),
             **shared,
         )
@@ -295,17 +354,17 @@ def _present(result: Any, as_json: bool, title: str) -> None:
         return
     d = result.to_dict()
     rows = [
-        ["clusters per arm (intervention)", d["clusters_per_arm"]],
+        ["stations per arm (intervention)", d["clusters_per_arm"]],
         ["  rounded up", d["clusters_per_arm_rounded_up"]],
-        ["clusters (control)", d["clusters_control"]],
-        ["cluster size / person-time", d["cluster_size"]],
+        ["stations (control)", d["clusters_control"]],
+        ["station size / person-time", d["cluster_size"]],
         ["control", d["control"]],
         ["intervention", d["intervention"]],
         [d["effect_scale"], d["effect"]],
         ["power", d["power"]],
     ]
     if d["power_rounded_up"] is not None:
-        rows.append(["power with clusters rounded up", d["power_rounded_up"]])
+        rows.append(["power with stations rounded up", d["power_rounded_up"]])
     rows += [
         ["variance inflation", d["variance_inflation"]],
         ["small-sample correction", d["small_sample"]],
@@ -328,37 +387,42 @@ def _analytic_command(solve: str, title: str) -> Any:
             float | None, _opt("Rate in the control arm (events per unit person-time).")
         ] = None,
         rate_intervention: Annotated[float | None, _opt("Rate in the intervention arm.")] = None,
-        person_time: Annotated[float | None, _opt("Person-time per cluster (rates).")] = None,
+        person_time: Annotated[float | None, _opt("Person-time per station (rates).")] = None,
         p_control: Annotated[float | None, _opt("Proportion in the control arm.")] = None,
         p_intervention: Annotated[float | None, _opt("Proportion in the intervention arm.")] = None,
         difference: Annotated[float | None, _opt("Difference in means to detect.")] = None,
         sd: Annotated[float | None, _opt("Standard deviation of the outcome (means).")] = None,
         cluster_size: Annotated[
-            float | None, _opt("Members per cluster (proportions, means).")
+            float | None,
+            _opt("Members per station: officers, say (proportions, means).", "--station-size"),
         ] = None,
         icc: Annotated[
             float | None, _opt("Intracluster correlation coefficient, in [0, 1).")
         ] = None,
         cv_between: Annotated[
-            float | None, _opt("Between-cluster coefficient of variation k (rates; proportions).")
+            float | None,
+            _opt("Between-station coefficient of variation k (rates; proportions)."),
         ] = None,
-        cluster_size_cv: Annotated[float, _opt("Coefficient of variation of cluster size.")] = 0.0,
+        cluster_size_cv: Annotated[
+            float, _opt("Coefficient of variation of station size.", "--station-size-cv")
+        ] = 0.0,
         baseline_correlation: Annotated[
             float | None,
-            _opt("Correlation of baseline and follow-up cluster summaries (adjusts for baseline)."),
+            _opt("Correlation of baseline and follow-up station summaries (adjusts for baseline)."),
         ] = None,
         attrition: Annotated[
-            float, _opt("Expected fraction of each cluster's members lost.")
+            float, _opt("Expected fraction of each station's members lost.")
         ] = 0.0,
         alpha: Alpha = 0.05,
         power: Annotated[
             float, _opt("Target power (for sample size and detectable effect).")
         ] = 0.8,
         clusters_per_arm: Annotated[
-            float | None, _opt("Intervention clusters (for power and detectable effect).")
+            float | None,
+            _opt("Intervention stations (for power and detectable effect).", "--stations-per-arm"),
         ] = None,
         allocation_ratio: Annotated[
-            float, _opt("Control clusters per intervention cluster.")
+            float, _opt("Control stations per intervention station.")
         ] = 1.0,
         small_sample: SmallSample = "t",
         scale: Annotated[str, _opt("Rates: difference (Hayes & Bennett) or log.")] = "difference",
@@ -366,7 +430,7 @@ def _analytic_command(solve: str, title: str) -> Any:
         as_json: common.JsonOption = False,
     ) -> None:
 
-        with common.user_errors():
+        with common.user_errors(OPTION_NAMES):
             result = _analytic(
                 solve=solve,
                 outcome=outcome,
@@ -398,31 +462,35 @@ def _analytic_command(solve: str, title: str) -> Any:
 
 design_app.command(
     "sample-size",
-    help="Clusters per arm needed for a target power (rates, proportions or means), with "
+    help="Stations per arm needed for a target power (rates, proportions or means), with "
     "the unrounded value and the value rounded up.",
 )(_analytic_command("clusters", "Sample size"))
 design_app.command(
     "power",
-    help="Power of a design with a given number of clusters per arm (rates, proportions or means).",
+    help="Power of a design with a given number of stations per arm (rates, proportions or means).",
 )(_analytic_command("power", "Power"))
 design_app.command(
     "detectable-effect",
-    help="The smallest effect a design with a given number of clusters per arm detects "
+    help="The smallest effect a design with a given number of stations per arm detects "
     "with the target power.",
 )(_analytic_command("effect", "Detectable effect"))
 
 
 @design_app.command("simulate")
 def simulate(
-    clusters_per_arm: Annotated[int, _opt("Stations per arm (simple randomisation).")] = 6,
+    clusters_per_arm: Annotated[
+        int, _opt("Stations per arm (simple randomisation).", "--stations-per-arm")
+    ] = 6,
     incidents_per_cluster: Annotated[
-        float, _opt("Expected follow-up count of an average station.")
+        float, _opt("Expected follow-up count of an average station.", "--incidents-per-station")
     ] = 45.0,
     cv_between: Annotated[
         float, _opt("Between-station coefficient of variation of the rates.")
     ] = 0.25,
-    irr: Annotated[float, _opt("True rate ratio of the intervention (1 for type I error).")] = 0.7,
-    sims: Annotated[int, _opt("Simulated trials.")] = 2000,
+    irr: Annotated[
+        float, _opt("True rate ratio of the intervention (1 for type I error).", "--rate-ratio")
+    ] = 0.7,
+    sims: Annotated[int, _opt("Simulated trials.", "--trials")] = 2000,
     seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
     method: Annotated[
         list[str] | None,
@@ -432,11 +500,13 @@ def simulate(
         float, _opt("Correlation of a station's true log rates at baseline and follow-up.")
     ] = 0.8,
     dispersion: Annotated[float, _opt("Station-by-period NB dispersion (0 for Poisson).")] = 0.0,
-    cluster_size_cv: Annotated[float, _opt("Coefficient of variation of station size.")] = 0.0,
+    cluster_size_cv: Annotated[
+        float, _opt("Coefficient of variation of station size.", "--station-size-cv")
+    ] = 0.0,
     alpha: Alpha = 0.05,
-    type_i: Annotated[
-        bool, typer.Option("--type-i/--no-type-i", help="Also simulate under rate ratio 1.")
-    ] = True,
+    no_type_i: Annotated[
+        bool, typer.Option("--no-type-i", help="Skip the simulation under rate ratio 1.")
+    ] = False,
     as_json: common.JsonOption = False,
 ) -> None:
     """Power by simulating trials randomised and analysed exactly as the real trial is."""
@@ -444,9 +514,9 @@ def simulate(
     from policetrial.errors import DesignError
     from policetrial.randomise import randomise_clusters
 
-    with common.user_errors():
+    with common.user_errors(OPTION_NAMES):
         if clusters_per_arm < 2:
-            raise DesignError(f"--clusters-per-arm must be at least 2, got {clusters_per_arm}")
+            raise DesignError(f"--stations-per-arm must be at least 2, got {clusters_per_arm}")
         scenario = CountScenario(
             incidents_per_cluster=incidents_per_cluster,
             cv_between=cv_between,
@@ -458,7 +528,7 @@ def simulate(
         scheme_set = randomise_clusters(
             ids, id_column="station_id", method="simple", intervention=clusters_per_arm, seed=seed
         ).scheme_set
-        total = sims * (2 if type_i and irr != 1.0 else 1)
+        total = sims * (2 if not no_type_i and irr != 1.0 else 1)
         with common.progress_bar(common.errors, "Simulating trials") as tick:
             result = simulate_power(
                 schemes=scheme_set,
@@ -468,7 +538,7 @@ def simulate(
                 seed=seed,
                 alpha=alpha,
                 methods=tuple(method) if method else METHODS,
-                type_i_error=type_i,
+                type_i_error=not no_type_i,
                 progress=lambda done: tick(done, total),
             )
     if as_json:

@@ -19,8 +19,8 @@ from policetrial.cli import common
 __all__ = ["present_stepped_design", "stepped_wedge"]
 
 
-def _opt(help_text: str) -> Any:
-    return typer.Option(help=help_text)
+def _opt(help_text: str, name: str | None = None) -> Any:
+    return typer.Option(*([name] if name else []), help=help_text)
 
 
 def stepped_wedge(
@@ -29,7 +29,7 @@ def stepped_wedge(
     transition: Annotated[
         bool,
         typer.Option(
-            "--transition/--no-transition",
+            "--transition",
             help="A transition period in which a sequence trains, counted as neither.",
         ),
     ] = False,
@@ -50,7 +50,10 @@ def stepped_wedge(
     ] = None,
     events_per_period: Annotated[
         float | None,
-        _opt("Rates: expected count of an unexposed station in one period. Leave out to solve."),
+        _opt(
+            "Rates: expected count of an unexposed station in one period. Leave out to solve.",
+            "--incidents-per-period",
+        ),
     ] = None,
     rate_ratio: Annotated[
         float | None, _opt("Rates: the effect to detect. Leave out to solve for it.")
@@ -80,7 +83,10 @@ def stepped_wedge(
     ] = 0.0,
     cluster_period_size: Annotated[
         float | None,
-        _opt("Means, proportions: individuals per station and period. Leave out to solve."),
+        _opt(
+            "Means, proportions: individuals per station and period. Leave out to solve.",
+            "--station-period-size",
+        ),
     ] = None,
     decay: Annotated[
         float, _opt("Correlation of a station's effects one period apart (1: no decay).")
@@ -100,7 +106,8 @@ def stepped_wedge(
         int,
         _opt(
             "Rates: also simulate this many trials analysed as the trial will be (randomisation "
-            "test over every order, within-period comparison, mixed model); 0 for none."
+            "test over every order, within-period comparison, mixed model); 0 for none.",
+            "--trials",
         ),
     ] = 0,
     seed: Annotated[int, _opt("Seed of the simulation.")] = 1,
@@ -175,7 +182,7 @@ def stepped_wedge(
         try:
             result = design()
         except DesignError as exc:
-            raise DesignError(_as_options(str(exc))) from None
+            raise DesignError(common.as_options(str(exc), OPTION_NAMES)) from None
         by_steps = []
         if compare_steps:
             if matrix:
@@ -207,7 +214,7 @@ def stepped_wedge(
         simulation = None
         if simulate:
             if outcome != "rate":
-                raise DesignError("--simulate simulates counts: it needs --outcome rate")
+                raise DesignError("--trials simulates counts: it needs --outcome rate")
             from policetrial.design.stepped_simulate import SteppedScenario, simulate_stepped
 
             with _bar("Simulating trials") as tick:
@@ -267,26 +274,17 @@ def stepped_wedge(
 OPTION_NAMES = {
     "clusters_per_sequence": "--stations-per-step",
     "rate_ratio": "--rate-ratio",
-    "events_per_period": "--events-per-period",
-    "cluster_period_size": "--cluster-period-size",
+    "events_per_period": "--incidents-per-period",
+    "cluster_period_size": "--station-period-size",
     "intervention": "--p-intervention",
     "difference": "--difference",
     "power": "--power",
 }
 
 
-def _as_options(message: str) -> str:
-    """The library's message with its argument names as this command's options."""
-    import re
-
-    return re.sub(
-        r"\b(" + "|".join(OPTION_NAMES) + r")\b", lambda m: OPTION_NAMES[m.group(1)], message
-    )
-
-
 def _present_closed_form(d: dict[str, Any]) -> None:
     effect = "rate ratio" if d["outcome"] == "rate" else "difference"
-    size = "events per period" if d["outcome"] == "rate" else "individuals per station-period"
+    size = "incidents per period" if d["outcome"] == "rate" else "individuals per station-period"
     rows = [
         ["sequences x periods", f"{d['sequences']} x {d['periods']}"],
         ["stations per sequence", " + ".join(str(c) for c in d["clusters_per_sequence"])],

@@ -21,7 +21,22 @@ from policetrial.cli.common import (
     warn,
 )
 
-__all__ = ["import_"]
+__all__ = ["KINDS_HELP", "import_"]
+
+
+def _kinds_help() -> str:
+    from policetrial.protocol.extracts import BUILTIN_KINDS
+
+    lines = [f"[bold]{name}[/]: {escape(kind.description)}" for name, kind in BUILTIN_KINDS.items()]
+    return (
+        "Extract kinds, in the order 'all' imports them:\n\n"
+        + "\n".join(lines)
+        + "\n\nand any kind a protocol declares in \\[extracts] (Connect's s136). Each kind's "
+        "columns: docs/data-formats.md."
+    )
+
+
+KINDS_HELP = _kinds_help()
 
 
 def import_(
@@ -41,6 +56,7 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Import a force extract: validate, pseudonymise, store; report every rejected row."""
+    # The kinds are listed in the help below (`KINDS_HELP`).
     from policetrial.ingest.importer import import_directory, import_extract
 
     with user_errors():

@@ -70,4 +70,11 @@ def outcomes(
             *tables.count_columns,
             "contaminated",
         ]
-        console.print(table("Outcomes by station and period", columns, sp[columns].values.tolist()))
+        console.print(
+            table(
+                "Outcomes by station and period",
+                columns,
+                sp[columns].values.tolist(),
+                keys=4 if stepped else 3,
+            )
+        )

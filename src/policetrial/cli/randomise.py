@@ -121,14 +121,15 @@ def randomise_command(
     clusters: Annotated[
         Path | None,
         typer.Option(
-            "--clusters",
-            help="A CSV (or Parquet) file, one row per cluster: randomise it without a workspace.",
+            "--stations",
+            help="A CSV (or Parquet) file, one row per station (or any cluster): randomise it "
+            "without a workspace.",
             rich_help_panel=_STANDALONE,
         ),
     ] = None,
     id_column: Annotated[
         str | None,
-        typer.Option("--id", help="The cluster id column.", rich_help_panel=_STANDALONE),
+        typer.Option("--id", help="The station (cluster) id column.", rich_help_panel=_STANDALONE),
     ] = None,
     covariates: Annotated[
         str | None,
@@ -221,7 +222,7 @@ def randomise_command(
     alpha: Annotated[
         float,
         typer.Option(
-            help="Significance level the analysis will use (with --clusters; a workspace's "
+            help="Significance level the analysis will use (with --stations; a workspace's "
             "protocol gives its own).",
             rich_help_panel=_STANDALONE,
         ),
@@ -238,7 +239,7 @@ def randomise_command(
     """Randomise stations to arms and keep every candidate scheme (constrained, stratified...).
 
     In a workspace, the protocol's randomisation settings are used and the record is
-    sealed in the trial database. With --clusters FILE, any table of clusters is
+    sealed in the trial database. With --stations FILE, any table of clusters is
     randomised and reported without a workspace.
     """
 
@@ -261,7 +262,7 @@ def randomise_command(
             given = [k for k, v in standalone.items() if v is not None]
             if given:
                 raise RandomisationError(
-                    f"{', '.join(given)}: only with --clusters FILE; in a workspace the "
+                    f"{', '.join(given)}: only with --stations FILE; in a workspace the "
                     "protocol's randomisation settings are used"
                 )
             from policetrial.randomise.sealed import current_allocation, randomise_workspace
@@ -294,11 +295,11 @@ def randomise_command(
                 write_schemes(save_schemes, sealed)
             return
         if force or reason:
-            raise RandomisationError("--force and --reason apply to a workspace, not to --clusters")
+            raise RandomisationError("--force and --reason apply to a workspace, not to --stations")
         if id_column is None:
-            raise RandomisationError("--clusters needs --id COLUMN naming the cluster id column")
+            raise RandomisationError("--stations needs --id COLUMN naming the cluster id column")
         if seed is None:
-            raise RandomisationError("--clusters needs --seed S, so the allocation can be redone")
+            raise RandomisationError("--stations needs --seed S, so the allocation can be redone")
         from policetrial.randomise import randomise_clusters
 
         frame = read_clusters(clusters, id_column)

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from click.core import ParameterSource
 from rich.markup import escape
-from rich.table import Table
 
 from policetrial.cli import common
 from policetrial.errors import TrialError
@@ -38,7 +37,9 @@ def validate(
     cv: Annotated[
         list[float] | None,
         typer.Option(
-            help="Between-station CV k (repeat for several).", show_default="0.1 0.2 0.3 0.4"
+            "--cv-between",
+            help="Between-station CV k (repeat for several).",
+            show_default="0.1 0.2 0.3 0.4",
         ),
     ] = None,
     part: Annotated[
@@ -95,7 +96,7 @@ def validate(
         if unknown:
             raise TrialError(f"--part {unknown[0]!r} is not one of {', '.join(PARTS)}")
         if any(not 0 <= k <= 3 for k in cvs):
-            raise TrialError("--cv must be between 0 and 3, e.g. 0.25")
+            raise TrialError("--cv-between must be between 0 and 3, e.g. 0.25")
         if protocol is not None and workspace is not None:
             # POLICETRIAL_WORKSPACE set in the shell gives way to a --protocol typed here.
             if ctx.get_parameter_source("workspace") is not ParameterSource.ENVIRONMENT:
@@ -204,25 +205,8 @@ def _stepped(
 
 def _cells_table(study: Any) -> None:
     console = common.console
-    table = Table(
-        title="Size (rejection under the null) and coverage of 95% intervals",
-        title_justify="left",
-        header_style="bold",
-    )
-    for column in (
-        "outcome",
-        "method",
-        "scenario",
-        "k / ICC",
-        "truth",
-        "trials",
-        "rejection",
-        "coverage",
-    ):
-        table.add_column(column, justify="left" if column in ("outcome", "method") else "right")
-    for c in study.cells:
-        coverage = "" if c.coverage is None else f"{c.coverage:.3f} ± {c.coverage_mcse:.3f}"
-        table.add_row(
+    rows = [
+        [
             c.outcome_type,
             c.method if c.offered else f"{c.method} (not offered)",
             c.scenario,
@@ -230,8 +214,16 @@ def _cells_table(study: Any) -> None:
             f"{c.true_effect:g}",
             f"{c.analysed}/{c.n_trials}",
             f"{c.rejection:.3f} ± {c.rejection_mcse:.3f}",
-            coverage,
-        )
+            "" if c.coverage is None else f"{c.coverage:.3f} ± {c.coverage_mcse:.3f}",
+        ]
+        for c in study.cells
+    ]
+    table = common.table(
+        "Size (rejection under the null) and coverage of 95% intervals",
+        ["outcome", "method", "scenario", "k / ICC", "truth", "trials", "rejection", "coverage"],
+        rows,
+        keys=3,
+    )
     console.print(table)
     verdict = (
         "every offered method meets the bars"

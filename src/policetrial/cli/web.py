@@ -130,7 +130,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
     secure_cookies: Annotated[
-        bool, typer.Option(help="Mark cookies Secure (when served over HTTPS).")
+        bool, typer.Option("--secure-cookies", help="Mark cookies Secure (when served over HTTPS).")
     ] = False,
 ) -> None:
     """Serve the trial's web application (dashboard, audit screen, questionnaires)."""

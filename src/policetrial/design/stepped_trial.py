@@ -134,7 +134,7 @@ def design_stepped(
     if not protocol.design.stepped:
         raise DesignError(f"the {protocol.trial.id} trial is not a stepped wedge")
     if n_sims < 10:
-        raise DesignError(f"--sims must be at least 10, got {n_sims}")
+        raise DesignError(f"--trials must be at least 10, got {n_sims}")
     design = design or stepped_protocol_design(protocol)
     notes: list[str] = []
     if events_per_period is not None:
