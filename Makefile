@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean consistency package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ lint: $(STAMP)
 # Both cores: the suite's long tests (the tutorials, the demos) run side by side.
 test: lint
 	$(BIN)/python -m pytest -n 2
+
+# The report's numbers reconcile for 20 synthetic forces of each of two protocols (a few
+# minutes; CI runs it after the suite).
+consistency: $(STAMP)
+	POLICETRIAL_CONSISTENCY_SEEDS=20 $(BIN)/python -m pytest -n 2 tests/test_report_consistency.py
+
+# The wheel, installed in a fresh virtual environment, runs the demo.
+package: $(STAMP)
+	rm -rf build/package && mkdir -p build/package
+	$(BIN)/python -m build --outdir build/package .
+	$(PYTHON) -m venv build/package/venv
+	build/package/venv/bin/python -m pip install --quiet build/package/policetrial-*.whl
+	cd build/package && venv/bin/policetrial demo --out demo
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

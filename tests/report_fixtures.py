@@ -120,7 +120,10 @@ def with_analysis_keys(results: dict[str, Any]) -> dict[str, Any]:
         "p_value": 0.025,
         "df": 9.0,
         "n_clusters": 12,
-        "notes": ["338 of 691 officers had both a pre and a post score"],
+        "notes": [
+            "338 officers had both a pre and a post score (179 intervention, 159 control) "
+            "and are analysed, of 646 with a score at either time."
+        ],
         "analysis_set": "main",
     }
     sensitivity = [
@@ -153,7 +156,7 @@ def with_analysis_keys(results: dict[str, Any]) -> dict[str, Any]:
             "method": "ANOVA (stations nested in arms), Searle interval",
             "n_clusters": 12,
             "adjusted_for": "arm",
-            "notes": ["the ANOVA estimate -0.001 is negative; reported as 0"],
+            "notes": ["The ANOVA estimate (-0.001) is negative; it is reported as 0."],
         }
     ]
     out["randomisation_test"] = {"n_schemes": 400, "enumerated": True, "smallest_p_value": 0.005}

@@ -127,7 +127,7 @@ def test_an_arm_with_no_events_is_refused_clearly() -> None:
 def test_a_station_with_zero_counts_is_fine() -> None:
     table = _table(np.random.default_rng(4))
     table.loc[0, ["baseline", "followup"]] = 0
-    with pytest.warns(UserWarning, match=r"station\(s\) \['S00'\] had no events"):
+    with pytest.warns(UserWarning, match=r"had no events at follow-up: S00\."):
         nb, cl = analyse_counts(
             table,
             outcome="x",
@@ -136,7 +136,7 @@ def test_a_station_with_zero_counts_is_fine() -> None:
         )
     for e in (nb, cl):
         assert all(np.isfinite([e.estimate, e.ci_low, e.ci_high, e.p_value]))
-        assert "station(s) ['S00'] had no events at follow-up" in e.notes
+        assert "1 of the 12 stations had no events at follow-up: S00." in e.notes
 
 
 def _every_scheme(n: int) -> np.ndarray:
@@ -182,7 +182,7 @@ def test_an_open_interval_end_is_none_with_a_note(
             table, outcome="x", schemes=_every_scheme(n), station_order=tuple(table["station_id"])
         )
     assert (nb.ci_low is None, nb.ci_high is None) == (open_low, open_high)
-    assert "the interval is open: no rate ratio within exp(+-5) was rejected" in nb.notes
+    assert any(n.startswith("The interval is open at one end") for n in nb.notes)
     if not open_high:
         assert nb.ci_high is not None and nb.estimate < nb.ci_high < np.inf
     if not open_low:

@@ -184,4 +184,4 @@ def test_per_protocol_leaves_out_low_dose_stations(imported_copy: Workspace) -> 
     assert {e.method for e in per_protocol} == {"nb_randomisation", "cluster_level"}
     assert all(e.n_clusters == 10 for e in per_protocol)
     nb = next(e for e in per_protocol if e.method == "nb_randomisation")
-    assert "schemes in the randomisation distribution" in nb.notes[-1]
+    assert "allocations the design could have chosen" in nb.notes[-1]

@@ -312,3 +312,39 @@ def test_overlapping_postings_are_rejected(
     later.to_csv(tmp_path / "more.csv", index=False)
     report = import_extract(ws, "officers", tmp_path / "more.csv", pseudonymiser=pseudonymiser)
     assert [r.row for r in report.rejects] == [2] and report.counts.added == 0
+
+
+def test_the_usual_quirks_of_a_real_extract_are_said(
+    imported_copy: Workspace, force: SynthForce, pseudonymiser: Pseudonymiser, tmp_path: Path
+) -> None:
+    """Each quirk docs/import.md lists ("What the import says about a real extract") gives
+    the line it promises: kept with a warning, or rejected with its reason."""
+
+    def one_more(kind: str, **changes: str) -> Path:
+        rows = pd.read_csv(force.files[kind], dtype=str, keep_default_na=False)
+        extra = rows.head(1).assign(**changes)
+        path = tmp_path / f"{kind}.csv"
+        pd.concat([rows, extra], ignore_index=True).to_csv(path, index=False)
+        return path
+
+    def imported(kind: str, path: Path) -> tuple[list[str], list[str]]:
+        report = import_extract(imported_copy, kind, path, pseudonymiser=pseudonymiser)
+        return report.warnings, [r.reason for r in report.rejects]
+
+    warned, rejected = imported("beats", one_more("beats", beat="ZZ99", station_id="ZZZ99"))
+    assert any("1 beats belong to stations not in the trial" in w for w in warned), warned
+    warned, rejected = imported(
+        "officers",
+        one_more("officers", collar_number="999999", station_id="ZZZ99", posted_to=""),
+    )
+    assert any("1 postings are at stations not in the trial" in w for w in warned), warned
+    warned, rejected = imported(
+        "incidents", one_more("incidents", incident_ref="NEW-1", beat="QQ1")
+    )
+    assert any("1 incidents are on beats not in the beats extract" in w for w in warned), warned
+    warned, rejected = imported(
+        "incident_officers", one_more("incident_officers", collar_number="888888")
+    )
+    assert any("1 attending officers are not in the roster" in w for w in warned), warned
+    warned, rejected = imported("incident_tags", one_more("incident_tags", incident_ref="NOPE-1"))
+    assert rejected == ["incident not in the incident log (import incidents first)"]

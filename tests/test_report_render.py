@@ -152,14 +152,15 @@ def test_an_open_interval_end_reads_open(analysed: Workspace) -> None:
     changed = copy.deepcopy(results)
     changed["primary"]["ci_low"] = None
     changed["primary"]["notes"].append(
-        "the interval is open: no rate ratio within exp(+-5) was rejected"
+        "The interval is open at one end: no rate ratio as far as 0.007 or 148 was rejected, "
+        "so the data set no bound there."
     )
     report = build_report(analysed, changed, suppress_below=0)
     assert re.search(r"\(95% CI open to \d+\.\d\d\), p = ", report.headline["text"])
     assert report.headline["text"] in render_html(report)
     changed["primary"]["ci_high"] = None
     changed["primary"]["notes"].append(
-        "no interval: the test rejects even at the estimate (degenerate fit)"
+        "No interval: the randomisation test rejects even the estimate itself (a degenerate fit)."
     )
     report = build_report(analysed, changed, suppress_below=0)
     assert "(no 95% CI), p = " in report.headline["text"]

@@ -120,7 +120,10 @@ def global_randomisation(
         p_value=float(p),
         df=None,
         n_clusters=len(station_ids),
-        notes=(f"{len(labels):,} allocations in the randomisation distribution",),
+        notes=(
+            f"The global test is taken over the {len(labels):,} allocations the randomisation "
+            "could have given.",
+        ),
         comparison=f"all {len(names)} arms",
     )
 

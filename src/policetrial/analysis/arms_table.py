@@ -142,7 +142,7 @@ def analyse_arms_table(
                     )
                 )
             except AnalysisError as exc:
-                notes.append(f"{key} (global test) not analysed: {exc}")
+                notes.append(f"{key} (its global test) was not analysed: {exc}")
     notes.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
     analyses = with_holm(analyses)
     primary = next(

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.analysis.gee import fit_gee, gee_test
-from policetrial.analysis.results import Estimate
+from policetrial.analysis.results import Estimate, listed
 from policetrial.errors import AnalysisError
 
 __all__ = [
@@ -102,10 +102,12 @@ def analyse_binary(
     notes: list[str] = []
     missing = [s for s in station_order if s not in present]
     if missing:
-        notes.append(f"station(s) {missing} had no follow-up incidents and were left out")
+        notes.append(f"Left out, with no incidents at follow-up: {listed(missing)}.")
     no_base = [s for s in present if s not in base_counts.index]
     if no_base:
-        notes.append(f"station(s) {no_base} had no baseline incidents (baseline log-odds 0)")
+        notes.append(
+            f"No baseline incidents at {listed(no_base)}: their baseline log-odds is taken as 0."
+        )
     for note in notes:
         warnings.warn(f"{outcome}: {note}", UserWarning, stacklevel=2)
     code = {s: i for i, s in enumerate(present)}
@@ -136,7 +138,7 @@ def analyse_binary(
     fit = fit_gee(y, X, station, weights=w)
     shared = tuple(notes)
     if not fit.converged[0]:
-        shared += ("the GEE fit did not fully converge",)
+        shared += ("The GEE fit did not fully converge.",)
     main = main_binary_method(float(y.sum()), K)
     estimates = []
     for method in (main, *(m for m in methods if m != main)):
@@ -147,14 +149,20 @@ def analyse_binary(
             )
         correction = method.removeprefix("gee_")
         r = gee_test(fit, coefficient=1, correction=correction, alpha=alpha)  # type: ignore[arg-type]
-        own = (*shared, f"working correlation {fit.rho[0]:.4f}")
+        own = (
+            *shared,
+            "The estimated correlation of two incidents at one station (the exchangeable "
+            f"working correlation) is {fit.rho[0]:.4f}.",
+        )
         if method == main:
             own += (
-                f"main analysis for this outcome ({y.sum() / K:.1f} follow-up events per "
-                f"station; the KC/MD average from {RARE_EVENTS_PER_STATION:g}, KC below)",
+                f"The main analysis for this outcome: with {y.sum() / K:.1f} follow-up events "
+                "per station, the plan uses the average of the Kauermann-Carroll and "
+                f"Mancl-DeRouen variances (from {RARE_EVENTS_PER_STATION:g} events per station; "
+                "Kauermann-Carroll's alone below that).",
             )
         if not np.isfinite(r["se"][0]):
-            own += ("not estimable: a station's leverage reaches 1",)
+            own += ("Not estimable: one station's leverage reaches 1.",)
             warnings.warn(f"{outcome} ({method}): {own[-1]}", UserWarning, stacklevel=2)
         estimates.append(
             Estimate(

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from policetrial.analysis.nbreg import NBFit, fit_negbin
-from policetrial.analysis.results import Estimate
+from policetrial.analysis.results import Estimate, listed
 from policetrial.errors import AnalysisError
 
 __all__ = [
@@ -465,7 +465,9 @@ def analyse_counts(
     zero = table.loc[table["followup"] == 0, "station_id"].tolist()
     shared: tuple[str, ...] = ()
     if zero:
-        shared = (f"station(s) {zero} had no events at follow-up",)
+        shared = (
+            f"{len(zero)} of the {len(table)} stations had no events at follow-up: {listed(zero)}.",
+        )
         warnings.warn(f"{outcome}: {shared[0]}", UserWarning, stacklevel=2)
     n = data.n
     estimates = []
@@ -474,19 +476,27 @@ def analyse_counts(
             r = nb_randomisation(data, schemes, alpha=alpha)
             notes: tuple[str, ...] = (
                 *shared,
-                f"{schemes.shape[0]} schemes in the randomisation distribution",
+                f"The randomisation test and its interval are taken over the "
+                f"{schemes.shape[0]:,} allocations the design could have chosen.",
             )
             if not bool(r["converged"][0]):
-                notes += ("the negative binomial fit did not fully converge",)
+                notes += ("The negative binomial fit did not fully converge.",)
             low, high = float(r["ci_low"][0]), float(r["ci_high"][0])
             ends: tuple[float | None, float | None] = (low, high)
             if np.isnan([low, high]).any():
-                notes += ("no interval: the test rejects even at the estimate (degenerate fit)",)
+                notes += (
+                    "No interval: the randomisation test rejects even the estimate itself "
+                    "(a degenerate fit).",
+                )
                 warnings.warn(f"{outcome}: {notes[-1]}", UserWarning, stacklevel=2)
             elif low == 0.0 or np.isinf(high):
                 # An end the search never reached is exp(-inf) = 0 or exp(inf): not a bound
                 # the data gave, so it is reported as None (JSON null), never as 0 or inf.
-                notes += ("the interval is open: no rate ratio within exp(+-5) was rejected",)
+                notes += (
+                    "The interval is open at one end: no rate ratio as far as "
+                    f"{np.exp(-LIMIT):.3f} or {np.exp(LIMIT):.0f} was rejected, so the data set "
+                    "no bound there.",
+                )
                 ends = (None if low == 0.0 else low, None if np.isinf(high) else high)
             estimates.append(
                 _estimate(outcome, method, r, None, n, notes, analysis_set, interval=ends)

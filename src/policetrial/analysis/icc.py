@@ -69,11 +69,13 @@ def count_cv(
     log_hat = np.log(max(a_hat, ALPHA_FLOOR))
     low_edge, high_edge = np.log(ALPHA_FLOOR), np.log(ALPHA_TOP)
     if a_hat <= 10 * ALPHA_FLOOR:
-        notes.append("no extra-Poisson variation between stations was detected (k = 0)")
+        notes.append(
+            "No variation between stations beyond chance (Poisson) was detected, so k is 0."
+        )
     low = 0.0 if not too_far(np.array([low_edge]))[0] else _edge(too_far, log_hat, low_edge)
     high = np.inf if not too_far(np.array([high_edge]))[0] else _edge(too_far, log_hat, high_edge)
     if not np.isfinite(high):
-        notes.append("the upper limit is unbounded")
+        notes.append("The interval has no upper end.")
     return Clustering(
         outcome=outcome,
         measure="cv_between",
@@ -150,7 +152,7 @@ def anova_icc(
     if msw == 0:
         if msb == 0:
             raise AnalysisError(f"{outcome}: every value is the same, so no ICC exists")
-        notes.append("no variation within stations")
+        notes.append("No variation within stations, so the ICC is 1.")
         return Clustering(
             outcome, "icc", 1.0, 1.0, 1.0, "ANOVA, Searle interval", K, "arm", tuple(notes)
         )
@@ -161,7 +163,7 @@ def anova_icc(
     low = max(0.0, (f_low - 1) / (f_low + m0 - 1))
     high = min(1.0, (f_high - 1) / (f_high + m0 - 1))
     if icc < 0:
-        notes.append(f"the ANOVA estimate {icc:.4g} is negative; reported as 0")
+        notes.append(f"The ANOVA estimate ({icc:.4g}) is negative; it is reported as 0.")
     return Clustering(
         outcome=outcome,
         measure="icc",

@@ -38,6 +38,7 @@ from policetrial.analysis.stepped_plan import descriptive_by_exposure, run_stepp
 from policetrial.errors import AnalysisError, SurveyError, WorkspaceError
 from policetrial.jsonable import jsonable, jsonable_records
 from policetrial.outcomes.compute import OutcomeTables, workspace_outcomes
+from policetrial.outcomes.windows import follow_up_ends
 from policetrial.protocol.conditions import Every
 from policetrial.protocol.outcomes import OutcomeSpec
 from policetrial.protocol.schema import Analysis, Protocol
@@ -45,7 +46,7 @@ from policetrial.randomise.comparisons import smallest_p_value, unattainable
 from policetrial.randomise.sealed import SealedAllocation, current_allocation
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
-from policetrial.survey import prepost_tables
+from policetrial.survey import prepost_tables, workspace_questionnaire
 
 __all__ = [
     "PRIMARY_METHODS",
@@ -134,7 +135,7 @@ def analyse_workspace(
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         outcomes = outcomes or workspace_outcomes(workspace)
-        exp = workspace_exposure(workspace)
+        exp = workspace_exposure(workspace, follow_up_ends(outcomes.station_period))
         if questionnaire is None:
             scores = workspace_scores(workspace)
         elif isinstance(questionnaire, pd.DataFrame):
@@ -213,8 +214,36 @@ def analyse_workspace(
         analyses=tuple(analyses),
         clustering=tuple(clustering),
         randomisation_test=test,
-        outcomes=outcome_metadata(protocol),
+        outcomes={**outcome_metadata(protocol), **_score_metadata(workspace, scores)},
     )
+
+
+def _score_metadata(workspace: Workspace, scores: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """What results.json says of each questionnaire score it analyses ("questionnaire:
+    <instrument>.<score>"): the instrument's own label, so that no reader sees the key."""
+    keyed = [k for k in scores if k.startswith("questionnaire:") and "." in k]
+    if not keyed:
+        return {}
+    try:
+        instruments = {i.id: i for i in workspace_questionnaire(workspace).instruments}
+    except (SurveyError, WorkspaceError):
+        return {}
+    out: dict[str, Any] = {}
+    for key in keyed:
+        instrument_id, score = key.removeprefix("questionnaire:").split(".", 1)
+        instrument = instruments.get(instrument_id)
+        if instrument is None or score not in instrument.score_ids:
+            continue
+        label = instrument.label_for(score)
+        out[key] = {
+            "label": label,
+            "short_label": label,
+            "kind": "questionnaire_score",
+            "unit": "score",
+            "instrument": instrument.id,
+            "instrument_title": instrument.title,
+        }
+    return out
 
 
 def _randomisation_test(allocation: SealedAllocation, tested: int) -> dict[str, Any]:
@@ -297,7 +326,13 @@ def _run_plan(
         )
         analyses.extend(replace(e, comparison=comparison.arm) for e in found)
         clustering.extend(
-            replace(c, notes=(*c.notes, f"stations of the primary comparison ({c_arms})"))
+            replace(
+                c,
+                notes=(
+                    *c.notes,
+                    f"Estimated from the stations of {c_arms} (the primary comparison).",
+                ),
+            )
             for c in clusters
             for c_arms in [f"{comparison.arm} and control"]
         )

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from policetrial.analysis.results import Estimate
+from policetrial.analysis.results import Estimate, listed
 from policetrial.errors import AnalysisError
 
 __all__ = ["QUESTIONNAIRE_COLUMNS", "QUESTIONNAIRE_METHODS", "analyse_scores", "station_ancova"]
@@ -96,14 +96,19 @@ def analyse_scores(
     if post.notna().sum() == 0:
         raise AnalysisError(f"{outcome}: no officer has a post score, so nothing can be analysed")
     linked = scores.assign(pre=pre, post=post).dropna(subset=["pre", "post"])
-    notes = [f"{len(linked)} of {len(scores)} officers had both a pre and a post score"]
+    by_arm = linked["arm"].value_counts()
+    notes = [
+        f"{len(linked)} officers had both a pre and a post score "
+        f"({by_arm.get('intervention', 0)} intervention, {by_arm.get('control', 0)} control) "
+        f"and are analysed, of {len(scores)} with a score at either time."
+    ]
     all_stations = list(dict.fromkeys(scores["station_id"]))
     stations = linked.groupby("station_id", sort=False).agg(
         arm=("arm", "first"), pre=("pre", "mean"), post=("post", "mean"), officers=("pre", "size")
     )
     dropped = [s for s in all_stations if s not in stations.index]
     if dropped:
-        notes.append(f"station(s) {dropped} had no officer with both scores and were left out")
+        notes.append(f"Left out, with no officer who had both scores: {listed(dropped)}.")
         warnings.warn(f"{outcome}: {notes[-1]}", UserWarning, stacklevel=2)
     z = (stations["arm"] == "intervention").to_numpy()
     if z.sum() < 2 or (~z).sum() < 2 or len(z) < 5:

@@ -9,7 +9,13 @@ import pandas as pd
 
 from policetrial.jsonable import jsonable
 
-__all__ = ["Clustering", "Estimate", "TrialResults"]
+__all__ = ["Clustering", "Estimate", "TrialResults", "listed"]
+
+
+def listed(items: list[Any] | tuple[Any, ...]) -> str:
+    """Items as a reader lists them: "HAR01", "HAR01 and KNA12", "HAR01, KNA12 and RIC06"."""
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 @dataclass(frozen=True)

@@ -393,13 +393,18 @@ def _randomisation_estimate(
 ) -> Estimate:
     estimate, p, low, high = randomisation_result(data.z, test, method, alpha)
     notes = [
-        f"randomisation test over {len(test.cells):,} orders"
-        + (f" drawn from the {test.total:,} sealed" if len(test.cells) < test.total else "")
+        f"The randomisation test and its interval are taken over {len(test.cells):,} orders"
+        + (
+            f", drawn at random from the {test.total:,} sealed ones"
+            if len(test.cells) < test.total
+            else " (every order sealed)"
+        )
+        + "."
     ]
     if low is None or high is None:
         notes.append(
-            "the interval is open: no effect that far is rejected over these orders (too few "
-            "orders to reach the level, or too little data)"
+            "The interval is open at one end: no effect that far is rejected over these "
+            "orders (too few orders to reach the level, or too little data)."
         )
     return Estimate(
         outcome=outcome,
@@ -433,7 +438,7 @@ def mixed_estimate(data: SteppedData, *, outcome: str, alpha: float) -> Estimate
         p_value=p,
         df=df,
         n_clusters=len(data.stations),
-        notes=(f"REML intracluster correlation of the cluster-period summaries {icc:.3f}",),
+        notes=(f"The REML intracluster correlation of the station-period summaries is {icc:.3f}.",),
     )
 
 

@@ -330,13 +330,13 @@ def run_counts(
         except AnalysisError as exc:
             if key == protocol.outcomes.primary:
                 raise
-            notes.append(f"{key} not analysed: {exc}")
+            notes.append(f"{key} was not analysed: {exc}")
             continue
         for adjusted in (False, True):
             try:
                 clustering.append(count_cv(wide, outcome=key, alpha=plan.alpha, adjusted=adjusted))
             except AnalysisError as exc:
-                notes.append(f"{key} (between-station CV) not analysed: {exc}")
+                notes.append(f"{key} (its between-station CV) was not analysed: {exc}")
     alternative = plan.alternative_primary
     if (
         "alternative_primary" in protocol.sensitivity

@@ -365,9 +365,9 @@ def tagging_accuracy(
                 )
             )
     elif not missed:
-        notes.append("no unflagged incidents were rated, so sensitivity is not estimated")
+        notes.append("No unflagged incidents were rated, so sensitivity is not estimated.")
     if frame["verdict"].isna().any():
-        notes.append(f"{int(frame['verdict'].isna().sum())} drawn incident(s) not rated yet")
+        notes.append(f"{int(frame['verdict'].isna().sum())} drawn incident(s) not rated yet.")
     return TaggingAccuracy(
         tuple(ppv), tuple(missed), tuple(sensitivity), tuple(tests), level, tuple(notes)
     )

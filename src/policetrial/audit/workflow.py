@@ -180,21 +180,21 @@ def audit_summary(
     ratings = load_ratings(workspace, sample)
     notes: list[str] = []
     if not sample.verify():
-        notes.append("the stored audit sample does not match its digest")
+        notes.append("The stored audit sample does not match its digest.")
     rated = ratings.groupby("audit_id")["rater"].nunique()
     synthetic = bool(ratings["synthetic"].any())
     if synthetic:
-        notes.append("SYNTHETIC ratings: these verdicts were simulated, not given by an auditor")
+        notes.append("SYNTHETIC ratings: these verdicts were simulated, not given by an auditor.")
     agreement: dict[str, AgreementReport] = {}
     for kind in ("tagged", "untagged"):
         try:
             agreement[kind] = workspace_agreement(workspace, kind=kind, n_boot=n_boot, level=level)
         except AuditError as exc:
             if kind == "tagged" or (sample.items["kind"] == kind).any():
-                notes.append(f"agreement ({kind}): {exc}")
+                notes.append(f"Agreement ({kind} incidents) not computed: {exc}")
     accuracy = None
     if ratings.empty:
-        notes.append("no ratings imported yet")
+        notes.append("No ratings imported yet.")
     else:
         accuracy = workspace_accuracy(workspace, level=level)
     return AuditSummary(

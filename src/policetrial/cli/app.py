@@ -36,7 +36,9 @@ __all__ = ["app", "main"]
 def _flags_as_flags() -> None:
     """Help lists a flag (`--json`, `--help`, `--force`) bare, not as `--json <bool>` as if it
     took a value: Typer shows every option's type, and has no setting for flags."""
-    show = typer.core.TyperOption.display_type_rich
+    show = getattr(typer.core.TyperOption, "display_type_rich", None)
+    if show is None:  # a Typer that does not print types in help has nothing to hide
+        return
 
     def display(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
         return None if self.is_flag else show(self, ctx)

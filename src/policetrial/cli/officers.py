@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from policetrial.cli.common import (
     JsonOption,
@@ -22,7 +23,8 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
     from policetrial.records.roster import workspace_exposure
 
     with user_errors():
-        result = workspace_exposure(open_workspace_from_env(workspace))
+        ws = open_workspace_from_env(workspace)
+        result = workspace_exposure(ws, _follow_up_ends(ws))
         if as_json:
             emit_json(result.to_dict())
             return
@@ -47,4 +49,32 @@ def officers(workspace: WorkspaceOption = Path("."), as_json: JsonOption = False
                 "Officers by arm", ["arm", "eligible", "target", "put forward", "trained"], arm_rows
             )
         )
-        console.print(f"Officers whose postings span both arms: {result.moved_between_arms}")
+        movement = result.movement
+        when = (
+            "before their station's follow-up ended"
+            if movement.until == "follow-up"
+            else "(follow-up windows are not placed yet: at any date)"
+        )
+        console.print(
+            f"Eligible officers who left their station {when}: "
+            f"{sum(movement.left.values())}; of them, later posted at a station of another "
+            f"arm: {movement.moved_total} ("
+            + ", ".join(f"{n} from {arm}" for arm, n in movement.moved.items())
+            + ")."
+        )
+
+
+def _follow_up_ends(workspace: Any) -> Any:
+    """Each station's last day of follow-up, where the windows can be placed yet (they
+    follow the training); None before then."""
+    import warnings
+
+    from policetrial.errors import TrialError
+    from policetrial.outcomes import follow_up_ends, workspace_windows
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return follow_up_ends(workspace_windows(workspace))
+    except TrialError:
+        return None

@@ -19,9 +19,10 @@ from policetrial.outcomes.compute import (
     emit_sql,
     outcome_connection,
     workspace_outcomes,
+    workspace_windows,
 )
 from policetrial.outcomes.covariates import station_covariates
-from policetrial.outcomes.windows import baseline_windows, station_windows
+from policetrial.outcomes.windows import baseline_windows, follow_up_ends, station_windows
 
 __all__ = [
     "CompiledOutcomes",
@@ -30,8 +31,10 @@ __all__ = [
     "compile_outcomes",
     "compute_outcomes",
     "emit_sql",
+    "follow_up_ends",
     "outcome_connection",
     "station_covariates",
     "station_windows",
     "workspace_outcomes",
+    "workspace_windows",
 ]

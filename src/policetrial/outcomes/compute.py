@@ -44,6 +44,7 @@ __all__ = [
     "span_table",
     "window_table",
     "workspace_outcomes",
+    "workspace_windows",
 ]
 
 LINK_PARQUET = ("incidents", "incident_tags", "incident_officers", "incident_persons")
@@ -377,21 +378,28 @@ def _stored_column(name: str, present: list[str]) -> str:
     return f'CAST("{key}" AS UUID) AS "{name}"'
 
 
-def workspace_outcomes(workspace: Any) -> OutcomeTables:
-    """Outcomes for a workspace: its extracts, its allocation and its protocol."""
+def workspace_windows(workspace: Any) -> pd.DataFrame:
+    """Each randomised station's windows (`station_windows`; a stepped wedge's periods,
+    `stepped_windows`), placed by its training as recorded."""
     arms = current_arms(workspace)
     if arms is None:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
-    if not workspace.parquet("incidents").exists():
-        raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
     stations = load_stations(workspace)
     stations = stations[stations["station_id"].isin(arms)].copy()
     stations["arm"] = stations["station_id"].map(arms)
     sessions = read_store(workspace, "training_sessions")
     if workspace.protocol.design.stepped:
-        windows = stepped_windows(workspace.protocol, stations, sessions)
-    else:
-        windows = station_windows(workspace.protocol, stations, sessions)
+        return stepped_windows(workspace.protocol, stations, sessions)
+    return station_windows(workspace.protocol, stations, sessions)
+
+
+def workspace_outcomes(workspace: Any) -> OutcomeTables:
+    """Outcomes for a workspace: its extracts, its allocation and its protocol."""
+    if current_arms(workspace) is None:
+        raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
+    if not workspace.parquet("incidents").exists():
+        raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
+    windows = workspace_windows(workspace)
     with outcome_connection(workspace, windows) as connection:
         return compute_outcomes(connection, workspace.protocol, windows)
 

@@ -25,6 +25,7 @@ __all__ = [
     "WINDOW_COLUMNS",
     "add_months",
     "baseline_windows",
+    "follow_up_ends",
     "station_windows",
     "stepped_windows",
 ]
@@ -198,3 +199,15 @@ def stepped_windows(
             )
             rows.append(cell)
     return pd.DataFrame(rows, columns=list(STEPPED_COLUMNS))
+
+
+def follow_up_ends(windows: pd.DataFrame) -> dict[str, dt.date]:
+    """Station id -> the last day it is followed: its follow-up window's end, or a stepped
+    wedge's last period's. `windows` is a window table or the station x period table
+    (`station_id`, `period`, `end`, `days`); a station with no follow-up row, or one of no
+    days, is left out (it was not followed up)."""
+    stepped = not windows["period"].isin(["baseline", "followup"]).all()
+    rows = windows if stepped else windows[windows["period"] == "followup"]
+    rows = rows[rows["end"].notna() & (pd.to_numeric(rows["days"]).fillna(0) > 0)]
+    ends = rows.groupby(rows["station_id"].astype(str))["end"].max()
+    return {sid: pd.Timestamp(end).date() for sid, end in ends.items()}

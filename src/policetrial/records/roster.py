@@ -27,12 +27,14 @@ from policetrial.records.workspace import Workspace
 
 __all__ = [
     "Exposure",
+    "Movement",
     "eligibility_warnings",
     "eligible_officers",
     "eligible_postings",
     "exposure",
     "load_officers",
     "load_stations",
+    "officer_movement",
     "officers_by_arm",
     "posted_on",
     "workspace_exposure",
@@ -181,15 +183,91 @@ def officers_by_arm(
 
 
 @dataclass(frozen=True)
+class Movement:
+    """Eligible officers who left their station, by the arm they were randomised with, and
+    those of them later posted at a station of another arm.
+
+    The one count of officers who moved between arms: the `officers` command, the
+    exposure in results.json and the report's flow diagram all read it. An officer left
+    when their posting on the roster date ended before their station's follow-up ended
+    (`until` "follow-up"); where no follow-up windows are given, when it ended at all
+    (`until` "any date").
+    """
+
+    left: dict[str, int]
+    moved: dict[str, int]
+    until: str
+
+    @property
+    def moved_total(self) -> int:
+        return sum(self.moved.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"left": self.left, "moved": self.moved, "until": self.until}
+
+
+def officer_movement(
+    protocol: Protocol,
+    postings: pd.DataFrame,
+    arms: Mapping[str, str],
+    follow_up_end: Mapping[str, dt.date] | None = None,
+) -> Movement:
+    """Count the eligible officers of each arm who left and who moved to another arm.
+
+    Parameters
+    ----------
+    postings : the roster, one row per officer per posting (`load_officers`).
+    arms : station id -> arm (the allocation in force).
+    follow_up_end : station id -> the last day of its follow-up (its last period, in a
+        stepped wedge). A station without one was not followed up: its officers count
+        neither way. None: every roster-date posting that ended counts as leaving.
+    """
+    eligible = officers_by_arm(protocol, postings, arms)
+    history: dict[str, list[tuple[dt.date, str]]] = {}
+    for key, start, station in zip(
+        postings["officer_key"], postings["posted_from"], postings["station_id"], strict=True
+    ):
+        history.setdefault(key, []).append((start, str(station)))
+    present = set(arms.values())
+    labels = [a for a in protocol.arms.labels if a in present]
+    labels += [a for a in dict.fromkeys(arms.values()) if a not in labels]
+    left = dict.fromkeys(labels, 0)
+    moved = dict.fromkeys(labels, 0)
+    for key, station, arm, posted_to in zip(
+        eligible["officer_key"],
+        eligible["station_id"].astype(str),
+        eligible["arm"],
+        eligible["posted_to"],
+        strict=True,
+    ):
+        if posted_to is None or pd.isna(posted_to):
+            continue
+        if follow_up_end is not None:
+            end = follow_up_end.get(station)
+            if end is None or posted_to >= end:
+                continue
+        left[arm] += 1
+        later = [s for start, s in history.get(key, ()) if start > posted_to]
+        if any(arms.get(s) not in (None, arm) for s in later):
+            moved[arm] += 1
+    return Movement(left, moved, "any date" if follow_up_end is None else "follow-up")
+
+
+@dataclass(frozen=True)
 class Exposure:
     """Eligible officers and training by station and arm, against the protocol's targets."""
 
     by_station: pd.DataFrame
     by_arm: pd.DataFrame
-    moved_between_arms: int
+    movement: Movement
     targets: dict[str, int] = field(default_factory=dict)
     dose_by_date: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Cumulative eligible officers trained, per intervention station, after each session day."""
+
+    @property
+    def moved_between_arms(self) -> int:
+        """Eligible officers later posted at a station of another arm (`Movement`)."""
+        return self.movement.moved_total
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -201,6 +279,7 @@ class Exposure:
             },
             "targets": self.targets,
             "moved_between_arms": self.moved_between_arms,
+            "movement": self.movement.to_dict(),
         }
 
     def summary(self) -> pd.DataFrame:
@@ -214,8 +293,10 @@ def exposure(
     postings: pd.DataFrame,
     sessions: pd.DataFrame,
     attendance: pd.DataFrame,
+    follow_up_end: Mapping[str, dt.date] | None = None,
 ) -> Exposure:
-    """Eligible officers, put forward and trained, per station and arm.
+    """Eligible officers, put forward and trained, per station and arm; and who moved
+    between arms before `follow_up_end` (`officer_movement`).
 
     A station's `put_forward` and `trained` count its own eligible officers (on the roster
     date) who were put forward for, or attended, any session; `others_at_sessions` counts
@@ -277,20 +358,19 @@ def exposure(
                     "trained_share": count / len(own) if own else 0.0,
                 }
             )
-    arm_of_station = postings["station_id"].map(arms)
-    moved = postings.assign(arm=arm_of_station).dropna(subset=["arm"])
-    moved_between = int((moved.groupby("officer_key")["arm"].nunique() > 1).sum())
     return Exposure(
         by_station,
         by_arm,
-        moved_between,
+        officer_movement(protocol, postings, arms, follow_up_end),
         targets,
         pd.DataFrame(dose_rows, columns=["station_id", "date", "trained", "trained_share"]),
     )
 
 
-def workspace_exposure(workspace: Workspace) -> Exposure:
-    """Exposure for a randomised workspace."""
+def workspace_exposure(
+    workspace: Workspace, follow_up_end: Mapping[str, dt.date] | None = None
+) -> Exposure:
+    """Exposure for a randomised workspace (`follow_up_end`: see `officer_movement`)."""
     arms = current_arms(workspace)
     if arms is None:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
@@ -301,4 +381,5 @@ def workspace_exposure(workspace: Workspace) -> Exposure:
         load_officers(workspace),
         read_store(workspace, "training_sessions"),
         read_store(workspace, "training_attendance"),
+        follow_up_end,
     )

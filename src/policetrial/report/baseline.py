@@ -198,6 +198,8 @@ def baseline_table(
                 "deviations (Austin 2009); no significance tests, as CONSORT advises. " + roster,
                 *suppressed,
             ),
+            blank="A count of the sample (stations, officers) has no standardised difference: "
+            "it describes the arms, it is not a characteristic to balance.",
         )
     by = "sequence" if baseline_period != "baseline" else "arm"
     labels = workspace.protocol.arms.labels

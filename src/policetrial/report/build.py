@@ -179,7 +179,7 @@ def _interval_text(estimate: dict[str, Any], level: int) -> str:
     """ "95% CI 0.61 to 1.38"; an open end (null) as "open"; "no 95% CI" when none exists."""
     low, high = estimate.get("ci_low"), estimate.get("ci_high")
     notes = estimate.get("notes") or []
-    if low is None and high is None and any(n.startswith("no interval") for n in notes):
+    if low is None and high is None and any(n.lower().startswith("no interval") for n in notes):
         return f"no {level}% CI"
 
     def end(value: float | None) -> str:

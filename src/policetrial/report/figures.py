@@ -58,6 +58,8 @@ def _arms_in(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 RATIO_LIMIT = 20.0
+LABEL_WIDTH = 62
+"""Characters of a forest plot label per line; a longer one wraps."""
 """The forest plot's ratio axis stops at 1/20 and 20; an estimate beyond is an arrow."""
 INK = "#1d2329"
 MUTED = "#5a6570"
@@ -338,12 +340,13 @@ def forest_figure(rows: Sequence[dict[str, Any]], *, level: int, caption: str) -
 
     Each row: label, scale, estimate, ci_low, ci_high (None or non-finite: an open end).
     """
+    # A long label wraps onto a second line (never cut): such rows get more room.
+    rows = [{**r, "label": textwrap.fill(str(r["label"]), LABEL_WIDTH)} for r in rows]
     ratio = [r for r in rows if "ratio" in str(r["scale"])]
     other = [r for r in rows if "ratio" not in str(r["scale"])]
-    panels = [p for p in (ratio, other) if p]
-    if not panels:
-        panels = [[]]
-    heights = [max(len(p), 1) * 0.26 + 0.7 for p in panels]
+    panels = [p for p in (ratio, other) if p] or [[]]
+    per_row = 0.34 if any("\n" in r["label"] for r in rows) else 0.26
+    heights = [max(len(p), 1) * per_row + 0.7 for p in panels]
     figure, axes = plt.subplots(
         len(panels),
         1,

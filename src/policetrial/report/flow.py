@@ -31,7 +31,6 @@ Definitions (one officer is one pseudonymous officer key):
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,9 +38,16 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from policetrial.errors import WorkspaceError
+from policetrial.outcomes.windows import follow_up_ends
 from policetrial.randomise.sealed import current_allocation
 from policetrial.records import db
-from policetrial.records.roster import eligible_officers, load_officers, load_stations, posted_on
+from policetrial.records.roster import (
+    eligible_officers,
+    load_officers,
+    load_stations,
+    officer_movement,
+    posted_on,
+)
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 from policetrial.survey import response_flow
@@ -265,19 +271,16 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
     put_forward = set(attendance["officer_key"])
 
     follow = [r for r in results.get("station_period", []) if r.get("period") == "followup"]
-    window_end = {
-        str(r["station_id"]): dt.date.fromisoformat(str(r["end"])[:10])
-        for r in follow
-        if r.get("days") and r.get("end")
-    }
+    window_end = (
+        follow_up_ends(pd.DataFrame(follow).assign(end=lambda f: pd.to_datetime(f["end"])))
+        if follow
+        else {}
+    )
     primary = results["trial"]["primary_outcome"]
     survey = _survey_counts(workspace)
     station_arm = {str(s): a for s, a in arms.items()}
-    history: dict[str, list[tuple[dt.date, str]]] = {}
-    for key, start, station in zip(
-        postings["officer_key"], postings["posted_from"], postings["station_id"], strict=True
-    ):
-        history.setdefault(key, []).append((start, str(station)))
+    # The same count as the exposure's in results.json (`officer_movement`).
+    movement = officer_movement(workspace.protocol, postings, station_arm, window_end)
     per_arm = []
     for arm in workspace.protocol.arms.labels:
         ids = {s for s, a in station_arm.items() if a == arm}
@@ -286,16 +289,7 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
         delivered = ids & sessions_at
         received = delivered if arm != "control" else ids - sessions_at
         trained = keys & attended
-        left = moved = 0
-        for row in officers.itertuples(index=False):
-            end = window_end.get(str(row.station_id))
-            posted_to = None if row.posted_to is None or pd.isna(row.posted_to) else row.posted_to
-            if end is None or posted_to is None or posted_to >= end:
-                continue
-            left += 1
-            later = [s for start, s in history.get(row.officer_key, ()) if start > posted_to]
-            if any(station_arm.get(s) not in (None, arm) for s in later):
-                moved += 1
+        left, moved = movement.left.get(arm, 0), movement.moved.get(arm, 0)
         followed = ids & set(window_end)
         rows = [
             r for r in follow if str(r["station_id"]) in followed and r.get(primary) is not None

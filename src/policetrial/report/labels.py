@@ -19,6 +19,8 @@ __all__ = [
     "method_label",
     "outcome_label",
     "set_label",
+    "set_short_label",
+    "short_outcome_label",
 ]
 
 QUESTIONNAIRE = "Officer questionnaire score (post, adjusted for pre)"
@@ -62,8 +64,26 @@ def method_label(name: str) -> str:
     return METHOD_LABELS.get(name, name.replace("_", " "))
 
 
+ANALYSIS_SET_SHORT = {
+    "per_protocol": "per protocol",
+    "exclude_contaminated": "without both-arm incidents",
+    "alternative_primary": "alternative definition",
+}
+"""An analysis set in a few words, for a figure's labels."""
+
+
 def set_label(name: str) -> str:
     return ANALYSIS_SET_LABELS.get(name, name.replace("_", " "))
+
+
+def set_short_label(name: str) -> str:
+    return ANALYSIS_SET_SHORT.get(name, set_label(name).lower())
+
+
+def short_outcome_label(name: str, results: Mapping[str, Any] | None = None) -> str:
+    """The protocol's short label for an outcome where it gives one, else its label."""
+    declared = ((results or {}).get("outcomes") or {}).get(name) or {}
+    return str(declared.get("short_label") or outcome_label(name, results))
 
 
 def is_questionnaire(estimate: dict[str, Any]) -> bool:

@@ -16,6 +16,8 @@ from policetrial.report.labels import (
     method_label,
     outcome_label,
     set_label,
+    set_short_label,
+    short_outcome_label,
 )
 from policetrial.report.tables import ReportTable, Suppression
 
@@ -93,6 +95,7 @@ def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> Repo
                 "Rate per 30 days = total / days in the stations' periods × 30. Exposure as "
                 "the design planned it (intention to treat); transition cells are not analysed.",
             ),
+            blank=_suppressed_blank(suppression),
         )
     return ReportTable(
         name="outcomes_by_arm",
@@ -113,6 +116,15 @@ def outcomes_table(results: dict[str, Any], *, suppression: Suppression) -> Repo
             "Rate per 30 days = total / days in the stations' windows × 30. Follow-up windows "
             "differ by station (placed after each station's training).",
         ),
+        blank=_suppressed_blank(suppression),
+    )
+
+
+def _suppressed_blank(suppression: Suppression) -> str:
+    limit = suppression.threshold
+    return (
+        f"Not shown: the total is below {limit}, so its median, mean and rate would reveal "
+        f"it; or the median per station is a station's count from 1 to {limit - 1}."
     )
 
 
@@ -147,16 +159,17 @@ def _estimate_rows(
         if compared:
             outcome = f"{compared}: {outcome}"
         first = outcome if group_by == "outcome" else set_label(e.get("analysis_set", "main"))
+        p_only = e["method"] == "global_randomisation"
         row = (
             (outcome if group_by != "outcome" else method_label(e["method"]))
             + (" *" if is_primary else ""),
             e.get("scale", ""),
             e.get("estimate"),
-            e.get("ci_low"),
-            e.get("ci_high"),
+            None if p_only else _end(e.get("ci_low")),
+            None if p_only else _end(e.get("ci_high")),
             e.get("p_value"),
             # The global test is one test per outcome: nothing to adjust.
-            *((e.get("p_holm") if e["method"] != "global_randomisation" else "",) if arms else ()),
+            *((None if p_only else e.get("p_holm"),) if arms else ()),
             e.get("df"),
             e.get("n_clusters"),
             marks,
@@ -164,6 +177,27 @@ def _estimate_rows(
         rows.append(row)
         groups.append(first)
     return tuple(rows), tuple(groups), tuple(f"[{i + 1}] {n}" for i, n in enumerate(notes))
+
+
+def _end(value: float | None) -> float | str:
+    """An interval end; an end the data set no bound on (null) reads "open"."""
+    return "open" if value is None else value
+
+
+def _estimates_blank(estimates: list[dict[str, Any]]) -> str:
+    """Why a cell of the estimates is a dash, for the methods among `estimates`."""
+    reasons = []
+    if any(e.get("df") is None and e["method"] != "global_randomisation" for e in estimates):
+        reasons.append(
+            "A randomisation test has no degrees of freedom: it refers to the allocations "
+            "the design could have chosen, not to a t distribution."
+        )
+    if any(e["method"] == "global_randomisation" for e in estimates):
+        reasons.append(
+            "The global test of all arms gives a p-value only: no one effect, interval or "
+            "adjustment belongs to it."
+        )
+    return " ".join(reasons)
 
 
 def _arms_compared(results: dict[str, Any]) -> bool:
@@ -213,9 +247,9 @@ def estimates_table(results: dict[str, Any]) -> ReportTable:
     columns, formats = _columns(level, "Method", arms)
     extra = (
         (
-            "p (Holm): the p-value adjusted over the comparisons with control of the same "
-            "outcome and method (Holm 1979). The global test asks whether any arm differs, "
-            "over every allocation the randomisation could have given.",
+            "The column p (Holm) gives the p-value adjusted over the comparisons with "
+            "control of the same outcome and method (Holm 1979). The global test asks whether "
+            "any arm differs, over every allocation the randomisation could have given.",
         )
         if arms
         else ()
@@ -227,7 +261,8 @@ def estimates_table(results: dict[str, Any]) -> ReportTable:
         rows=rows,
         formats=formats,
         groups=groups,
-        notes=("* the primary analysis of the primary outcome.", *extra, *notes),
+        notes=("* The primary analysis of the primary outcome.", *extra, *notes),
+        blank=_estimates_blank(chosen),
     )
 
 
@@ -256,6 +291,7 @@ def sensitivity_table(results: dict[str, Any]) -> ReportTable | None:
         formats=formats,
         groups=groups,
         notes=notes,
+        blank=_estimates_blank(chosen),
     )
 
 
@@ -279,8 +315,8 @@ def clustering_table(results: dict[str, Any]) -> ReportTable | None:
                 "ICC" if c["measure"] == "icc" else "CV between stations (k)",
                 c.get("adjusted_for", ""),
                 c.get("estimate"),
-                c.get("ci_low"),
-                c.get("ci_high"),
+                _end(c.get("ci_low")),
+                _end(c.get("ci_high")),
                 c.get("method", ""),
                 c.get("n_clusters"),
                 marks,
@@ -303,7 +339,11 @@ def clustering_table(results: dict[str, Any]) -> ReportTable | None:
         rows=tuple(rows),
         formats=("text", "text", "3", "3", "3", "text", "int", "text"),
         groups=tuple(groups),
-        notes=tuple(f"[{i + 1}] {n}" for i, n in enumerate(notes)),
+        notes=(
+            "An interval end reads open where the data set no bound on it.",
+            *(f"[{i + 1}] {n}" for i, n in enumerate(notes)),
+        ),
+        blank="Not estimable from these stations.",
     )
 
 
@@ -322,17 +362,15 @@ def forest_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         seen.add(key)
         main = e.get("analysis_set", "main") == "main"
+        short = short_outcome_label(e["outcome"], results)
         if several:
-            # Short labels: the arm, the outcome's short label (each comparison's first,
-            # main, method only).
+            # The arm and the outcome (each comparison's first, main, method only).
             arms = (results.get("trial") or {}).get("arms") or {}
-            declared = (results.get("outcomes") or {}).get(e["outcome"]) or {}
-            short = declared.get("short_label") or outcome_label(e["outcome"], results)
-            label = f"{arms.get(e['comparison'], e['comparison'])}: {str(short)[:40]}"
+            label = f"{arms.get(e['comparison'], e['comparison'])}: {short}"
         else:
-            label = f"{outcome_label(e['outcome'], results)[:46]} · {method_label(e['method'])}"
+            label = f"{short} · {method_label(e['method'])}"
         if not main:
-            label += f" ({set_label(e['analysis_set']).lower()[:28]})"
+            label += f" ({set_short_label(e['analysis_set'])})"
         rows.append(
             {
                 "label": label,

@@ -7,6 +7,7 @@ Synthetic ratings or responses are labelled SYNTHETIC wherever they are shown.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,15 @@ from policetrial.report.labels import (
     comparison_label,
     is_questionnaire,
     method_label,
+    outcome_label,
 )
 from policetrial.report.tables import ReportTable, Suppression
 from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
 
 __all__ = ["AUDIT_POWER_SIMS", "AuditSection", "SurveySection", "audit_section", "survey_section"]
+
+ANALYSED_OFFICERS = re.compile(r"^\d[\d,]* officers had both a pre and a post score")
+"""The analysis's count of officers with both scores: the Officers column says it."""
 
 AUDIT_POWER_SIMS = 2_000
 """Simulated trials per difference behind the report's audit-power sentence: Monte Carlo
@@ -216,6 +221,9 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
                 formats=("text", "3", "3", "3", "count"),
                 groups=tuple(agreement_groups),
                 notes=("Percentile bootstrap intervals over incidents.",),
+                blank="No interval is given for PABAK and the prevalence and bias indices, "
+                "which describe the ratings, nor where too few incidents were rated twice for "
+                "the bootstrap to resample.",
             )
         )
     accuracy = summary.get("accuracy") or {}
@@ -260,6 +268,13 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
                     "PPV = relevant / (relevant + not relevant); Wilson intervals, which treat "
                     "incidents as independent: they describe, they do not compare arms.",
                 ),
+                blank=(
+                    f"Not shown where the relevant or not-relevant count is below "
+                    f"{suppression.threshold} (the PPV would reveal it), "
+                    if suppression.active
+                    else "Not "
+                )
+                + "estimable where no incident was rated relevant or not relevant.",
             )
         )
     several = len({t.get("arm", "intervention") for t in accuracy.get("tests", [])}) > 1
@@ -310,6 +325,8 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
                     "Difference between the arms' mean station PPVs; two-sided p-value over the "
                     "allocation's scheme set. The follow-up test is the one that matters.",
                 ),
+                blank="Not estimable: the rated incidents of that period come from too few "
+                "stations of one of the arms (the test needs stations of both).",
             )
         )
     power, power_note = _workspace_power(workspace)
@@ -319,7 +336,12 @@ def audit_section(workspace: Workspace, *, suppression: Suppression) -> AuditSec
         synthetic=bool(summary["synthetic_ratings"]),
         power_note=power_note,
         power=None if power is None else power.to_dict(),
-        notes=tuple(summary.get("notes", [])) + tuple(accuracy.get("notes", [])),
+        # The banner says the ratings are synthetic; the notes do not say it again.
+        notes=tuple(
+            n
+            for n in (*summary.get("notes", []), *accuracy.get("notes", []))
+            if not n.startswith("SYNTHETIC")
+        ),
     )
 
 
@@ -422,6 +444,13 @@ def survey_section(
             rows=tuple(response_rows),
             formats=("text", "text", "count", "count", "count", "1"),
             notes=("Response rate = responded / eligible officers (roster date).",),
+            blank="Officers are invited to each questionnaire in turn, not to both at once"
+            + (
+                f"; a response rate is not shown where fewer than {suppression.threshold} "
+                "responded (it would reveal the count)."
+                if suppression.active
+                else "."
+            ),
         )
     )
     reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses).to_dict()
@@ -455,6 +484,7 @@ def survey_section(
     )
     change_rows = []
     change_groups = []
+    both_n: dict[tuple[str, str], int] = {}
     for key in scores.score_keys:
         table = scores.prepost(key)
         for arm in arm_names:
@@ -463,6 +493,7 @@ def survey_section(
             post = pd.to_numeric(part["post"], errors="coerce")
             both = part.assign(change=post - pre).dropna(subset=["change"])
             n_both = len(both)
+            both_n[key, arm] = n_both
             hidden = suppression.hides(n_both)
             change_rows.append(
                 (
@@ -477,6 +508,7 @@ def survey_section(
                 )
             )
             change_groups.append(labels.get(key, key))
+    answered_both = sum(box["responded_both"] for box in flow.flow.values())
     tables.append(
         ReportTable(
             name="survey_prepost",
@@ -495,8 +527,10 @@ def survey_section(
             formats=("text", "count", "2", "count", "2", "count", "2", "2"),
             groups=tuple(change_groups),
             notes=(
-                "Unadjusted: officers' own change (post minus pre) among those who answered at "
-                "both time points. "
+                "Unadjusted: officers' own change (post minus pre) among those with a score at "
+                f"both time points. Of the {answered_both:,} officers who answered both "
+                "questionnaires (response table), an officer who left too many of a score's "
+                "items blank has no score on it, so each score's both n can be smaller. "
                 + (
                     "In a stepped wedge every station is trained, so the change is described, "
                     "not compared between arms."
@@ -505,18 +539,28 @@ def survey_section(
                     "analysis below when results.json holds it."
                 ),
             ),
+            blank=(
+                f"Not shown: fewer than {suppression.threshold} officers with both scores "
+                "(a count that small could identify them), or for the SD, fewer than two."
+            ),
         )
     )
     analyses = [
         e for e in results.get("analyses", results.get("estimates", [])) if is_questionnaire(e)
     ]
     if analyses:
+
+        def officers(e: dict[str, Any]) -> int | str | None:
+            key = str(e["outcome"]).removeprefix("questionnaire:")
+            compared = (e["comparison"], "control") if e.get("comparison") else arm_names
+            return count(sum(both_n.get((key, arm), 0) for arm in compared))
+
         tables.append(
             ReportTable(
                 name="survey_analysis",
                 title="Questionnaire analysis: difference between arms",
                 columns=(
-                    "Outcome",
+                    "Score",
                     "Method",
                     "Estimate",
                     "CI low",
@@ -524,11 +568,12 @@ def survey_section(
                     "p",
                     "df",
                     "Stations",
+                    "Officers",
                 ),
                 rows=tuple(
                     (
                         (f"{comparison_label(e, results)}: " if e.get("comparison") else "")
-                        + e["outcome"],
+                        + outcome_label(e["outcome"], results),
                         method_label(e["method"]),
                         e["estimate"],
                         e["ci_low"],
@@ -536,11 +581,23 @@ def survey_section(
                         e["p_value"],
                         e.get("df"),
                         e.get("n_clusters"),
+                        officers(e),
                     )
                     for e in analyses
                 ),
-                formats=("text", "text", "2", "2", "2", "p", "0", "int"),
-                notes=tuple(dict.fromkeys(n for e in analyses for n in e.get("notes", []))),
+                formats=("text", "text", "2", "2", "2", "p", "0", "int", "count"),
+                notes=(
+                    "Difference in mean post score, intervention minus control, adjusted for "
+                    "the mean pre score, with stations as the unit (station-level ANCOVA, t "
+                    "on stations minus 3 degrees of freedom). Officers: those with both a pre "
+                    "and a post score on the scale (the both n of the table above).",
+                    *dict.fromkeys(
+                        f"{outcome_label(e['outcome'], results)}: {note}"
+                        for e in analyses
+                        for note in e.get("notes", [])
+                        if not ANALYSED_OFFICERS.match(note)
+                    ),
+                ),
             )
         )
     modes = set(scores.table["mode"].astype(str)) if len(scores.table) else set()

@@ -192,9 +192,13 @@ def stepped_contents(
             for r in sorted(schematic, key=lambda r: (r["sequence"], str(r["station_id"])))
         ),
         formats=("text", "int", *("text" for _ in periods)),
-        notes=tuple(
-            f"{p}: {first:%d %b %Y} to {last:%d %b %Y}"
-            for p, (first, last) in zip(periods, bounds, strict=True)
+        notes=(
+            "Periods: "
+            + "; ".join(
+                f"{p} {first:%d %b %Y} to {last:%d %b %Y}"
+                for p, (first, last) in zip(periods, bounds, strict=True)
+            )
+            + ".",
         ),
     )
     tables: list[ReportTable] = [

@@ -98,6 +98,14 @@ def fmt_p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+BLANK = "–"
+"""How a cell with no value prints (its table's `blank` says why)."""
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 @dataclass(frozen=True)
 class ReportTable:
     """One table of the report, with rows of publishable values.
@@ -106,6 +114,9 @@ class ReportTable:
     heading row where the block changes and the CSV gets a `group` column. `formats`
     says how to print each column: "text", "int", "count" (an int or a suppressed "<5"),
     "0".."4" (decimals) or "p".
+
+    A cell with no value (None) is printed as a dash, and `blank` says why in a sentence
+    under the table: a reader never meets an empty cell without a reason.
     """
 
     name: str
@@ -115,6 +126,8 @@ class ReportTable:
     formats: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    blank: str = ""
+    """Why a cell is a dash (a sentence), for tables that can have one."""
 
     def __post_init__(self) -> None:
         for i, row in enumerate(self.rows):
@@ -131,8 +144,21 @@ class ReportTable:
     def shape(self) -> tuple[int, int]:
         return len(self.rows), len(self.columns)
 
+    def has_blanks(self) -> bool:
+        """Whether a cell has no value (it prints as a dash)."""
+        return any(_missing(v) for row in self.rows for v in row)
+
+    @property
+    def all_notes(self) -> tuple[str, ...]:
+        """The notes, and the sentence that says what a dash means when there is one."""
+        if self.blank and self.has_blanks():
+            return (*self.notes, f"{BLANK} {self.blank}")
+        return self.notes
+
     def cell_text(self, row: int, column: int) -> str:
         value = self.rows[row][column]
+        if _missing(value):
+            return BLANK
         kind = self.formats[column] if column < len(self.formats) else "text"
         if kind == "p":
             return value if isinstance(value, str) else fmt_p(value)
@@ -165,7 +191,7 @@ class ReportTable:
             "columns": list(self.columns),
             "rows": [[jsonable(v) for v in row] for row in self.rows],
             "groups": list(self.groups),
-            "notes": list(self.notes),
+            "notes": list(self.all_notes),
         }
 
     def summary(self) -> pd.DataFrame:
