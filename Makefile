@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install clean consistency package
+.PHONY: demo test lint install clean consistency package fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint
 # minutes; CI runs it after the suite).
 consistency: $(STAMP)
 	POLICETRIAL_CONSISTENCY_SEEDS=20 $(BIN)/python -m pytest -n 2 tests/test_report_consistency.py
+
+# 10,000 generated extracts, every kind and every damage (several minutes; CI runs it after
+# the suite, which runs 240).
+fuzz: $(STAMP)
+	POLICETRIAL_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -n 2 tests/test_import_fuzz.py -k fuzzed
 
 # The wheel, installed in a fresh virtual environment, runs the demo.
 package: $(STAMP)

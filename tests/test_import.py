@@ -45,8 +45,8 @@ def test_everything_imports_and_a_second_import_changes_nothing(
     # The summary is the counts: no reject details, no warnings.
     summary = report.summary()
     assert list(summary.columns) == [
-        "kind", "file", "rows_read", "rows_valid", "rows_rejected", "duplicates_dropped",
-        "added", "updated", "removed", "unchanged", "rejects_file",
+        "kind", "file", "rows_read", "rows_valid", "rows_rejected", "blank_rows",
+        "duplicates_dropped", "added", "updated", "removed", "unchanged", "rejects_file",
     ]  # fmt: skip
     assert summary.loc[0, "unchanged"] == report.rows_valid
 
@@ -131,7 +131,7 @@ def test_bad_rows_are_reported_with_row_column_value_and_reason(
     # Data row i is file row i + 2 (the header is row 1).
     assert problems == {(4, "created_at"), (7, "grade"), (9, "incident_ref")}
     grade = next(r for r in report.rejects if r.column == "grade")
-    assert grade.value == "Whenever" and "expected one of Immediate" in grade.reason
+    assert grade.value == "Whenever" and "not one of the codes Immediate" in grade.reason
     rejects = pd.read_csv(report.rejects_file)
     assert list(rejects.columns) == ["file", "row", "column", "value", "reason"]
     assert len(rejects) == 3
@@ -147,7 +147,8 @@ def test_stop_on_error_imports_nothing(
     frame.to_csv(path, index=False)
     before = snapshot(imported_copy.root)
     with pytest.raises(
-        ExtractError, match=r"row 5, column 'area_type': expected one of urban, rural"
+        ExtractError,
+        match=r"row 5, column 'area_type': not one of the codes urban, rural; nearest: urban",
     ):
         import_extract(
             imported_copy, "stations", path, pseudonymiser=pseudonymiser, stop_on_error=True
@@ -310,8 +311,9 @@ def test_overlapping_postings_are_rejected(
          "posted_from": ["2016-03-01"], "posted_to": [""]}
     )  # fmt: skip
     later.to_csv(tmp_path / "more.csv", index=False)
-    report = import_extract(ws, "officers", tmp_path / "more.csv", pseudonymiser=pseudonymiser)
-    assert [r.row for r in report.rejects] == [2] and report.counts.added == 0
+    # Its only row rejected, the file imports nothing and says why.
+    with pytest.raises(ExtractError, match=r"every one of its 1 rows was rejected.*overlaps"):
+        import_extract(ws, "officers", tmp_path / "more.csv", pseudonymiser=pseudonymiser)
 
 
 def test_the_usual_quirks_of_a_real_extract_are_said(
@@ -329,7 +331,7 @@ def test_the_usual_quirks_of_a_real_extract_are_said(
 
     def imported(kind: str, path: Path) -> tuple[list[str], list[str]]:
         report = import_extract(imported_copy, kind, path, pseudonymiser=pseudonymiser)
-        return report.warnings, [r.reason for r in report.rejects]
+        return [*report.left_out, *report.warnings], [r.reason for r in report.rejects]
 
     warned, rejected = imported("beats", one_more("beats", beat="ZZ99", station_id="ZZZ99"))
     assert any("1 beats belong to stations not in the trial" in w for w in warned), warned

@@ -94,9 +94,10 @@ def _import_roster(
 def test_a_rule_that_matches_no_officer_is_a_warning_naming_the_rosters_ranks(
     tmp_path: Path, force: SynthForce, pseudonymiser: Pseudonymiser, key_env: str
 ) -> None:
-    """Ranks abbreviated ("PC", "Sgt") where the roster spells them out leave the trial
-    with no eligible officer: the import says so, with the ranks and teams the roster has."""
-    protocol = _protocol(tmp_path, (CONNECT_RANKS, 'ranks = ["PC", "Sgt", "sergeant"]'))
+    """Ranks abbreviated ("PC", "Sgt") or misspelt ("Inspectr") where the roster spells them
+    out leave the trial with no eligible officer: the import says so, with the ranks and
+    teams the roster has. (A rank in another case, "sergeant", is the roster's Sergeant.)"""
+    protocol = _protocol(tmp_path, (CONNECT_RANKS, 'ranks = ["PC", "Sgt", "Inspectr"]'))
     ws = _import_roster(tmp_path, force, pseudonymiser, protocol)
     result = runner.invoke(
         app, ["import", "officers", str(force.files["officers"]), "-w", str(ws.root)]
@@ -108,7 +109,7 @@ def test_a_rule_that_matches_no_officer_is_a_warning_naming_the_rosters_ranks(
         assert rank in line
     assert "its teams " in line and "'Response'" in line and "'Safer Neighbourhood'" in line
     assert "[eligibility] in trial.toml asks for ranks 'PC'" in line
-    assert "'sergeant' (closest in the roster: 'Sergeant')" in line
+    assert "'Inspectr' (closest in the roster: 'Inspector')" in line
     again = import_extract(ws, "officers", force.files["officers"], pseudonymiser=pseudonymiser)
     assert [w for w in again.warnings if "eligible" in w] == [line.removeprefix("warning: ")]
     ws.engine.dispose()

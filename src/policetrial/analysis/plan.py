@@ -44,6 +44,7 @@ from policetrial.protocol.outcomes import OutcomeSpec
 from policetrial.protocol.schema import Analysis, Protocol
 from policetrial.randomise.comparisons import smallest_p_value, unattainable
 from policetrial.randomise.sealed import SealedAllocation, current_allocation
+from policetrial.records.cells import safe_frame
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
 from policetrial.survey import prepost_tables, workspace_questionnaire
@@ -574,5 +575,7 @@ def write_results(workspace: Workspace, results: TrialResults, out_dir: Path | N
         json.dumps(results.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8"
     )
     staged.replace(target)
-    pd.DataFrame(results.station_period).to_csv(out_dir / "station_period.csv", index=False)
+    safe_frame(pd.DataFrame(results.station_period)).to_csv(
+        out_dir / "station_period.csv", index=False
+    )
     return target

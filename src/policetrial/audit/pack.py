@@ -23,6 +23,7 @@ from policetrial.audit.sample import AuditSample, current_sample
 from policetrial.errors import AuditError
 from policetrial.outcomes.compute import workspace_outcomes
 from policetrial.protocol.schema import Protocol
+from policetrial.records.cells import safe_frame, text_cells
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 
@@ -203,6 +204,7 @@ def _write_xlsx(pack: pd.DataFrame, path: Path, words: dict[str, tuple[str, ...]
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         pack.to_excel(writer, sheet_name="audit", index=False)
         sheet = writer.sheets["audit"]
+        text_cells(sheet)  # an extract's `=HYPERLINK(...)` stays text
         sheet.freeze_panes = "B2"
         verdict = get_column_letter(list(pack.columns).index("verdict") + 1)
         choices = sorted({c for v in words.values() for c in v})
@@ -238,7 +240,7 @@ def write_audit_pack(
     files = []
     if "csv" in formats:
         target = out_dir / "audit_pack.csv"
-        _write_atomic(target, lambda p: pack.to_csv(p, index=False, encoding="utf-8"))
+        _write_atomic(target, lambda p: safe_frame(pack).to_csv(p, index=False, encoding="utf-8"))
         files.append(target)
     if "xlsx" in formats:
         target = out_dir / "audit_pack.xlsx"

@@ -18,7 +18,7 @@ from policetrial.cli.analyse import analyse
 from policetrial.cli.audit import audit_app
 from policetrial.cli.demo import demo
 from policetrial.cli.design import design_app
-from policetrial.cli.ingest import KINDS_HELP, import_
+from policetrial.cli.ingest import EXIT_CODES, KINDS_HELP, import_
 from policetrial.cli.officers import officers
 from policetrial.cli.outcomes import outcomes
 from policetrial.cli.randomise import randomise_command
@@ -110,7 +110,7 @@ app.command("validate", cls=renamed_command({"--cv": "--cv-between"}), rich_help
 app.command("init", rich_help_panel=SET_UP)(init)
 app.add_typer(key_app, name="key", rich_help_panel=SET_UP)
 app.command("synth", rich_help_panel=SET_UP)(synth)
-app.command("import", epilog=KINDS_HELP, rich_help_panel=SET_UP)(import_)
+app.command("import", epilog=KINDS_HELP + "\n\n" + EXIT_CODES, rich_help_panel=SET_UP)(import_)
 app.command("officers", rich_help_panel=SET_UP)(officers)
 app.command("randomise", cls=renamed_command({"--clusters": "--stations"}), rich_help_panel=RUN)(
     randomise_command

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from policetrial.cli import common
+from policetrial.records.cells import safe_frame
 
 __all__ = ["audit_app"]
 
@@ -345,7 +346,7 @@ def simulate_ratings_command(
             drawn, relevant_rate=relevant_rate, agreement=agreement_rate, seed=seed
         )
         file.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(file, index=False)
+        safe_frame(frame).to_csv(file, index=False)
         if as_json:
             common.emit_json({"file": str(file), "ratings": len(frame), "synthetic": True})
             return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,7 +23,12 @@ from policetrial.cli.common import (
     warn,
 )
 
-__all__ = ["KINDS_HELP", "import_"]
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from policetrial.ingest.importer import ImportReport
+
+__all__ = ["EXIT_CODES", "KINDS_HELP", "import_"]
 
 
 def _kinds_help() -> str:
@@ -39,6 +46,35 @@ def _kinds_help() -> str:
 KINDS_HELP = _kinds_help()
 
 
+EXIT_CODES = (
+    "Exit codes: 0 every row imported; 3 imported, but some rows were rejected (listed in "
+    "the rejects file); 2 nothing written (a bad file, every row rejected, more rejects than "
+    "--max-rejects, or --stop-on-error with a reject)."
+)
+
+
+def _max_rejects(value: str | None) -> int | float | None:
+    """--max-rejects as a count (`50`) or a share of the rows (`1%`)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if not 0 <= share < 1:
+                raise ValueError
+            return share
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: give a number of rows (e.g. 50) or a percentage below 100 (e.g. 1%)",
+            param_hint="--max-rejects",
+        ) from None
+
+
 def import_(
     kind: Annotated[str, typer.Argument(help="Extract kind (see docs/data-formats.md), or 'all'.")],
     path: Annotated[
@@ -53,59 +89,125 @@ def import_(
             "file; the files before it stay imported).",
         ),
     ] = False,
+    max_rejects: Annotated[
+        str | None,
+        typer.Option(
+            "--max-rejects",
+            metavar="N|P%",
+            help="Import nothing from a file with more rejected rows than this: a count (50) "
+            "or a share of its rows (1%).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import a force extract: validate, pseudonymise, store; report every rejected row."""
     # The kinds are listed in the help below (`KINDS_HELP`).
     from policetrial.ingest.importer import import_directory, import_extract
 
-    with user_errors():
+    limit = _max_rejects(max_rejects)
+    with user_errors(), _progress(quiet=as_json) as step:
         ws = open_workspace_from_env(workspace)
         pseudonymiser = pseudonymiser_from_env(ws.root)
         if kind == "all":
-            with console.status("Importing...") as status:
-                reports = import_directory(
-                    ws,
-                    path,
-                    pseudonymiser=pseudonymiser,
-                    stop_on_error=stop_on_error,
-                    on_progress=lambda k: status.update(f"Importing {k}..."),
-                )
+            reports = import_directory(
+                ws,
+                path,
+                pseudonymiser=pseudonymiser,
+                stop_on_error=stop_on_error,
+                max_rejects=limit,
+                on_step=step,
+            )
         else:
             reports = [
                 import_extract(
-                    ws, kind, path, pseudonymiser=pseudonymiser, stop_on_error=stop_on_error
+                    ws,
+                    kind,
+                    path,
+                    pseudonymiser=pseudonymiser,
+                    stop_on_error=stop_on_error,
+                    max_rejects=limit,
+                    on_progress=lambda s: step(kind, s),
                 )
             ]
-        if as_json:
-            emit_json([r.to_dict() for r in reports] if kind == "all" else reports[0].to_dict())
-            return
-        rows = [
-            [
-                r.kind,
-                r.rows_read,
-                len({x.row for x in r.rejects}),
-                r.counts.added,
-                r.counts.updated,
-                r.counts.removed,
-                r.counts.unchanged,
-            ]
-            for r in reports
+    rejected = any(r.rejects for r in reports)
+    if as_json:
+        emit_json([r.to_dict() for r in reports] if kind == "all" else reports[0].to_dict())
+        if rejected:
+            raise typer.Exit(3)
+        return
+    _print_reports(reports)
+    if rejected:
+        raise typer.Exit(3)
+
+
+@contextlib.contextmanager
+def _progress(*, quiet: bool) -> Iterator[Callable[[str, str], None]]:
+    """A Rich status line naming the extract and its step, with the time so far."""
+    if quiet or not console.is_terminal:
+        yield lambda _kind, _step: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def step(kind: str, name: str) -> None:
+            for other, task in tasks.items():
+                if other != kind:
+                    bar.update(task, visible=False)
+            if kind not in tasks:
+                tasks[kind] = bar.add_task(kind, total=None)
+            bar.update(tasks[kind], description=f"{kind}: {name}...")
+
+        yield step
+
+
+def _print_reports(reports: list[ImportReport]) -> None:
+    rows = [
+        [
+            r.kind,
+            f"{r.rows_read:,}",
+            f"{r.rows_rejected:,}",
+            f"{r.counts.added:,}",
+            f"{r.counts.updated:,}",
+            f"{r.counts.removed:,}",
+            f"{r.counts.unchanged:,}",
         ]
-        console.print(
-            table(
-                "Import",
-                ["extract", "read", "rejected", "added", "updated", "removed", "unchanged"],
-                rows,
-            )
+        for r in reports
+    ]
+    console.print(
+        table(
+            "Import",
+            ["extract", "read", "rejected", "added", "updated", "removed", "unchanged"],
+            rows,
         )
-        for r in reports:
-            for w in r.warnings:
-                warn(w)
-            if r.rejects:
-                first = r.rejects[0]
-                example = (
-                    f"{len(r.rejects)} problem(s), e.g. row {first.row} column "
-                    f"'{first.column}': {first.reason}. All of them: {r.rejects_file}"
-                )
-                errors.print(f"[yellow]{r.kind}:[/] {escape(example)}", highlight=False)
+    )
+    total = sum(r.rows_read for r in reports)
+    seconds = sum(r.seconds for r in reports)
+    if seconds > 0:
+        console.print(f"{total:,} rows in {seconds:.1f} s ({total / seconds:,.0f} rows/s)")
+    for r in reports:
+        if r.blank_rows:
+            warn(f"{r.kind}: {r.blank_rows:,} blank row(s) skipped (no value in any cell)")
+        for column, changes in r.mapped.items():
+            listed = ", ".join(f"{k} ({n:,})" for k, n in changes.items())
+            console.print(f"{escape(r.kind)}: codes mapped in {escape(column)}: {escape(listed)}")
+        for line in r.left_out:
+            console.print(f"[bold]{escape(r.kind)}, left out of the trial:[/] {escape(line)}")
+        for note in r.notes:
+            console.print(f"[dim]{escape(r.kind)}, note: {escape(note)}[/]")
+        for w in r.warnings:
+            warn(w)
+        if r.rejects:
+            first = r.rejects[0]
+            example = (
+                f"{r.rows_rejected:,} row(s) rejected, e.g. row {first.row} column "
+                f"'{first.column}': {first.reason}. All of them: {r.rejects_file}"
+            )
+            errors.print(f"[yellow]{r.kind}:[/] {escape(example)}", highlight=False)

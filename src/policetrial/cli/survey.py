@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from policetrial.cli import common
+from policetrial.records.cells import safe_frame
 
 __all__ = ["survey_app"]
 
@@ -204,14 +205,14 @@ def score(
             raise typer.BadParameter("--max-missing must be at least 0 and below 1, e.g. 0.2")
         scores = survey_scores(ws, max_missing_fraction=max_missing)
         if out is not None:
-            scores.table.to_csv(out, index=False)
+            safe_frame(scores.table).to_csv(out, index=False)
         if prepost is not None:
             import pandas as pd
 
             parts = [scores.prepost(k).assign(score=k) for k in scores.score_keys]
             table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
             first = ["score", "officer_key", "station_id", "arm", "pre", "post"]
-            table.reindex(columns=first).to_csv(prepost, index=False)
+            safe_frame(table.reindex(columns=first)).to_csv(prepost, index=False)
         if as_json:
             common.emit_json(scores.to_dict())
             return
@@ -353,7 +354,7 @@ def simulate(
             pre_share=pre_share,
             post_share=post_share,
         )
-        rows.to_csv(path, index=False)
+        safe_frame(rows).to_csv(path, index=False)
         counts = rows["time"].value_counts().to_dict() if len(rows) else {}
         if as_json:
             common.emit_json(

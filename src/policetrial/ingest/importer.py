@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select
 
 from policetrial.errors import ExtractError, WorkspaceError
-from policetrial.ingest.read import read_extract
+from policetrial.ingest.read import RawExtract, read_extract
 from policetrial.ingest.validate import Reject, validate_rows
 from policetrial.protocol.extracts import BUILTIN_KINDS, ExtractKind, is_personal_header
 from policetrial.records import changelog, db
+from policetrial.records.cells import safe_row
 from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.roster import eligibility_warnings, load_officers
 from policetrial.records.store import (
@@ -50,6 +54,7 @@ SUMMARY_COLUMNS = (
     "rows_read",
     "rows_valid",
     "rows_rejected",
+    "blank_rows",
     "duplicates_dropped",
     "added",
     "updated",
@@ -70,10 +75,27 @@ class ImportReport:
     counts: MergeCounts
     rejects_file: str | None
     warnings: tuple[str, ...] = field(default=())
+    blank_rows: int = 0
+    """Rows with no value in any cell: skipped."""
+    mapped: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Rows the protocol's code map changed: {column: {"FORCE → PROTOCOL": rows}}."""
+    left_out: tuple[str, ...] = field(default=())
+    """What this file brought that counts towards nothing in the trial, and why."""
+    notes: tuple[str, ...] = field(default=())
+    """What the reader should know but need not act on (times at a clock change)."""
+    seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
         return bool(self.counts.added or self.counts.updated or self.counts.removed)
+
+    @property
+    def rows_rejected(self) -> int:
+        return len({r.row for r in self.rejects})
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +103,8 @@ class ImportReport:
             "file": self.file,
             "rows_read": self.rows_read,
             "rows_valid": self.rows_valid,
-            "rows_rejected": len({r.row for r in self.rejects}),
+            "rows_rejected": self.rows_rejected,
+            "blank_rows": self.blank_rows,
             "duplicates_dropped": self.duplicates_dropped,
             "added": self.counts.added,
             "updated": self.counts.updated,
@@ -90,6 +113,10 @@ class ImportReport:
             "rejects_file": self.rejects_file,
             "rejects": [r.to_dict() for r in self.rejects[:50]],
             "warnings": list(self.warnings),
+            "codes_mapped": self.mapped,
+            "left_out": list(self.left_out),
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
         }
 
     def summary(self) -> pd.DataFrame:
@@ -154,17 +181,30 @@ def import_extract(
     *,
     pseudonymiser: Pseudonymiser,
     stop_on_error: bool = False,
+    max_rejects: int | float | None = None,
     actor: str | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> ImportReport:
-    """Import one extract file of the given kind into the workspace."""
+    """Import one extract file of the given kind into the workspace.
+
+    Nothing is written when the file as a whole is wrong, when every row is rejected, when
+    more rows are rejected than `max_rejects` allows (a count, or a share below 1 such as
+    0.01), or with `stop_on_error` when any row is; the `ExtractError` says why.
+    `on_progress` is told each step ("reading", "checking", "pseudonymising", "storing").
+    """
     kinds = workspace.protocol.extract_kinds
     if kind not in kinds:
         raise ExtractError(f"unknown extract kind {kind!r}; expected one of {', '.join(kinds)}")
     spec = kinds[kind]
     path = Path(path)
     _check_key(workspace, pseudonymiser)
+    started = time.perf_counter()
+    step = on_progress or (lambda _step: None)
     with workspace.import_lock():
-        return _import_locked(workspace, spec, path, pseudonymiser, stop_on_error, actor)
+        report = _import_locked(
+            workspace, spec, path, pseudonymiser, stop_on_error, max_rejects, actor, step
+        )
+    return replace(report, seconds=time.perf_counter() - started)
 
 
 def _import_locked(
@@ -173,28 +213,57 @@ def _import_locked(
     path: Path,
     pseudonymiser: Pseudonymiser,
     stop_on_error: bool,
+    max_rejects: int | float | None,
     actor: str | None,
+    step: Callable[[str], None],
 ) -> ImportReport:
     kind = spec.name
+    step("reading")
     raw = read_extract(path)
     rename, warnings = _map_headers(
         spec, list(raw.frame.columns), workspace.protocol.columns.get(kind, {}), path
     )
+    headers = _user_headers(spec, rename)
     frame = raw.frame[list(rename)].rename(columns=rename)
-    checked = validate_rows(spec, frame, workspace.protocol)
-    rows = _pseudonymise(spec, checked.frame, pseudonymiser)
-    rows, reference_rejects, reference_warnings = _check_references(workspace, spec, rows)
-    rejects = tuple(
-        sorted(checked.rejects + tuple(reference_rejects), key=lambda r: (r.row, r.column))
+    step("checking")
+    checked = validate_rows(
+        spec,
+        frame,
+        workspace.protocol,
+        rows=raw.rows,
+        row_dates=_link_dates(workspace, spec, frame, pseudonymiser),
     )
+    step("pseudonymising")
+    rows = _pseudonymise(spec, checked.frame, pseudonymiser)
+    rows, reference_rejects, left_out = _check_references(workspace, spec, rows)
+    rejects = tuple(
+        sorted(
+            (_named(r, headers) for r in checked.rejects + tuple(reference_rejects)),
+            key=lambda r: (r.row, r.column),
+        )
+    )
+    rejected_rows = len({r.row for r in rejects})
     if stop_on_error and rejects:
         first = rejects[0]
         raise ExtractError(
             f"{path}: row {first.row}, column '{first.column}': {first.reason} "
             f"(value {first.value!r}); nothing was imported"
         )
-    warnings = list(raw.warnings) + warnings + reference_warnings
+    if rejects and rows.empty:
+        raise ExtractError(
+            f"{path}: every one of its {len(raw.frame):,} rows was rejected, so nothing was "
+            f"imported. {_reasons(rejects)}"
+        )
+    limit = _reject_limit(max_rejects, len(raw.frame))
+    if limit is not None and rejected_rows > limit:
+        raise ExtractError(
+            f"{path}: {rejected_rows:,} of {len(raw.frame):,} rows were rejected, more than "
+            f"--max-rejects allows ({limit:,}), so nothing was imported. {_reasons(rejects)}"
+        )
+    left_out += _unnamed_codes(spec, checked.outside)
+    warnings = list(raw.warnings) + warnings
     rows = rows.drop(columns=["_row"])
+    step("storing")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     # The Parquet file is replaced only after the import is committed, and the commit
     # records the staged file it promises to move into place: a kill at any moment is
@@ -223,9 +292,10 @@ def _import_locked(
                 spec,
                 path,
                 digest,
-                raw.frame,
+                raw,
                 rejects,
                 counts,
+                checked.mapped,
                 actor,
             )
             for staged_kind, staged_file in staged.items():
@@ -244,13 +314,17 @@ def _import_locked(
     return ImportReport(
         kind=kind,
         file=str(path),
-        rows_read=len(raw.frame),
+        rows_read=raw.rows_read,
         rows_valid=len(rows),
         rejects=rejects,
         duplicates_dropped=checked.duplicates_dropped,
         counts=counts,
         rejects_file=None if rejects_file is None else str(rejects_file),
         warnings=tuple(warnings),
+        blank_rows=raw.blank_rows,
+        mapped=checked.mapped,
+        left_out=tuple(left_out),
+        notes=checked.notes,
     )
 
 
@@ -273,6 +347,91 @@ def _pseudonymise(
     return out
 
 
+def _user_headers(spec: ExtractKind, rename: dict[str, str]) -> dict[str, str]:
+    """Our column names (and their stored names) -> the file's own headers, for messages."""
+    ours = {column: header for header, column in rename.items()}
+    names = dict(ours)
+    for column in spec.columns:
+        if column.name in ours:
+            names[column.stored_name] = ours[column.name]
+    return names
+
+
+def _named(reject: Reject, headers: dict[str, str]) -> Reject:
+    """The reject with its column named as the file names it."""
+    parts = [headers.get(part, part) for part in reject.column.split("+")]
+    return replace(reject, column="+".join(parts))
+
+
+def _reasons(rejects: tuple[Reject, ...]) -> str:
+    """The commonest reasons, with their columns, counts and first rows."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r in rejects:
+        groups.setdefault((r.column, r.reason), []).append(r.row)
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    parts = [
+        f"column '{column}', {len(rows):,} row(s) from row {min(rows)}: {reason}"
+        for (column, reason), rows in ranked[:3]
+    ]
+    more = f" (and {len(ranked) - 3} other reason(s))" if len(ranked) > 3 else ""
+    return "Reasons: " + "; ".join(parts) + more
+
+
+def _reject_limit(max_rejects: int | float | None, rows: int) -> int | None:
+    """--max-rejects as a number of rows: a count, or a share of the rows when below 1."""
+    if max_rejects is None:
+        return None
+    if max_rejects < 0:
+        raise ExtractError("--max-rejects must be a count (0 or more) or a percentage")
+    if isinstance(max_rejects, float) and max_rejects < 1:
+        return int(max_rejects * rows)
+    return int(max_rejects)
+
+
+def _unnamed_codes(spec: ExtractKind, outside: dict[str, dict[str, int]]) -> list[str]:
+    """What rows with codes the protocol does not name mean for the trial, one line each."""
+    lines = []
+    for column, counts in outside.items():
+        total = sum(counts.values())
+        common = ", ".join(f"{code!r} ({n:,})" for code, n in list(counts.items())[:5])
+        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+        if column in ("rank", "team"):
+            lines.append(
+                f"{total:,} posting(s) have a {column} the eligibility rule does not name, so "
+                f"their officers are not eligible: {common}{more}"
+            )
+        else:
+            lines.append(
+                f"{total:,} {spec.name} row(s) carry a {column} the protocol's [codes] do not "
+                f"name, so they count towards no outcome: {common}{more}"
+            )
+    return lines
+
+
+def _link_dates(
+    workspace: Workspace, spec: ExtractKind, frame: pd.DataFrame, pseudonymiser: Pseudonymiser
+) -> pd.Series | None:
+    """Each row's incident date, for a link extract whose codes the protocol maps by date."""
+    if spec.parent is None or spec.parent not in frame.columns:
+        return None
+    mapped = workspace.protocol.code_map
+    dated = any(
+        m.from_ is not None or m.until is not None
+        for c in spec.columns
+        for mappings in mapped.get(c.name, {}).values()
+        for m in mappings
+    )
+    if not dated:
+        return None
+    times = incident_times(workspace.parquet("incidents"))
+    if times.empty:
+        return None
+    parent = spec.column(spec.parent)
+    refs = frame[spec.parent].astype(str).str.strip()
+    keys = pseudonymiser.many(parent.identifier or "incident", refs.to_numpy())
+    return pd.Series(times.reindex(keys).to_numpy(), index=frame.index)
+
+
 def _existing_keys(workspace: Workspace, kind: str, column: str) -> set[str]:
     spec = workspace.protocol.extract_kinds[kind]
     if spec.store == "database":
@@ -292,9 +451,19 @@ def _existing_keys(workspace: Workspace, kind: str, column: str) -> set[str]:
 def _check_references(
     workspace: Workspace, spec: ExtractKind, rows: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[Reject], list[str]]:
-    """Reject rows that point at records the workspace does not have (where that matters)."""
+    """Reject rows that point at records the workspace does not have (where that matters),
+    and say what is kept but left out of the trial. A code that names a stored record
+    (a station, a beat, a session) matches it ignoring case and surrounding space, and is
+    stored in the record's spelling."""
     rejects: list[Reject] = []
-    warnings: list[str] = []
+    left_out: list[str] = []
+
+    def known_as(column: str, kind: str, target: str) -> set[str]:
+        nonlocal rows
+        known = _existing_keys(workspace, kind, target)
+        if not column.endswith("_key"):
+            rows = rows.assign(**{column: _in_spelling_of(rows[column], known)})
+        return known
 
     def require(
         column: str, kind: str, target: str, reason: str, shown: Callable[[str], str]
@@ -302,19 +471,19 @@ def _check_references(
         nonlocal rows
         if column not in rows.columns:
             return
-        known = _existing_keys(workspace, kind, target)
+        known = known_as(column, kind, target)
         missing = rows[column].notna() & ~rows[column].isin(known)
-        for _, r in rows[missing].iterrows():
-            rejects.append(Reject(int(r["_row"]), column, shown(str(r[column])), reason))
+        for row, value in zip(rows.loc[missing, "_row"], rows.loc[missing, column], strict=True):
+            rejects.append(Reject(int(row), column, shown(str(value)), reason))
         rows = rows[~missing]
 
     def note(column: str, kind: str, target: str, message: str) -> None:
         if column not in rows.columns:
             return
-        known = _existing_keys(workspace, kind, target)
+        known = known_as(column, kind, target)
         n = int((rows[column].notna() & ~rows[column].isin(known)).sum())
         if n:
-            warnings.append(message.format(n=n))
+            left_out.append(message.format(n=f"{n:,}"))
 
     withheld = lambda _v: "(identifier withheld)"  # noqa: E731
     same = lambda v: v  # noqa: E731
@@ -397,7 +566,20 @@ def _check_references(
             "officer_key",
             f"{{n}} {event.label.lower()} name an officer not in the roster",
         )
-    return rows, rejects, warnings
+    return rows, rejects, left_out
+
+
+def _in_spelling_of(values: pd.Series, known: set[str]) -> pd.Series:
+    """Values that match a known code ignoring case and space, in the known spelling."""
+    if not known or values.empty:
+        return values
+    lookup: dict[str, str] = {}
+    for k in known:
+        if isinstance(k, str):
+            lookup.setdefault(k.strip().casefold(), k)
+    positions, distinct = pd.factorize(values.astype(object), use_na_sentinel=False)
+    spelled = [lookup.get(v.strip().casefold(), v) if isinstance(v, str) else v for v in distinct]
+    return pd.Series(np.asarray(spelled, dtype=object)[positions], index=values.index)
 
 
 def _overlapping_postings(workspace: Workspace, rows: pd.DataFrame) -> pd.Series:
@@ -438,9 +620,10 @@ def _record(
     spec: ExtractKind,
     path: Path,
     digest: str,
-    raw: pd.DataFrame,
+    raw: RawExtract,
     rejects: tuple[Reject, ...],
     counts: MergeCounts,
+    mapped: dict[str, dict[str, int]],
     actor: str | None,
 ) -> None:
     who = actor or changelog.current_actor()
@@ -451,13 +634,16 @@ def _record(
     summary = {
         "file": path.name,
         "sha256": digest,
-        "rows_read": len(raw),
+        "rows_read": raw.rows_read,
         "rows_rejected": len({r.row for r in rejects}),
+        "blank_rows": raw.blank_rows,
         "added": counts.added,
         "updated": counts.updated,
         "removed": counts.removed,
         "unchanged": counts.unchanged,
     }
+    if mapped:
+        summary["codes_mapped"] = mapped
     connection.execute(
         insert(db.imports).values(
             imported_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
@@ -465,7 +651,7 @@ def _record(
             kind=spec.name,
             file_name=path.name,
             file_sha256=digest,
-            rows_read=len(raw),
+            rows_read=raw.rows_read,
             rows_rejected=summary["rows_rejected"],
             added=counts.added,
             updated=counts.updated,
@@ -486,7 +672,7 @@ def _write_rejects(
         writer = csv.writer(handle)
         writer.writerow(["file", "row", "column", "value", "reason"])
         for r in rejects:
-            writer.writerow([path.name, r.row, r.column, r.value, r.reason])
+            writer.writerow(safe_row([path.name, r.row, r.column, r.value, r.reason]))
     return target
 
 
@@ -497,31 +683,49 @@ def import_directory(
     pseudonymiser: Pseudonymiser,
     kinds: tuple[str, ...] | None = None,
     stop_on_error: bool = False,
+    max_rejects: int | float | None = None,
     on_progress: Callable[[str], None] | None = None,
+    on_step: Callable[[str, str], None] | None = None,
 ) -> list[ImportReport]:
     """Import every `<kind>.csv|xlsx|parquet` found in a folder, in dependency order
-    (default: every kind of the protocol, built-in and declared events)."""
+    (default: every kind of the protocol, built-in and declared events). File names match
+    ignoring case (`Stations.CSV`); two files for one kind are refused."""
     kinds = workspace.protocol.import_order if kinds is None else kinds
     directory = Path(directory)
     if not directory.is_dir():
         raise ExtractError(f"{directory}: no such folder")
-    reports = []
+    by_name: dict[str, list[Path]] = {}
+    for entry in sorted(directory.iterdir()):
+        if entry.is_file() and entry.suffix.lower() in (".csv", ".xlsx", ".parquet"):
+            by_name.setdefault(entry.stem.strip().casefold(), []).append(entry)
+    found: dict[str, Path] = {}
     for kind in kinds:
-        found = [directory / f"{kind}{s}" for s in (".csv", ".xlsx", ".parquet")]
-        present = [p for p in found if p.exists()]
-        if not present:
-            continue
+        present = by_name.get(kind.casefold(), [])
+        if len(present) > 1:
+            raise ExtractError(
+                f"{directory}: {len(present)} files for {kind} "
+                f"({', '.join(p.name for p in present)}); keep one"
+            )
+        if present:
+            found[kind] = present[0]
+    if not found:
+        raise ExtractError(f"{directory}: no extract files named like {kinds[0]}.csv")
+    reports = []
+    for kind, path in found.items():
         if on_progress:
             on_progress(kind)
+        step: Callable[[str], None] | None = None
+        if on_step is not None:
+            step = functools.partial(on_step, kind)
         reports.append(
             import_extract(
                 workspace,
                 kind,
-                present[0],
+                path,
                 pseudonymiser=pseudonymiser,
                 stop_on_error=stop_on_error,
+                max_rejects=max_rejects,
+                on_progress=step,
             )
         )
-    if not reports:
-        raise ExtractError(f"{directory}: no extract files named like {kinds[0]}.csv")
     return reports

@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from policetrial.errors import ExtractError
@@ -24,9 +25,19 @@ SUFFIXES = (".csv", ".txt", ".xlsx", ".parquet")
 class RawExtract:
     path: Path
     frame: pd.DataFrame
-    """All cells as Python strings; blank cells are empty strings."""
+    """All cells as Python strings; blank cells are empty strings. Rows with no value in
+    any cell (an empty line, Excel's `,,,,`) are not here: see `blank_rows`."""
     encoding: str | None
     warnings: tuple[str, ...] = field(default=())
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """The file's row number of each row of `frame` (the header is row 1)."""
+    blank_rows: int = 0
+    """Rows with no value in any cell, skipped (counted, never imported)."""
+
+    @property
+    def rows_read(self) -> int:
+        """Every data row of the file, blank ones included."""
+        return len(self.frame) + self.blank_rows
 
 
 def read_extract(path: str | Path) -> RawExtract:
@@ -75,16 +86,22 @@ def _read_csv(path: Path) -> RawExtract:
         delimiter = dialect.delimiter
     except csv.Error:
         delimiter = ","
+    # Blank lines above the header are skipped (with them, the header is still row 1).
+    leading = len(text) - len(text.lstrip("\r\n \t"))
+    skip = text[:leading].count("\n") + (text[:leading].count("\r") if "\n" not in text else 0)
     header = next(csv.reader(io.StringIO(text.lstrip().split("\n", 1)[0]), delimiter=delimiter))
     _check_header([h.strip() for h in header], path)
     try:
         frame = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(raw),
+            encoding="utf-8-sig" if encoding == "utf-8" else encoding,
             sep=delimiter,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skipinitialspace=False,
+            skip_blank_lines=False,
+            skiprows=skip,
             engine="c",
         )
     except pd.errors.ParserError as exc:
@@ -93,7 +110,7 @@ def _read_csv(path: Path) -> RawExtract:
         raise ExtractError(f"{path}: the file is empty (not even a header row)") from None
     except (ValueError, OverflowError, MemoryError) as exc:
         raise ExtractError(f"{path}: cannot be read as CSV ({_first_line(exc)})") from None
-    return RawExtract(path, _clean_headers(frame, path), encoding, tuple(warnings))
+    return _finish(path, _clean_headers(frame, path), encoding, tuple(warnings))
 
 
 def _read_xlsx(path: Path) -> RawExtract:
@@ -104,7 +121,7 @@ def _read_xlsx(path: Path) -> RawExtract:
             f"{path}: cannot be read as an XLSX workbook ({_first_line(exc)})"
         ) from None
     frame = frame.map(lambda v: "" if v is None else str(v))
-    return RawExtract(path, _clean_headers(frame, path), None)
+    return _finish(path, _clean_headers(frame, path), None, ())
 
 
 def _read_parquet(path: Path) -> RawExtract:
@@ -123,15 +140,52 @@ def _read_parquet(path: Path) -> RawExtract:
         else:
             values = col.to_pandas().astype(object)
         columns[name] = ["" if v is None or v is pd.NaT or v != v else str(v) for v in values]
-    return RawExtract(path, _clean_headers(pd.DataFrame(columns, dtype=object), path), None)
+    return _finish(path, _clean_headers(pd.DataFrame(columns, dtype=object), path), None, ())
+
+
+def _finish(
+    path: Path, frame: pd.DataFrame, encoding: str | None, warnings: tuple[str, ...]
+) -> RawExtract:
+    """Number the rows, set blank ones aside, and refuse a header repeated inside the file
+    (files joined together, or a report exported page by page)."""
+    rows = np.arange(2, 2 + len(frame), dtype=np.int64)
+    if frame.shape[1] == 0 or frame.empty:
+        return RawExtract(path, frame, encoding, warnings, rows, 0)
+    # Cheap filters first (a 1M-row file must not be stripped cell by cell): a blank row
+    # has only short cells, a repeated header's first cell is the first header.
+    short = np.ones(len(frame), dtype=bool)
+    for column in frame.columns:
+        short &= (frame[column].str.len() <= 3).to_numpy()
+    blank = np.zeros(len(frame), dtype=bool)
+    if short.any():
+        cells = frame[short].apply(lambda c: c.str.strip())
+        blank[short] = (cells == "").all(axis=1).to_numpy()
+    header = [h.casefold() for h in frame.columns]
+    lengths = frame.iloc[:, 0].str.len().to_numpy()
+    first = (lengths >= len(header[0])) & (lengths <= len(header[0]) + 8)
+    repeated = np.zeros(len(frame), dtype=bool)
+    if first.any():
+        cells = frame[first].apply(lambda c: c.str.strip().str.casefold())
+        repeated[first] = (cells == header).all(axis=1).to_numpy()
+    if repeated.any():
+        where = rows[repeated]
+        shown = ", ".join(str(r) for r in where[:5]) + (" ..." if len(where) > 5 else "")
+        raise ExtractError(
+            f"{path}: row(s) {shown} repeat the header row (files joined together, or an "
+            "export page by page?); remove them and import again"
+        )
+    if not blank.any():
+        return RawExtract(path, frame, encoding, warnings, rows, 0)
+    keep = ~blank
+    return RawExtract(
+        path, frame[keep].reset_index(drop=True), encoding, warnings, rows[keep], int(blank.sum())
+    )
 
 
 def _clean_headers(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     headers = [str(h).strip() for h in frame.columns]
     _check_header(headers, path)
-    frame = frame.copy()
-    frame.columns = headers
-    return frame.astype(object)
+    return frame.set_axis(headers, axis=1)
 
 
 def _check_header(headers: list[str], path: Path) -> None:

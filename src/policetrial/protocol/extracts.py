@@ -41,6 +41,10 @@ class Column:
     its reference (stored as `<kind>_key`)."""
     choices: tuple[str, ...] | None = None
     """Allowed values. Names like "@grades" are read from the protocol's [codes]."""
+    code: bool = False
+    """An open code list (qualifiers, markers, opening and closing codes, channels, ranks,
+    teams): any value is accepted, but one the protocol names is stored in the protocol's
+    spelling, and the import says how many values the protocol does not name."""
 
     @property
     def stored_name(self) -> str:
@@ -121,8 +125,13 @@ BUILTIN_KINDS: dict[str, ExtractKind] = {
                     "Collar (shoulder) number; pseudonymised at import.",
                     identifier="officer",
                 ),
-                _C("rank", "text", "Rank, e.g. PCSO, Police Constable, Sergeant, Inspector."),
-                _C("team", "text", "Team, e.g. Response, Safer Neighbourhood, CID."),
+                _C(
+                    "rank",
+                    "text",
+                    "Rank, e.g. PCSO, Police Constable, Sergeant, Inspector.",
+                    code=True,
+                ),
+                _C("team", "text", "Team, e.g. Response, Safer Neighbourhood, CID.", code=True),
                 _C("station_id", "text", "Home station during the posting."),
                 _C("posted_from", "date", "First day of the posting."),
                 _C(
@@ -183,12 +192,18 @@ BUILTIN_KINDS: dict[str, ExtractKind] = {
                     "datetime",
                     "When the incident was created (local time, or ISO 8601 with offset).",
                 ),
-                _C("opening_code", "text", "What the caller reported (the force's opening code)."),
+                _C(
+                    "opening_code",
+                    "text",
+                    "What the caller reported (the force's opening code).",
+                    code=True,
+                ),
                 _C(
                     "closing_code",
                     "text",
                     "What it turned out to be (closing code).",
                     required=False,
+                    code=True,
                 ),
                 _C("grade", "text", "Response grade.", choices=("@grades",)),
                 _C("beat", "text", "Beat / ward / neighbourhood of the incident's location."),
@@ -197,6 +212,7 @@ BUILTIN_KINDS: dict[str, ExtractKind] = {
                     "text",
                     "How it reached the control room (999, 101, online, ...).",
                     required=False,
+                    code=True,
                 ),
             ),
             key=("incident_ref",),
@@ -212,7 +228,7 @@ BUILTIN_KINDS: dict[str, ExtractKind] = {
                     "Incident reference; pseudonymised.",
                     identifier="incident",
                 ),
-                _C("qualifier", "text", "Qualifier code, e.g. QMH."),
+                _C("qualifier", "text", "Qualifier code, e.g. QMH.", code=True),
             ),
             key=("incident_ref", "qualifier"),
             store="parquet",
@@ -273,7 +289,7 @@ BUILTIN_KINDS: dict[str, ExtractKind] = {
                     "The force's person identifier; pseudonymised.",
                     identifier="person",
                 ),
-                _C("marker", "text", "Warning-marker code, e.g. MN."),
+                _C("marker", "text", "Warning-marker code, e.g. MN.", code=True),
                 _C("valid_from", "date", "First day the marker applied."),
                 _C(
                     "valid_to", "date", "Last day it applied; blank if still valid.", required=False
@@ -360,5 +376,7 @@ def kind_markdown(kind: ExtractKind, *, heading: str = "##") -> str:
                 text += f" Allowed: the protocol's `[codes] {c.choices[0][1:]}`."
             else:
                 text += " Allowed: " + ", ".join(f"`{v}`" for v in c.choices) + "."
+        elif c.code:
+            text += " *Open code list* (any value; the protocol's codes in its spelling)."
         lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | {text} |")
     return "\n".join(lines) + "\n"

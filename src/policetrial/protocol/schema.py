@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from policetrial.errors import ProtocolError
 from policetrial.protocol.base import IDENTIFIER
 from policetrial.protocol.base import Frozen as _Frozen
+from policetrial.protocol.code_map import CodeMapping, code_map_entries
 from policetrial.protocol.conditions import ConditionError
 from policetrial.protocol.design import Design
 from policetrial.protocol.events import EventKind
@@ -87,6 +88,13 @@ class Protocol(_Frozen):
     survey: Survey = Survey()
     synth: Synth = Synth()
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+    code_map: dict[str, dict[str, tuple[CodeMapping, ...]]] = Field(default_factory=dict)
+    """A force's own codes onto the protocol's, by column (`policetrial.protocol.code_map`)."""
+
+    @field_validator("code_map", mode="before")
+    @classmethod
+    def _code_map(cls, value: object) -> object:
+        return code_map_entries(value)
 
     @field_validator("events")
     @classmethod
@@ -164,6 +172,7 @@ class Protocol(_Frozen):
                         f"[columns.{kind}] maps {ours!r}, which is not a column of {kind}; "
                         f"expected some of {sorted(known)}"
                     )
+        self._check_code_map(kinds)
         for name, event in self.events.items():
             for column, spec in event.columns.items():
                 if isinstance(spec.codes, str) and spec.codes[1:] not in self.codes.lists:
@@ -181,6 +190,34 @@ class Protocol(_Frozen):
         if stray_events:
             raise ValueError(f"key 'synth.events' names undeclared events {stray_events}")
         return self
+
+    def _check_code_map(self, kinds: dict[str, ExtractKind]) -> None:
+        mappable = {
+            c.name: (kind.name, c)
+            for kind in kinds.values()
+            for c in kind.columns
+            if c.code or c.choices is not None
+        }
+        for column, entries in self.code_map.items():
+            if column not in mappable:
+                raise ValueError(
+                    f"key 'code_map.{column}': {column!r} is not a code column of any extract; "
+                    f"expected one of {sorted(mappable)}"
+                )
+            kind, spec = mappable[column]
+            if spec.choices is None:
+                continue
+            allowed = spec.choices
+            if allowed and allowed[0].startswith("@"):
+                allowed = self.codes.lists[allowed[0][1:]]
+            folded = {a.casefold() for a in allowed}
+            for code, mappings in entries.items():
+                for m in mappings:
+                    if m.to.strip().casefold() not in folded:
+                        raise ValueError(
+                            f"key 'code_map.{column}.{code}': {m.to!r} is not a {column} of "
+                            f"{kind}; expected one of {', '.join(allowed)}"
+                        )
 
     @property
     def declared(self) -> DeclaredOutcomes:

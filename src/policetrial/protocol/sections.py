@@ -50,6 +50,9 @@ class Trial(_Frozen):
     title: str
     force: str
     timezone: str = "Europe/London"
+    clock_changes: Literal["keep", "reject"] = "keep"
+    """Local times that did not happen (clocks forward) or happened twice (clocks back):
+    "keep" stores them as written, with a warning; "reject" rejects the rows."""
 
     @field_validator("timezone")
     @classmethod

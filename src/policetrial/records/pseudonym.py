@@ -49,19 +49,24 @@ class Pseudonymiser:
         return hmac.digest(self.key, message, "sha256").hex()[:_DIGEST_CHARS]
 
     def many(self, domain: str, values: Iterable[str]) -> np.ndarray:
-        """Pseudonyms for many values, hashing each distinct value once."""
+        """Pseudonyms for many values, hashing each distinct value once (as `one` does)."""
         array = np.asarray(
             list(values) if not isinstance(values, np.ndarray) else values, dtype=object
         )
         if array.size == 0:
             return array.astype(object)
-        uniques, inverse = np.unique(array.astype(str), return_inverse=True)
+        import pandas as pd
+
+        # Normalised first (vectorised), so "ab1" and " AB1 " are hashed once.
+        normalised = pd.Series(array, dtype="string").str.strip().str.upper()
+        inverse, uniques = pd.factorize(normalised, use_na_sentinel=False)
         prefix = f"{domain}\x1f".encode()
         key = self.key
+        digest = hmac.digest
         hashed = np.array(
             [
-                hmac.digest(key, prefix + _normalise(u).encode(), "sha256").hex()[:_DIGEST_CHARS]
-                for u in uniques
+                digest(key, prefix + u.encode(), "sha256").hex()[:_DIGEST_CHARS]
+                for u in uniques.to_numpy(dtype=object)
             ],
             dtype=object,
         )

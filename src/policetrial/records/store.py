@@ -141,8 +141,9 @@ def write_staged(path: Path, kind: ExtractKind, frame: pd.DataFrame) -> Path:
     given = pa.schema([f for f in schema if f.name not in KEY_IDS.values()])
     key = list(kind.stored_key)
     sort_by = [c for c in ("created_at", "detained_at") if c in frame.columns] + key
-    frame = frame.sort_values(sort_by, kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame[given.names], schema=given, preserve_index=False)
+    # Arrow's sort (stable, nulls last, as pandas') is several times faster on 1M rows.
+    table = table.sort_by([(c, "ascending") for c in sort_by])
     table = with_key_ids(table).select(schema.names)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staged = tempfile.mkstemp(prefix=f".{kind.name}-", suffix=".parquet", dir=path.parent)
@@ -249,7 +250,8 @@ def merge_parquet(
         if times is None:
             raise ValueError(f"{kind.name} rows need their incidents' created_at")
         parent = kind.column(kind.parent).stored_name
-        rows["created_at"] = rows[parent].map(times)
+        # reindex keeps the datetime type even when no row (or no time) matches.
+        rows["created_at"] = times.reindex(rows[parent].to_numpy()).to_numpy()
         touched = existing[parent].isin(set(rows[parent]))
         before = existing[touched]
         sig_before = set(_comparable(before, columns))
@@ -261,9 +263,12 @@ def merge_parquet(
         counts = MergeCounts(added, 0, removed, unchanged)
     else:
         added, updated, unchanged = _diff(existing, rows, key, values)
-        incoming_keys = set(_comparable(rows, key))
-        keep = ~_comparable(existing, key).isin(incoming_keys) if len(existing) else []
-        merged = pd.concat([existing[keep] if len(existing) else existing, rows], ignore_index=True)
+        if len(existing):
+            incoming_keys = set(_comparable(rows, key))
+            keep = ~_comparable(existing, key).isin(incoming_keys)
+            merged = pd.concat([existing[keep], rows], ignore_index=True)
+        else:
+            merged = rows
         counts = MergeCounts(added, updated, 0, unchanged)
     if counts.added == counts.updated == counts.removed == 0 and path.exists():
         return counts, None

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.jsonable import jsonable
+from policetrial.records.cells import safe_row
 
 __all__ = [
     "ReportTable",
@@ -205,10 +206,10 @@ class ReportTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow((["group"] if self.groups else []) + list(self.columns))
+            writer.writerow(safe_row((["group"] if self.groups else []) + list(self.columns)))
             for i, row in enumerate(self.rows):
                 lead = [self.groups[i]] if self.groups else []
-                writer.writerow(lead + ["" if v is None else jsonable(v) for v in row])
+                writer.writerow(safe_row(lead + ["" if v is None else jsonable(v) for v in row]))
         return path
 
 

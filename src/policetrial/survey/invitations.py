@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from policetrial.errors import SurveyError
 from policetrial.records import changelog, db
+from policetrial.records.cells import safe_row
 from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Questionnaire
 from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
@@ -241,7 +242,7 @@ def _write_links(path: Path, links: list[tuple[str, str, str]]) -> None:
         with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["officer_key", "time", "link"])
-            writer.writerows(links)
+            writer.writerows(safe_row(link) for link in links)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
