@@ -190,11 +190,15 @@ def run_demo(
             "audit ratings and questionnaires)"
         )
         against = f", {p.comparison} against control" if p.comparison else ""
-        console.print(
-            f"Primary outcome ({results.trial['primary_outcome_label']}{against}): {p.scale} "
-            f"[bold]{p.estimate:.2f}[/] (95% CI {_end(p.ci_low)} to {_end(p.ci_high)}), "
-            f"p = {p.p_value:.3f}"
-        )
+        label = f"Primary outcome ({results.trial['primary_outcome_label']}{against})"
+        if p.estimate is None:
+            console.print(f"{label}: not estimable ({p.not_estimable})")
+        else:
+            p_text = "none" if p.p_value is None else f"{p.p_value:.3f}"
+            console.print(
+                f"{label}: {p.scale} [bold]{p.estimate:.2f}[/] "
+                f"(95% CI {_end(p.ci_low)} to {_end(p.ci_high)}), p = {p_text}"
+            )
         console.print(f"Report: {files.html}   Results: {out / 'results.json'}   ({elapsed:.0f} s)")
     return summary
 

@@ -84,7 +84,9 @@ def with_holm(analyses: list[Estimate]) -> list[Estimate]:
             groups.setdefault((e.outcome, e.method, e.analysis_set), []).append(i)
     out = list(analyses)
     for members in groups.values():
-        adjusted = holm([analyses[i].p_value for i in members])
+        # A comparison without a p-value counts as p = 1 in the family (conservative).
+        given = [analyses[i].p_value for i in members]
+        adjusted = holm([1.0 if p is None else p for p in given])
         for i, p in zip(members, adjusted, strict=True):
             out[i] = replace(analyses[i], p_holm=p)
     return out
@@ -114,7 +116,7 @@ def global_randomisation(
         method="global_randomisation",
         description=GLOBAL_METHOD,
         scale="p-value only",
-        estimate=float("nan"),
+        estimate=None,
         ci_low=None,
         ci_high=None,
         p_value=float(p),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.analysis.arms import global_randomisation, with_holm
-from policetrial.analysis.results import Clustering, Estimate
+from policetrial.analysis.results import Clustering, Estimate, judged
 from policetrial.analysis.table import (
     TableAnalysis,
     read_station_columns,
@@ -144,7 +144,7 @@ def analyse_arms_table(
             except AnalysisError as exc:
                 notes.append(f"{key} (its global test) was not analysed: {exc}")
     notes.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
-    analyses = with_holm(analyses)
+    analyses = [judged(e) for e in with_holm(analyses)]
     primary = next(
         e
         for e in analyses

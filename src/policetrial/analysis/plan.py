@@ -31,7 +31,7 @@ from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.questionnaire import analyse_scores
-from policetrial.analysis.results import Clustering, Estimate, TrialResults
+from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.analysis.stepped import ORDER_LIMIT
 from policetrial.analysis.stepped_plan import descriptive_by_exposure, run_stepped
@@ -157,7 +157,14 @@ def analyse_workspace(
                 )
         else:
             analyses, clustering = _run_plan(protocol, outcomes, allocation, exp, scores)
+        # No NaN, infinity or 1e19 leaves the analysis: such a result is "not estimable".
+        analyses = [judged(e) for e in analyses]
         caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
+        caught.extend(
+            f"{e.outcome} ({e.method}, {e.analysis_set}): not estimable: {e.not_estimable}"
+            for e in analyses
+            if e.not_estimable
+        )
     method = PRIMARY_METHODS[protocol.primary_method]
     primary_comparison = protocol.primary_arm if allocation.arm_names else None
     primary = next(

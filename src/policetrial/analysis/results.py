@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from policetrial.jsonable import jsonable
 
-__all__ = ["Clustering", "Estimate", "TrialResults", "listed"]
+__all__ = [
+    "RATIO_LIMIT",
+    "WIDE_RATIO",
+    "Clustering",
+    "Estimate",
+    "TrialResults",
+    "judged",
+    "listed",
+]
+
+RATIO_LIMIT = 5.0
+"""A rate or odds ratio beyond exp(+-5) (0.0067 to 148) is no estimate: a model fitted to
+almost no events, or one that did not converge, drifts there (a Section 136 rate ratio of
+1.7e19 with stations that had no detention at all)."""
+WIDE_RATIO = 100.0
+"""An interval whose upper end is more than this many times its lower end is flagged: the
+data hardly inform the effect."""
 
 
 def listed(items: list[Any] | tuple[Any, ...]) -> str:
@@ -26,12 +43,14 @@ class Estimate:
     method: str
     description: str
     scale: str
-    estimate: float
+    estimate: float | None
+    """None: not estimable (`not_estimable` says why)."""
     ci_low: float | None
     """None: the interval is open below (no bound was found; see `notes`)."""
     ci_high: float | None
     """None: the interval is open above."""
-    p_value: float
+    p_value: float | None
+    """None: no test could be made (`not_estimable` says why)."""
     df: float | None
     n_clusters: int
     notes: tuple[str, ...] = ()
@@ -44,6 +63,8 @@ class Estimate:
     p_holm: float | None = None
     """A trial of more than two arms: the p-value Holm-adjusted over the comparisons with
     control of the same outcome, method and analysis set."""
+    not_estimable: str | None = None
+    """Why the data give no estimate a reader could use (then `estimate` is None)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: jsonable(v) for k, v in asdict(self).items()}
@@ -52,6 +73,76 @@ class Estimate:
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])
+
+
+def judged(e: Estimate) -> Estimate:
+    """The estimate as a reader may take it: a number only where the data give one.
+
+    A non-finite estimate, a ratio beyond exp(+-5), a difference beyond 1e6 or a p-value
+    that is not a number (no variation between stations) makes the estimate not
+    estimable: estimate and interval None, the reason in `not_estimable` and the notes. A
+    finite p-value of a valid test is kept (a randomisation test stays exact whatever the
+    model's estimate); an interval of zero width (stations that do not vary) takes its
+    p-value with it. An interval spanning more than a hundredfold is flagged in words.
+    """
+    ratio = e.scale in ("rate ratio", "odds ratio")
+    estimate = e.estimate
+    reason = None
+    if e.scale == "p-value only":
+        estimate = None
+    elif estimate is None or not math.isfinite(estimate):
+        reason = "the model gave no finite estimate"
+    elif ratio and (estimate <= 0 or abs(math.log(estimate)) > RATIO_LIMIT):
+        reason = (
+            f"the model's {e.scale} drifted beyond exp(±{RATIO_LIMIT:g}) (below "
+            f"{math.exp(-RATIO_LIMIT):.4f} or above {math.exp(RATIO_LIMIT):.0f}): a model "
+            "fitted to too few events cannot place it"
+        )
+    elif not ratio and abs(estimate) > 1e6:
+        reason = f"the model's {e.scale} drifted beyond a million: the model did not settle"
+    elif _zero_width(e.ci_low, e.ci_high, ratio):
+        reason = (
+            "the stations do not vary, so there is no variation to measure the effect "
+            "against (its interval has no width)"
+        )
+    p = e.p_value if e.p_value is not None and math.isfinite(e.p_value) else None
+    if _zero_width(e.ci_low, e.ci_high, ratio):
+        p = None  # 0/0: a t test of no variation tests nothing
+    if p is None and e.p_value is not None and reason is None:
+        reason = "the test statistic is undefined: the stations do not vary (identical data)"
+    holm = e.p_holm if e.p_holm is not None and math.isfinite(e.p_holm) else None
+    if reason is not None:
+        return replace(
+            e,
+            estimate=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=p,
+            p_holm=holm,
+            not_estimable=reason,
+            notes=(*e.notes, f"Not estimable: {reason}."),
+        )
+    low = e.ci_low if e.ci_low is not None and math.isfinite(e.ci_low) else None
+    high = e.ci_high if e.ci_high is not None and math.isfinite(e.ci_high) else None
+    notes = e.notes
+    if ratio and low and high and high / low > WIDE_RATIO:
+        notes = (
+            *notes,
+            f"The interval ({low:.3g} to {high:.3g}) spans more than a {WIDE_RATIO:g}-fold "
+            "range: the data hardly inform this effect.",
+        )
+    return replace(
+        e, estimate=estimate, ci_low=low, ci_high=high, p_value=p, p_holm=holm, notes=notes
+    )
+
+
+def _zero_width(low: float | None, high: float | None, ratio: bool) -> bool:
+    """An interval whose ends coincide (to rounding): a variance of zero, not a certainty."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return False
+    if ratio:
+        return low > 0 and high / low - 1 < 1e-9
+    return high - low < 1e-9 * max(1.0, abs(low), abs(high))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from policetrial.analysis.results import Estimate
+from policetrial.analysis.results import Estimate, judged
 from policetrial.analysis.stepped import analyse_stepped, order_test, stepped_data
 from policetrial.analysis.stepped_plan import SENSITIVITY_METHODS
 from policetrial.analysis.table import TableAnalysis, read_station_columns, read_table_file
@@ -169,6 +169,7 @@ def analyse_stepped_table(
             if outcome == primary:
                 raise
             left_out.append(f"{outcome}: {exc}")
+    analyses = [judged(e) for e in analyses]
     first = next(e for e in analyses if e.outcome == primary and e.method == "sw_randomisation")
     return TableAnalysis(
         trial={

@@ -668,6 +668,10 @@ def _write_rejects(
     workspace.rejects_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     target = workspace.rejects_dir / f"{spec.name}-{stamp}-rejects.csv"
+    n = 1
+    while target.exists():  # two imports in one second keep both lists
+        n += 1
+        target = workspace.rejects_dir / f"{spec.name}-{stamp}-{n}-rejects.csv"
     with target.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "row", "column", "value", "reason"])

@@ -163,7 +163,10 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "smallest_p": test.get("smallest_p_value"),
         "outcome": outcome + (f", {compared[:1].lower() + compared[1:]}" if compared else ""),
         "text": (
-            f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} "
+            f"{scale[:1].upper() + scale[1:]} not estimable: {p['not_estimable']}"
+            + ("" if p.get("p_value") is None else f"; randomisation p = {fmt_p(p['p_value'])}")
+            if p.get("not_estimable")
+            else f"{scale[:1].upper() + scale[1:]} {fmt_number(p['estimate'])} "
             f"({_interval_text(p, level)}), p = {fmt_p(p['p_value'])}"
         ),
         "description": p.get("description", ""),

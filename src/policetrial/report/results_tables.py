@@ -164,9 +164,9 @@ def _estimate_rows(
             (outcome if group_by != "outcome" else method_label(e["method"]))
             + (" *" if is_primary else ""),
             e.get("scale", ""),
-            e.get("estimate"),
-            None if p_only else _end(e.get("ci_low")),
-            None if p_only else _end(e.get("ci_high")),
+            "not estimable" if e.get("not_estimable") else e.get("estimate"),
+            None if p_only or e.get("not_estimable") else _end(e.get("ci_low")),
+            None if p_only or e.get("not_estimable") else _end(e.get("ci_high")),
             e.get("p_value"),
             # The global test is one test per outcome: nothing to adjust.
             *((None if p_only else e.get("p_holm"),) if arms else ()),
@@ -191,6 +191,12 @@ def _estimates_blank(estimates: list[dict[str, Any]]) -> str:
         reasons.append(
             "A randomisation test has no degrees of freedom: it refers to the allocations "
             "the design could have chosen, not to a t distribution."
+        )
+    if any(e.get("not_estimable") for e in estimates):
+        reasons.append(
+            "A result marked not estimable has no interval: the data could not place the "
+            "effect (its note says why); its randomisation p-value, where given, is still a "
+            "valid test."
         )
     if any(e["method"] == "global_randomisation" for e in estimates):
         reasons.append(

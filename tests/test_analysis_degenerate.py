@@ -1,0 +1,163 @@
+"""Degenerate and non-estimable results are never a number: no NaN, no infinity, no 1e19.
+
+Each station table below is one a trial statistician meets on real data (issue 17): every
+station with the same counts, the same follow-up counts over different baselines, an
+outcome so rare that most stations have none, stations with no incidents at all. Whatever
+the analysis makes of them, what reaches results.json, the CLI and the report is a
+number a reader may take as one, or "not estimable" with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from policetrial.analysis.plan import analyse_workspace
+from policetrial.analysis.results import Estimate, judged
+from policetrial.analysis.table import analyse_station_table, read_station_table
+from policetrial.cli import app
+from policetrial.protocol.schema import Protocol
+from policetrial.records.workspace import Workspace
+
+runner = CliRunner()
+STATIONS = [f"S{i:02d}" for i in range(12)]
+ARMS = ["intervention"] * 6 + ["control"] * 6
+
+
+def bad_numbers(value: Any, path: str = "") -> list[str]:
+    """Every NaN, infinity or number above 1e6 in absolute value, by its path."""
+    found = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += bad_numbers(v, f"{path}/{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found += bad_numbers(v, f"{path}[{i}]")
+    elif isinstance(value, float) and (not math.isfinite(value) or abs(value) > 1e6):
+        found.append(f"{path} = {value}")
+    return found
+
+
+def station_table(baseline: list[int], followup: list[int], *, other: int = 30) -> pd.DataFrame:
+    """Twelve stations, 6 v 6: the primary outcome's counts as given, the others ordinary."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for period, counts in (("baseline", baseline), ("followup", followup)):
+        for station, arm, count in zip(STATIONS, ARMS, counts, strict=True):
+            rows.append(
+                {
+                    "station_id": station,
+                    "arm": arm,
+                    "period": period,
+                    "days": 30 if period == "baseline" else 91,
+                    "mh_calls": count,
+                    "incidents": int(rng.poisson(other * 20)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+CASES = {
+    "identical counts": ([20] * 12, [20] * 12),
+    "identical follow-up over varying baselines": ([5, 9, 14, 20, 26, 31] * 2, [18] * 12),
+    "rare: most stations none": (
+        [2, 1, 0, 3, 1, 2, 1, 0, 2, 1, 3, 1],
+        [0, 0, 0, 0, 0, 1, 1, 2, 0, 1, 0, 3],
+    ),
+    "one arm almost empty": ([4] * 12, [0, 0, 0, 0, 0, 1, 9, 11, 8, 12, 10, 9]),
+    "six stations with no incidents at all": (
+        [0] * 6 + [8, 9, 7, 10, 6, 9],
+        [0] * 6 + [7, 8, 9, 6, 10, 8],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_degenerate_station_table_gives_no_impossible_number(
+    case: str, protocol: Protocol, tmp_path: Path
+) -> None:
+    baseline, followup = CASES[case]
+    path = tmp_path / "stations.csv"
+    station_table(baseline, followup).to_csv(path, index=False)
+    table = read_station_table(path, protocol)
+    try:
+        analysis = analyse_station_table(table, protocol)
+    except Exception as exc:  # a refusal must be a user-facing one, with its reason
+        from policetrial.errors import TrialError
+
+        assert isinstance(exc, TrialError), repr(exc)
+        assert "not estimable" in str(exc) or "no events" in str(exc)
+        return
+    as_json = json.loads(json.dumps(analysis.to_dict(), default=str))
+    assert bad_numbers(as_json) == []
+    for e in analysis.analyses:
+        if e.not_estimable:
+            assert e.estimate is None and e.ci_low is None and e.ci_high is None
+            assert any(n.startswith("Not estimable:") for n in e.notes)
+    result = runner.invoke(
+        app, ["analyse", "--stations", str(path), "--protocol", "connect", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert bad_numbers(json.loads(result.stdout)) == []
+    shown = runner.invoke(app, ["analyse", "--stations", str(path), "--protocol", "connect"])
+    assert shown.exit_code == 0, shown.output
+    assert not re.search(r"\b(nan|inf|-inf|infinity)\b|e\+\d\d", shown.output, re.IGNORECASE)
+
+
+def test_identical_counts_are_not_estimable_for_the_cluster_level_analysis(
+    protocol: Protocol, tmp_path: Path
+) -> None:
+    """Every station the same: the cluster-level t statistic is 0/0. It was a NaN p-value
+    with only a numpy warning; it is now "not estimable" with the reason."""
+    path = tmp_path / "same.csv"
+    station_table([20] * 12, [20] * 12).to_csv(path, index=False)
+    analysis = analyse_station_table(read_station_table(path, protocol), protocol)
+    cluster = [
+        e for e in analysis.analyses if e.method == "cluster_level" and e.outcome == "mh_calls"
+    ]
+    if cluster:
+        (e,) = cluster
+        assert e.not_estimable is not None and "do not vary" in e.not_estimable
+        assert e.p_value is None
+
+
+@pytest.mark.parametrize(
+    ("estimate", "p", "words"),
+    [
+        (1.6852758433877838e19, 0.725, "drifted beyond exp(±5)"),
+        (float("inf"), 0.5, "no finite estimate"),
+        (float("nan"), 0.5, "no finite estimate"),
+        (1.0, float("nan"), "do not vary"),
+        (0.0, 0.3, "drifted beyond exp(±5)"),
+    ],
+)
+def test_judged_turns_impossible_numbers_into_reasons(
+    estimate: float, p: float, words: str
+) -> None:
+    """The demo's Section 136 rate ratio of 1.7e19 (p 0.725) and its kin."""
+    e = Estimate("s136", "nb_randomisation", "", "rate ratio", estimate, None, None, p, None, 12)
+    out = judged(e)
+    assert out.estimate is None and out.not_estimable is not None and words in out.not_estimable
+    assert out.p_value == (None if math.isnan(p) else p)
+    assert bad_numbers(out.to_dict()) == []
+
+
+def test_a_very_wide_interval_is_flagged_not_hidden() -> None:
+    e = Estimate("x", "gee_fg", "", "odds ratio", 0.8, 0.02, 32.87, 0.7, 10.0, 12)
+    out = judged(e)
+    assert out.estimate == 0.8 and out.not_estimable is None
+    assert any("hardly inform" in n for n in out.notes)
+
+
+def test_the_synthetic_trials_results_hold_no_impossible_number(imported: Workspace) -> None:
+    """The workspace analysis (Section 136 among its outcomes) as results.json holds it."""
+    results = analyse_workspace(imported)
+    assert bad_numbers(json.loads(json.dumps(results.to_dict(), default=str))) == []
