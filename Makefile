@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# axe-core (npm) for the accessibility test: injected by Playwright into Chromium.
+AXE_VERSION := 4.14.1
+AXE := build/axe/.axe-core-$(AXE_VERSION)
 
 .PHONY: demo test lint install clean consistency package fuzz
 
@@ -12,7 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(AXE):
+	rm -rf build/axe && mkdir -p build/axe
+	npm install --prefix build/axe --no-audit --no-fund --no-package-lock --silent axe-core@$(AXE_VERSION)
+	touch $(AXE)
+
+install: $(STAMP) $(AXE)
 
 demo: $(STAMP)
 	$(BIN)/policetrial demo --out out/demo
@@ -23,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Both cores: the suite's long tests (the tutorials, the demos) run side by side.
-test: lint
+test: lint $(AXE)
 	$(BIN)/python -m pytest -n 2
 
 # The report's numbers reconcile for 20 synthetic forces of each of two protocols (a few

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -41,6 +42,7 @@ class WebTrial:
     root: Path
     database_url: str | None
     links: dict[str, list[str]]
+    apps: list[Any] = field(default_factory=list)
 
     def client(self, **settings: object) -> TestClient:
         app = create_app(
@@ -51,7 +53,15 @@ class WebTrial:
                 **settings,  # type: ignore[arg-type]
             )
         )
+        self.apps.append(app)
         return TestClient(app, base_url="http://testserver", follow_redirects=False)
+
+    def close(self) -> None:
+        """Give back the database connections of every app a test made (a TestClient not
+        used as a context manager never runs the app's shutdown)."""
+        for app in self.apps:
+            app.state.web.engine.dispose()
+        self.apps.clear()
 
 
 def build_trial(
@@ -90,6 +100,7 @@ def web_trial(
         shutil.copytree(web_sqlite_root, target)
         trial = WebTrial(target, None, _links(web_sqlite_root))
         yield trial
+        trial.close()
         return
     if not _postgres_available():
         if IN_CI:
@@ -97,9 +108,13 @@ def web_trial(
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
     schema = f"pt_web_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
     url = fresh_schema(schema)
+    trial = None
     try:
-        yield clone_to(web_sqlite_root, tmp_path / "ws", url)
+        trial = clone_to(web_sqlite_root, tmp_path / "ws", url)
+        yield trial
     finally:
+        if trial is not None:
+            trial.close()
         drop_schema(schema)
 
 

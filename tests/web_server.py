@@ -25,9 +25,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    root: Path, database_url: str | None, *, workers: int = 1
+    root: Path, database_url: str | None, *, workers: int = 1, options: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A server on a free port; yields its base URL and process, and stops it after."""
+    """A server on a free port; yields its base URL and process, and stops it after.
+
+    `options` are added to `policetrial serve`'s command line."""
     port = free_port()
     env = {**os.environ, "POLICETRIAL_SECRET_KEY": SECRET}
     env.pop("POLICETRIAL_DATABASE_URL", None)
@@ -35,7 +37,7 @@ def running_server(
         env["POLICETRIAL_DATABASE_URL"] = database_url
     process = subprocess.Popen(
         [sys.executable, "-m", "policetrial", "serve", "--workspace", str(root),
-         "--port", str(port), "--workers", str(workers)],
+         "--port", str(port), "--workers", str(workers), *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

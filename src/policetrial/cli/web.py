@@ -17,7 +17,9 @@ from policetrial.cli import common
 
 __all__ = ["serve_command", "user_app"]
 
-user_app = typer.Typer(help="Web accounts: add, disable, list.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Web accounts: add, disable, enable, reset-link, list.", no_args_is_help=True
+)
 
 PasswordOption = Annotated[
     str | None,
@@ -33,9 +35,16 @@ PasswordOption = Annotated[
 @contextlib.contextmanager
 def _engine(workspace: Path) -> Iterator[Any]:
     """The workspace's database engine, closed again after the command."""
+    with _workspace(workspace) as ws:
+        yield ws.engine
+
+
+@contextlib.contextmanager
+def _workspace(workspace: Path) -> Iterator[Any]:
+    """The workspace, its database engine closed again after the command."""
     ws = common.open_workspace_from_env(workspace)
     try:
-        yield ws.engine
+        yield ws
     finally:
         ws.engine.dispose()
 
@@ -52,7 +61,7 @@ def _password(variable: str | None) -> str:
         from policetrial.errors import AccountError
 
         raise AccountError("no terminal to ask for the password; use --password-env VAR")
-    first = getpass.getpass("Password (at least 12 characters): ")
+    first = getpass.getpass("Password (at least 12 characters, hard to guess): ")
     if getpass.getpass("Again: ") != first:
         from policetrial.errors import AccountError
 
@@ -73,11 +82,12 @@ def user_add(
 ) -> None:
     """Add a web account (auditors get a neutral rater code such as A01)."""
     from policetrial.web.accounts import add_user
+    from policetrial.web.passwords import trial_words
 
     with common.user_errors():
         password = _password(password_env)
-        with _engine(workspace) as engine:
-            user = add_user(engine, username, role, password)
+        with _workspace(workspace) as ws:
+            user = add_user(ws.engine, username, role, password, words=trial_words(ws.protocol))
     if as_json:
         common.emit_json(user.to_dict())
         return
@@ -100,6 +110,49 @@ def user_disable(
         common.emit_json(user.to_dict())
         return
     common.console.print(escape(f"Disabled {user.username}; their sessions have ended."))
+
+
+@user_app.command("enable")
+def user_enable(
+    username: Annotated[str, typer.Argument(help="The disabled account to enable again.")],
+    workspace: common.WorkspaceOption = Path("."),
+    as_json: common.JsonOption = False,
+) -> None:
+    """Enable a disabled account again: the same account, role and rater code."""
+    from policetrial.web.accounts import enable_user
+
+    with common.user_errors(), _engine(workspace) as engine:
+        user = enable_user(engine, username)
+    if as_json:
+        common.emit_json(user.to_dict())
+        return
+    code = f" with rater code {user.rater_code}" if user.rater_code else ""
+    common.console.print(escape(f"Enabled {user.username}{code}."))
+
+
+@user_app.command("reset-link")
+def user_reset_link(
+    username: Annotated[str, typer.Argument(help="The account whose password is to be set.")],
+    base_url: Annotated[
+        str, typer.Option(help="The address the web application is reached at.")
+    ] = "http://127.0.0.1:8000",
+    workspace: common.WorkspaceOption = Path("."),
+    as_json: common.JsonOption = False,
+) -> None:
+    """Make a one-time link (valid 24 hours) with which the user sets a new password."""
+    from policetrial.records import changelog
+    from policetrial.web.recovery import RESET_HOURS, make_reset_link
+
+    with common.user_errors(), _engine(workspace) as engine:
+        token = make_reset_link(engine, username, actor=changelog.current_actor())
+    link = f"{base_url.rstrip('/')}/reset/{token}"
+    if as_json:
+        common.emit_json({"username": username, "link": link, "expires_hours": RESET_HOURS})
+        return
+    common.console.print(
+        escape(f"Give {username} this link; it works once, within {RESET_HOURS} hours:")
+    )
+    common.console.print(escape(link), soft_wrap=True)
 
 
 @user_app.command("list")
@@ -132,6 +185,23 @@ def serve_command(
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure (when served over HTTPS).")
     ] = False,
+    survey_contact: Annotated[
+        str | None,
+        typer.Option(
+            help="Whom an officer whose questionnaire link cannot be used should contact "
+            "(a name and a phone number or address), shown on that page.",
+            show_default=False,
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or network of a reverse proxy whose X-Forwarded-For names the real "
+            "client (for the per-address login limit); repeat for more than one.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the trial's web application (dashboard, audit screen, questionnaires)."""
     import uvicorn
@@ -140,7 +210,16 @@ def serve_command(
 
     with common.user_errors():
         ws = common.open_workspace_from_env(workspace)
-        settings = Settings.from_env(ws.root)
+        if trusted_proxy:
+            os.environ["POLICETRIAL_TRUSTED_PROXIES"] = ",".join(trusted_proxy)
+        if survey_contact:
+            os.environ["POLICETRIAL_SURVEY_CONTACT"] = survey_contact
+        try:
+            settings = Settings.from_env(ws.root)
+        except ValueError as exc:
+            from policetrial.errors import TrialError
+
+            raise TrialError(_first_error(exc)) from None
         load_secret_key(settings)  # made once here, so every worker signs alike
         ws.engine.dispose()
     os.environ["POLICETRIAL_WORKSPACE"] = str(ws.root)
@@ -159,5 +238,16 @@ def serve_command(
         port=port,
         workers=workers,
         log_level="warning",
-        proxy_headers=False,
+        proxy_headers=False,  # the app reads X-Forwarded-For itself, from trusted proxies only
+        server_header=False,
     )
+
+
+def _first_error(exc: ValueError) -> str:
+    """The message of a settings error, without pydantic's framing."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        found = errors()
+        if found:
+            return str(found[0].get("msg", exc)).removeprefix("Value error, ")
+    return str(exc)

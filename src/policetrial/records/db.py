@@ -300,6 +300,30 @@ web_login_failures = Table(
     Column("at", DateTime, nullable=False, index=True),
 )
 
+# Login throttling and one-time password-reset links (migration 0007): one row per account
+# and per client address that failed lately, read and written under a row lock so that
+# parallel guesses are all counted; a reset link is stored as its SHA-256 only.
+web_login_throttle = Table(
+    "web_login_throttle",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_at", DateTime, nullable=False),
+    Column("last_at", DateTime, nullable=False, index=True),
+    Column("locked_until", DateTime),
+)
+
+web_password_resets = Table(
+    "web_password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("web_users.id"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("used_at", DateTime),
+)
+
 audit_skips = Table(
     "audit_skips",
     metadata,
@@ -360,7 +384,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 """The newest migration in `records/migrations` (a test keeps it equal to Alembic's head)."""
 
 

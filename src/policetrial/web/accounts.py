@@ -5,29 +5,33 @@ Roles: `admin` (accounts), `manager` (the trial manager: progress without arms),
 (blinded; rates incidents under a neutral rater code such as `A03`). Officers have no
 account: a one-time questionnaire link is their only way in.
 
-Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's second recommended
-option). A session is a random 256-bit id: the browser holds it in a signed cookie, the
-database holds only its SHA-256 with an expiry, so logging out or disabling an account
-ends the session at once. Every change to an account goes to the change log.
+Failed logins are counted by `throttle`. Passwords are hashed with argon2id (argon2-cffi's
+defaults, RFC 9106's second recommended option). A session is a random 256-bit id: the
+browser holds it in a signed cookie, the database holds only its SHA-256 with an expiry,
+so logging out or disabling an account ends the session at once. Every change to an
+account goes to the change log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import random
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from policetrial.errors import AccountError
 from policetrial.records import changelog, db
+from policetrial.web import passwords
 
 __all__ = [
     "ROLES",
@@ -35,11 +39,14 @@ __all__ = [
     "add_user",
     "authenticate",
     "disable_user",
+    "enable_user",
     "end_session",
+    "find_user",
+    "hash_password",
     "list_users",
-    "login_blocked",
     "open_session",
     "session_user",
+    "verify_password",
 ]
 
 ROLES = ("admin", "manager", "statistician", "auditor")
@@ -50,7 +57,7 @@ ROLE_TITLES = {
     "auditor": "auditor",
 }
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
-MIN_PASSWORD = 12
+MIN_PASSWORD = passwords.MIN_PASSWORD
 _hasher = PasswordHasher()
 # A hash to verify against when the username is unknown, so that the time a failed login
 # takes does not tell whether the account exists.
@@ -96,56 +103,102 @@ def normalise_username(text: str) -> str:
     return "".join(ch for ch in text.strip().lower() if ch.isprintable())[:64]
 
 
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+def check_password(password: str, *, username: str = "", words: tuple[str, ...] = ()) -> None:
+    """Refuse a weak password (the policy is `passwords.check_password`'s)."""
+    passwords.check_password(password, username=username, words=words)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def add_user(
-    engine: Engine, username: str, role: str, password: str, *, actor: str | None = None
+    engine: Engine,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    actor: str | None = None,
+    words: tuple[str, ...] = (),
 ) -> User:
-    """Create an account; auditors get the next neutral rater code (A01, A02, ...)."""
+    """Create an account; auditors get the next neutral rater code (A01, A02, ...).
+
+    Rater codes are allocated safely when accounts are added at the same time: the code
+    is unique in the database, and a transaction that lost the race for one tries the
+    next free code instead of failing. `words` are the trial's own words, which the
+    password must not be made of (`passwords.trial_words`).
+    """
     username = username.strip().lower()
     if not _USERNAME.match(username):
         raise AccountError(
             f"username {username!r}: use 3-64 lower-case letters, digits, '.', '_' or '-'"
         )
+    if not role:
+        raise AccountError(f"choose a role: {', '.join(ROLES)}")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    check_password(password)
+    check_password(password, username=username, words=words)
     who = actor or changelog.current_actor()
+    password_hash = _hasher.hash(password)
+    for _ in range(50):
+        try:
+            return _insert_user(engine, username, role, password_hash, who)
+        except (IntegrityError, OperationalError):
+            if _exists(engine, username):
+                raise AccountError(f"there is already an account called {username!r}") from None
+            # Another account took the same rater code at the same moment (or SQLite's
+            # writer was busy): try again with a fresh look at the codes.
+            time.sleep(random.uniform(0.005, 0.05))
+    raise AccountError("could not allocate a rater code; try again")
+
+
+def _exists(engine: Engine, username: str) -> bool:
     t = db.web_users
-    try:
-        with engine.begin() as connection:
-            rater_code = None
-            if role == "auditor":
-                n = connection.execute(
-                    select(func.count()).where(t.c.rater_code.is_not(None))
-                ).scalar_one()
-                rater_code = f"A{n + 1:02d}"
-            user_id = connection.execute(
-                insert(t)
-                .values(
-                    username=username,
-                    role=role,
-                    password_hash=_hasher.hash(password),
-                    rater_code=rater_code,
-                    active=True,
-                    created_at=_now(),
-                    created_by=who,
-                )
-                .returning(t.c.id)
-            ).scalar_one()
-            changelog.append_change(
-                connection,
-                action="user-add",
-                entity="web_user",
-                entity_id=username,
-                after={"username": username, "role": role, "rater_code": rater_code},
-                actor=who,
+    with engine.connect() as connection:
+        found = connection.execute(select(t.c.id).where(t.c.username == username)).first()
+    return found is not None
+
+
+def _next_rater_code(connection: Any) -> str:
+    codes = connection.execute(
+        select(db.web_users.c.rater_code).where(db.web_users.c.rater_code.is_not(None))
+    ).scalars()
+    numbers = [int(c[1:]) for c in codes if re.fullmatch(r"A\d+", c)]
+    return f"A{max(numbers, default=0) + 1:02d}"
+
+
+def _insert_user(engine: Engine, username: str, role: str, password_hash: str, who: str) -> User:
+    t = db.web_users
+    with engine.begin() as connection:
+        rater_code = _next_rater_code(connection) if role == "auditor" else None
+        user_id = connection.execute(
+            insert(t)
+            .values(
+                username=username,
+                role=role,
+                password_hash=password_hash,
+                rater_code=rater_code,
+                active=True,
+                created_at=_now(),
+                created_by=who,
             )
-    except IntegrityError:
-        raise AccountError(f"there is already an account called {username!r}") from None
+            .returning(t.c.id)
+        ).scalar_one()
+        changelog.append_change(
+            connection,
+            action="user-add",
+            entity="web_user",
+            entity_id=username,
+            after={"username": username, "role": role, "rater_code": rater_code},
+            actor=who,
+        )
     return User(int(user_id), username, role, rater_code, True)
 
 
@@ -179,30 +232,52 @@ def disable_user(engine: Engine, username: str, *, actor: str | None = None) -> 
     return User(int(row["id"]), username, row["role"], row["rater_code"], False)
 
 
+def enable_user(engine: Engine, username: str, *, actor: str | None = None) -> User:
+    """Enable a disabled account again: the same account, role and rater code.
+
+    An auditor re-enabled keeps their rater code, so all their ratings stay under one
+    code and the agreement statistics see one rater, not two.
+    """
+    who = actor or changelog.current_actor()
+    t = db.web_users
+    with engine.begin() as connection:
+        row = connection.execute(select(t).where(t.c.username == username)).mappings().first()
+        if row is None:
+            raise AccountError(f"there is no account called {username!r}")
+        if row["active"]:
+            return _user(row)
+        connection.execute(update(t).where(t.c.id == row["id"]).values(active=True))
+        changelog.append_change(
+            connection,
+            action="user-enable",
+            entity="web_user",
+            entity_id=username,
+            before={"active": False},
+            after={"active": True},
+            actor=who,
+        )
+    return User(int(row["id"]), username, row["role"], row["rater_code"], True)
+
+
+def find_user(engine: Engine, username: str) -> User | None:
+    t = db.web_users
+    with engine.connect() as connection:
+        row = connection.execute(select(t).where(t.c.username == username)).mappings().first()
+    return None if row is None else _user(row)
+
+
 def list_users(engine: Engine) -> list[User]:
     with engine.connect() as connection:
         rows = connection.execute(select(db.web_users).order_by(db.web_users.c.username))
         return [_user(r) for r in rows.mappings()]
 
 
-def login_blocked(
-    engine: Engine, username: str, client: str, *, limit: int, window: dt.timedelta
-) -> bool:
-    """True when `username` or `client` has `limit` failed logins within `window`."""
-    t = db.web_login_failures
-    since = _now() - window
-    with engine.connect() as connection:
-        by_user = connection.execute(
-            select(func.count()).where(and_(t.c.username == username, t.c.at >= since))
-        ).scalar_one()
-        by_client = connection.execute(
-            select(func.count()).where(and_(t.c.client == client, t.c.at >= since))
-        ).scalar_one()
-    return max(by_user, by_client) >= limit
+def authenticate(engine: Engine, username: str, password: str) -> User | None:
+    """The active user with this password, or None.
 
-
-def authenticate(engine: Engine, username: str, password: str, client: str) -> User | None:
-    """The active user with this password, or None (and the failure is recorded)."""
+    An unknown username is checked against a dummy hash, so a wrong password and an
+    unknown username take the same time. Counting failures is `throttle`'s job.
+    """
     username = normalise_username(username)
     t = db.web_users
     with engine.connect() as connection:
@@ -214,12 +289,6 @@ def authenticate(engine: Engine, username: str, password: str, client: str) -> U
         ok = False
     if ok and row is not None and row["active"]:
         return _user(row)
-    with engine.begin() as connection:
-        connection.execute(
-            insert(db.web_login_failures).values(
-                username=username, client=normalise_username(client), at=_now()
-            )
-        )
     return None
 
 

@@ -55,11 +55,15 @@ def dashboard_context(workspace: Workspace, *, by_arm: bool) -> dict[str, Any]:
         context["eligible_total"] = 0
         context["training"] = None
         context["questionnaires"] = []
+        context["responses_by_station"] = {"times": [], "rows": []}
     else:
         roster = survey_roster(workspace)
         context["eligible_total"] = len(roster)
         context["training"] = _training(workspace, allocation, by_arm)
         context["questionnaires"] = _questionnaires(workspace, by_arm)
+        context["responses_by_station"] = _responses_by_station(
+            workspace, stations, by_arm, allocation is not None
+        )
         if protocol.design.stepped and allocation is not None:
             context["rollout"] = _rollout(workspace, allocation, dt.date.today())
             if by_arm:
@@ -97,6 +101,7 @@ def _training(workspace: Workspace, allocation: Any, by_arm: bool) -> dict[str, 
         "sessions": len(sessions),
         "attended": int(attended["officer_key"].nunique()) if len(attended) else 0,
         "by_month": [{"month": m, "sessions": int(n)} for m, n in months.items()],
+        "trained_by_month": _first_trained(sessions, attended),
     }
     if allocation is not None and len(sessions):
         result = exposure(
@@ -116,6 +121,22 @@ def _training(workspace: Workspace, allocation: Any, by_arm: bool) -> dict[str, 
                 for row in result.by_arm.to_dict("records")
             ]
     return out
+
+
+def _first_trained(sessions: pd.DataFrame, attended: pd.DataFrame) -> list[dict[str, Any]]:
+    """Officers who attended a session, by the month of their first one, and cumulative."""
+    if not len(sessions) or not len(attended):
+        return []
+    dates = attended.merge(sessions[["session_id", "session_date"]], on="session_id")
+    first = pd.to_datetime(dates.groupby("officer_key")["session_date"].min())
+    counts = first.dt.strftime("%Y-%m").value_counts().sort_index()
+    span = pd.period_range(counts.index[0], counts.index[-1], freq="M").strftime("%Y-%m")
+    counts = counts.reindex(span, fill_value=0)
+    rows, total = [], 0
+    for month, n in counts.items():
+        total += int(n)
+        rows.append({"month": str(month), "first_trained": int(n), "cumulative": total})
+    return rows
 
 
 def _rollout(workspace: Workspace, allocation: Any, today: dt.date) -> list[dict[str, Any]]:
@@ -184,6 +205,40 @@ def _questionnaires(workspace: Workspace, by_arm: bool) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _responses_by_station(
+    workspace: Workspace, stations: pd.DataFrame, by_arm: bool, randomised: bool
+) -> dict[str, Any]:
+    """Response rate by station and time point, so non-responders can be chased station by
+    station; the statistician's rows also say the station's arm (or sequence)."""
+    flow = response_flow(workspace)
+    table = flow.by_station
+    names = dict(zip(stations["station_id"], stations["station_name"], strict=True))
+    times = [str(t) for t in dict.fromkeys(table["time"])]
+    labels = workspace.protocol.arms.labels
+    rows = []
+    for station_id, group in table.groupby("station_id", sort=False):
+        arm = str(group["arm"].iloc[0])
+        by_time = group.set_index("time")
+        rows.append(
+            {
+                "station": names.get(station_id, str(station_id)),
+                **({"group": labels.get(arm, arm.capitalize())} if by_arm and randomised else {}),
+                "eligible": {t: _int(by_time.at[t, "eligible"]) for t in times},
+                "responded": {t: _int(by_time.at[t, "responded"]) for t in times},
+                "rates": {
+                    t: (
+                        round(_int(by_time.at[t, "responded"]) / _int(by_time.at[t, "eligible"]), 3)
+                        if _int(by_time.at[t, "eligible"])
+                        else None
+                    )
+                    for t in times
+                },
+            }
+        )
+    rows.sort(key=lambda r: (r.get("group", ""), r["station"]))
+    return {"times": times, "rows": rows}
 
 
 def _completeness(workspace: Workspace, stations: pd.DataFrame) -> dict[str, Any]:

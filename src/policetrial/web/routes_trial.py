@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from policetrial.web.accounts import User
-from policetrial.web.site import Site
+from policetrial.web.site import Site, wants_json
 
 __all__ = ["DOWNLOADS", "add_trial_routes"]
 
@@ -29,9 +29,15 @@ def add_trial_routes(app: FastAPI, site: Site) -> None:
         user: Annotated[User, Depends(site.require("admin", "manager", "statistician"))],
     ) -> Response:
         from policetrial.web.dashboard import dashboard_context
+        from policetrial.web.figures import dashboard_figures
 
         context = dashboard_context(site.workspace, by_arm=user.role == "statistician")
-        return site.render(request, "dashboard.html", {"d": context}, user=user, data=context)
+        if wants_json(request):  # the numbers only; the figures are drawn from them
+            return site.render(request, "dashboard.html", context, user=user)
+        figures = dashboard_figures(context)
+        return site.render(
+            request, "dashboard.html", {"d": context, "figures": figures}, user=user, data=context
+        )
 
     # ---------------------------------------------------------------- randomisation
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -20,10 +21,11 @@ from policetrial import __version__
 from policetrial.jsonable import jsonable
 from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.survey.instruments import Questionnaire
-from policetrial.web import accounts
+from policetrial.web import accounts, passwords
 from policetrial.web.accounts import User
 from policetrial.web.security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, CookieSigner
 from policetrial.web.settings import Settings, load_secret_key
+from policetrial.web.throttle import client_address, parse_networks
 
 __all__ = ["HOME", "Redirect", "Site", "wants_json"]
 
@@ -62,9 +64,20 @@ class Site:
         self.templates.env.globals["trial_title"] = protocol.trial.title
         self.templates.env.globals["survey_introduction"] = protocol.survey.introduction
         self.csrf = Depends(self.check_csrf)
+        self.login_policy = settings.login_policy()
+        self.trial_words = passwords.trial_words(protocol)
+        self._trusted = parse_networks(settings.trusted_proxies)
         self._questionnaire: Questionnaire | None = None
         self._packs: dict[int, dict[str, dict[str, Any]]] = {}
         self._rendered: dict[str, str] = {}
+        self._read_limiter: anyio.CapacityLimiter | None = None
+
+    def read_limiter(self) -> anyio.CapacityLimiter:
+        """Threads for short reads (opening a questionnaire link), apart from the pool that
+        writes use, made on first use inside the event loop."""
+        if self._read_limiter is None:
+            self._read_limiter = anyio.CapacityLimiter(self.settings.threads)
+        return self._read_limiter
 
     @property
     def engine(self) -> Any:
@@ -160,6 +173,22 @@ class Site:
             raise HTTPException(
                 403, "the form has expired or did not come from this site; reload the page"
             )
+
+    def client_address(self, request: Request) -> str:
+        """The real client's address (behind a trusted proxy, from `X-Forwarded-For`)."""
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), self._trusted)
+
+    def rotate_csrf(self, response: Response) -> None:
+        """Give the browser a new CSRF cookie (at login and logout), so a token seen before
+        the session changed hands is worth nothing after."""
+        response.set_cookie(
+            CSRF_COOKIE,
+            CookieSigner.new_csrf_cookie(),
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
 
     def current_user(self, request: Request) -> User | None:
         session_id = self.signer.session_id(request.cookies.get(SESSION_COOKIE))
