@@ -13,7 +13,6 @@ import typer
 from rich.markup import escape
 
 from policetrial.cli import common
-from policetrial.records.cells import safe_frame
 
 __all__ = ["audit_app"]
 
@@ -346,6 +345,8 @@ def simulate_ratings_command(
             drawn, relevant_rate=relevant_rate, agreement=agreement_rate, seed=seed
         )
         file.parent.mkdir(parents=True, exist_ok=True)
+        from policetrial.records.cells import safe_frame
+
         safe_frame(frame).to_csv(file, index=False)
         if as_json:
             common.emit_json({"file": str(file), "ratings": len(frame), "synthetic": True})

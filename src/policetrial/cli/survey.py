@@ -14,7 +14,6 @@ import typer
 from rich.markup import escape
 
 from policetrial.cli import common
-from policetrial.records.cells import safe_frame
 
 __all__ = ["survey_app"]
 
@@ -197,6 +196,7 @@ def score(
     as_json: JsonOption = False,
 ) -> None:
     """Score every stored questionnaire: scale and subscale scores by time point and arm."""
+    from policetrial.records.cells import safe_frame
     from policetrial.survey import survey_scores
 
     with common.user_errors():
@@ -354,6 +354,8 @@ def simulate(
             pre_share=pre_share,
             post_share=post_share,
         )
+        from policetrial.records.cells import safe_frame
+
         safe_frame(rows).to_csv(path, index=False)
         counts = rows["time"].value_counts().to_dict() if len(rows) else {}
         if as_json:
