@@ -25,7 +25,9 @@ from policetrial.analysis.results import Estimate, judged
 from policetrial.analysis.table import analyse_station_table, read_station_table
 from policetrial.cli import app
 from policetrial.protocol.schema import Protocol
+from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.workspace import Workspace
+from policetrial.synth import SynthForce
 
 runner = CliRunner()
 STATIONS = [f"S{i:02d}" for i in range(12)]
@@ -161,3 +163,57 @@ def test_the_synthetic_trials_results_hold_no_impossible_number(imported: Worksp
     """The workspace analysis (Section 136 among its outcomes) as results.json holds it."""
     results = analyse_workspace(imported)
     assert bad_numbers(json.loads(json.dumps(results.to_dict(), default=str))) == []
+
+
+def test_a_log_cut_before_the_follow_up_ends_is_refused_unless_interim(
+    tmp_path: Path,
+    force: SynthForce,
+    pseudonymiser: Pseudonymiser,
+    key_env: str,
+    imported: Workspace,
+) -> None:
+    """The incident extract ends 20 days before the last follow-up window does. Counting
+    those days as days without incidents would bias the rates down; the outcome table
+    marks the windows incomplete, `analyse` refuses them (exit 2, the window named), and
+    `analyse --interim` takes each rate over the days covered and says so."""
+    from policetrial.errors import AnalysisError
+    from policetrial.ingest.importer import import_extract
+    from policetrial.outcomes import workspace_windows
+    from policetrial.outcomes.compute import workspace_outcomes
+    from policetrial.randomise.sealed import randomise_workspace
+    from policetrial.records.workspace import init_workspace
+
+    incidents = pd.read_csv(force.files["incidents"], dtype=str, keep_default_na=False)
+    last_end = pd.Timestamp(workspace_windows(imported)["end"].max())
+    cut = (last_end - pd.Timedelta(days=20)).date()
+    kept = incidents[pd.to_datetime(incidents["created_at"]).dt.date < cut]
+    refs = set(kept["incident_ref"])
+    ws = init_workspace(tmp_path / "ws")
+    for kind in ws.protocol.import_order:
+        frame = pd.read_csv(force.files[kind], dtype=str, keep_default_na=False)
+        if kind == "incidents":
+            frame = kept
+        elif "incident_ref" in frame.columns:
+            frame = frame[frame["incident_ref"].isin(refs) | (frame["incident_ref"] == "")]
+        path = tmp_path / f"{kind}.csv"
+        frame.to_csv(path, index=False)
+        import_extract(ws, kind, path, pseudonymiser=pseudonymiser)
+        if kind == "officers":
+            randomise_workspace(ws)
+    sp = workspace_outcomes(ws).station_period
+    short = sp[~sp["complete"]]
+    assert len(short) > 0 and (short["covered_days"] < short["days"]).all()
+    assert sp.loc[sp["complete"], "covered_days"].eq(sp.loc[sp["complete"], "days"]).all()
+    with pytest.raises(AnalysisError, match=r"does not cover .* --interim"):
+        analyse_workspace(ws)
+    results = analyse_workspace(ws, interim=True)
+    assert results.trial["interim"] is True
+    assert results.warnings[0].startswith("Interim analysis: the incident log covers")
+    used = pd.DataFrame(results.station_period)
+    assert used["days"].tolist() == used["covered_days"].tolist()
+    refused = runner.invoke(app, ["analyse", "-w", str(ws.root)])
+    assert refused.exit_code == 2 and "--interim" in refused.output
+    interim = runner.invoke(app, ["analyse", "-w", str(ws.root), "--interim", "--json"])
+    assert interim.exit_code == 0, interim.output
+    assert json.loads(interim.stdout)["trial"]["interim"] is True
+    ws.engine.dispose()

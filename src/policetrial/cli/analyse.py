@@ -55,6 +55,14 @@ def analyse(
         Path | None,
         typer.Option("--out", help="With --stations: write the estimates as JSON to this file."),
     ] = None,
+    interim: Annotated[
+        bool,
+        typer.Option(
+            "--interim",
+            help="An interim look: analyse windows the incident log does not yet cover, over "
+            "the days it covers (refused otherwise); the results and the report say so.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the analysis plan; write out/results.json and out/station_period.csv (or analyse
@@ -70,17 +78,23 @@ def analyse(
                 raise typer.BadParameter(
                     f"{', '.join(given)} go with --stations FILE", param_hint=given[0]
                 )
-            _workspace(workspace, as_json)
+            _workspace(workspace, as_json, interim=interim)
         else:
+            if interim:
+                raise typer.BadParameter(
+                    "--interim goes with a workspace: a station table from elsewhere carries "
+                    "its own days",
+                    param_hint="--interim",
+                )
             _table(workspace, stations, schemes, protocol, out, as_json)
 
 
-def _workspace(workspace: Path, as_json: bool) -> None:
+def _workspace(workspace: Path, as_json: bool, *, interim: bool = False) -> None:
     from policetrial.analysis.plan import analyse_workspace, write_results
 
     ws = open_workspace_from_env(workspace)
     with console.status("Analysing..."):
-        results = analyse_workspace(ws)
+        results = analyse_workspace(ws, interim=interim)
         path = write_results(ws, results)
     if as_json:
         emit_json(results.to_dict())

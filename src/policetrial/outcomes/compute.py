@@ -13,13 +13,15 @@ import datetime as dt
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import holidays
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -401,7 +403,44 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
         raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
     windows = workspace_windows(workspace)
     with outcome_connection(workspace, windows) as connection:
-        return compute_outcomes(connection, workspace.protocol, windows)
+        tables = compute_outcomes(connection, workspace.protocol, windows)
+    span = incident_span(workspace.parquet("incidents"))
+    return replace(tables, station_period=mark_coverage(tables.station_period, span))
+
+
+def incident_span(path: Path) -> tuple[dt.date, dt.date] | None:
+    """The first and last day of the stored incident log (None when it holds no incident),
+    read from its one time column."""
+    column = pq.read_table(path, columns=["created_at"]).column("created_at")
+    if len(column) == column.null_count:
+        return None
+    bounds = pc.min_max(column).as_py()
+    return bounds["min"].date(), bounds["max"].date()
+
+
+def mark_coverage(
+    station_period: pd.DataFrame, span: tuple[dt.date, dt.date] | None
+) -> pd.DataFrame:
+    """The table with `complete` (the incident log covers the whole window) and
+    `covered_days` (the days of the window it covers).
+
+    A window the extract does not reach (it was cut before the follow-up ended, or starts
+    after the baseline began) would otherwise be counted as if its missing days had no
+    incidents.
+    """
+    out = station_period.copy()
+    if span is None:
+        out["complete"] = False
+        out["covered_days"] = 0
+        return out
+    first, last = span
+    start = pd.to_datetime(out["start"]).dt.date
+    end = pd.to_datetime(out["end"]).dt.date
+    out["complete"] = [s >= first and e <= last for s, e in zip(start, end, strict=True)]
+    out["covered_days"] = [
+        max(0, (min(e, last) - max(s, first)).days + 1) for s, e in zip(start, end, strict=True)
+    ]
+    return out
 
 
 def _arrow(frame: pd.DataFrame, kind: Any) -> pa.Table:
