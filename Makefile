@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 AXE_VERSION := 4.14.1
 AXE := build/axe/.axe-core-$(AXE_VERSION)
 
-.PHONY: demo test lint install clean consistency package fuzz
+.PHONY: demo test lint install clean consistency package fuzz tutorials
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: lint $(AXE)
 # minutes; CI runs it after the suite).
 consistency: $(STAMP)
 	POLICETRIAL_CONSISTENCY_SEEDS=20 $(BIN)/python -m pytest -n 2 tests/test_report_consistency.py
+
+# Every tutorial page's commands, run in order (the suite runs the main tutorial's).
+tutorials: $(STAMP)
+	POLICETRIAL_TUTORIALS=all $(BIN)/python -m pytest -n 2 tests/test_tutorial.py
 
 # 10,000 generated extracts, every kind and every damage (several minutes; CI runs it after
 # the suite, which runs 240).
