@@ -415,3 +415,21 @@ def test_exit_codes_a_script_can_trust(tmp_path: Path, force: SynthForce, key_en
     assert nonsense.exit_code == 2 and "--max-rejects" in nonsense.output
     assert snapshot(root) == before
     assert "Traceback" not in too_many.output + rejected.output + nonsense.output
+
+
+def test_an_undated_code_map_counts_rows_not_distinct_values(
+    tmp_path: Path, force: SynthForce, pseudonymiser: Pseudonymiser
+) -> None:
+    """`[code_map.grade] P1 = "Immediate"`: each distinct value is checked once, but the
+    count the import reports (and logs) is of rows."""
+    (tmp_path / "trial.toml").write_text(CONNECT + '\n[code_map.grade]\nP1 = "Immediate"\n')
+    ws = init_workspace(tmp_path / "ws", protocol=str(tmp_path / "trial.toml"))
+    for kind in ("stations", "beats"):
+        import_extract(ws, kind, force.files[kind], pseudonymiser=pseudonymiser)
+    incidents = rows_of(force, "incidents").head(20)
+    incidents.loc[:4, "grade"] = ["P1", "p1", " P1 ", "P1", "p1"]
+    incidents.to_csv(tmp_path / "incidents.csv", index=False)
+    report = import_extract(
+        ws, "incidents", tmp_path / "incidents.csv", pseudonymiser=pseudonymiser
+    )
+    assert report.mapped == {"grade": {"P1 → Immediate": 5}} and not report.rejects

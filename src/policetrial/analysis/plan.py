@@ -29,9 +29,10 @@ from policetrial.analysis.arms import (
 )
 from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import analyse_counts
+from policetrial.analysis.coverage import covered, interim_note
 from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.questionnaire import analyse_scores
-from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged
+from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged_all
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.analysis.stepped import ORDER_LIMIT
 from policetrial.analysis.stepped_plan import descriptive_by_exposure, run_stepped
@@ -103,51 +104,6 @@ def descriptive_by_arm(outcomes: OutcomeTables) -> dict[str, Any]:
     return out
 
 
-def covered(outcomes: OutcomeTables, *, interim: bool) -> OutcomeTables:
-    """The outcome table the analysis may use: every window covered by the incident log,
-    or, for an interim look, each window's days cut to the days it covers."""
-    sp = outcomes.station_period
-    if "complete" not in sp or sp["complete"].all():
-        return outcomes
-    short = sp[~sp["complete"].astype(bool)]
-    if not interim:
-        last = short.sort_values("end").iloc[-1]
-        raise AnalysisError(
-            f"the incident log does not cover {len(short)} station-period window(s) (for "
-            f"example {last['station_id']}'s {last['period']} window, {last['start']} to "
-            f"{last['end']}, of which it covers {int(last['covered_days'])} of "
-            f"{int(last['days'])} days): counting them would take the missing days for days "
-            "without incidents. Import the rest of the incident extract, or analyse with "
-            "--interim for an interim look"
-        )
-    sp = sp.assign(days=sp["covered_days"])
-    if "exposure" in sp:  # a stepped wedge: a cell the log does not reach is not observed
-        sp = sp.assign(exposure=sp["exposure"].where(sp["covered_days"] > 0, "not observed"))
-    elif (sp["covered_days"] == 0).any():
-        empty = sp.loc[sp["covered_days"] == 0, ["station_id", "period"]]
-        raise AnalysisError(
-            f"even an interim look needs some data in every window: the incident log has "
-            f"none in {len(empty)} window(s), e.g. {empty.iloc[0]['station_id']}'s "
-            f"{empty.iloc[0]['period']}"
-        )
-    return replace(outcomes, station_period=sp)
-
-
-def _interim_note(sp: pd.DataFrame) -> str:
-    short = sp[sp["covered_days"] < _window_days(sp)]
-    return (
-        f"Interim analysis: the incident log covers {int(sp['covered_days'].sum()):,} of the "
-        f"windows' {int(_window_days(sp).sum()):,} station-days; {len(short)} window(s) are "
-        "cut short, and their rates are taken over the days it covers."
-    )
-
-
-def _window_days(sp: pd.DataFrame) -> pd.Series:
-    start = pd.to_datetime(sp["start"])
-    end = pd.to_datetime(sp["end"])
-    return (end - start).dt.days + 1
-
-
 def analyse_workspace(
     workspace: Workspace,
     *,
@@ -208,13 +164,9 @@ def analyse_workspace(
         else:
             analyses, clustering = _run_plan(protocol, outcomes, allocation, exp, scores)
         # No NaN, infinity or 1e19 leaves the analysis: such a result is "not estimable".
-        analyses = [judged(e) for e in analyses]
+        analyses, not_estimable = judged_all(analyses)
         caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
-        caught.extend(
-            f"{e.outcome} ({e.method}, {e.analysis_set}): not estimable: {e.not_estimable}"
-            for e in analyses
-            if e.not_estimable
-        )
+        caught.extend(not_estimable)
     method = PRIMARY_METHODS[protocol.primary_method]
     primary_comparison = protocol.primary_arm if allocation.arm_names else None
     primary = next(
@@ -248,7 +200,7 @@ def analyse_workspace(
     if test["unattainable"]:
         caught.append(f"significance is unattainable: {test['unattainable']}")
     if interim:
-        caught.insert(0, _interim_note(outcomes.station_period))
+        caught.insert(0, interim_note(outcomes.station_period))
     return TrialResults(
         trial={
             "id": protocol.trial.id,

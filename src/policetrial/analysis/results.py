@@ -17,6 +17,7 @@ __all__ = [
     "Estimate",
     "TrialResults",
     "judged",
+    "judged_all",
     "listed",
 ]
 
@@ -143,6 +144,17 @@ def _zero_width(low: float | None, high: float | None, ratio: bool) -> bool:
     if ratio:
         return low > 0 and high / low - 1 < 1e-9
     return high - low < 1e-9 * max(1.0, abs(low), abs(high))
+
+
+def judged_all(analyses: list[Estimate]) -> tuple[list[Estimate], list[str]]:
+    """`judged` for every estimate, and a warning line for each one not estimable."""
+    out = [judged(e) for e in analyses]
+    notes = [
+        f"{e.outcome} ({e.method}, {e.analysis_set}): not estimable: {e.not_estimable}"
+        for e in out
+        if e.not_estimable
+    ]
+    return out, notes
 
 
 @dataclass(frozen=True)

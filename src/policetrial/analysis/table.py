@@ -28,7 +28,7 @@ import pandas as pd
 
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.icc import count_cv
-from policetrial.analysis.results import Clustering, Estimate, judged
+from policetrial.analysis.results import Clustering, Estimate, judged_all
 from policetrial.errors import AnalysisError
 from policetrial.jsonable import jsonable
 from policetrial.protocol.schema import Protocol
@@ -270,12 +270,8 @@ def analyse_station_table(
         warnings.simplefilter("always")
         run_counts(table, protocol, counts, matrix, order, methods, analyses, clustering, notes)
     notes.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
-    analyses = [judged(e) for e in analyses]
-    notes.extend(
-        f"{e.outcome} ({e.method}): not estimable: {e.not_estimable}"
-        for e in analyses
-        if e.not_estimable
-    )
+    analyses, not_estimable = judged_all(analyses)
+    notes.extend(not_estimable)
     primary = next(
         e
         for e in analyses

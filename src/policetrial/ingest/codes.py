@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 
+import numpy as np
 import pandas as pd
 
 from policetrial.protocol.schema import Protocol
@@ -96,9 +97,16 @@ def not_a_code(value: str, choices: tuple[str, ...]) -> str:
 
 
 def apply_code_map(
-    protocol: Protocol, column: str, text: pd.Series, day: pd.Series | None
+    protocol: Protocol,
+    column: str,
+    text: pd.Series,
+    day: pd.Series | None,
+    weights: np.ndarray | None = None,
 ) -> tuple[pd.Series, dict[str, int]]:
-    """The column with the protocol's code map applied, and rows changed per mapping."""
+    """The column with the protocol's code map applied, and rows changed per mapping.
+
+    `weights`: how many rows each value of `text` stands for, when `text` holds a column's
+    distinct values (default one each)."""
     entries = protocol.code_map.get(column)
     if not entries or text.empty:
         return text, {}
@@ -121,7 +129,7 @@ def apply_code_map(
                     rows &= when >= pd.Timestamp(mapping.from_)
                 if mapping.until is not None:
                     rows &= when <= pd.Timestamp(mapping.until)
-            n = int(rows.sum())
+            n = int(rows.sum() if weights is None else weights[rows.to_numpy()].sum())
             if n:
                 out[rows] = mapping.to
                 changed[f"{code} → {mapping.to}"] = changed.get(f"{code} → {mapping.to}", 0) + n

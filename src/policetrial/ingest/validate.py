@@ -102,13 +102,13 @@ def validate_rows(
             # Codes, grades, dates and flags repeat: each distinct value is checked once.
             positions, distinct = pd.factorize(raw.astype(object), use_na_sentinel=False)
             text = pd.Series(distinct, dtype=object).astype(str).str.strip()
-            values, reasons, said, changed = _check_text(column, text, protocol, None)
+            rows_per_value = np.bincount(positions, minlength=len(text))
+            values, reasons, said, changed = _check_text(
+                column, text, protocol, None, rows_per_value
+            )
             values = pd.Series(values.to_numpy()[positions], index=frame.index, dtype=values.dtype)
             reasons = pd.Series(reasons.to_numpy()[positions], index=frame.index, dtype=object)
             text = pd.Series(text.to_numpy()[positions], index=frame.index, dtype=object)
-            if changed:
-                # Rows, not distinct values, per mapping.
-                _, changed = apply_code_map(protocol, column.name, _text(raw), None)
         else:
             text = _text(raw)
             values, reasons, said, changed = _check_text(column, text, protocol, day)
@@ -159,12 +159,17 @@ def _dated_map(protocol: Protocol, column: Column) -> bool:
 
 
 def _check_text(
-    column: Column, text: pd.Series, protocol: Protocol, day: pd.Series | None
+    column: Column,
+    text: pd.Series,
+    protocol: Protocol,
+    day: pd.Series | None,
+    weights: np.ndarray | None = None,
 ) -> tuple[pd.Series, pd.Series, list[str], dict[str, int]]:
-    """The code map, then `_check_column`: (values, reasons, notes, rows mapped)."""
+    """The code map, then `_check_column`: (values, reasons, notes, rows mapped). `weights`:
+    the rows each value stands for, when `text` holds distinct values."""
     changed: dict[str, int] = {}
     if column.type == "text" and column.identifier is None:
-        text, changed = apply_code_map(protocol, column.name, text, day)
+        text, changed = apply_code_map(protocol, column.name, text, day, weights)
     values, reasons, notes = _check_column(column, text, protocol)
     return values, reasons, notes, changed
 
