@@ -151,3 +151,75 @@ def test_concurrent_appends_keep_the_chain_on_postgresql(postgres_url: str) -> N
             c.execute(text("SELECT COUNT(DISTINCT prev_hash) FROM change_log")).scalar_one() == 80
         )
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_ratings_stored_before_0008_keep_their_order_and_stay_append_only(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Migration 0008 gives every stored rating an id in the order it was stored and
+    attempt 1, keeps one rating per rater and incident and the append-only triggers, and
+    goes back to 0007 while no verdict has been withdrawn."""
+    import datetime as dt
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy.exc import IntegrityError
+
+    url = (
+        db.sqlite_url(tmp_path / "t.db")
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = db.connect(url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+
+    def to(revision: str, *, down: bool = False) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+    rating = text(
+        "INSERT INTO audit_ratings (sample_id, audit_id, rater, verdict, imported_at, actor, "
+        "source, source_sha256, synthetic) VALUES (1, :audit, :rater, 'yes', :at, 't', "
+        "'ratings.csv', 'x', FALSE)"
+    )
+    at = dt.datetime(2026, 12, 1, 9, 30)
+    to("0007")
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO audit_samples (created_at, actor, algorithm, seed, fraction, "
+                "untagged_fraction, double_rated_fraction, allocation_digest, strata, n_items, "
+                "digest) VALUES (:at, 't', 'a', 1, '1/10', '0', '0', 'd', '[]', 2, 'd')"
+            ),
+            {"at": at},
+        )
+        for audit_id, rater in (("A0002", "R1"), ("A0001", "R1"), ("A0001", "R2")):
+            c.execute(rating, {"audit": audit_id, "rater": rater, "at": at})
+    db.migrate(engine)
+    order = text("SELECT id, audit_id, rater, attempt FROM audit_ratings ORDER BY id")
+    with engine.connect() as c:
+        rows = [tuple(r) for r in c.execute(order)]
+        assert compare_metadata(MigrationContext.configure(c), db.metadata) == []
+    assert rows == [(1, "A0002", "R1", 1), (2, "A0001", "R1", 1), (3, "A0001", "R2", 1)]
+    with engine.begin() as c, pytest.raises(Exception, match="append-only"):
+        c.execute(text("UPDATE audit_ratings SET verdict = 'no'"))
+    with engine.begin() as c, pytest.raises(Exception, match="append-only"):
+        c.execute(text("DELETE FROM audit_ratings"))
+    with engine.begin() as c, pytest.raises(IntegrityError):
+        c.execute(rating, {"audit": "A0001", "rater": "R1", "at": at})
+    with engine.begin() as c:
+        c.execute(rating, {"audit": "A0003", "rater": "R1", "at": at})
+        # after the stored ones (PostgreSQL's sequence skips the id the refused row took)
+        assert c.execute(text("SELECT MAX(id) FROM audit_ratings")).scalar_one() > 3
+    to("0007", down=True)
+    with engine.connect() as c:
+        kept = c.execute(text("SELECT COUNT(*) FROM audit_ratings")).scalar_one()
+    assert kept == 4
+    db.migrate(engine)
+    assert db.schema_is_current(engine)
+    engine.dispose()

@@ -6,8 +6,9 @@ Makefile); Playwright injects it into Debian's Chromium, with the page's CSP byp
 that one script (the pages themselves carry none). Under CI=true a missing browser or a
 missing axe-core fails the test; elsewhere it skips with the reason. The pages are
 reached as their users reach them, through a real server: every role's pages, the
-confirmation and reset-link pages, an officer's questionnaire (blank, with the
-unanswered-questions prompt, submitted, used again) and the error pages.
+confirmation and reset-link pages, the audit card (with the undo of the last verdict
+offered, and after it), an officer's questionnaire (blank, with the unanswered-questions
+prompt, submitted, used again) and the error pages.
 """
 
 from __future__ import annotations
@@ -135,6 +136,15 @@ def _walk(walk: Walk, token: str) -> None:
     walk.log_out()
     walk.log_in("auditor")
     walk.open("auditor audit", "/audit")
+    # A verdict, then the next card with its undo, then the undone verdict back on screen.
+    walk.check(
+        "auditor undo offered",
+        lambda page: page.locator("button[name='verdict']").first.click(),
+    )
+    walk.check(
+        "auditor verdict undone",
+        lambda page: page.get_by_role("button", name=re.compile("^Undo my verdict on ")).click(),
+    )
     walk.open("auditor account", "/account")
     walk.log_out()
 
@@ -169,6 +179,6 @@ def test_every_page_passes_axe_for_every_role_on_phone_and_desktop(web_trial: We
     (out / f"web-axe-{tag}.json").write_text(
         json.dumps({"violations": checked, "wider_than_screen": wide}, indent=2) + "\n"
     )
-    assert len(checked) == 2 * 20
+    assert len(checked) == 2 * 22
     assert {k: v for k, v in checked.items() if v} == {}
     assert wide == [], f"pages wider than the screen: {wide}"

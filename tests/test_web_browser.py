@@ -48,13 +48,20 @@ def test_auditor_rates_officer_answers_and_blinding_holds(web_trial: WebTrial) -
         assert page.url.endswith("/audit")
         seen = []
         for _ in range(3):
-            heading = page.get_by_role("heading", level=2).inner_text()
+            heading = page.locator("#item").inner_text()
             seen.append(heading)
             page.locator(".choices button").first.click()
             page.wait_for_load_state()
         assert len(set(seen)) == 3
         assert "Rated by you: 3" in page.content()
         page.screenshot(path=str(ARTEFACTS / f"web-audit-{tag}.png"), full_page=True)
+        # The last verdict was a slip: undone, its incident is on screen again.
+        last = seen[-1].removeprefix("Incident ")
+        page.get_by_role("button", name=f"Undo my verdict on {last}").click()
+        page.wait_for_load_state()
+        assert page.locator("#item").inner_text() == seen[-1]
+        assert "Rated by you: 2" in page.content()
+        page.screenshot(path=str(ARTEFACTS / f"web-audit-undone-{tag}.png"), full_page=True)
         # ... and cannot reach the allocation.
         response = page.goto(f"{url}/randomisation")
         assert response is not None and response.status == 403

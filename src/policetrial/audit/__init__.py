@@ -9,6 +9,8 @@ arm and period.
 - `pack`: the blinded pack, CSV and XLSX, and the audit question;
 - `ratings`: verdicts imported all or nothing (and synthetic ones for the demo);
 - `queue`: one incident at a time for the web screen;
+- `withdrawals`: an auditor's undo of their own last verdict, within minutes, appended
+  and hash-chained, never a deletion;
 - `agreement/`: kappas, alpha, AC1 with intervals;
 - `accuracy`: PPV and sensitivity by arm and period, and the test of an arm difference;
 - `workflow`: the steps over a workspace, and the summary the report reads.

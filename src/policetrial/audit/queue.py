@@ -7,7 +7,9 @@ auditor, who is never shown the first verdict. Queues are ordered by a hash of t
 rater code and the audit id, so two auditors working at once start in different places
 and seldom reach the same incident together. An incident skipped for now goes to the end
 of that auditor's queue. Every rating is checked and stored like an imported one (the
-same verdict words, the same append-only table) and logged in the change log.
+same verdict words, the same append-only table) and logged in the change log. A verdict
+its auditor withdrew (`withdrawals`) counts for nothing here, and its incident comes back
+to the head of that auditor's queue, before anything else, until they rate or skip it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from policetrial.audit.pack import verdict_choices
 from policetrial.audit.ratings import SYNTHETIC_PREFIX, _verdict
 from policetrial.audit.sample import AuditSample
+from policetrial.audit.withdrawals import check_withdrawals, standing
 from policetrial.errors import AuditError
 from policetrial.records import changelog, db
 from policetrial.records.workspace import Workspace
@@ -59,30 +62,39 @@ def _order(rater: str, audit_id: str) -> str:
 
 def _state(
     workspace: Workspace, sample: AuditSample, rater: str | None
-) -> tuple[pd.DataFrame, set[str]]:
+) -> tuple[pd.DataFrame, set[str], set[str]]:
+    """The standing ratings, and the incidents `rater` skipped and got back by an undo.
+
+    An incident withdrawn after it was skipped (or never skipped) is back; one skipped
+    after its withdrawal is skipped.
+    """
+    r, w, s = db.audit_ratings, db.audit_withdrawals, db.audit_skips
     with workspace.engine.connect() as connection:
+        check_withdrawals(connection)
         ratings = pd.DataFrame(
             connection.execute(
-                select(db.audit_ratings.c.audit_id, db.audit_ratings.c.rater).where(
-                    db.audit_ratings.c.sample_id == sample.id
-                )
+                select(r.c.audit_id, r.c.rater).where((r.c.sample_id == sample.id) & standing())
             ).all(),
             columns=["audit_id", "rater"],
         )
-        skipped = (
-            set()
-            if rater is None
-            else {
-                r[0]
-                for r in connection.execute(
-                    select(db.audit_skips.c.audit_id).where(
-                        (db.audit_skips.c.sample_id == sample.id)
-                        & (db.audit_skips.c.rater == rater)
-                    )
+        if rater is None:
+            return ratings, set(), set()
+        skips = dict(
+            connection.execute(
+                select(s.c.audit_id, s.c.skipped_at).where(
+                    (s.c.sample_id == sample.id) & (s.c.rater == rater)
                 )
-            }
+            ).all()
         )
-    return ratings, skipped
+        withdrawn = dict(
+            connection.execute(
+                select(w.c.audit_id, func.max(w.c.withdrawn_at))
+                .where((w.c.sample_id == sample.id) & (w.c.rater == rater))
+                .group_by(w.c.audit_id)
+            ).all()
+        )
+    back = {a for a, at in withdrawn.items() if a not in skips or skips[a] < at}
+    return ratings, set(skips) - back, back
 
 
 def queue(
@@ -92,13 +104,13 @@ def queue(
 
     With `rater` None: every audit id still needing a rating, and the overall progress.
     """
-    ratings, skipped = _state(workspace, sample, rater)
+    ratings, skipped, back = _state(workspace, sample, rater)
     items = sample.items
     needed = items.set_index("audit_id")["double_rated"].map({True: 2, False: 1})
     done = ratings.groupby("audit_id").size().reindex(needed.index, fill_value=0)
     mine = set(ratings.loc[ratings["rater"] == rater, "audit_id"])
     waiting = [a for a in needed.index if a not in mine and done[a] < needed[a]]
-    waiting.sort(key=lambda a: (a in skipped, _order(rater or "", a)))
+    waiting.sort(key=lambda a: (a not in back, a in skipped, _order(rater or "", a)))
     progress = AuditProgress(
         rated_by_you=len(mine),
         waiting_for_you=len(waiting),
@@ -133,11 +145,13 @@ def rate_incident(
     verdict: str,
     *,
     actor: str,
+    now: dt.datetime | None = None,
 ) -> str:
     """Store one rating (the stored verdict, yes / no / cannot_tell, is returned).
 
     Refused, with a message, when the verdict is not one of the incident's choices, the
-    rater already rated it, or it already has the ratings it needs.
+    rater already rated it, or it already has the ratings it needs. `now` (UTC) is when
+    it is stored, for tests of the undo window; the clock otherwise.
     """
     kind = _kind(sample, audit_id)
     words = verdict_choices(workspace.protocol)[kind]
@@ -153,9 +167,9 @@ def rate_incident(
     if audit_id not in waiting:
         raise not_waiting
     needed = 2 if bool(sample.items.set_index("audit_id").at[audit_id, "double_rated"]) else 1
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    now = (now or dt.datetime.now(dt.UTC).replace(tzinfo=None)).replace(microsecond=0)
     source = "web"
-    items, ratings = db.audit_items, db.audit_ratings
+    items, ratings, withdrawals = db.audit_items, db.audit_ratings, db.audit_withdrawals
     try:
         with workspace.engine.begin() as connection:
             # Two auditors rating the same incident at once: the item's row is locked
@@ -168,6 +182,15 @@ def rate_incident(
             if connection.dialect.name == "postgresql":
                 item = item.with_for_update()
             connection.execute(item)
+            # After an undo the rater's next verdict on the incident is its next attempt;
+            # two at once for the same attempt break the unique constraint.
+            withdrawn = connection.execute(
+                select(func.count()).where(
+                    (withdrawals.c.sample_id == sample.id)
+                    & (withdrawals.c.audit_id == audit_id)
+                    & (withdrawals.c.rater == rater)
+                )
+            ).scalar_one()
             connection.execute(
                 insert(db.audit_ratings).values(
                     sample_id=sample.id,
@@ -181,11 +204,14 @@ def rate_incident(
                         f"{source}:{sample.id}:{audit_id}:{rater}:{stored}".encode()
                     ).hexdigest(),
                     synthetic=rater.lower().startswith(SYNTHETIC_PREFIX),
+                    attempt=withdrawn + 1,
                 )
             )
             done = connection.execute(
                 select(func.count()).where(
-                    (ratings.c.sample_id == sample.id) & (ratings.c.audit_id == audit_id)
+                    (ratings.c.sample_id == sample.id)
+                    & (ratings.c.audit_id == audit_id)
+                    & standing()
                 )
             ).scalar_one()
             if done > needed:
@@ -208,24 +234,32 @@ def rate_incident(
 def skip_incident(
     workspace: Workspace, sample: AuditSample, audit_id: str, rater: str, *, actor: str
 ) -> None:
-    """Put an incident at the end of `rater`'s queue, for later."""
+    """Put an incident at the end of `rater`'s queue, for later.
+
+    An incident skipped before and then back at the head by an undo is skipped again from
+    now (to the microsecond, so a skip just after the undo is later than it).
+    """
     _kind(sample, audit_id)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    s, w = db.audit_skips, db.audit_withdrawals
+    mine = (s.c.sample_id == sample.id) & (s.c.audit_id == audit_id) & (s.c.rater == rater)
     with workspace.engine.begin() as connection:
-        exists = connection.execute(
-            select(db.audit_skips.c.audit_id).where(
-                (db.audit_skips.c.sample_id == sample.id)
-                & (db.audit_skips.c.audit_id == audit_id)
-                & (db.audit_skips.c.rater == rater)
+        skipped_at = connection.execute(select(s.c.skipped_at).where(mine)).scalar_one_or_none()
+        withdrawn_at = connection.execute(
+            select(func.max(w.c.withdrawn_at)).where(
+                (w.c.sample_id == sample.id) & (w.c.audit_id == audit_id) & (w.c.rater == rater)
             )
-        ).first()
-        if exists is not None:
+        ).scalar_one_or_none()
+        if skipped_at is not None and (withdrawn_at is None or skipped_at >= withdrawn_at):
             return
-        connection.execute(
-            insert(db.audit_skips).values(
-                sample_id=sample.id, audit_id=audit_id, rater=rater, skipped_at=now
+        if skipped_at is None:
+            connection.execute(
+                insert(s).values(
+                    sample_id=sample.id, audit_id=audit_id, rater=rater, skipped_at=now
+                )
             )
-        )
+        else:
+            connection.execute(update(s).where(mine).values(skipped_at=now))
         changelog.append_change(
             connection,
             action="audit-skip",

@@ -10,7 +10,8 @@ stored) is reported with file, row, column and reason, and then nothing is store
 Rows with neither rater nor verdict (an unrated line of the pack) are skipped.
 
 Ratings from raters whose id starts with `synthetic` are marked synthetic, and every
-summary that uses them says so.
+summary that uses them says so. A verdict withdrawn on the audit screen
+(`policetrial.audit.withdrawals`) stays stored but is never read back as a rating.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from policetrial.audit.sample import AuditSample, current_sample
+from policetrial.audit.withdrawals import check_withdrawals, standing
 from policetrial.errors import AuditError
 from policetrial.ingest.read import read_extract
 from policetrial.records import changelog, db
@@ -300,6 +302,17 @@ def import_ratings(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     if len(new):
         with workspace.engine.begin() as connection:
+            # A rater whose verdict was withdrawn (an undo on screen) rates it again as
+            # the next attempt; the table keeps the withdrawn rating.
+            w = db.audit_withdrawals
+            withdrawn = {
+                (a, r): int(n)
+                for a, r, n in connection.execute(
+                    select(w.c.audit_id, w.c.rater, func.count())
+                    .where(w.c.sample_id == sample.id)
+                    .group_by(w.c.audit_id, w.c.rater)
+                )
+            }
             connection.execute(
                 insert(db.audit_ratings),
                 [
@@ -313,6 +326,7 @@ def import_ratings(
                         "source": file,
                         "source_sha256": digest,
                         "synthetic": r["rater"].lower().startswith(SYNTHETIC_PREFIX),
+                        "attempt": withdrawn.get((r["audit_id"], r["rater"]), 0) + 1,
                     }
                     for r in new.to_dict("records")
                 ],
@@ -345,16 +359,22 @@ def import_ratings(
 
 
 def load_ratings(workspace: Workspace, sample: AuditSample | None = None) -> pd.DataFrame:
-    """Stored ratings of the sample in force: audit_id, rater, verdict, synthetic."""
+    """Standing ratings of the sample in force: audit_id, rater, verdict, synthetic.
+
+    A verdict its auditor withdrew (an undo on the audit screen) is left out; every
+    statistic reads its ratings from here. Raises `AuditError` when the record of
+    withdrawals was altered, since which ratings stand cannot then be told.
+    """
     sample = sample or current_sample(workspace)
     columns = ["audit_id", "rater", "verdict", "synthetic"]
     if sample is None:
         return pd.DataFrame(columns=columns)
     t = db.audit_ratings
     with workspace.engine.connect() as connection:
+        check_withdrawals(connection)
         rows = connection.execute(
             select(t.c.audit_id, t.c.rater, t.c.verdict, t.c.synthetic)
-            .where(t.c.sample_id == sample.id)
+            .where((t.c.sample_id == sample.id) & standing())
             .order_by(t.c.audit_id, t.c.rater)
         ).all()
     frame = pd.DataFrame(rows, columns=columns)

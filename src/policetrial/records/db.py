@@ -202,18 +202,45 @@ audit_items = Table(
     Column("double_rated", Boolean, nullable=False),
 )
 
+# A rating is identified by `id` (migration 0008). One rater rates an incident once, unless
+# they withdrew that rating (an undo on the audit screen, `audit_withdrawals`): `attempt`
+# counts from 1, and a rating after a withdrawal is the next attempt, so the unique
+# constraint still refuses a second standing rating from one rater.
 audit_ratings = Table(
     "audit_ratings",
     metadata,
-    Column("sample_id", Integer, ForeignKey("audit_samples.id"), primary_key=True),
-    Column("audit_id", String(16), primary_key=True),
-    Column("rater", String(64), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sample_id", Integer, ForeignKey("audit_samples.id"), nullable=False),
+    Column("audit_id", String(16), nullable=False),
+    Column("rater", String(64), nullable=False),
     Column("verdict", String(16), nullable=False),
     Column("imported_at", DateTime, nullable=False),
     Column("actor", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("source_sha256", String(64), nullable=False),
     Column("synthetic", Boolean, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    UniqueConstraint("sample_id", "audit_id", "rater", "attempt", name="uq_audit_ratings_attempt"),
+)
+
+# An auditor's undo of their last verdict (migration 0008): the withdrawn rating stays in
+# `audit_ratings`; this append-only row says who withdrew it and when, and is chained to
+# the previous withdrawal by SHA-256 as the change log is (`audit.withdrawals`).
+audit_withdrawals = Table(
+    "audit_withdrawals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rating_id", Integer, ForeignKey("audit_ratings.id"), nullable=False),
+    Column("sample_id", Integer, ForeignKey("audit_samples.id"), nullable=False),
+    Column("audit_id", String(16), nullable=False),
+    Column("rater", String(64), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("rated_at", DateTime, nullable=False),
+    Column("withdrawn_at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("rating_id", name="uq_audit_withdrawals_rating"),
 )
 
 # Officer questionnaires (migration 0004). An invitation is a one-time link: only the
@@ -341,6 +368,7 @@ APPEND_ONLY_TABLES = (
     "audit_samples",
     "audit_items",
     "audit_ratings",
+    "audit_withdrawals",
     "survey_submissions",
     "survey_answers",
 )
@@ -384,7 +412,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 """The newest migration in `records/migrations` (a test keeps it equal to Alembic's head)."""
 
 

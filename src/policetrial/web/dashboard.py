@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from policetrial.audit.sample import current_sample
+from policetrial.errors import AuditError
 from policetrial.randomise.sealed import current_allocation
 from policetrial.records.roster import exposure, load_officers, load_stations
 from policetrial.records.store import read_store
@@ -283,7 +284,10 @@ def _audit(workspace: Workspace) -> dict[str, Any] | None:
         return None
     from policetrial.audit.queue import queue
 
-    _, progress = queue(workspace, sample, rater=None)
+    try:
+        _, progress = queue(workspace, sample, rater=None)
+    except AuditError as exc:  # the withdrawals were altered: say so, show the rest
+        return {"problem": str(exc)}
     return {
         "drawn_at": sample.created_at.isoformat(),
         **sample.counts(),

@@ -32,9 +32,11 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
     ) -> Response:
         from policetrial.audit.pack import verdict_choices
         from policetrial.audit.queue import next_in_queue
+        from policetrial.audit.withdrawals import UNDO_WINDOW, last_verdict
 
         sample = _sample()
         audit_id, progress = next_in_queue(site.workspace, sample, _rater(user))
+        last = last_verdict(site.workspace, sample, _rater(user), actor=user.username)
         item = None
         if audit_id is not None:
             row = site.pack(sample)[audit_id]
@@ -51,7 +53,13 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
                 },
             }
             item["glossary"] = glossary(site.workspace.protocol, item["fields"])
-        context = {"item": item, "progress": progress.to_dict(), "rater": _rater(user)}
+        context = {
+            "item": item,
+            "progress": progress.to_dict(),
+            "rater": _rater(user),
+            "last_verdict": None if last is None else last.to_dict(),
+            "undo_minutes": int(UNDO_WINDOW.total_seconds() // 60),
+        }
         return site.render(request, "audit.html", context, user=user)
 
     def _presented(sample: Any, user: User, audit_id: str) -> None:
@@ -115,6 +123,28 @@ def add_audit_routes(app: FastAPI, site: Site) -> None:
             raise HTTPException(404, str(exc)) from None
         if wants_json(request):
             return JSONResponse({"audit_id": audit_id[:16], "skipped": True})
+        return RedirectResponse("/audit", status_code=303)
+
+    @app.post(
+        "/audit/{audit_id}/undo",
+        summary="Undo one's own last verdict, within minutes of choosing it (auditor)",
+        dependencies=[site.csrf],
+    )
+    def audit_undo(
+        request: Request, audit_id: str, user: Annotated[User, Depends(site.require("auditor"))]
+    ) -> Response:
+        from policetrial.audit.withdrawals import UndoError, withdraw_verdict
+
+        sample = _sample()
+        try:
+            withdrawal = withdraw_verdict(
+                site.workspace, sample, audit_id[:16], _rater(user), actor=user.username
+            )
+        except UndoError as exc:
+            title = "Too late to undo" if exc.reason == "too_late" else "Cannot undo that"
+            return site.message(request, title, str(exc), 409, user=user)
+        if wants_json(request):
+            return JSONResponse({"audit_id": withdrawal.audit_id, "withdrawn": True})
         return RedirectResponse("/audit", status_code=303)
 
 
