@@ -18,7 +18,14 @@ from sqlalchemy.engine import Connection
 
 from policetrial.records.db import change_log
 
-__all__ = ["append_change", "current_actor", "verify_change_log"]
+__all__ = [
+    "PG_APPEND_PYFORMAT",
+    "append_change",
+    "change_entry",
+    "current_actor",
+    "pg_append_parameters",
+    "verify_change_log",
+]
 
 
 def current_actor() -> str:
@@ -58,20 +65,17 @@ def append_change(
     round trip or Python work in between: every concurrent write (questionnaires from
     the web, say) queues on that lock.
     """
-    entry = {
-        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
-        "actor": actor or current_actor(),
-        "action": action,
-        "entity": entity,
-        "entity_id": entity_id,
-        "before": None if before is None else json.dumps(before, sort_keys=True, default=str),
-        "after": None if after is None else json.dumps(after, sort_keys=True, default=str),
-        "reason": reason,
-    }
+    entry = change_entry(
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        reason=reason,
+        actor=actor,
+    )
     if connection.dialect.name == "postgresql":
-        return str(
-            connection.execute(_PG_APPEND, {**entry, "body": _entry_body(entry)}).scalar_one()
-        )
+        return str(connection.execute(_PG_APPEND, pg_append_parameters(entry)).scalar_one())
     last = connection.execute(
         select(change_log.c.hash).order_by(change_log.c.id.desc()).limit(1)
     ).scalar_one_or_none()
@@ -81,11 +85,45 @@ def append_change(
     return digest
 
 
+def change_entry(
+    *,
+    action: str,
+    entity: str,
+    entity_id: str | None = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """The columns of one change-log entry, before it is chained."""
+    return {
+        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+        "actor": actor or current_actor(),
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "before": None if before is None else json.dumps(before, sort_keys=True, default=str),
+        "after": None if after is None else json.dumps(after, sort_keys=True, default=str),
+        "reason": reason,
+    }
+
+
+def pg_append_parameters(entry: dict[str, Any]) -> dict[str, Any]:
+    """What `policetrial_append_change` is called with for `entry` (PostgreSQL)."""
+    return {**entry, "body": _entry_body(entry)}
+
+
 _PG_APPEND = text(
     "SELECT policetrial_append_change(:at, :actor, :action, :entity, :entity_id, :before, "
     ":after, :reason, :body)"
 )
 """Lock, chain and insert in one round trip (the function is made by migration 0006)."""
+
+PG_APPEND_PYFORMAT = (
+    "SELECT policetrial_append_change(%(at)s, %(actor)s, %(action)s, %(entity)s, "
+    "%(entity_id)s, %(before)s, %(after)s, %(reason)s, %(body)s)"
+)
+"""The same call for a psycopg cursor (a pipelined write that bypasses SQLAlchemy)."""
 
 
 def verify_change_log(connection: Connection) -> list[int]:
