@@ -73,7 +73,7 @@ def _connection(data: Path, small: dict[str, pd.DataFrame], protocol: Any) -> An
     only the rows near the windows, officers and beats as Arrow tables."""
     import duckdb
 
-    from policetrial.outcomes.compute import _arrow, register_parquet, span_table
+    from policetrial.outcomes.compute import record_table, register_parquet, span_table
 
     kinds = protocol.extract_kinds
     connection = duckdb.connect()
@@ -85,8 +85,8 @@ def _connection(data: Path, small: dict[str, pd.DataFrame], protocol: Any) -> An
         {k: data / f"{k}.parquet" for k in parquet},
         span_table(small["windows"]),
     )
-    connection.register("officers", _arrow(small["officers"], kinds["officers"]))
-    connection.register("beats", _arrow(small["beats"], kinds["beats"]))
+    connection.register("officers", record_table(small["officers"], kinds["officers"]))
+    connection.register("beats", record_table(small["beats"], kinds["beats"]))
     return connection
 
 

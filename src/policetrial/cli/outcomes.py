@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,9 +17,13 @@ from policetrial.cli.common import (
     open_workspace_from_env,
     table,
     user_errors,
+    warn,
 )
 
 __all__ = ["outcomes"]
+
+ENGINES = ("duckdb", "postgres")
+DATABASE_URL_ENV = "POLICETRIAL_OUTCOMES_DATABASE_URL"
 
 
 def outcomes(
@@ -27,7 +32,8 @@ def outcomes(
         str | None,
         typer.Option(
             "--emit-sql",
-            help="Print the outcome SQL for another engine: postgres, tsql, spark, ...",
+            help="Print the outcome SQL as a script that runs as it is in another engine: "
+            "duckdb, postgres, tsql, spark, snowflake, bigquery or oracle.",
         ),
     ] = None,
     protocol: Annotated[
@@ -37,27 +43,108 @@ def outcomes(
             "instead of the workspace's.",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where the outcome SQL runs: duckdb (in process, over the workspace's "
+            "extracts) or postgres (a database holding the extracts' tables).",
+        ),
+    ] = "duckdb",
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help=f"With --engine postgres: the database (postgresql://...; default "
+            f"${DATABASE_URL_ENV}).",
+        ),
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            help="With --engine postgres: the schema holding the extracts' tables (default: "
+            "the database's search path).",
+        ),
+    ] = None,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load",
+            help="With --engine postgres: first copy the workspace's extracts into the "
+            "database, replacing tables of the same names.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write the station x period table to this CSV file (what "
+            "`analyse --stations` reads).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Derive every outcome per station and period (or print the SQL that does, for the
-    workspace's protocol)."""
+    """Derive every outcome per station and period, in process or in PostgreSQL (or print
+    the SQL that does, for the workspace's protocol)."""
     from policetrial.outcomes import compute as outcome_module
 
     with user_errors():
+        if engine not in ENGINES:
+            raise typer.BadParameter(
+                f"{engine!r} is not an engine; expected one of {', '.join(ENGINES)}",
+                param_hint="--engine",
+            )
+        postgres_only = [
+            name
+            for name, given in (
+                ("--database-url", database_url),
+                ("--schema", schema),
+                ("--load", load),
+            )
+            if given
+        ]
+        if engine != "postgres" and postgres_only:
+            verb = "goes" if len(postgres_only) == 1 else "go"
+            raise typer.BadParameter(
+                f"{', '.join(postgres_only)} {verb} with --engine postgres",
+                param_hint=postgres_only[0],
+            )
         if emit_sql is not None:
-            if protocol is not None:
-                from policetrial.protocol.schema import resolve_protocol
-
-                chosen = resolve_protocol(protocol)
-            else:
-                chosen = open_workspace_from_env(workspace).protocol
-            sys.stdout.write(outcome_module.emit_sql(chosen, emit_sql))
+            if engine != "duckdb" or out is not None:
+                hint = "--engine" if engine != "duckdb" else "--out"
+                raise typer.BadParameter(
+                    f"{hint} goes with deriving the outcomes, not with --emit-sql (which only "
+                    "prints the SQL)",
+                    param_hint=hint,
+                )
+            _emit(workspace, emit_sql, protocol)
             return
         if protocol is not None:
             raise typer.BadParameter("--protocol goes with --emit-sql", param_hint="--protocol")
         ws = open_workspace_from_env(workspace)
-        with console.status("Deriving outcomes..."):
-            tables = outcome_module.workspace_outcomes(ws)
+        if engine == "postgres":
+            from policetrial.outcomes import postgres
+
+            url = database_url or os.environ.get(DATABASE_URL_ENV)
+            if not url:
+                raise typer.BadParameter(
+                    f"--engine postgres needs --database-url (or ${DATABASE_URL_ENV})",
+                    param_hint="--database-url",
+                )
+            connection = postgres.connect(url, schema=schema)
+            try:
+                with console.status("Deriving outcomes in PostgreSQL..."):
+                    tables = postgres.workspace_postgres_outcomes(ws, connection, load=load)
+            finally:
+                connection.close()
+        else:
+            with console.status("Deriving outcomes..."):
+                tables = outcome_module.workspace_outcomes(ws)
+        if out is not None:
+            from policetrial.records.cells import safe_frame
+
+            safe_frame(tables.station_period).to_csv(out, index=False)
         if as_json:
             emit_json(tables.to_dict()["station_period"])
             return
@@ -78,3 +165,20 @@ def outcomes(
                 keys=4 if stepped else 3,
             )
         )
+
+
+def _emit(workspace: Path, dialect: str, protocol: str | None) -> None:
+    from policetrial.outcomes.script import outcome_script, workspace_script
+
+    if protocol is not None:
+        from policetrial.protocol.schema import resolve_protocol
+
+        script = outcome_script(resolve_protocol(protocol), dialect)
+    else:
+        script = workspace_script(open_workspace_from_env(workspace), dialect)
+    if "windows" not in {s.name for s in script.statements}:
+        warn(
+            "the trial's windows are not known here (no workspace, or not randomised and "
+            "trained yet): the script expects a table `windows` (see its first lines)"
+        )
+    sys.stdout.write(script.text())

@@ -8,33 +8,43 @@ station x period table the analysis reads and the incident-level table behind it
 - `compiler`: the protocol's declared outcomes compiled to SQL (SQLGlot trees), with the
   person counts' SQL in `persons`, the event counts' in `events` and the node builders
   they share in `sqltree`;
-- `compute`: that SQL run by DuckDB over the Parquet store, or rendered for a force's own
-  warehouse.
+- `compute`: that SQL run by DuckDB over the Parquet store;
+- `dialects`: the SQL in another engine's words (SQLGlot, and the rewrites it needs);
+- `script`: the SQL as a script a force runs in its own warehouse, inputs and all;
+- `postgres`: a workspace's extracts copied into PostgreSQL, and the script run there.
 """
 
 from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes
 from policetrial.outcomes.compute import (
     OutcomeTables,
     compute_outcomes,
-    emit_sql,
     outcome_connection,
     workspace_outcomes,
     workspace_windows,
 )
 from policetrial.outcomes.covariates import station_covariates
+from policetrial.outcomes.dialects import DIALECTS
+from policetrial.outcomes.postgres import load_workspace, postgres_outcomes
+from policetrial.outcomes.script import OutcomeScript, emit_sql, outcome_script, workspace_script
 from policetrial.outcomes.windows import baseline_windows, follow_up_ends, station_windows
 
 __all__ = [
+    "DIALECTS",
     "CompiledOutcomes",
+    "OutcomeScript",
     "OutcomeTables",
     "baseline_windows",
     "compile_outcomes",
     "compute_outcomes",
     "emit_sql",
     "follow_up_ends",
+    "load_workspace",
     "outcome_connection",
+    "outcome_script",
+    "postgres_outcomes",
     "station_covariates",
     "station_windows",
     "workspace_outcomes",
+    "workspace_script",
     "workspace_windows",
 ]

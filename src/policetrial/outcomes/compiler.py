@@ -18,18 +18,26 @@ handful of queries, written once in DuckDB's dialect and rendered in any other b
 
 The SQL reads the extracts as stored (pseudonymised column names), the windows
 (`windows`: station_id, arm, period, start_at, end_before; `spans`: the windows' time spans
-merged, start_at and end_before) and the arms (`arms`: station_id, arm) and the bank
-holidays (`bank_holidays`: day). Codes, roles and thresholds are literals of the SQL,
-placed as SQLGlot nodes (quoted and escaped by SQLGlot), never pasted as text.
+merged, start_at and end_before), the arms (`arms`: station_id, arm) and the protocol's
+calendar (`working_days`: day, every weekday that is not a bank holiday, over the days the
+incidents can fall on). Codes, roles and thresholds are literals of the SQL, placed as
+SQLGlot nodes (quoted and escaped by SQLGlot), never pasted as text.
+
+The SQL means the same in every engine SQLGlot renders it for: office hours are a join on
+the working days, not a weekday number (ISO in DuckDB, Sunday-first in Spark, set by
+`DATEFIRST` in SQL Server); days are added as timestamp additions, not interval literals
+(`sqltree.days_later`). What one engine cannot say at all (T-SQL has no true/false
+values) is rewritten when rendering (`policetrial.outcomes.dialects`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from policetrial.outcomes.dialects import TEMPORARY_TABLES, render
 from policetrial.outcomes.events import event_count_sql
 from policetrial.outcomes.persons import person_count_sql
 from policetrial.outcomes.sqltree import (
@@ -72,10 +80,31 @@ class CompiledOutcomes:
     """Every count outcome, in protocol order: the station x period table's columns."""
     sources: tuple[str, ...] = field(default=())
     """The extract tables the SQL reads."""
+    _texts: dict[tuple[object, ...], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
-    def sql(self, name: str, dialect: str = READ, *, pretty: bool = False) -> str:
-        """One query as text for an engine (`duckdb`, `postgres`, `spark`, `tsql`, ...)."""
-        return self.queries()[name].sql(dialect=dialect, pretty=pretty)
+    def sql(
+        self,
+        name: str,
+        dialect: str = READ,
+        *,
+        pretty: bool = False,
+        temporary: tuple[str, ...] = TEMPORARY_TABLES,
+    ) -> str:
+        """One query as text for an engine (`duckdb`, `postgres`, `tsql`, ...), in its words
+        (`policetrial.outcomes.dialects.render`)."""
+        return self.text(
+            (name, dialect, pretty, temporary),
+            lambda: render(self.queries()[name], dialect, pretty=pretty, temporary=temporary),
+        )
+
+    def text(self, key: tuple[object, ...], make: Callable[[], str]) -> str:
+        """The text `make` gives, made once per `key`: rendering a query takes longer than
+        running it on a small force, and the same query is run again and again."""
+        if key not in self._texts:
+            self._texts[key] = make()
+        return self._texts[key]
 
     def queries(self) -> dict[str, exp.Expr]:
         """Every query by name, in the order they run (`incident_base` first)."""
@@ -312,8 +341,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
             COALESCE(att.officers, 0) > 0 AS attended,
             COALESCE(att.both_arms, FALSE) AS contaminated,
             NOT (
-                EXTRACT(ISODOW FROM i.created_at) <= 5
-                AND bh.day IS NULL
+                wd.day IS NOT NULL
                 AND {minute} >= {start_minute}
                 AND {minute} < {end_minute}
             ) AS out_of_hours
@@ -321,7 +349,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
         LEFT JOIN beats AS b ON b.beat = i.beat
         LEFT JOIN attendance AS att ON att.incident_id = i.incident_id
         LEFT JOIN postings AS lead ON lead.posting_no = att.lead_posting
-        LEFT JOIN bank_holidays AS bh ON bh.day = CAST(i.created_at AS DATE)
+        LEFT JOIN working_days AS wd ON wd.day = CAST(i.created_at AS DATE)
         """
     )
     assert isinstance(base, exp.Select)

@@ -2,9 +2,9 @@
 
 The protocol declares its outcomes; `policetrial.outcomes.compiler` turns them into SQL
 (DuckDB dialect, as SQLGlot trees), readable by an analyst and runnable inside a force's
-own warehouse (`emit_sql`). DuckDB runs it in process over the Parquet files; the small
-record tables (officers, beats) and the windows, spans, arms and bank holidays reach it as
-Arrow tables.
+own warehouse (`policetrial.outcomes.script`). DuckDB runs it in process over the Parquet
+files; the small record tables (officers, beats) and the windows, spans, arms and working
+days reach it as Arrow tables.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlglot import exp
 
 from policetrial.errors import WorkspaceError
 from policetrial.jsonable import jsonable_records
@@ -35,23 +34,24 @@ from policetrial.records.roster import load_officers, load_stations
 from policetrial.records.store import KEY_IDS, arrow_schema, read_store, stored_schema
 
 __all__ = [
-    "DIALECTS",
     "OutcomeTables",
+    "assemble_station_period",
     "bank_holiday_table",
+    "calendar_reach",
     "compute_outcomes",
-    "emit_sql",
     "monthly_counts",
     "outcome_connection",
+    "parquet_kinds",
+    "record_table",
     "register_parquet",
     "span_table",
     "window_table",
+    "working_day_table",
     "workspace_outcomes",
     "workspace_windows",
 ]
 
 LINK_PARQUET = ("incidents", "incident_tags", "incident_officers", "incident_persons")
-MATERIALIZED_CTE_DIALECTS = ("postgres", "duckdb")
-DIALECTS = ("postgres", "tsql", "spark", "snowflake", "bigquery", "oracle", "duckdb")
 
 
 @dataclass(frozen=True)
@@ -97,33 +97,6 @@ class OutcomeTables:
         ).reset_index(drop=True)
 
 
-def _render(query: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
-    if dialect not in MATERIALIZED_CTE_DIALECTS:
-        # A hint only (compute the CTE once); engines without it get a plain CTE.
-        query = query.copy()
-        for cte in query.find_all(exp.CTE):
-            cte.set("materialized", None)
-    return query.sql(dialect=dialect, pretty=pretty)
-
-
-def emit_sql(protocol: Protocol, dialect: str) -> str:
-    """Every outcome query of the protocol rendered for another SQL engine, in run order."""
-    if dialect not in DIALECTS:
-        raise WorkspaceError(
-            f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}"
-        )
-    compiled = compile_outcomes(protocol)
-    parts = [
-        f"-- policetrial outcome definitions of the trial '{protocol.trial.id}', compiled from\n"
-        "-- its protocol by SQLGlot. Create incident_base from the first query; the others\n"
-        "-- read it. Inputs (the extracts as stored, windows, spans, arms, bank_holidays) are\n"
-        "-- described in docs/outcomes.md."
-    ]
-    for name, query in compiled.queries().items():
-        parts.append(f"-- {name}\n{_render(query, dialect, pretty=True)};")
-    return "\n\n".join(parts) + "\n"
-
-
 def bank_holiday_table(protocol: Protocol, years: range) -> pa.Table:
     """The protocol's bank holidays in `years`, as the SQL's `bank_holidays` table."""
     oh = protocol.definitions.office_hours
@@ -132,6 +105,43 @@ def bank_holiday_table(protocol: Protocol, years: range) -> pa.Table:
     else:
         days = sorted(holidays.country_holidays("GB", subdiv=oh.bank_holidays, years=list(years)))
     return pa.table({"day": pa.array(days, pa.date32())})
+
+
+def working_day_table(protocol: Protocol, first: dt.date, last: dt.date) -> pa.Table:
+    """The protocol's working days from `first` to `last` (both included), as the SQL's
+    `working_days` table: every Monday to Friday that is not one of its bank holidays.
+
+    Office hours are tested by a join on this table rather than by a weekday number, which
+    engines count differently (ISO Monday = 1 in DuckDB and PostgreSQL's ISODOW, Sunday = 1
+    in Spark's DAYOFWEEK, whatever `DATEFIRST` says in SQL Server).
+    """
+    bank = bank_holiday_table(protocol, range(first.year, last.year + 1))
+    closed = set(bank.column("day").to_pylist())
+    days = [
+        day
+        for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+        if day.weekday() < 5 and day not in closed
+    ]
+    return pa.table({"day": pa.array(days, pa.date32())})
+
+
+def calendar_reach(protocol: Protocol, spans: pa.Table) -> tuple[dt.date, dt.date] | None:
+    """The first and last day an incident the outcome SQL reads can fall on: the spans'
+    days, and before them the days an event's incident may precede its event
+    (`lead_days`). None when there are no spans."""
+    if spans.num_rows == 0:
+        return None
+    starts = spans.column("start_at").to_pylist()
+    ends = spans.column("end_before").to_pylist()
+    first = min(starts).date() - dt.timedelta(days=lead_days(protocol))
+    return first, max(ends).date() - dt.timedelta(days=1)
+
+
+def _calendar(protocol: Protocol, spans: pa.Table) -> pa.Table:
+    reach = calendar_reach(protocol, spans)
+    if reach is None:
+        return pa.table({"day": pa.array([], pa.date32())})
+    return working_day_table(protocol, *reach)
 
 
 def window_table(windows: pd.DataFrame) -> pa.Table:
@@ -201,23 +211,15 @@ def compute_outcomes(
     The connection must hold (as tables or views) `incidents`, `incident_tags`,
     `incident_officers`, `incident_persons`, `warning_markers`, each declared event kind,
     `officers` and `beats`, all with the stored (pseudonymised) column names. This function
-    adds `windows`, `spans`, `arms` and `bank_holidays`, and returns the results.
+    adds `windows`, `spans`, `arms` and `working_days`, and returns the results.
     """
     compiled = compiled or compile_outcomes(protocol)
-    first = min(windows["start"].min(), dt.date(2000, 1, 1))
-    last = max(windows["end"].max(), dt.date(2000, 1, 1))
-    arms = dict(
-        zip(
-            windows.drop_duplicates("station_id")["station_id"].astype(str),
-            windows.drop_duplicates("station_id")["arm"].astype(str),
-            strict=True,
-        )
-    )
+    spans = span_table(windows)
     tables = {
-        "bank_holidays": bank_holiday_table(protocol, range(first.year - 1, last.year + 2)),
+        "working_days": _calendar(protocol, spans),
         "windows": window_table(windows),
-        "spans": span_table(windows),
-        "arms": _arms_table(arms),
+        "spans": spans,
+        "arms": _arms_table(station_arms(windows)),
     }
     _register(connection, tables)
     # Every result below is sorted explicitly, so DuckDB need not keep row order, which
@@ -226,36 +228,57 @@ def compute_outcomes(
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE incident_base AS {compiled.sql('incident_base')}"
     )
-    station_period = windows.merge(
-        connection.execute(compiled.sql("station_period")).df(),
-        on=["station_id", "period"],
-        how="left",
+    parts = {
+        name: connection.execute(compiled.sql(name)).df()
+        for name in compiled.queries()
+        if name in station_period_parts(compiled)
+    }
+    incidents = connection.sql(compiled.sql("incident_table")).to_arrow_table()
+    connection.execute("DROP TABLE incident_base")
+    for name in tables:
+        connection.unregister(name)
+    return OutcomeTables(
+        assemble_station_period(windows, compiled, parts), incidents, compiled.count_columns
     )
-    for name in (*compiled.person_counts, *compiled.event_counts):
-        query = compiled.person_counts.get(name) or compiled.event_counts[name]
-        part = connection.execute(query.sql(dialect="duckdb")).df()
-        station_period = station_period.merge(part, on=["station_id", "period"], how="left")
+
+
+def station_arms(windows: pd.DataFrame) -> dict[str, str]:
+    """Station id -> arm, from the window table."""
+    first = windows.drop_duplicates("station_id")
+    return dict(zip(first["station_id"].astype(str), first["arm"].astype(str), strict=True))
+
+
+def station_period_parts(compiled: CompiledOutcomes) -> tuple[str, ...]:
+    """The queries whose rows make the station x period table: the incident counts, then
+    each person count and each event kind's counts (names as `CompiledOutcomes.queries`)."""
+    return (
+        "station_period",
+        *(f"person_count_{k}" for k in compiled.person_counts),
+        *(f"event_count_{k}" for k in compiled.event_counts),
+    )
+
+
+def assemble_station_period(
+    windows: pd.DataFrame, compiled: CompiledOutcomes, parts: dict[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """The station x period table: the windows with the rows of each query of
+    `station_period_parts` (from any engine) joined on, a window without rows counted 0."""
+    station_period = windows
+    for name in station_period_parts(compiled):
+        station_period = station_period.merge(parts[name], on=["station_id", "period"], how="left")
     count_columns = [*compiled.count_columns, "contaminated"]
     station_period[count_columns] = station_period[count_columns].fillna(0).astype("int64")
     extra = [c for c in ("sequence", "exposure", "exposure_as_trained") if c in station_period]
     station_period = station_period[
         ["station_id", "arm", "period", "start", "end", "days", "anchor", *extra, *count_columns]
     ]
-    incidents = connection.sql(compiled.sql("incident_table")).to_arrow_table()
-    connection.execute("DROP TABLE incident_base")
-    for name in tables:
-        connection.unregister(name)
     order = ["period", "station_id"]
     if "sequence" in station_period:
         # p1, p2, ..., p10 in the design's order, not as text.
         station_period = station_period.assign(_p=station_period["period"].str[1:].astype(int))
         order = ["_p", "station_id"]
     station_period = station_period.sort_values(order).drop(columns=["_p"], errors="ignore")
-    return OutcomeTables(
-        station_period.reset_index(drop=True),
-        incidents,
-        compiled.count_columns,
-    )
+    return station_period.reset_index(drop=True)
 
 
 def monthly_counts(
@@ -264,17 +287,20 @@ def monthly_counts(
     arms: dict[str, str],
     first: dt.date,
     last: dt.date,
+    *,
+    compiled: CompiledOutcomes | None = None,
 ) -> pd.DataFrame:
     """Incidents and the protocol's monthly outcome per station and calendar month, over one
     span from `first` to `last` (columns station_id, month, incidents, outcome)."""
-    compiled = compile_outcomes(protocol)
+    compiled = compiled or compile_outcomes(protocol)
     if compiled.monthly is None:
         raise WorkspaceError(
             "the protocol names no incident outcome to draw by month ([report] monthly_outcome)"
         )
+    spans = span_table(pd.DataFrame({"start": [first], "end": [last]}))
     tables = {
-        "bank_holidays": bank_holiday_table(protocol, range(first.year - 1, last.year + 2)),
-        "spans": span_table(pd.DataFrame({"start": [first], "end": [last]})),
+        "working_days": _calendar(protocol, spans),
+        "spans": spans,
         "arms": _arms_table(arms),
     }
     _register(connection, tables)
@@ -286,7 +312,7 @@ def monthly_counts(
     return counts
 
 
-def _parquet_kinds(protocol: Protocol) -> dict[str, str | None]:
+def parquet_kinds(protocol: Protocol) -> dict[str, str | None]:
     """Each Parquet-stored kind and the time column its rows can be filtered on."""
     out: dict[str, str | None] = {}
     for name, kind in protocol.extract_kinds.items():
@@ -312,7 +338,7 @@ def register_parquet(
     """
     kinds = protocol.extract_kinds
     lead = dt.timedelta(days=lead_days(protocol))
-    for kind, time_column in _parquet_kinds(protocol).items():
+    for kind, time_column in parquet_kinds(protocol).items():
         path = paths.get(kind)
         if path is None or not path.exists():
             connection.register(kind, stored_schema(kinds[kind]).empty_table())
@@ -361,11 +387,11 @@ def outcome_connection(
     try:
         connection.execute("SET threads TO 2")
         spans = None if windows is None else span_table(windows)
-        paths = {k: workspace.parquet(k) for k in _parquet_kinds(protocol)}
+        paths = {k: workspace.parquet(k) for k in parquet_kinds(protocol)}
         register_parquet(connection, protocol, paths, spans)
         kinds = protocol.extract_kinds
-        connection.register("officers", _arrow(load_officers(workspace), kinds["officers"]))
-        connection.register("beats", _arrow(read_store(workspace, "beats"), kinds["beats"]))
+        connection.register("officers", record_table(load_officers(workspace), kinds["officers"]))
+        connection.register("beats", record_table(read_store(workspace, "beats"), kinds["beats"]))
         yield connection
     finally:
         connection.close()
@@ -443,7 +469,7 @@ def mark_coverage(
     return out
 
 
-def _arrow(frame: pd.DataFrame, kind: Any) -> pa.Table:
+def record_table(frame: pd.DataFrame, kind: Any) -> pa.Table:
     """A record table (officers, beats) as Arrow, with the stored column types."""
     schema = arrow_schema(kind)
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)

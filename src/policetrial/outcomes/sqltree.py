@@ -23,6 +23,7 @@ __all__ = [
     "codes_in",
     "col",
     "count_if",
+    "days_later",
     "event_condition_sql",
     "own_sql",
 ]
@@ -32,8 +33,30 @@ INCIDENT_COLUMNS = {"opening_code", "closing_code", "grade", "channel", "beat"}
 
 
 def own_sql(text: str) -> exp.Expr:
-    """One of our own SQL fragments (never a user's value) as a tree."""
-    return sqlglot.parse_one(text, read=READ)
+    """One of our own SQL fragments (never a user's value) as a tree, with its interval
+    arithmetic written as a portable timestamp addition (see `days_later`)."""
+    return sqlglot.parse_one(text, read=READ).transform(_interval_as_addition, copy=False)
+
+
+def days_later(at: exp.Expr, days: int) -> exp.Expr:
+    """`at` moved by a whole number of days, as SQLGlot renders it in each engine's own
+    words: `+ INTERVAL` in DuckDB and PostgreSQL, `DATEADD(DAY, ...)` in T-SQL (which has
+    no interval literal), Spark's timestamp form of `DATE_ADD` (its two-argument form
+    would drop the time of day)."""
+    return exp.TimestampAdd(this=at, expression=exp.Literal.number(days), unit=exp.var("DAY"))
+
+
+def _interval_as_addition(node: exp.Expr) -> exp.Expr:
+    """`x - INTERVAL n DAY` and `x + INTERVAL n DAY` (our fragments' only interval forms) as
+    `days_later`."""
+    if isinstance(node, exp.Add | exp.Sub) and isinstance(node.expression, exp.Interval):
+        interval = node.expression
+        unit = interval.args.get("unit")
+        if unit is None or unit.name.upper() != "DAY":
+            raise ValueError(f"only whole days are written as intervals: {node.sql(READ)}")
+        days = int(interval.this.name)
+        return days_later(node.this.copy(), -days if isinstance(node, exp.Sub) else days)
+    return node
 
 
 def codes_in(column: exp.Expr, codes: Iterable[str]) -> exp.Expr:
