@@ -17,10 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from policetrial.analysis.counts import CountData, _bisect, _p_values, nb_randomisation
+from policetrial.analysis.counts import CountData, nb_randomisation
+from policetrial.analysis.inversion import bisect, p_values
 from policetrial.analysis.nbreg import fit_negbin
 from policetrial.design.simulate import simulate_counts
-from policetrial.design.validity import BARS, connect_schemes, count_scenario, validity_study
+from policetrial.design.validity import (
+    BARS,
+    OFFERED,
+    connect_schemes,
+    count_scenario,
+    validity_study,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -41,12 +48,12 @@ def _baseline_interval(data: CountData, schemes: np.ndarray, alpha: float = 0.05
         s = scores(v, k)
         return np.asarray((s * z[k]).sum(1) - z[k].sum(1) / data.n * s.sum(1) > 0)
 
-    centre = _bisect(positive, np.full(S, -5.0), np.full(S, 5.0), 2.5e-4)
+    centre = bisect(positive, np.full(S, -5.0), np.full(S, 5.0), 2.5e-4)
     ends = []
     for limit in (-5.0, 5.0):
         ends.append(
-            _bisect(
-                lambda v, k: _p_values(scores(v, k), z[k], schemes) > alpha,
+            bisect(
+                lambda v, k: p_values(scores(v, k), z[k], schemes) > alpha,
                 centre,
                 np.full(S, limit),
                 1e-3,
@@ -61,6 +68,8 @@ def merge(folders: list[Path]) -> None:
     cells: dict[tuple, dict] = {}
     for part in parts:
         for c in part["cells"]:
+            if c["method"] not in OFFERED:  # a method since withdrawn (gee_main)
+                continue
             key = (c["outcome_type"], c["method"], c["scenario"], c["heterogeneity"])
             cells[(*key, c["true_effect"])] = c
     ordered = sorted(

@@ -89,16 +89,23 @@ def test_interval_matches_the_p_value_and_brackets_the_estimate() -> None:
     assert cl.df == 9
     # Recomputing the p-value at an interval end gives alpha: that is what the end means.
     data = count_data(table)
-    from policetrial.analysis.counts import _p_values, _scores
+    from policetrial.analysis.counts import _scores, nb_randomisation
+    from policetrial.analysis.inversion import p_values
 
+    r = nb_randomisation(data, schemes)
+    window = (r["window_low"], r["window_high"])
     for end in (nb.ci_low, nb.ci_high):
         inside = np.log(end) + (1e-3 if end == nb.ci_low else -1e-3)
         outside = np.log(end) - (1e-3 if end == nb.ci_low else -1e-3)
-        p_in = _p_values(
-            _scores(data, np.array([inside]), np.array([0]))[0], data.z.astype(float), schemes
+        p_in = p_values(
+            _scores(data, np.array([inside]), np.array([0]), window)[0],
+            data.z.astype(float),
+            schemes,
         )
-        p_out = _p_values(
-            _scores(data, np.array([outside]), np.array([0]))[0], data.z.astype(float), schemes
+        p_out = p_values(
+            _scores(data, np.array([outside]), np.array([0]), window)[0],
+            data.z.astype(float),
+            schemes,
         )
         assert p_in[0] > 0.05 >= p_out[0]
 
@@ -148,10 +155,10 @@ def _every_scheme(n: int) -> np.ndarray:
     return np.array(rows)
 
 
-def _few_stations(n: int, seed: int, effect: float) -> pd.DataFrame:
+def _few_stations(n: int, seed: int, effect: float, mean: float = 40.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     arm = np.array(["intervention", "control"] * (n // 2))
-    level = 40 * rng.lognormal(0, 0.3, n)
+    level = mean * rng.lognormal(0, 0.3, n)
     return pd.DataFrame(
         {
             "station_id": [f"S{i}" for i in range(n)],
@@ -165,17 +172,18 @@ def _few_stations(n: int, seed: int, effect: float) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("n", "seed", "open_low", "open_high"),
-    [(4, 0, True, True), (8, 43, True, False), (8, 3, False, True)],
+    ("n", "seed", "mean", "open_low", "open_high"),
+    [(4, 0, 40.0, True, True), (8, 0, 2.0, True, False), (8, 1, 2.0, False, True)],
 )
 def test_an_open_interval_end_is_none_with_a_note(
-    n: int, seed: int, open_low: bool, open_high: bool
+    n: int, seed: int, mean: float, open_low: bool, open_high: bool
 ) -> None:
     """With 4 stations (2 + 2: 6 schemes, smallest p-value 1/3) no rate ratio can be
-    rejected, so both ends are open; with 8 (70 schemes, smallest p 2/70) these draws
-    leave only the lower end, or only the upper end, open. An open end is None (JSON null),
-    not 0 or infinity, and the estimate says so in its notes; the other end stays a number."""
-    table = _few_stations(n, seed, effect=0.3)
+    rejected, so both ends are open; with 8 (70 schemes, smallest p 2/70) and about two
+    events per station these draws leave only the lower end, or only the upper end, open.
+    An open end is None (JSON null), not 0 or infinity, and the estimate says so in its
+    notes; the other end stays a number."""
+    table = _few_stations(n, seed, effect=0.3, mean=mean)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         nb, _ = analyse_counts(
@@ -190,6 +198,22 @@ def test_an_open_interval_end_is_none_with_a_note(
     d = nb.to_dict()
     assert (d["ci_low"] is None, d["ci_high"] is None) == (open_low, open_high)
     json.dumps(d, allow_nan=False)
+
+
+@pytest.mark.parametrize("seed", [3, 43])
+def test_an_interval_closes_on_ordinary_counts_at_eight_stations(seed: int) -> None:
+    """Issue 17, item 2: these two 8-station draws (about 40 events per station, true rate
+    ratio 0.3) had an open end when the null model was refitted whole at every rate ratio
+    (its slope and dispersion absorbed the hypothesised effect and p levelled off above
+    0.05). With slope and dispersion held beyond the window both ends close, and the p at
+    each end is alpha as it should be."""
+    table = _few_stations(8, seed, effect=0.3)
+    nb, _ = analyse_counts(
+        table, outcome="x", schemes=_every_scheme(8), station_order=tuple(table["station_id"])
+    )
+    assert nb.ci_low is not None and nb.ci_high is not None
+    assert 0 < nb.ci_low < nb.estimate < nb.ci_high < np.exp(5)
+    assert not any("open" in note for note in nb.notes)
 
 
 @pytest.mark.slow
@@ -220,7 +244,8 @@ def test_size_and_coverage_at_twelve_stations() -> None:
 def test_the_interval_is_the_connected_set_of_unrejected_rate_ratios() -> None:
     """Every rate ratio strictly inside the interval is not rejected (p > alpha), and
     the randomisation p-value is 1 at the NB estimate, where T = 0 exactly."""
-    from policetrial.analysis.counts import _p_values, _scores
+    from policetrial.analysis.counts import _scores
+    from policetrial.analysis.inversion import p_values
 
     rng = np.random.default_rng(21)
     tables = [_table(rng, effect=e) for e in (0.6, 1.0, 1.3)]
@@ -231,6 +256,6 @@ def test_the_interval_is_the_connected_set_of_unrejected_rate_ratios() -> None:
         grid = np.linspace(np.log(r["ci_low"][0]), np.log(r["ci_high"][0]), 11)[1:-1]
         grid = np.append(grid, r["log_rr"][0])
         scores, _ = _scores(data, grid, np.zeros(grid.size, dtype=int))
-        p = _p_values(scores, np.repeat(data.z.astype(float), grid.size, axis=0), schemes)
+        p = p_values(scores, np.repeat(data.z.astype(float), grid.size, axis=0), schemes)
         assert np.all(p > 0.05)
         assert p[-1] == 1.0

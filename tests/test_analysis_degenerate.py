@@ -114,6 +114,47 @@ def test_a_degenerate_station_table_gives_no_impossible_number(
     assert not re.search(r"\b(nan|inf|-inf|infinity)\b|e\+\d\d", shown.output, re.IGNORECASE)
 
 
+def test_a_station_table_with_a_window_of_no_incidents_is_refused_before_analysis(
+    protocol: Protocol, tmp_path: Path
+) -> None:
+    """Issue 17, item 4: a station with no incidents of any kind in a window is a data
+    problem (the extract missed it), refused when the table is read, naming the file, row,
+    column and station, not analysed as a station where nothing happened."""
+    table = station_table([20] * 12, [18] * 12)
+    table.loc[(table["station_id"] == "S04") & (table["period"] == "followup"), "incidents"] = 0
+    path = tmp_path / "stations.csv"
+    table.to_csv(path, index=False)
+    row = int(np.flatnonzero(table["incidents"].to_numpy() == 0)[0]) + 2
+    with pytest.raises(Exception, match=rf"stations.csv: row {row}, column 'incidents': 0 "):
+        read_station_table(path, protocol)
+    result = runner.invoke(app, ["analyse", "--stations", str(path), "--protocol", "connect"])
+    assert result.exit_code != 0 and "S04" in result.output and "Traceback" not in result.output
+
+
+def test_a_workspace_station_without_incidents_is_refused_before_analysis(
+    imported: Workspace,
+) -> None:
+    """The outcome tables of a workspace whose extracts hold no incident of one station in
+    its follow-up window (as when a force's extract misses a division): the analysis
+    refuses before running, naming the station and the window."""
+    from dataclasses import replace
+
+    import pyarrow.compute as pc
+
+    from policetrial.errors import AnalysisError
+    from policetrial.outcomes.compute import workspace_outcomes
+
+    outcomes = workspace_outcomes(imported)
+    table = outcomes.incident_table
+    station = sorted(set(table.column("station_id").to_pylist()))[3]
+    gone = pc.and_(
+        pc.equal(table.column("station_id"), station), pc.equal(table.column("period"), "followup")
+    )
+    emptied = replace(outcomes, incident_table=table.filter(pc.invert(gone)))
+    with pytest.raises(AnalysisError, match=rf"no incidents of any kind .*{station}'s followup"):
+        analyse_workspace(imported, outcomes=emptied)
+
+
 def test_identical_counts_are_not_estimable_for_the_cluster_level_analysis(
     protocol: Protocol, tmp_path: Path
 ) -> None:
@@ -217,3 +258,44 @@ def test_a_log_cut_before_the_follow_up_ends_is_refused_unless_interim(
     assert interim.exit_code == 0, interim.output
     assert json.loads(interim.stdout)["trial"]["interim"] is True
     ws.engine.dispose()
+
+
+def test_an_open_primary_interval_says_why_with_the_cluster_level_one_beside_it() -> None:
+    """Issue 17, item 2: an interval still open (here 4 stations, where no rate ratio can
+    be rejected) is shown with its reason and the cluster-level interval of the outcome."""
+    from policetrial.report.build import _headline
+
+    reason = (
+        "The interval is open at one end: no rate ratio as far as 0.007 or 148 was "
+        "rejected, so the data set no bound there."
+    )
+    primary = Estimate(
+        "mh_calls",
+        "nb_randomisation",
+        "NB",
+        "rate ratio",
+        0.8,
+        0.31,
+        None,
+        0.33,
+        None,
+        4,
+        notes=(reason,),
+    ).to_dict()
+    cluster = Estimate(
+        "mh_calls", "cluster_level", "CL", "rate ratio", 0.78, 0.35, 1.74, 0.4, 1.0, 4
+    ).to_dict()
+    results = {
+        "primary": primary,
+        "analyses": [primary, cluster],
+        "trial": {"alpha": 0.05, "primary_outcome_label": "Mental-health calls"},
+    }
+    head = _headline(results)
+    assert "95% CI 0.31 to open" in head["text"]
+    assert head["open"].startswith(reason)
+    assert (
+        "cluster-level analysis of the same outcome gives 0.78 (95% CI 0.35 to 1.74)"
+        in (head["open"])
+    )
+    closed = {**results, "primary": cluster}
+    assert _headline(closed)["open"] is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from policetrial.protocol.schema import Protocol
 from policetrial.randomise import randomise_clusters
 
 STATIONS = tuple(f"S{i:02d}" for i in range(12))
+GEE_METHODS = ("gee_avg", "gee_kc", "gee_md", "gee_fg")
 ARMS = {s: ("intervention" if i % 2 == 0 else "control") for i, s in enumerate(STATIONS)}
 
 
@@ -50,7 +53,12 @@ def test_binary_analysis_is_the_documented_gee() -> None:
     incidents = _incidents(1)
     before = incidents.copy()
     avg, kc, md, fg = analyse_binary(
-        incidents, outcome="tagged", flag="tagged", station_order=STATIONS, arms=ARMS
+        incidents,
+        outcome="tagged",
+        flag="tagged",
+        station_order=STATIONS,
+        arms=ARMS,
+        methods=GEE_METHODS,
     )
     pd.testing.assert_frame_equal(incidents, before)
     base = incidents[incidents["period"] == "baseline"].groupby("station_id")["tagged"]
@@ -85,24 +93,115 @@ def test_binary_analysis_is_the_documented_gee() -> None:
     assert all(e.df == 9 and e.n_clusters == 12 and e.scale == "odds ratio" for e in (kc, md))
 
 
-def test_the_main_binary_method_follows_the_pooled_event_rate() -> None:
-    """The rule fixed in advance: KC/MD average from 5 follow-up events per station, KC
-    below; the main method comes first with a note."""
-    common = analyse_binary(
-        _incidents(8), outcome="tagged", flag="tagged", station_order=STATIONS, arms=ARMS
+def _every_scheme() -> np.ndarray:
+    """Every 6 + 6 allocation of the 12 stations (924 schemes), the chosen one included."""
+    from itertools import combinations
+
+    rows = []
+    for chosen in combinations(range(12), 6):
+        row = np.zeros(12, dtype=bool)
+        row[list(chosen)] = True
+        rows.append(row)
+    return np.array(rows)
+
+
+def test_the_first_binary_method_is_the_main_one() -> None:
+    """The protocol's list decides: the station-level randomisation analysis by default,
+    a GEE correction when a protocol lists it first; only the first carries the note."""
+    schemes = _every_scheme()
+    default = analyse_binary(
+        _incidents(8),
+        outcome="tagged",
+        flag="tagged",
+        station_order=STATIONS,
+        arms=ARMS,
+        schemes=schemes,
     )
-    rare = analyse_binary(
+    assert [e.method for e in default] == [
+        "cluster_randomisation",
+        "gee_avg",
+        "gee_kc",
+        "gee_md",
+        "gee_fg",
+    ]
+    kc_first = analyse_binary(
         _incidents(8, prevalence=0.02),
         outcome="s136",
         flag="tagged",
         station_order=STATIONS,
         arms=ARMS,
+        methods=("gee_kc", "gee_avg"),
     )
-    assert common[0].method == "gee_avg" and rare[0].method == "gee_kc"
-    for first in (common[0], rare[0]):
+    assert [e.method for e in kc_first] == ["gee_kc", "gee_avg"]
+    for first in (default[0], kc_first[0]):
         assert any(n.startswith("The main analysis for this outcome") for n in first.notes)
-    assert not any("main analysis" in n for e in rare[1:] for n in e.notes)
-    assert [e.method for e in rare] == ["gee_kc", "gee_avg", "gee_md", "gee_fg"]
+    assert not any("main analysis" in n for e in (*default[1:], *kc_first[1:]) for n in e.notes)
+    with pytest.raises(AnalysisError, match="needs the scheme set"):
+        analyse_binary(
+            _incidents(8), outcome="tagged", flag="tagged", station_order=STATIONS, arms=ARMS
+        )
+
+
+def test_station_level_randomisation_matches_statsmodels_and_brute_force() -> None:
+    """Reference: statsmodels 0.14 GLM (Binomial, proportions y/m with var_weights
+    m / (1 + (m - 1) rho)) of the station totals on arm and baseline log-odds solves the
+    same estimating equations, so its odds ratio matches to 1e-7 at the reported rho. The
+    p-value is recomputed by brute force: the same GLM without arm, its scores
+    w (y - m p), and the share of the 924 schemes whose centred treated sum is at least as
+    extreme. At each interval end the test's p crosses 0.05."""
+    from policetrial.analysis.binary_cluster import BinaryData, _scores, binary_randomisation
+    from policetrial.analysis.inversion import p_values, window
+
+    incidents = _incidents(4, prevalence=0.08)
+    schemes = _every_scheme()
+    (main, *_) = analyse_binary(
+        incidents,
+        outcome="tagged",
+        flag="tagged",
+        station_order=STATIONS,
+        arms=ARMS,
+        schemes=schemes,
+        methods=("cluster_randomisation",),
+    )
+    follow = incidents[incidents["period"] == "followup"].groupby("station_id")["tagged"]
+    base = incidents[incidents["period"] == "baseline"].groupby("station_id")["tagged"]
+    y = follow.sum().reindex(STATIONS).to_numpy(dtype=float)
+    m = follow.size().reindex(STATIONS).to_numpy(dtype=float)
+    x = station_baseline_logit(
+        base.sum().reindex(STATIONS).to_numpy(), base.size().reindex(STATIONS).to_numpy()
+    )
+    z = np.array([ARMS[s] == "intervention" for s in STATIONS])
+    data = BinaryData(y[None], m[None], x[None], z[None])
+    r = binary_randomisation(data, schemes)
+    rho = float(r["rho"][0])
+    assert any(f"{rho:.4f}" in n for n in main.notes)
+    w = 1 / (1 + (m - 1) * rho)
+    X = np.column_stack([np.ones(12), z.astype(float), x])
+    full = sm.GLM(y / m, X, family=sm.families.Binomial(), var_weights=m * w).fit(tol=1e-12)
+    assert main.estimate == pytest.approx(np.exp(full.params[1]), rel=1e-7)
+    null = sm.GLM(y / m, X[:, [0, 2]], family=sm.families.Binomial(), var_weights=m * w).fit(
+        tol=1e-12
+    )
+    scores = w * (y - m * null.fittedvalues)
+    centred = schemes.astype(float) @ scores - 6 / 12 * scores.sum()
+    observed = scores[z].sum() - 6 / 12 * scores.sum()
+    assert main.p_value == pytest.approx(np.mean(np.abs(centred) >= abs(observed) - 1e-9))
+    assert main.ci_low is not None and main.ci_high is not None
+    assert main.ci_low < main.estimate < main.ci_high
+    bounds = window(np.log(r["estimate"]), r["se"])
+    for end, step in ((main.ci_low, 1e-3), (main.ci_high, -1e-3)):
+        inside, outside = np.log(end) + step, np.log(end) - step
+        p_in = p_values(
+            _scores(data, w[None], np.array([inside]), np.array([0]), bounds),
+            z[None].astype(float),
+            schemes,
+        )
+        p_out = p_values(
+            _scores(data, w[None], np.array([outside]), np.array([0]), bounds),
+            z[None].astype(float),
+            schemes,
+        )
+        assert p_in[0] > 0.05 >= p_out[0]
 
 
 def test_binary_refuses_an_arm_without_events() -> None:
@@ -110,7 +209,14 @@ def test_binary_refuses_an_arm_without_events() -> None:
     follow_control = (incidents["period"] == "followup") & (incidents["arm"] == "control")
     incidents.loc[follow_control, "tagged"] = False
     with pytest.raises(AnalysisError, match="no events at follow-up in the control arm"):
-        analyse_binary(incidents, outcome="s136", flag="tagged", station_order=STATIONS, arms=ARMS)
+        analyse_binary(
+            incidents,
+            outcome="s136",
+            flag="tagged",
+            station_order=STATIONS,
+            arms=ARMS,
+            methods=GEE_METHODS,
+        )
 
 
 def test_binary_warns_about_a_station_without_follow_up_incidents() -> None:
@@ -118,11 +224,18 @@ def test_binary_warns_about_a_station_without_follow_up_incidents() -> None:
     incidents = incidents[
         ~((incidents["station_id"] == "S03") & (incidents["period"] == "followup"))
     ]
-    with pytest.warns(UserWarning, match=r"with no incidents at follow-up: S03\."):
-        (main, *_) = analyse_binary(
-            incidents, outcome="tagged", flag="tagged", station_order=STATIONS, arms=ARMS
+    with pytest.warns(UserWarning, match=r"No incidents at follow-up at S03: a score of 0"):
+        station_level, gee = analyse_binary(
+            incidents,
+            outcome="tagged",
+            flag="tagged",
+            station_order=STATIONS,
+            arms=ARMS,
+            schemes=_every_scheme(),
+            methods=("cluster_randomisation", "gee_avg"),
         )
-    assert main.n_clusters == 11 and main.df == 8
+    assert station_level.n_clusters == 12 and station_level.df is None
+    assert gee.n_clusters == 11 and gee.df == 8
 
 
 def _scores(seed: int) -> pd.DataFrame:
@@ -275,9 +388,9 @@ def test_protocol_switches_sensitivity_analyses(protocol: Protocol) -> None:
 
 @pytest.mark.slow
 def test_corrected_gee_and_questionnaire_keep_their_size() -> None:
-    """Under the null, 6 + 6 stratified stations, between-station CV 0.3: GEE by the main
-    rule, with the averaged KC/MD variance and with KC reject about 5% (binomial 99%
-    band around 0.05 for 600 trials), Mancl-DeRouen and Fay-Graubard no more; the
+    """Under the null, 6 + 6 stratified stations, between-station CV 0.3: the station-level
+    randomisation analysis, GEE with the averaged KC/MD variance and with KC reject about
+    5% (binomial 99% band around 0.05 for 600 trials), Mancl-DeRouen and Fay-Graubard no more; the
     uncorrected sandwich with a normal reference rejects too often; the questionnaire
     ANCOVA about 5%."""
     from policetrial.design.validity import validity_study
@@ -287,7 +400,7 @@ def test_corrected_gee_and_questionnaire_keep_their_size() -> None:
     )
     band = stats.binom.ppf([0.005, 0.995], 600, 0.05) / 600
     cells = {(c.method, c.scenario): c for c in study.cells}
-    for method in ("gee_main", "gee_avg", "gee_kc"):
+    for method in ("cluster_randomisation", "gee_avg", "gee_kc"):
         assert band[0] <= cells[method, "tag"].rejection <= band[1]
     for method in ("gee_md", "gee_fg"):
         assert cells[method, "tag"].rejection <= band[1]
@@ -310,3 +423,28 @@ def test_public_api_is_listed() -> None:
     ):
         assert name in analysis.__all__
     assert {"nb_randomisation", "gee_kc", "station_ancova"} <= set(analysis.ALL_METHODS)
+
+
+def test_a_gee_that_cannot_run_leaves_the_main_station_level_analysis_standing() -> None:
+    """Only 4 of 12 stations with follow-up incidents: the GEE (3 coefficients) cannot be
+    fitted, and says so in a warning; the station-level test, whose other stations score
+    0, still gives the main result."""
+    incidents = _incidents(6, prevalence=0.2)
+    keep = {"S00", "S01", "S02", "S03"}
+    incidents = incidents[(incidents["period"] == "baseline") | incidents["station_id"].isin(keep)]
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = analyse_binary(
+            incidents,
+            outcome="tagged",
+            flag="tagged",
+            station_order=STATIONS,
+            arms=ARMS,
+            schemes=_every_scheme(),
+        )
+    said = [str(w.message) for w in caught]
+    assert any(re.search(r"gee_avg\) not analysed: .*too few for GEE", m) for m in said)
+    assert [e.method for e in found] == ["cluster_randomisation"]
+    assert found[0].n_clusters == 12 and found[0].p_value is not None

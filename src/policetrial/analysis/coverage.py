@@ -2,7 +2,11 @@
 
 The outcome table marks each station-period `complete` with its `covered_days`
 (`outcomes.compute.mark_coverage`); the analysis must not count missing days as days
-without incidents.
+without incidents. Nor may it take a station with no incidents of any kind in a window the
+log covers for a station where nothing happened: a police station takes calls every day,
+so an empty window means the extracts miss that station (no postings or beats place an
+incident there).
+Both are refused before any analysis runs, naming the windows.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ __all__ = ["covered", "interim_note"]
 
 def covered(outcomes: OutcomeTables, *, interim: bool) -> OutcomeTables:
     """The outcome table the analysis may use: every window covered by the incident log,
-    or, for an interim look, each window's days cut to the days it covers."""
+    or, for an interim look, each window's days cut to the days it covers; and no covered
+    window without a single incident."""
     sp = outcomes.station_period
+    _refuse_empty(outcomes)
     if "complete" not in sp or sp["complete"].all():
         return outcomes
     short = sp[~sp["complete"].astype(bool)]
@@ -45,6 +51,42 @@ def covered(outcomes: OutcomeTables, *, interim: bool) -> OutcomeTables:
             f"{empty.iloc[0]['period']}"
         )
     return replace(outcomes, station_period=sp)
+
+
+def _refuse_empty(outcomes: OutcomeTables) -> None:
+    sp = outcomes.station_period
+    table = outcomes.incident_table
+    if not {"station_id", "period"} <= set(table.column_names):
+        return
+    counted = table.group_by(["station_id", "period"]).aggregate([([], "count_all")])
+    have = {
+        (s, p)
+        for s, p in zip(
+            counted.column("station_id").to_pylist(),
+            counted.column("period").to_pylist(),
+            strict=True,
+        )
+    }
+    days = sp["covered_days"] if "covered_days" in sp else pd.Series(1, index=sp.index)
+    empty = [
+        (row.station_id, row.period, row.start, row.end)
+        for row, d in zip(sp.itertuples(index=False), days, strict=True)
+        if d > 0 and (row.station_id, row.period) not in have
+    ]
+    if not empty:
+        return
+    stations = sorted({e[0] for e in empty})
+    station, period, start, end = empty[0]
+    raise AnalysisError(
+        f"{len(stations)} station(s) have no incidents of any kind in {len(empty)} window(s) "
+        f"the incident log covers: {', '.join(map(str, stations[:8]))}"
+        f"{' and more' if len(stations) > 8 else ''} (for example {station}'s {period} "
+        f"window, {start} to {end}). A station takes calls every day, so the extracts most "
+        "likely miss these stations: an incident's station comes from its attending "
+        "officers' postings (the officers extract) or its beat (the beats extract), so check "
+        "that those extracts and the incident extract cover them, then import again. "
+        "Analysing them would count a missing station as one where nothing happened"
+    )
 
 
 def interim_note(sp: pd.DataFrame) -> str:

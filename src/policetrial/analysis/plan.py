@@ -435,7 +435,7 @@ def _run_comparison(
             key,
             False,
             lambda s=declared[key]: _binary(
-                s, incidents, order, arms, plan, analyses, clustering, with_clustering
+                s, incidents, order, arms, schemes, plan, analyses, clustering, with_clustering
             ),
         )
     for name, scores in questionnaire.items():
@@ -504,6 +504,7 @@ def _binary(
     incidents: pd.DataFrame,
     order: tuple[str, ...],
     arms: dict[str, str],
+    schemes: np.ndarray,
     plan: Analysis,
     analyses: list[Estimate],
     clustering: list[Clustering],
@@ -522,6 +523,7 @@ def _binary(
             flag=flag,
             station_order=order,
             arms=arms,
+            schemes=schemes,
             alpha=plan.alpha,
             methods=tuple(plan.binary_methods),
         )

@@ -31,6 +31,7 @@ from policetrial.analysis.icc import count_cv
 from policetrial.analysis.results import Clustering, Estimate, judged_all
 from policetrial.errors import AnalysisError
 from policetrial.jsonable import jsonable
+from policetrial.protocol.conditions import Every
 from policetrial.protocol.schema import Protocol
 from policetrial.randomise import SchemeSet, randomise_clusters
 
@@ -127,6 +128,22 @@ def read_station_table(path: str | Path, protocol: Protocol) -> pd.DataFrame:
                 + (" (days: 1 or more)" if column == "days" else "")
             )
         table[column] = numbers.astype("int64")
+    everything = [
+        c
+        for c in counts
+        if protocol.declared[c].kind == "incident_count"
+        and isinstance(protocol.declared[c].where, Every)
+    ]
+    for column in everything:
+        empty = np.flatnonzero(table[column].to_numpy() == 0)
+        if empty.size:
+            row = int(empty[0])
+            raise AnalysisError(
+                f"{path}: row {row + 2}, column {column!r}: 0 incidents of any kind at station "
+                f"{table['station_id'].iloc[row]!r} in its {table['period'].iloc[row]} window. "
+                "A station takes calls every day, so the extract behind this table most likely "
+                "missed it; correct the table (or leave the station out of the trial) first"
+            )
     pairs = table.groupby("station_id")["period"].apply(sorted)
     odd = [s for s, p in pairs.items() if p != ["baseline", "followup"]]
     if odd:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from click.core import ParameterSource
 from rich.markup import escape
 
 from policetrial.cli import common
@@ -74,11 +73,22 @@ def validate(
             show_default="all four",
         ),
     ] = None,
+    edges: Annotated[
+        bool,
+        typer.Option(
+            "--edges",
+            help="Instead, the edge study: gamma and lognormal station effects, sizes "
+            "40-1,500, weak baseline correlation, sparse counts, 8 and 10 stations, few "
+            "schemes, binary prevalence 1-30% (5,000 null trials each by default).",
+        ),
+    ] = False,
     as_json: common.JsonOption = False,
 ) -> None:
     """Simulate null and alternative trials of the trial's own design (Connect's by
     default); each method's size and coverage. A stepped-wedge trial's design is studied
-    in four scenarios: no trend, a secular trend, decaying correlation, and both."""
+    in four scenarios: no trend, a secular trend, decaying correlation, and both. With
+    --edges, the methods are studied where real data will take them instead, with the
+    share of open intervals."""
     from policetrial.design.validity import (
         connect_design,
         protocol_design,
@@ -92,6 +102,18 @@ def validate(
     parts = tuple(part or PARTS)
     unknown = [p for p in parts if p not in PARTS]
     cvs = tuple(cv or (0.1, 0.2, 0.3, 0.4))
+    if edges:
+        given = [
+            name
+            for name in ("cv", "part", "workspace", "protocol", "scenario")
+            if _source(ctx, name) == "COMMANDLINE"
+        ]
+        with common.user_errors():
+            if given:
+                option = "cv-between" if given[0] == "cv" else given[0]
+                raise TrialError(f"--edges runs its own designs and scenarios; drop --{option}")
+        _edges(ctx, trials, alternative, seed, out, as_json)
+        return
     with common.user_errors():
         if unknown:
             raise TrialError(f"--part {unknown[0]!r} is not one of {', '.join(PARTS)}")
@@ -99,7 +121,7 @@ def validate(
             raise TrialError("--cv-between must be between 0 and 3, e.g. 0.25")
         if protocol is not None and workspace is not None:
             # POLICETRIAL_WORKSPACE set in the shell gives way to a --protocol typed here.
-            if ctx.get_parameter_source("workspace") is not ParameterSource.ENVIRONMENT:
+            if _source(ctx, "workspace") != "ENVIRONMENT":
                 raise TrialError("give --protocol or --workspace, not both")
             workspace = None
         proto = resolve_protocol(protocol) if protocol is not None else None
@@ -144,6 +166,55 @@ def validate(
             f"{b.incidents_per_station:.0f} incidents per station ({escape(b.source)})",
             highlight=False,
         )
+    _cells_table(study)
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    """Where an option's value came from (COMMANDLINE, ENVIRONMENT, DEFAULT...), by name:
+    Typer vendors its own Click, so its enum is not click.core.ParameterSource."""
+    source = ctx.get_parameter_source(name)
+    return "" if source is None else source.name
+
+
+def _edges(
+    ctx: typer.Context, trials: int, alternative: int, seed: int, out: Path | None, as_json: bool
+) -> None:
+    from policetrial.design.edges import EDGE_SCENARIOS, edge_study
+
+    console = common.errors if as_json else common.console
+    if _source(ctx, "trials") != "COMMANDLINE":
+        trials = 5000
+    if _source(ctx, "alternative") != "COMMANDLINE":
+        alternative = 0
+    if _source(ctx, "seed") != "COMMANDLINE":
+        seed = 20261206
+    with common.user_errors():
+        with common.progress_bar(common.errors, "Edge study: scenarios") as tick:
+            done = 0
+            tick(0, len(EDGE_SCENARIOS))
+
+            def step(name: str) -> None:
+                nonlocal done
+                tick(done, len(EDGE_SCENARIOS))
+                done += 1
+
+            study = edge_study(
+                n_trials=trials, n_alternative=alternative, seed=seed, on_progress=step
+            )
+        payload = study.to_dict()
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        common.emit_json(payload)
+        return
+    for s in study.settings["scenarios"]:
+        if not s["significance_attainable"]:
+            console.print(
+                f"[bold]{escape(s['name'])}[/]: significance is unattainable (the smallest "
+                f"p-value {s['smallest_p_value']:.3f} is above 0.05).",
+                highlight=False,
+            )
     _cells_table(study)
 
 
@@ -215,12 +286,23 @@ def _cells_table(study: Any) -> None:
             f"{c.analysed}/{c.n_trials}",
             f"{c.rejection:.3f} ± {c.rejection_mcse:.3f}",
             "" if c.coverage is None else f"{c.coverage:.3f} ± {c.coverage_mcse:.3f}",
+            "" if c.open_share is None else f"{c.open_share:.3f}",
         ]
         for c in study.cells
     ]
     table = common.table(
-        "Size (rejection under the null) and coverage of 95% intervals",
-        ["outcome", "method", "scenario", "k / ICC", "truth", "trials", "rejection", "coverage"],
+        "Size, coverage of 95% intervals, share open",
+        [
+            "outcome",
+            "method",
+            "scenario",
+            "k / ICC",
+            "truth",
+            "trials",
+            "rejection",
+            "coverage",
+            "open",
+        ],
         rows,
         keys=3,
     )

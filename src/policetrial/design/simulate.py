@@ -71,9 +71,17 @@ class CountScenario:
     station_sizes: tuple[float, ...] | None = None
     baseline_length: float = 1.0
     followup_days: float = 30.0
+    station_effects: str = "lognormal"
+    """The distribution of the station level exp(b): `lognormal`, or `gamma` with the same
+    CV (a heavier left tail: some stations far quieter than the rest), its two periods
+    joined by a Gaussian copula with correlation `baseline_correlation`."""
 
     def __post_init__(self) -> None:
         _positive("incidents_per_cluster", self.incidents_per_cluster)
+        if self.station_effects not in ("lognormal", "gamma"):
+            raise DesignError(
+                f"station_effects must be lognormal or gamma, got {self.station_effects!r}"
+            )
         _nonnegative("cv_between", self.cv_between)
         r = self.baseline_correlation
         if not (math.isfinite(r) and -1.0 <= r <= 1.0):
@@ -215,8 +223,17 @@ def simulate_counts(
     first = rng.standard_normal((n_sims, n))
     second = r * first + math.sqrt(max(0.0, 1.0 - r * r)) * rng.standard_normal((n_sims, n))
     mean = scenario.incidents_per_cluster * size
-    mu_base = mean * scenario.baseline_length * np.exp(sd * first - var / 2)
-    mu_follow = mean * np.exp(sd * second - var / 2) * np.where(z, irr, 1.0)
+    if scenario.station_effects == "gamma" and scenario.cv_between > 0:
+        from scipy import stats
+
+        shape = 1.0 / scenario.cv_between**2
+        level_base = stats.gamma.ppf(stats.norm.cdf(first), shape, scale=1.0 / shape)
+        level_follow = stats.gamma.ppf(stats.norm.cdf(second), shape, scale=1.0 / shape)
+    else:
+        level_base = np.exp(sd * first - var / 2)
+        level_follow = np.exp(sd * second - var / 2)
+    mu_base = mean * scenario.baseline_length * level_base
+    mu_follow = mean * level_follow * np.where(z, irr, 1.0)
     if scenario.dispersion > 0:
         shape = 1.0 / scenario.dispersion
         mu_base = mu_base * rng.gamma(shape, scenario.dispersion, (n_sims, n))

@@ -22,9 +22,9 @@ its sealed scheme set, its stations' sizes, its baseline data) otherwise.
   normal with SD chosen so the station proportions have CV k around the prevalence, a
   period x station factor, incidents per station Poisson around the scenario's mean x
   station size (lognormal CV 0.3, or the design's station sizes);
-  methods `gee_main` (the rule of `main_binary_method`, trial by trial), `gee_avg`,
-  `gee_kc`, `gee_md`, `gee_fg` (and the uncorrected sandwich with a normal reference,
-  not offered);
+  methods `cluster_randomisation` (the main analysis: station-level estimating equations
+  with a randomisation test and test-inverted interval), `gee_avg`, `gee_kc`, `gee_md`,
+  `gee_fg` (and the uncorrected sandwich with a normal reference, not offered);
 - questionnaire: officers per station Poisson(30 x station size), station effects with
   ICC rho shared by pre and post, officer pre/post correlation 0.5; method `station_ancova`.
 
@@ -45,7 +45,8 @@ import pandas as pd
 from scipy import stats
 
 from policetrial.analysis.arms import global_p_values
-from policetrial.analysis.binary import main_binary_method, station_baseline_logit
+from policetrial.analysis.binary import station_baseline_logit
+from policetrial.analysis.binary_cluster import BinaryData, binary_randomisation
 from policetrial.analysis.counts import cluster_level_ancova, nb_randomisation
 from policetrial.analysis.gee import fit_gee, gee_test
 from policetrial.analysis.questionnaire import station_ancova
@@ -59,7 +60,7 @@ from policetrial.design.scenarios import (
     protocol_design,
     workspace_design,
 )
-from policetrial.design.simulate import simulate_counts
+from policetrial.design.simulate import CountScenario, simulate_counts
 from policetrial.errors import DesignError
 
 __all__ = [
@@ -83,18 +84,18 @@ BARS: dict[str, dict[str, Any]] = {
         "size": [0.04, 0.06],
         "coverage": [0.94, 0.96],
     },
-    "binary": {"methods": ["gee_main"], "size": [0.03, 0.065]},
+    "binary": {"methods": ["cluster_randomisation"], "size": [0.03, 0.06]},
 }
 """The issue's bars: size and 95% coverage under the null of the methods each outcome
 type's conclusions rest on (the primary methods for counts; for binary outcomes the
-main method chosen by `main_binary_method`)."""
+main analysis, `cluster_randomisation`)."""
 
 OFFERED = {
     "nb_randomisation": True,
     "cluster_level": True,
     "nb_wald_z": False,
     "nb_wald_t": False,
-    "gee_main": True,
+    "cluster_randomisation": True,
     "gee_avg": True,
     "gee_kc": True,
     "gee_md": True,
@@ -129,6 +130,9 @@ class ValidityCell:
     coverage_mcse: float | None
     median_width: float | None
     """Median ratio of upper to lower limit (ratios) or width (differences)."""
+    open_share: float | None = None
+    """Share of the analysed trials whose interval is open at an end (no bound within
+    the search's limits)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,12 +180,14 @@ def _binary_trials(
     prevalence: float,
     mean_incidents: float,
     sizes: np.ndarray | None = None,
-) -> tuple[np.ndarray, ...]:
-    """Flat incident rows of `n_trials` trials: y, X, station, trial."""
+    logit_sd: float | None = None,
+) -> tuple[Any, ...]:
+    """Flat incident rows of `n_trials` trials: y, X, station, trial, z, and the station
+    totals. Station log-odds are normal with SD `logit_sd`, or by default the SD that gives
+    proportions with CV ~ `cv_between` around the prevalence."""
     n = schemes.shape[1]
     z = schemes[rng.integers(schemes.shape[0], size=n_trials)]
-    # A station SD on the logit scale that gives proportions with CV ~ k around prevalence.
-    sd = cv_between / (1 - prevalence)
+    sd = cv_between / (1 - prevalence) if logit_sd is None else logit_sd
     logit = math.log(prevalence / (1 - prevalence))
     station = logit + rng.normal(0, sd, (n_trials, n))
     size = (
@@ -204,7 +210,10 @@ def _binary_trials(
     X = np.column_stack(
         [np.ones(y.size), z[trial_of, station_of].astype(float), x_base[trial_of, station_of]]
     )
-    return y, X, station_of, trial_of, z
+    events = np.zeros((n_trials, n))
+    np.add.at(events, (trial_of, station_of), y)
+    totals = BinaryData(events, m_follow.astype(float), x_base, z)
+    return y, X, station_of, trial_of, z, totals
 
 
 def _cell(
@@ -224,8 +233,14 @@ def _cell(
     cover: float | None = None
     cover_se: float | None = None
     width: float | None = None
+    open_share: float | None = None
+    if "open" in r and method.endswith("_randomisation"):
+        open_share = float(np.mean(r["open"][finite])) if used else None
+    inverted = method.endswith("_randomisation")  # only an inverted test's interval can be open
     if "ci_low" in r:
         low, high = r["ci_low"][finite], r["ci_high"][finite]
+        if ratio and inverted:
+            open_share = float(np.mean((low <= 0) | ~np.isfinite(high))) if used else None
         cover = float(np.mean((low <= truth) & (high >= truth))) if used else float("nan")
         cover_se = math.sqrt(cover * (1 - cover) / max(used, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -244,6 +259,7 @@ def _cell(
         coverage=cover,
         coverage_mcse=cover_se,
         median_width=width,
+        open_share=open_share,
     )
 
 
@@ -261,9 +277,10 @@ def _count_cells(
     cv: float,
     rate_ratio: float,
     scenario: str,
+    counts: CountScenario | None = None,
 ) -> list[ValidityCell]:
     schemes = design.schemes
-    counts = count_scenario(
+    counts = counts or count_scenario(
         cv,
         incidents_per_station=design.incidents_per_station,
         station_sizes=design.station_sizes,
@@ -336,6 +353,7 @@ def _binary_cells(
     cv: float,
     odds_ratio: float,
     outcome: BinaryScenario,
+    logit_sd: float | None = None,
 ) -> list[ValidityCell]:
     schemes = design.schemes
     scenario = outcome.name
@@ -343,7 +361,7 @@ def _binary_cells(
     # Trials in chunks of about a million incident rows.
     chunk = max(20, int(1_000_000 // (design.n_stations * outcome.incidents_per_station)))
     for size in _chunks(n_trials, chunk):
-        y, X, station, trial, z = _binary_trials(
+        y, X, station, trial, z, totals = _binary_trials(
             rng,
             n_trials=size,
             cv_between=cv,
@@ -352,6 +370,7 @@ def _binary_cells(
             prevalence=outcome.prevalence,
             mean_incidents=outcome.incidents_per_station,
             sizes=design.relative_sizes(),
+            logit_sd=logit_sd,
         )
         # An arm without events (or all events) has no odds ratio: the analysis refuses
         # it, so the study counts it as not analysed.
@@ -362,11 +381,10 @@ def _binary_cells(
         np.add.at(rows, (trial, arm), 1)
         estimable = np.all((events > 0) & (events < rows), axis=1)
         fit = fit_gee(y, X, station, dataset=trial)
-        use_kc = np.array(
-            [main_binary_method(e, schemes.shape[1]) == "gee_kc" for e in events.sum(axis=1)],
-            dtype=bool,
+        r = binary_randomisation(totals, schemes)
+        parts.setdefault("cluster_randomisation", []).append(
+            {k: np.where(estimable, r[k], np.nan) for k in ("p_value", "ci_low", "ci_high")}
         )
-        tests = {}
         for correction in ("avg", "kc", "md", "fg", "robust"):
             r = gee_test(fit, coefficient=1, correction=correction)
             if correction == "robust":
@@ -381,17 +399,13 @@ def _binary_cells(
                 r[key] = np.where(estimable & fit.converged, r[key], np.nan)
             name = "gee_robust_z" if correction == "robust" else f"gee_{correction}"
             parts.setdefault(name, []).append(r)
-            tests[name] = r
-        parts.setdefault("gee_main", []).append(
-            {k: np.where(use_kc, tests["gee_kc"][k], tests["gee_avg"][k]) for k in tests["gee_kc"]}
-        )
     cells = []
     for method, chunks in parts.items():
         r = {k: np.concatenate([c[k] for c in chunks]) for k in ("p_value", "ci_low", "ci_high")}
         if odds_ratio != 1.0:
             # The model's odds ratio is conditional on the station; GEE estimates the
             # (attenuated) marginal one, so coverage of the conditional value is not asked.
-            r.pop("ci_low")
+            r["open"] = (r.pop("ci_low") <= 0) | ~np.isfinite(r["ci_high"])
         cells.append(_cell("binary", method, scenario, cv, odds_ratio, r))
     return cells
 

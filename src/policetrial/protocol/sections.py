@@ -326,13 +326,17 @@ class Analysis(_Frozen):
     sensitivity: tuple[Sensitivity, ...] | None = None
     """The sensitivity analyses (default: `cluster_level` for a parallel trial, `mixed_model`
     and `within_period` for a stepped wedge). Read them as `Protocol.sensitivity`."""
-    binary_methods: tuple[Literal["gee_avg", "gee_kc", "gee_md", "gee_fg"], ...] = (
+    binary_methods: tuple[
+        Literal["cluster_randomisation", "gee_avg", "gee_kc", "gee_md", "gee_fg"], ...
+    ] = (
+        "cluster_randomisation",
         "gee_avg",
         "gee_kc",
         "gee_md",
         "gee_fg",
     )
-    """The methods for `incident_binary` outcomes, the first being the main one."""
+    """The methods for `incident_binary` outcomes, the first being the main one (see
+    `policetrial.analysis.binary`)."""
     per_protocol_min_dose: float = Field(0.5, gt=0, le=1)
     primary_arm: str | None = None
     """A trial of more than two arms: the training arm whose comparison with control is the

@@ -170,12 +170,41 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
             f"({_interval_text(p, level)}), p = {fmt_p(p['p_value'])}"
         ),
         "description": p.get("description", ""),
+        "open": _open_interval(p, results, level),
         "level": level,
         "estimate": p["estimate"],
         "ci_low": p["ci_low"],
         "ci_high": p["ci_high"],
         "p_value": p["p_value"],
     }
+
+
+def _open_interval(p: dict[str, Any], results: dict[str, Any], level: int) -> str | None:
+    """Why the primary interval is open and, beside it, the cluster-level interval of the
+    same outcome (None when the interval is closed or there is no estimate)."""
+    if p.get("not_estimable") or (p.get("ci_low") is not None and p.get("ci_high") is not None):
+        return None
+    why = next((n for n in p.get("notes") or [] if "open" in n.lower()), "")
+    beside = next(
+        (
+            e
+            for e in results.get("analyses") or []
+            if e.get("method") == "cluster_level"
+            and e.get("outcome") == p.get("outcome")
+            and e.get("analysis_set", "main") == p.get("analysis_set", "main")
+            and e.get("comparison") == p.get("comparison")
+            and not e.get("not_estimable")
+        ),
+        None,
+    )
+    text = why
+    if beside is not None:
+        text += (
+            f" The cluster-level analysis of the same outcome gives "
+            f"{fmt_number(beside['estimate'])} ({_interval_text(beside, level)}), "
+            f"p = {fmt_p(beside['p_value'])}."
+        )
+    return text.strip() or None
 
 
 def _interval_text(estimate: dict[str, Any], level: int) -> str:

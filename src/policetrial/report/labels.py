@@ -28,6 +28,7 @@ QUESTIONNAIRE = "Officer questionnaire score (post, adjusted for pre)"
 METHOD_LABELS = {
     "nb_randomisation": "Negative binomial, randomisation test",
     "cluster_level": "Cluster-level ANCOVA, t test",
+    "cluster_randomisation": "Station-level logistic, randomisation test",
     "gee_avg": "GEE, average of KC and MD sandwiches, t",
     "gee_kc": "GEE, Kauermann-Carroll sandwich, t",
     "gee_md": "GEE, Mancl-DeRouen sandwich, t",

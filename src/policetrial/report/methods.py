@@ -326,11 +326,23 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
             "The cluster-level analysis regresses each station's log follow-up rate on arm and "
             "its log baseline rate, with a t reference distribution (Bennett et al. 2002)."
         )
+    if "cluster_randomisation" in seen:
+        sentences.append(
+            "Incident-level binary outcomes are analysed at the station level: the "
+            "estimating equations of a logistic model with arm, the station's baseline "
+            "log-odds and an exchangeable working correlation reduce to station totals, "
+            "and the odds ratio is tested over every allocation the design could have "
+            "chosen, with the interval that inverts the test (exact at any prevalence)."
+        )
     if any(m.startswith("gee_") for m in seen):
         sentences.append(
-            "Incident-level binary outcomes are analysed by GEE with small-sample corrected "
-            "sandwich variances (Kauermann-Carroll, Mancl-DeRouen, Fay-Graubard) and t "
-            "references on K - 3 degrees of freedom."
+            "Incident-level binary outcomes are also analysed by GEE with small-sample "
+            "corrected sandwich variances (Kauermann-Carroll, Mancl-DeRouen, Fay-Graubard) "
+            "and t references on K - 3 degrees of freedom."
+            if "cluster_randomisation" in seen
+            else "Incident-level binary outcomes are analysed by GEE with small-sample "
+            "corrected sandwich variances (Kauermann-Carroll, Mancl-DeRouen, Fay-Graubard) "
+            "and t references on K - 3 degrees of freedom."
         )
     sets = sorted({e.get("analysis_set", "main") for e in estimates} - {"main"})
     if sets:
