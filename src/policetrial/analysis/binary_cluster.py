@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policetrial.analysis.inversion import excess, invert, p_values, window
+from policetrial.analysis.inversion import LIMIT, excess, invert, p_values, window
 from policetrial.errors import AnalysisError
 
 __all__ = ["BinaryData", "binary_randomisation"]
@@ -191,7 +191,7 @@ def binary_randomisation(
     }
     if not with_interval:
         return out
-    centre = np.clip(log_or, -5.0, 5.0)
+    centre = np.clip(np.nan_to_num(log_or, nan=0.0), -LIMIT, LIMIT)
     bounds = window(centre, se)
 
     def excess_at(log_psi: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.markup import escape
 
@@ -524,6 +523,8 @@ def simulate(
             dispersion=dispersion,
             cluster_size_cv=cluster_size_cv,
         )
+        import pandas as pd
+
         ids = pd.DataFrame({"station_id": [f"S{i + 1:02d}" for i in range(2 * clusters_per_arm)]})
         scheme_set = randomise_clusters(
             ids, id_column="station_id", method="simple", intervention=clusters_per_arm, seed=seed

@@ -220,12 +220,12 @@ def edge_study(
             "smallest_p_value": smallest,
             "significance_attainable": smallest <= 0.05,
         }
-        for truth, n in ((1.0, n_trials), (None, n_alternative)):
+        for null, n in ((True, n_trials), (False, n_alternative)):
             if n == 0:
                 continue
             if scenario.kind == "counts":
                 assert scenario.counts is not None
-                effect = 1.0 if truth is not None else rate_ratio
+                effect = 1.0 if null else rate_ratio
                 found = _count_cells(
                     rng,
                     design,
@@ -236,7 +236,7 @@ def edge_study(
                     counts=scenario.counts,
                 )
             else:
-                effect = 1.0 if truth is not None else odds_ratio
+                effect = 1.0 if null else odds_ratio
                 mean = float(np.mean(design.station_sizes or (300.0,)))
                 outcome = BinaryScenario(scenario.name, scenario.prevalence, mean)
                 found = _binary_cells(

@@ -14,19 +14,62 @@ Nothing here touches a workspace.
 - `builtin/`: the shipped protocols; `instruments/`: the questionnaire instruments.
 """
 
-from policetrial.protocol.conditions import ConditionError, parse_condition
-from policetrial.protocol.events import EventKind
-from policetrial.protocol.extracts import BUILTIN_KINDS, Column, ExtractKind
-from policetrial.protocol.outcomes import DeclaredOutcomes, OutcomeSpec
-from policetrial.protocol.schema import (
-    RANDOMISATION_COVARIATES,
-    SCHEMA_VERSION,
-    Protocol,
-    builtin_protocol_path,
-    builtin_protocols,
-    load_protocol,
-    parse_protocol,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policetrial.protocol.conditions import ConditionError, parse_condition
+    from policetrial.protocol.events import EventKind
+    from policetrial.protocol.extracts import BUILTIN_KINDS, Column, ExtractKind
+    from policetrial.protocol.outcomes import DeclaredOutcomes, OutcomeSpec
+    from policetrial.protocol.schema import (
+        RANDOMISATION_COVARIATES,
+        SCHEMA_VERSION,
+        Protocol,
+        builtin_protocol_path,
+        builtin_protocols,
+        load_protocol,
+        parse_protocol,
+    )
+
+_HOME = {
+    "ConditionError": "conditions",
+    "parse_condition": "conditions",
+    "EventKind": "events",
+    "BUILTIN_KINDS": "extracts",
+    "Column": "extracts",
+    "ExtractKind": "extracts",
+    "DeclaredOutcomes": "outcomes",
+    "OutcomeSpec": "outcomes",
+    "RANDOMISATION_COVARIATES": "schema",
+    "SCHEMA_VERSION": "schema",
+    "Protocol": "schema",
+    "builtin_protocol_path": "schema",
+    "builtin_protocols": "schema",
+    "load_protocol": "schema",
+    "parse_protocol": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each name from its module on first use (PEP 562): importing one light submodule,
+    such as `extracts` for the command line's help, does not load pydantic and numpy."""
+    home = _HOME.get(name)
+    if home is None:
+        if name.startswith("_"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        try:  # a submodule, as `policetrial.protocol.schema` after `import policetrial.protocol`
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUILTIN_KINDS",
