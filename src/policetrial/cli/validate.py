@@ -146,10 +146,7 @@ def validate(
                 parts=parts,
                 on_progress=lambda text: status.update(f"Simulating {text}..."),
             )
-        payload = study.to_dict()
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = _written(study.to_dict(), out)
     if as_json:
         common.emit_json(payload)
         return
@@ -169,6 +166,14 @@ def validate(
     _cells_table(study)
 
 
+def _written(payload: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """The study's JSON, also written to `out` when given."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return payload
+
+
 def _source(ctx: typer.Context, name: str) -> str:
     """Where an option's value came from (COMMANDLINE, ENVIRONMENT, DEFAULT...), by name:
     Typer vendors its own Click, so its enum is not click.core.ParameterSource."""
@@ -182,8 +187,6 @@ def _edges(
     from policetrial.design.edges import EDGE_SCENARIOS, edge_study
 
     console = common.errors if as_json else common.console
-    if _source(ctx, "trials") != "COMMANDLINE":
-        trials = 5000
     if _source(ctx, "alternative") != "COMMANDLINE":
         alternative = 0
     if _source(ctx, "seed") != "COMMANDLINE":
@@ -201,10 +204,7 @@ def _edges(
             study = edge_study(
                 n_trials=trials, n_alternative=alternative, seed=seed, on_progress=step
             )
-        payload = study.to_dict()
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = _written(study.to_dict(), out)
     if as_json:
         common.emit_json(payload)
         return
@@ -257,10 +257,7 @@ def _stepped(
                 scenarios=tuple(scenarios or STEPPED_SCENARIOS),
                 on_progress=lambda text: status.update(f"Simulating {text}..."),
             )
-        payload = study.to_dict()
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = _written(study.to_dict(), out)
     if as_json:
         common.emit_json(payload)
         return
