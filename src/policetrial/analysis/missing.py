@@ -45,6 +45,7 @@ __all__ = [
     "MissingDataAnalysis",
     "analyse_missing",
     "completed_means",
+    "finite_ancova",
     "mi_station_ancova",
     "questionnaire_estimates",
     "response_patterns",
@@ -62,10 +63,30 @@ MISSING_METHODS = {
 def completed_means(
     values: np.ndarray, station: np.ndarray, n_stations: int, valid: np.ndarray
 ) -> np.ndarray:
-    """Station means of (m, S, N) completed scores over each trial's officer rows: (m, S, K)."""
+    """Station means of (m, S, N) completed scores over each trial's officer rows: (m, S, K);
+    NaN for a station with no such row, and throughout a trial with a score not imputed."""
     weight = (station[..., None] == np.arange(n_stations)) & valid[..., None]
     totals = np.einsum("msn,snk->msk", np.nan_to_num(values), weight.astype(float))
-    return np.asarray(totals / weight.sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = totals / weight.sum(axis=1)
+    failed = ~np.isfinite(np.where(valid, values, 0.0)).all(axis=-1)
+    return np.asarray(np.where(failed[..., None], np.nan, means))
+
+
+def finite_ancova(
+    post: np.ndarray, pre: np.ndarray, z: np.ndarray, *, alpha: float = 0.05
+) -> dict[str, np.ndarray]:
+    """`station_ancova` of (S, K) station means, NaN for a trial with a station mean that
+    is not a number (a station nobody answered at), instead of a singular fit."""
+    bad = ~(np.isfinite(post).all(axis=1) & np.isfinite(pre).all(axis=1))
+    stand_in = np.arange(post.shape[1], dtype=float)
+    r = station_ancova(
+        np.where(bad[:, None], stand_in**2, post),
+        np.where(bad[:, None], stand_in, pre),
+        z,
+        alpha=alpha,
+    )
+    return {k: np.where(bad, np.nan, v) for k, v in r.items()}
 
 
 def mi_station_ancova(
@@ -86,10 +107,10 @@ def mi_station_ancova(
     imputation variance adds that error a second time (the validity study measures the
     intervals it gives at 0.997-1.000 coverage, `policetrial validate --missing`)."""
     if pooling == "station_means":
-        averaged = station_ancova(post_means.mean(axis=0), pre_means.mean(axis=0), z, alpha=alpha)
+        averaged = finite_ancova(post_means.mean(axis=0), pre_means.mean(axis=0), z, alpha=alpha)
         return {**averaged, "fmi": np.full(averaged["estimate"].shape, np.nan)}
     m, S, K = post_means.shape
-    fits = station_ancova(
+    fits = finite_ancova(
         post_means.reshape(m * S, K),
         pre_means.reshape(m * S, K),
         np.broadcast_to(z, (m, S, K)).reshape(m * S, K),

@@ -40,8 +40,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.analysis.imputation import impute_scores
-from policetrial.analysis.missing import completed_means, mi_station_ancova
-from policetrial.analysis.questionnaire import station_ancova
+from policetrial.analysis.missing import completed_means, finite_ancova, mi_station_ancova
 from policetrial.design.scenarios import connect_schemes
 
 __all__ = ["MISSING_BARS", "MISSING_SCENARIOS", "MissingCell", "MissingStudy", "missing_study"]
@@ -138,8 +137,7 @@ def _trials(
 
 def _station_means(values: np.ndarray, station: np.ndarray, K: int, rows: np.ndarray) -> np.ndarray:
     """(S, K) means of `values` over `rows`; NaN for a station with none."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(completed_means(values[None], station, K, rows)[0])
+    return np.asarray(completed_means(np.where(rows, values, 0.0)[None], station, K, rows)[0])
 
 
 def _analyses(
@@ -147,13 +145,13 @@ def _analyses(
 ) -> dict[str, dict[str, np.ndarray]]:
     K = t["z"].shape[1]
     station, valid = t["station"], t["valid"]
-    full = station_ancova(
+    full = finite_ancova(
         _station_means(t["post_full"], station, K, valid),
         _station_means(t["pre"], station, K, valid),
         t["z"],
     )
     answered = valid & np.isfinite(t["post"])
-    cc = station_ancova(
+    cc = finite_ancova(
         _station_means(t["post"], station, K, answered),
         _station_means(t["pre"], station, K, answered),
         t["z"],
