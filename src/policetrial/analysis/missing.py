@@ -69,7 +69,7 @@ def completed_means(
     totals = np.einsum("msn,snk->msk", np.nan_to_num(values), weight.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         means = totals / weight.sum(axis=1)
-    failed = ~np.isfinite(np.where(valid, values, 0.0)).all(axis=-1)
+    failed = ~np.asarray(np.isfinite(np.where(valid, values, 0.0)).all(axis=-1))
     return np.asarray(np.where(failed[..., None], np.nan, means))
 
 
