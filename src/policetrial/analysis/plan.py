@@ -31,7 +31,7 @@ from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.coverage import covered, interim_note
 from policetrial.analysis.icc import anova_icc, count_cv
-from policetrial.analysis.questionnaire import analyse_scores
+from policetrial.analysis.missing import analyse_missing, questionnaire_estimates
 from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged_all
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.analysis.stepped import ORDER_LIMIT
@@ -48,7 +48,11 @@ from policetrial.randomise.sealed import SealedAllocation, current_allocation
 from policetrial.records.cells import safe_frame
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
-from policetrial.survey import prepost_tables, workspace_questionnaire
+from policetrial.survey import (
+    officer_characteristics,
+    prepost_tables,
+    workspace_questionnaire,
+)
 
 __all__ = [
     "PRIMARY_METHODS",
@@ -121,7 +125,8 @@ def analyse_workspace(
     ----------
     outcomes : the outcome tables, if already derived (else derived here).
     questionnaire : officer scores (officer_key, station_id, arm, pre, post), one table
-        or several by name, analysed by `analyse_scores`. By default every scale of the
+        or several by name, analysed as the protocol's `[analysis.missing_data]` says
+        (`policetrial.analysis.missing`). By default every scale of the
         workspace's questionnaires with both pre and post answers (outcome
         "questionnaire:<instrument>.<scale>").
 
@@ -228,7 +233,57 @@ def analyse_workspace(
         clustering=tuple(clustering),
         randomisation_test=test,
         outcomes={**outcome_metadata(protocol), **_score_metadata(workspace, scores)},
+        missing_data=(
+            {} if protocol.design.stepped else _missing_data(workspace, allocation, scores)
+        ),
     )
+
+
+def _missing_data(
+    workspace: Workspace, allocation: SealedAllocation, scores: dict[str, pd.DataFrame]
+) -> dict[str, Any]:
+    """Each questionnaire score's response patterns and tipping-point analysis (the
+    primary comparison's stations in a trial of more than two arms)."""
+    protocol = workspace.protocol
+    try:
+        roster: pd.DataFrame | None = officer_characteristics(workspace)
+    except (SurveyError, WorkspaceError):
+        roster = None
+    comparison = None
+    if allocation.arm_names:
+        comparison = next(
+            c
+            for c in comparisons(
+                allocation.cluster_ids,
+                allocation.scheme_set.packed,
+                allocation.chosen_index,
+                allocation.arm_names,
+            )
+            if c.arm == protocol.primary_arm
+        )
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        # The plan's own run of the same analyses has warned already.
+        warnings.simplefilter("ignore")
+        for name, table in scores.items():
+            officers = roster
+            if comparison is not None:
+                table = restrict_table(table, comparison)
+                officers = None if roster is None else restrict_table(roster, comparison)
+            try:
+                found = analyse_missing(
+                    table,
+                    protocol.analysis.missing_data,
+                    outcome=name,
+                    alpha=protocol.analysis.alpha,
+                    roster=officers,
+                )
+            except AnalysisError:
+                continue
+            out[name] = {
+                k: v for k, v in found.to_dict().items() if k not in ("estimates", "outcome")
+            }
+    return out
 
 
 def _score_metadata(workspace: Workspace, scores: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -547,10 +602,12 @@ def workspace_scores(workspace: Workspace) -> dict[str, pd.DataFrame]:
 
     try:
         tables = prepost_tables(workspace)
+        # Rank and team: the imputation model's officer characteristics.
+        known = officer_characteristics(workspace).drop(columns=["station_id", "arm"])
     except (SurveyError, WorkspaceError):
         return {}
     return {
-        f"questionnaire:{key}": table
+        f"questionnaire:{key}": table.merge(known, on="officer_key", how="left")
         for key, table in tables.items()
         if (table["pre"].notna() & table["post"].notna()).any()
     }
@@ -564,7 +621,9 @@ def _questionnaire(
     clustering: list[Clustering],
     with_clustering: bool = True,
 ) -> None:
-    analyses.append(analyse_scores(scores, alpha=plan.alpha, outcome=name))
+    analyses.extend(
+        questionnaire_estimates(scores, plan.missing_data, alpha=plan.alpha, outcome=name)
+    )
     if not with_clustering:
         return
     answered = scores.dropna(subset=["post"])

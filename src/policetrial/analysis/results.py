@@ -204,6 +204,9 @@ class TrialResults:
     randomisation_test: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Any] = field(default_factory=dict)
     """Every declared outcome of the protocol: label, short label, kind, unit, definition."""
+    missing_data: dict[str, Any] = field(default_factory=dict)
+    """Each questionnaire score's missing data: response patterns, what was imputed, and the
+    delta-adjusted tipping-point analysis (`policetrial.analysis.missing`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +226,7 @@ class TrialResults:
             "clustering": [c.to_dict() for c in self.clustering],
             "randomisation_test": self.randomisation_test,
             "outcomes": self.outcomes,
+            "missing_data": self.missing_data,
         }
 
     def summary(self) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from policetrial.protocol.base import IDENTIFIER
 from policetrial.protocol.base import Frozen as _Frozen
+from policetrial.protocol.missing_data import MissingData
 from policetrial.protocol.outcomes import COUNT_KINDS, RESERVED, DeclaredOutcome
 
 __all__ = [
@@ -344,6 +345,8 @@ class Analysis(_Frozen):
     alternative_primary: str | None = None
     """A count outcome analysed as the primary one would be (sensitivity
     `alternative_primary`)."""
+    missing_data: MissingData = MissingData()
+    """Missing questionnaire scores (`[analysis.missing_data]`)."""
 
 
 PACK_FIELDS = ("channel", "out_of_hours", "attended", "persons_linked", "officers_attending")

@@ -34,6 +34,8 @@ METHOD_LABELS = {
     "gee_md": "GEE, Mancl-DeRouen sandwich, t",
     "gee_fg": "GEE, Fay-Graubard sandwich, t",
     "station_ancova": "Station-level ANCOVA, t",
+    "station_ancova_mi": "Multiple imputation, station-level ANCOVA, t",
+    "station_ancova_mi_rubin": "Multiple imputation, station-level ANCOVA, Rubin's rules",
     "sw_randomisation": "Station and period effects, randomisation test",
     "sw_within_period": "Within-period comparison, randomisation test",
     "sw_mixed": "Mixed model (random station, period effects), t",
@@ -45,6 +47,7 @@ ANALYSIS_SET_LABELS = {
     "per_protocol": "Per protocol (intervention stations that trained enough officers)",
     "exclude_contaminated": "Excluding incidents attended by officers of both arms",
     "alternative_primary": "Alternative primary outcome definition",
+    "complete_case": "Complete cases (officers with both scores)",
 }
 
 
@@ -93,7 +96,7 @@ def is_questionnaire(estimate: dict[str, Any]) -> bool:
     return (
         outcome.startswith("questionnaire")
         or "." in outcome
-        or estimate.get("method") == "station_ancova"
+        or str(estimate.get("method", "")).startswith("station_ancova")
     )
 
 

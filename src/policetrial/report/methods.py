@@ -15,6 +15,7 @@ from typing import Any
 from policetrial.audit.agreement import DEFAULT_BOOT
 from policetrial.protocol.schema import Protocol
 from policetrial.report.labels import method_label, outcome_label, set_label
+from policetrial.report.missing import missing_data_paragraph
 from policetrial.report.stepped_methods import (
     stepped_analysis_sentences,
     stepped_design,
@@ -145,6 +146,9 @@ def methods_text(
                 "responses (docs/questionnaires.md).",
             )
         )
+        missing = missing_data_paragraph(results)
+        if missing is not None:
+            out.append(MethodsParagraph("Missing questionnaire data", missing))
     out.append(
         MethodsParagraph(
             "Small numbers",
@@ -164,6 +168,8 @@ def methods_text(
     seeds = [f"randomisation {alloc.get('seed')}", f"audit sample {protocol.audit.seed}"]
     if survey_instruments:
         seeds.append("questionnaire bootstrap 0")
+        if any((f.get("imputation") or {}) for f in (results.get("missing_data") or {}).values()):
+            seeds.append(f"imputation {protocol.analysis.missing_data.seed}")
     out.append(
         MethodsParagraph(
             "Software and reproducibility",

@@ -29,6 +29,7 @@ from policetrial.report.labels import (
     method_label,
     outcome_label,
 )
+from policetrial.report.missing import missing_data_tables
 from policetrial.report.tables import ReportTable, Suppression
 from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
 
@@ -591,6 +592,16 @@ def survey_section(
                     "the mean pre score, with stations as the unit (station-level ANCOVA, t "
                     "on stations minus 3 degrees of freedom). Officers: those with both a pre "
                     "and a post score on the scale (the both n of the table above).",
+                    *(
+                        [
+                            "Multiple imputation: every officer with a score at either time, "
+                            "the missing scores imputed (methods: missing questionnaire "
+                            "data); complete cases: officers with both scores only, a "
+                            "sensitivity analysis."
+                        ]
+                        if any(e["method"].startswith("station_ancova_mi") for e in analyses)
+                        else []
+                    ),
                     *dict.fromkeys(
                         f"{outcome_label(e['outcome'], results)}: {note}"
                         for e in analyses
@@ -600,6 +611,8 @@ def survey_section(
                 ),
             )
         )
+    if not stepped:
+        tables.extend(missing_data_tables(results, labels_of_arms, suppression))
     modes = set(scores.table["mode"].astype(str)) if len(scores.table) else set()
     return SurveySection(
         tables=tuple(tables),

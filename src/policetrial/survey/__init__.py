@@ -49,7 +49,13 @@ from policetrial.survey.reliability import (
     item_statistics,
     mcdonald_omega,
 )
-from policetrial.survey.roster import TIMES, survey_roster, workspace_questionnaire
+from policetrial.survey.roster import (
+    CHARACTERISTICS,
+    TIMES,
+    officer_characteristics,
+    survey_roster,
+    workspace_questionnaire,
+)
 from policetrial.survey.scores import (
     PREPOST_COLUMNS,
     SurveyReliability,
@@ -65,6 +71,7 @@ from policetrial.survey.scoring import InstrumentScores, recode_items, score_ins
 from policetrial.survey.simulate import simulate_responses
 
 __all__ = [
+    "CHARACTERISTICS",
     "PREPOST_COLUMNS",
     "TIMES",
     "Alpha",
@@ -93,6 +100,7 @@ __all__ = [
     "load_responses",
     "load_wording",
     "mcdonald_omega",
+    "officer_characteristics",
     "open_invitation",
     "parse_instrument",
     "prepost_table",

@@ -14,9 +14,17 @@ from policetrial.records.roster import load_officers, load_stations, officers_by
 from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import Questionnaire, load_questionnaire
 
-__all__ = ["TIMES", "survey_roster", "workspace_questionnaire"]
+__all__ = [
+    "CHARACTERISTICS",
+    "TIMES",
+    "officer_characteristics",
+    "survey_roster",
+    "workspace_questionnaire",
+]
 
 TIMES = ("pre", "post")
+CHARACTERISTICS = ("rank", "team")
+"""What the HR roster says of an officer that the missing-data analysis may use."""
 UNRANDOMISED = "unrandomised"
 
 
@@ -63,3 +71,16 @@ def survey_roster(workspace: Workspace, *, require_arms: bool = False) -> pd.Dat
             "arm": officers["arm"].astype(str).to_numpy(),
         }
     ).sort_values(["station_id", "officer_key"], ignore_index=True)
+
+
+def officer_characteristics(workspace: Workspace) -> pd.DataFrame:
+    """Eligible officers of the randomised trial with their rank and team on the roster
+    date: `officer_key`, `station_id`, `arm`, `rank`, `team` (the questionnaires' response
+    patterns and imputation model read them)."""
+    roster = survey_roster(workspace, require_arms=True)
+    allocation = current_allocation(workspace)
+    arms = {} if allocation is None else allocation.arms  # survey_roster refused None
+    postings = officers_by_arm(workspace.protocol, load_officers(workspace), arms)
+    known = postings.assign(officer_key=postings["officer_key"].astype(str))
+    known = known.drop_duplicates("officer_key")[["officer_key", *CHARACTERISTICS]]
+    return roster.merge(known, on="officer_key", how="left")
