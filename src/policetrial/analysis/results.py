@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from policetrial.analysis.registry import method_text
 from policetrial.jsonable import jsonable
 
 __all__ = [
@@ -66,6 +67,11 @@ class Estimate:
     control of the same outcome, method and analysis set."""
     not_estimable: str | None = None
     """Why the data give no estimate a reader could use (then `estimate` is None)."""
+
+    def __post_init__(self) -> None:
+        # A method the analysis plan does not describe is refused where it is made, so the
+        # SAP document can never fall behind the code (policetrial.analysis.registry).
+        method_text(self.method)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: jsonable(v) for k, v in asdict(self).items()}
@@ -204,6 +210,9 @@ class TrialResults:
     randomisation_test: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Any] = field(default_factory=dict)
     """Every declared outcome of the protocol: label, short label, kind, unit, definition."""
+    plan: dict[str, Any] = field(default_factory=dict)
+    """The analysis plan followed: its digest, the sealed plan (if any) and every setting
+    changed after sealing, dated (`policetrial.analysis.seal.PlanRecord`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +232,7 @@ class TrialResults:
             "clustering": [c.to_dict() for c in self.clustering],
             "randomisation_test": self.randomisation_test,
             "outcomes": self.outcomes,
+            "plan": self.plan,
         }
 
     def summary(self) -> pd.DataFrame:
