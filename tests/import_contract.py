@@ -25,7 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
         {"ingest", "outcomes", "randomise", "audit", "survey", "analysis", "design", "synth"}
     ),
-    frozenset({"report", "web"}),
+    frozenset({"report", "web", "documents"}),
     frozenset({"cli", "demo", "__main__"}),
 )
 """Bottom to top. A unit may import from its own layer or a lower one, never a higher one;
