@@ -23,7 +23,17 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"protocol"}),
     frozenset({"records"}),
     frozenset(
-        {"ingest", "outcomes", "randomise", "audit", "survey", "analysis", "design", "synth"}
+        {
+            "ingest",
+            "outcomes",
+            "randomise",
+            "audit",
+            "survey",
+            "analysis",
+            "design",
+            "synth",
+            "exchange",
+        }
     ),
     frozenset({"report", "web", "documents"}),
     frozenset({"cli", "demo", "__main__"}),

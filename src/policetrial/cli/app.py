@@ -19,6 +19,7 @@ from policetrial.cli.audit import audit_app
 from policetrial.cli.demo import demo
 from policetrial.cli.design import design_app
 from policetrial.cli.document import document
+from policetrial.cli.exchange import exchange_app
 from policetrial.cli.ingest import EXIT_CODES, KINDS_HELP, import_
 from policetrial.cli.officers import officers
 from policetrial.cli.outcomes import outcomes
@@ -67,6 +68,7 @@ TRIAL_ORDER = (
     "user",
     "sap",
     "document",
+    "exchange",
     "outcomes",
     "analyse",
     "report",
@@ -127,6 +129,7 @@ app.command("serve", cls=renamed_command({"--no-secure-cookies": None}), rich_he
 app.add_typer(user_app, name="user", rich_help_panel=RUN)
 app.add_typer(sap_app, name="sap", rich_help_panel=RUN)
 app.command("document", rich_help_panel=RUN)(document)
+app.add_typer(exchange_app, name="exchange", rich_help_panel=RUN)
 app.command("outcomes", rich_help_panel=RESULTS)(outcomes)
 app.command("analyse", rich_help_panel=RESULTS)(analyse)
 app.command("report", rich_help_panel=RESULTS)(report_command)
