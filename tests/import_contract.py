@@ -23,9 +23,19 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"protocol"}),
     frozenset({"records"}),
     frozenset(
-        {"ingest", "outcomes", "randomise", "audit", "survey", "analysis", "design", "synth"}
+        {
+            "ingest",
+            "outcomes",
+            "randomise",
+            "audit",
+            "survey",
+            "analysis",
+            "design",
+            "synth",
+            "exchange",
+        }
     ),
-    frozenset({"report", "web"}),
+    frozenset({"report", "web", "documents"}),
     frozenset({"cli", "demo", "__main__"}),
 )
 """Bottom to top. A unit may import from its own layer or a lower one, never a higher one;

@@ -136,6 +136,7 @@ def test_failed_randomisation_stores_nothing(
         ', "baseline_mh_calls"', ""
     )
     ws = _switch(ws, too_tight)
+    before = _counts(ws)  # the edit of trial.toml is logged when the workspace opens
     with pytest.raises(RandomisationError, match="keeps 0 of 400 schemes"):
         randomise_workspace(ws)
     assert _counts(ws) == before

@@ -33,6 +33,7 @@ from policetrial.analysis.coverage import covered, interim_note
 from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.missing import analyse_missing, questionnaire_estimates
 from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged_all
+from policetrial.analysis.seal import plan_record, record_unblinding
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
 from policetrial.analysis.stepped import ORDER_LIMIT
 from policetrial.analysis.stepped_plan import descriptive_by_exposure, run_stepped
@@ -236,6 +237,7 @@ def analyse_workspace(
         missing_data=(
             {} if protocol.design.stepped else _missing_data(workspace, allocation, scores)
         ),
+        plan=plan_record(workspace).to_dict(),
     )
 
 
@@ -639,7 +641,11 @@ def _questionnaire(
 
 
 def write_results(workspace: Workspace, results: TrialResults, out_dir: Path | None = None) -> Path:
-    """Write results.json and station_period.csv; returns the results.json path."""
+    """Write results.json and station_period.csv; returns the results.json path.
+
+    Results written are results unblinded: the change log records it, with the plan they
+    followed, and the plan can no longer be sealed (`policetrial.analysis.seal`).
+    """
     out_dir = out_dir or workspace.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "results.json"
@@ -648,6 +654,9 @@ def write_results(workspace: Workspace, results: TrialResults, out_dir: Path | N
         json.dumps(results.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8"
     )
     staged.replace(target)
+    record_unblinding(
+        workspace, plan_record(workspace), interim=bool(results.trial.get("interim", False))
+    )
     safe_frame(pd.DataFrame(results.station_period)).to_csv(
         out_dir / "station_period.csv", index=False
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from policetrial.analysis.registry import method_text
 from policetrial.jsonable import jsonable
 
 __all__ = [
@@ -66,6 +67,11 @@ class Estimate:
     control of the same outcome, method and analysis set."""
     not_estimable: str | None = None
     """Why the data give no estimate a reader could use (then `estimate` is None)."""
+
+    def __post_init__(self) -> None:
+        # A method the analysis plan does not describe is refused where it is made, so the
+        # SAP document can never fall behind the code (policetrial.analysis.registry).
+        method_text(self.method)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: jsonable(v) for k, v in asdict(self).items()}
@@ -207,6 +213,9 @@ class TrialResults:
     missing_data: dict[str, Any] = field(default_factory=dict)
     """Each questionnaire score's missing data: response patterns, what was imputed, and the
     delta-adjusted tipping-point analysis (`policetrial.analysis.missing`)."""
+    plan: dict[str, Any] = field(default_factory=dict)
+    """The analysis plan followed: its digest, the sealed plan (if any) and every setting
+    changed after sealing, dated (`policetrial.analysis.seal.PlanRecord`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,6 +236,7 @@ class TrialResults:
             "randomisation_test": self.randomisation_test,
             "outcomes": self.outcomes,
             "missing_data": self.missing_data,
+            "plan": self.plan,
         }
 
     def summary(self) -> pd.DataFrame:

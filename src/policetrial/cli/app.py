@@ -18,12 +18,15 @@ from policetrial.cli.analyse import analyse
 from policetrial.cli.audit import audit_app
 from policetrial.cli.demo import demo
 from policetrial.cli.design import design_app
+from policetrial.cli.document import document
+from policetrial.cli.exchange import exchange_app
 from policetrial.cli.ingest import EXIT_CODES, KINDS_HELP, import_
 from policetrial.cli.officers import officers
 from policetrial.cli.outcomes import outcomes
 from policetrial.cli.randomise import randomise_command
 from policetrial.cli.renames import renamed_command
 from policetrial.cli.report import report_command
+from policetrial.cli.sap import sap_app
 from policetrial.cli.survey import survey_app
 from policetrial.cli.synth import synth
 from policetrial.cli.validate import validate
@@ -63,6 +66,9 @@ TRIAL_ORDER = (
     "audit",
     "serve",
     "user",
+    "sap",
+    "document",
+    "exchange",
     "outcomes",
     "analyse",
     "report",
@@ -121,6 +127,9 @@ app.command("serve", cls=renamed_command({"--no-secure-cookies": None}), rich_he
     serve_command
 )
 app.add_typer(user_app, name="user", rich_help_panel=RUN)
+app.add_typer(sap_app, name="sap", rich_help_panel=RUN)
+app.command("document", rich_help_panel=RUN)(document)
+app.add_typer(exchange_app, name="exchange", rich_help_panel=RUN)
 app.command("outcomes", rich_help_panel=RESULTS)(outcomes)
 app.command("analyse", rich_help_panel=RESULTS)(analyse)
 app.command("report", rich_help_panel=RESULTS)(report_command)

@@ -30,6 +30,7 @@ from policetrial.protocol.schema import (
     load_protocol,
 )
 from policetrial.records import changelog, db
+from policetrial.records.settings import record_settings
 from policetrial.records.store import recover_pending
 
 __all__ = ["Workspace", "init_workspace", "open_workspace"]
@@ -135,4 +136,7 @@ def open_workspace(root: str | Path, *, database_url: str | None = None) -> Work
         ) from None
     workspace = Workspace(root=root, protocol=protocol, engine=engine, database_url=url)
     recover_pending(workspace)
+    # An edit of trial.toml is logged the first time the workspace is opened after it, so
+    # that every setting has a dated history (a deviation from a sealed plan shows when).
+    record_settings(engine, protocol)
     return workspace

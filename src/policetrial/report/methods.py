@@ -16,6 +16,7 @@ from policetrial.audit.agreement import DEFAULT_BOOT
 from policetrial.protocol.schema import Protocol
 from policetrial.report.labels import method_label, outcome_label, set_label
 from policetrial.report.missing import missing_data_paragraph
+from policetrial.report.plan_text import plan_paragraph
 from policetrial.report.stepped_methods import (
     stepped_analysis_sentences,
     stepped_design,
@@ -101,6 +102,9 @@ def methods_text(
     ]
     out.append(MethodsParagraph("Outcomes", " ".join(outcome_text)))
     out.append(MethodsParagraph("Statistical analysis", _analysis(protocol, results, estimates)))
+    plan = plan_paragraph(results.get("plan"))
+    if plan is not None:
+        out.append(MethodsParagraph("Analysis plan", plan))
     clustering = results.get("clustering") or []
     if clustering:
         methods = sorted(

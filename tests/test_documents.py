@@ -1,0 +1,184 @@
+"""The trial's documents: the SAP names every outcome and method `analyse` runs, from the
+code's own definitions; the protocol follows SPIRIT 2025, the training's description
+TIDieR; the data dictionary covers every result field (issue 21)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import get_args
+
+import pytest
+from typer.testing import CliRunner
+
+from policetrial.analysis.registry import (
+    METHOD_TEXT,
+    OUTCOME_KIND_TEXT,
+    SENSITIVITY_TEXT,
+    sensitivity_names,
+)
+from policetrial.analysis.results import Clustering, Estimate, TrialResults
+from policetrial.cli.app import app
+from policetrial.documents import protocol_document, render_document, sap_document
+from policetrial.documents.dictionary import RESULT_FIELDS, data_dictionary
+from policetrial.documents.spirit import SPIRIT_2025
+from policetrial.documents.tidier import TIDIER_ITEMS, tidier_document
+from policetrial.protocol.outcomes import DeclaredOutcome
+from policetrial.protocol.schema import builtin_protocols, resolve_protocol
+from policetrial.records.workspace import Workspace
+from policetrial.survey.instruments import load_questionnaire
+
+from .report_fixtures import (  # noqa: F401 (fixtures)
+    analysed,
+    analysed_root,
+)
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "policetrial"
+runner = CliRunner()
+
+
+def _sap_text(name: str) -> str:
+    protocol = resolve_protocol(name)
+    doc = sap_document(protocol, questionnaire=load_questionnaire(protocol.survey.instruments))
+    return render_document(doc, "md").decode()
+
+
+def _sap_variant(name: str, table: str, **settings: object) -> str:
+    """The SAP of a shipped protocol with `[analysis.<table>]` settings changed."""
+    protocol = resolve_protocol(name)
+    analysis = protocol.analysis
+    changed = getattr(analysis, table).model_copy(update=settings)
+    analysis = analysis.model_copy(update={table: changed})
+    protocol = protocol.model_copy(update={"analysis": analysis})
+    doc = sap_document(protocol, questionnaire=load_questionnaire(protocol.survey.instruments))
+    return render_document(doc, "md").decode()
+
+
+def _method_names_in_code() -> set[str]:
+    """Every `method="..."` literal of an `Estimate(...)` call, and every key of a dict
+    whose name ends in METHODS (values of SENSITIVITY_METHODS, whose keys are sensitivity
+    analyses), in src/policetrial/analysis: the methods the code can produce."""
+    found: set[str] = set()
+    for path in (SRC / "analysis").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Estimate":
+                found.update(
+                    k.value.value
+                    for k in node.keywords
+                    if k.arg == "method" and isinstance(k.value, ast.Constant)
+                )
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+                names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+                parts = node.value.values if "SENSITIVITY_METHODS" in names else node.value.keys
+                if any(n.endswith("METHODS") and n != "PRIMARY_METHODS" for n in names):
+                    found.update(k.value for k in parts if isinstance(k, ast.Constant))
+    return found
+
+
+def test_every_method_the_code_can_run_has_sap_wording() -> None:
+    """A method added to the analysis without a PlanText fails here (and an Estimate of it
+    is refused where it is made)."""
+    in_code = _method_names_in_code()
+    assert in_code, "the scan found no method names"
+    assert in_code <= set(METHOD_TEXT), f"no SAP wording for {sorted(in_code - set(METHOD_TEXT))}"
+    with pytest.raises(ValueError, match="no wording in the statistical analysis plan"):
+        Estimate("x", "new_method", "", "rate ratio", 1.0, 0.5, 2.0, 0.5, None, 12)
+
+
+def test_every_sensitivity_and_outcome_kind_has_sap_wording() -> None:
+    assert set(sensitivity_names()) == set(SENSITIVITY_TEXT)
+    models = get_args(get_args(DeclaredOutcome)[0])
+    kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in models}
+    assert len(kinds) == 4 and kinds <= set(OUTCOME_KIND_TEXT)
+    assert "questionnaire_score" in OUTCOME_KIND_TEXT
+
+
+def test_the_shipped_protocols_saps_together_name_every_registered_entry() -> None:
+    """Every registered method is in a shipped protocol's SAP, or in the SAP of one that
+    differs from a shipped protocol only by the setting that selects the method."""
+    text = "\n".join(_sap_text(name) for name in builtin_protocols())
+    text += _sap_variant("connect", "missing_data", pooling="rubin")
+    for name, entry in {**METHOD_TEXT, **SENSITIVITY_TEXT}.items():
+        assert entry.sap in text, f"{name} is registered but no shipped SAP describes it"
+
+
+def test_the_sap_names_every_outcome_and_method_analyse_ran(
+    analysed: Workspace,  # noqa: F811
+) -> None:
+    """The bar: each (outcome, method) of results.json is in the SAP of the same protocol."""
+    results = json.loads((analysed.out_dir / "results.json").read_text())
+    text = _sap_text("connect")
+    ran = {(e["outcome"], e["method"]) for e in results["analyses"]}
+    assert ran
+    for outcome, method in sorted(ran):
+        assert f"**{outcome} " in text, f"outcome {outcome} is not in the SAP"
+        assert METHOD_TEXT[method].sap in text, f"method {method} is not in the SAP"
+    for name in analysed.protocol.sensitivity:
+        assert SENSITIVITY_TEXT[name].sap in text
+
+
+def test_the_protocol_follows_spirit_2025_and_the_training_tidier() -> None:
+    """SPIRIT 2025 (Chan et al., BMJ 2025;389:e081477, Table 1): items 1a to 32 in its nine
+    sections, from administrative information to ethics, each filled or marked to write.
+    TIDieR (Hoffmann et al., BMJ 2014;348:g1687): 12 items, brief name to how well."""
+    protocol = resolve_protocol("connect")
+    doc = protocol_document(protocol)
+    assert [s.heading for s in doc.sections][:2] == ["Administrative information", "Open science"]
+    numbers = [e.item for e in doc.entries]
+    assert numbers[0] == "1a" and numbers[-1] == "32" and len(set(numbers)) == len(numbers)
+    assert len(SPIRIT_2025) == 9
+    by_item = {e.item: e for e in doc.entries}
+    assert by_item["1a"].text == protocol.trial.title
+    assert by_item["4"].text is None and by_item["4"].status == "to write"
+    assert "Face-to-face mental health training" in str(by_item["15a"].text)
+    markdown = render_document(doc, "md").decode()
+    assert "**4 Trial registration**: _to write_" in markdown
+    tidier = tidier_document(protocol)
+    assert [e.item for e in tidier.entries] == [str(i) for i in range(1, 13)]
+    assert len(TIDIER_ITEMS) == 12 and tidier.entries[0].text is not None
+
+
+def test_the_data_dictionary_describes_every_result_field() -> None:
+    for name, kind in {
+        "Estimate": Estimate,
+        "Clustering": Clustering,
+        "TrialResults": TrialResults,
+    }.items():
+        assert set(RESULT_FIELDS[name]) == {f.name for f in fields(kind)}, name
+    protocol = resolve_protocol("connect")
+    rows = data_dictionary(protocol)
+    tables = {r.table for r in rows}
+    assert {f"extract:{k}" for k in protocol.extract_kinds} <= tables
+    assert {r.field for r in rows if r.table == "outcome"} == set(protocol.declared.specs)
+
+
+def test_document_command_writes_each_format(tmp_path: Path) -> None:
+    for kind, fmt in (
+        ("protocol", "html"),
+        ("sap", "md"),
+        ("tidier", "pdf"),
+        ("dictionary", "csv"),
+    ):
+        target = tmp_path / f"{kind}.{fmt}"
+        result = runner.invoke(
+            app,
+            [
+                "document",
+                kind,
+                "--protocol",
+                "connect",
+                "--format",
+                fmt,
+                "--out",
+                str(target),
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["path"] == str(target)
+        assert target.stat().st_size > 500
+    assert (tmp_path / "tidier.pdf").read_bytes().startswith(b"%PDF")
+    bad = runner.invoke(app, ["document", "dictionary", "--protocol", "connect", "--format", "pdf"])
+    assert bad.exit_code == 2 and "expected one of csv, html" in bad.output
