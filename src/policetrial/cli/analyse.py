@@ -1,8 +1,6 @@
 """`policetrial analyse`: the analysis plan run on the workspace, `out/results.json` written;
 or, with `--stations FILE`, on a station x period table made elsewhere, no workspace needed."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Any

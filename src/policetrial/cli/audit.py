@@ -4,8 +4,6 @@ A thin shell over `policetrial.audit`: each command opens the workspace, calls o
 library function and prints a table (or JSON with `--json`).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`policetrial demo`: the whole trial on a synthetic force, from import to report."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -6,8 +6,6 @@ result (a table, or JSON with `--json`). Values are checked by the library, so a
 value is one line naming the option and exit code 2.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

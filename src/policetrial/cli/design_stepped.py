@@ -7,8 +7,6 @@ parses, calls one library function and presents the result (tables, or JSON with
 option and exit code 2.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """`policetrial import`: a force's extract validated, pseudonymised and stored."""
 
-from __future__ import annotations
-
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,7 +166,7 @@ def _progress(*, quiet: bool) -> Iterator[Callable[[str, str], None]]:
         yield step
 
 
-def _print_reports(reports: list[ImportReport]) -> None:
+def _print_reports(reports: list["ImportReport"]) -> None:
     rows = [
         [
             r.kind,

@@ -1,7 +1,5 @@
 """`policetrial officers`: eligible officers and training delivered, by station and arm."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,7 +1,5 @@
 """`policetrial outcomes`: every outcome per station and period, or the SQL that derives them."""
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

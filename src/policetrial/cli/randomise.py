@@ -4,8 +4,6 @@ Parsing and presenting only; `policetrial.randomise` (with its sealed record) do
 work; the shared helpers come from `policetrial.cli.common`.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`policetrial report`: the trial report from the workspace and out/results.json."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -4,8 +4,6 @@ Thin: each command opens the workspace, calls one function of `policetrial.surve
 prints a table (or JSON with `--json`), with the shared helpers of `policetrial.cli.common`.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any

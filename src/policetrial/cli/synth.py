@@ -1,7 +1,5 @@
 """`policetrial synth`: a synthetic force's extracts, written as a force would send them."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -7,8 +7,6 @@ and one row per method and scenario (or JSON with `--json`), and can write the J
 file.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """`policetrial serve` and `policetrial user add|disable|list`: the web application's CLI."""
 
-from __future__ import annotations
-
 import contextlib
 import getpass
 import os

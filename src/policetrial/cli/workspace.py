@@ -1,7 +1,5 @@
 """`policetrial init` and `policetrial key`: a new workspace, a new pseudonymisation key."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated

@@ -91,9 +91,9 @@ def _finish(figure: Figure, name: str, title: str, caption: str) -> ReportFigure
     svg = io.StringIO()
     png = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "policetrial", "svg.fonttype": "none"}):
-        # The tight box once for both files ("tight" would lay the figure out twice each),
-        # from a layout pass that places every artist without painting a pixel.
-        figure.draw_without_rendering()
+        # The tight box once for both files ("tight" would lay the figure out twice each).
+        # get_tightbbox places the ticks and labels it measures itself: a layout pass
+        # before it (draw_without_rendering) gave the same box and cost a third draw.
         box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)  # type: ignore[attr-defined]
         figure.savefig(svg, format="svg", bbox_inches=box, metadata={"Date": None})
         figure.savefig(png, format="png", dpi=150, bbox_inches=box, metadata={"Software": None})
