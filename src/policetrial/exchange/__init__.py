@@ -11,7 +11,11 @@ by file, row and column.
 - `odm`: the allocation and the questionnaires as a CDISC ODM 1.3.2 snapshot (XML).
 """
 
-from policetrial.exchange.allocation import redcap_allocation, sealed_envelope_list
+from policetrial.exchange.allocation import (
+    SEALED_ENVELOPE_COLUMNS,
+    redcap_allocation,
+    sealed_envelope_list,
+)
 from policetrial.exchange.odm import odm_snapshot
 from policetrial.exchange.redcap import (
     DICTIONARY_COLUMNS,
@@ -22,6 +26,7 @@ from policetrial.exchange.redcap import (
 
 __all__ = [
     "DICTIONARY_COLUMNS",
+    "SEALED_ENVELOPE_COLUMNS",
     "import_redcap_responses",
     "odm_snapshot",
     "redcap_allocation",
