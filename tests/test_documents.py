@@ -120,14 +120,21 @@ def test_the_sap_names_every_outcome_and_method_analyse_ran(
 
 
 def test_the_protocol_follows_spirit_2025_and_the_training_tidier() -> None:
-    """SPIRIT 2025 (Chan et al., BMJ 2025;389:e081477, Table 1): items 1a to 32 in its nine
-    sections, from administrative information to ethics, each filled or marked to write.
+    """SPIRIT 2025 (Chan et al., BMJ 2025;389:e081477, Table 1): items 1a to 34 in its nine
+    sections, from administrative information to ethics, each filled or marked to write;
+    item numbers checked against the SPIRIT-CONSORT item pages (consort-spirit.org): 4 is
+    trial registration, 22 allocation concealment, 23 implementation, 27a statistical
+    methods, 28a the data monitoring committee, 32b additional consent.
     TIDieR (Hoffmann et al., BMJ 2014;348:g1687): 12 items, brief name to how well."""
     protocol = resolve_protocol("connect")
     doc = protocol_document(protocol)
     assert [s.heading for s in doc.sections][:2] == ["Administrative information", "Open science"]
     numbers = [e.item for e in doc.entries]
-    assert numbers[0] == "1a" and numbers[-1] == "32" and len(set(numbers)) == len(numbers)
+    assert numbers[0] == "1a" and numbers[-1] == "34" and len(set(numbers)) == len(numbers)
+    names = {e.item: e.name for e in doc.entries}
+    assert names["22"] == "Allocation concealment" and names["23"] == "Implementation"
+    assert names["27a"] == "Statistical methods" and names["28a"] == "Data monitoring committee"
+    assert names["32b"] == "Consent for ancillary studies"
     assert len(SPIRIT_2025) == 9
     by_item = {e.item: e for e in doc.entries}
     assert by_item["1a"].text == protocol.trial.title
@@ -182,3 +189,24 @@ def test_document_command_writes_each_format(tmp_path: Path) -> None:
     assert (tmp_path / "tidier.pdf").read_bytes().startswith(b"%PDF")
     bad = runner.invoke(app, ["document", "dictionary", "--protocol", "connect", "--format", "pdf"])
     assert bad.exit_code == 2 and "expected one of csv, html" in bad.output
+
+
+def test_every_command_docs_documents_md_shows_parses() -> None:
+    """docs/documents.md is not a tutorial page (`make tutorials` runs only tutorial*.md),
+    so its commands are checked here: each names a real command, and its options and
+    arguments parse as written (the main tutorial runs `document sap` and `sap seal`)."""
+    import shlex
+
+    import click
+    import typer
+
+    text = (SRC.parents[1] / "docs" / "documents.md").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.startswith("    policetrial ")]
+    assert len(lines) >= 10
+    root = typer.main.get_command(app)
+    for line in lines:
+        command: click.Command = root
+        words = shlex.split(line)[1:]
+        while isinstance(command, click.Group):
+            command = command.commands[words.pop(0)]
+        command.make_context(command.name or "", words)

@@ -9,7 +9,9 @@ datetime_seconds_dmy, time, email, integer, number, phone, zipcode, alpha_only, 
 FAQ lists those taking min and max), choices written "code, label | code, label"; the
 records file has the record id first, then `redcap_event_name` (`<event>_arm_<n>`), the
 fields and `<form>_complete` coded 0, 1, 2. REDCap's randomisation module reads an
-allocation table with `redcap_randomization_group` and one column per stratum.
+allocation table with `redcap_randomization_group` and one column per stratum. Sealed
+Envelope's randomisation list has the columns Sequence, Block, Block size and Treatment
+(help.sealedenvelope.com/article/90-what-is-a-randomisation-list, its example list).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typer.testing import CliRunner
 from policetrial.cli.app import app
 from policetrial.exchange import (
     DICTIONARY_COLUMNS,
+    SEALED_ENVELOPE_COLUMNS,
     import_redcap_responses,
     redcap_allocation,
     redcap_dictionary,
@@ -161,9 +164,18 @@ def test_the_allocation_as_redcap_table_and_sealed_envelope_list(
     assert list(table.columns) == ["redcap_randomization_group", "area_type"]
     assert len(table) == len(sealed.arms)
     listed = sealed_envelope_list(roster_ws)
-    assert dict(zip(listed["station_id"], listed["treatment_code"], strict=True)) == {
-        s: 1 if a == "intervention" else 2 for s, a in sealed.arms.items()
+    assert list(listed.columns) == [
+        *SEALED_ENVELOPE_COLUMNS[:3],
+        "area_type",
+        "Treatment",
+        "station_id",
+    ]
+    labels = roster_ws.protocol.arms.labels
+    assert dict(zip(listed["station_id"], listed["Treatment"], strict=True)) == {
+        s: labels[a] for s, a in sealed.arms.items()
     }
-    assert (
-        table["redcap_randomization_group"].to_numpy() == listed["treatment_code"].to_numpy()
-    ).all()
+    assert list(listed["Sequence"]) == list(range(1, len(sealed.arms) + 1))
+    sizes = listed.groupby("Block")["Block size"].agg(["first", "size"])
+    assert (sizes["first"] == sizes["size"]).all() and listed["Block"].nunique() == listed[
+        "area_type"
+    ].nunique()

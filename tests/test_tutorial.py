@@ -83,3 +83,5 @@ def test_the_tutorial_runs(page: str, tmp_path: Path, monkeypatch: pytest.Monkey
     workspace = TUTORIALS[page]
     assert (tmp_path / workspace / "out" / "report.html").exists()
     assert (tmp_path / workspace / "out" / "results.json").exists()
+    if page == "tutorial.md":
+        assert (tmp_path / workspace / "out" / "sap.md").exists()

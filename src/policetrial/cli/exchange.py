@@ -1,4 +1,4 @@
-"""`policetrial exchange ...`: files for REDCap and Sealed Envelope-style services, and
+"""`policetrial exchange ...`: files for REDCap, CDISC ODM and Sealed Envelope-style services, and
 questionnaire responses imported from REDCap (`policetrial.exchange`)."""
 
 from __future__ import annotations
@@ -70,6 +70,25 @@ def allocation(
         if to not in builders:
             raise WorkspaceError(f"--to {to!r}: expected redcap or sealed-envelope")
         _write(builders[to](common.open_workspace_from_env(workspace)), out, "stations")
+
+
+@exchange_app.command("odm")
+def odm(
+    workspace: common.WorkspaceOption = Path("."),
+    out: Annotated[Path, typer.Option("--out", help="The XML file to write.")] = Path(
+        "trial.odm.xml"
+    ),
+) -> None:
+    """The allocation and the questionnaires as a CDISC ODM 1.3.2 snapshot (XML)."""
+    from policetrial.exchange import odm_snapshot
+
+    with common.user_errors():
+        xml = odm_snapshot(common.open_workspace_from_env(workspace))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staged = out.with_name(out.name + ".tmp")
+        staged.write_bytes(xml)
+        staged.replace(out)
+        common.console.print(f"Wrote {escape(str(out))}: CDISC ODM {len(xml):,} bytes.")
 
 
 @exchange_app.command("redcap-import")

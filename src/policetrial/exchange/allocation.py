@@ -16,7 +16,7 @@ from policetrial.records.cells import safe_frame
 from policetrial.records.roster import load_stations
 from policetrial.records.workspace import Workspace
 
-__all__ = ["arm_codes", "redcap_allocation", "sealed_envelope_list"]
+__all__ = ["SEALED_ENVELOPE_COLUMNS", "arm_codes", "redcap_allocation", "sealed_envelope_list"]
 
 
 def arm_codes(workspace: Workspace) -> dict[str, int]:
@@ -50,20 +50,41 @@ def redcap_allocation(workspace: Workspace) -> pd.DataFrame:
     return safe_frame(out)
 
 
+SEALED_ENVELOPE_COLUMNS = ("Sequence", "Block", "Block size", "Treatment")
+"""Sealed Envelope's randomisation list columns, as its help page "What is a randomisation
+list?" shows them (help.sealedenvelope.com/article/90-what-is-a-randomisation-list)."""
+
+
 def sealed_envelope_list(workspace: Workspace) -> pd.DataFrame:
-    """A list as Sealed Envelope-style services take it: sequence, stratum, station,
-    treatment code and label."""
+    """The allocation as a Sealed Envelope randomisation list: Sequence, Block, Block size,
+    the strata, Treatment (the arm's label), then `station_id`.
+
+    Sealed Envelope's list has the four columns of `SEALED_ENVELOPE_COLUMNS` and, stratified,
+    one column per stratification factor; allocations are taken in sequence within each
+    stratum. A cluster trial's allocation is fixed per station rather than drawn in blocks,
+    so each stratum is one block (its size the stratum's stations) and `station_id` is an
+    added last column that says which station each row is: the list reproduces the sealed
+    allocation, it is not a list to randomise new stations from.
+    """
     frame = _allocated(workspace)
     labels = workspace.protocol.arms.labels
-    codes = arm_codes(workspace)
     strata = list(workspace.protocol.randomisation.strata)
+    stratum = (
+        frame[strata].astype(str).agg("/".join, axis=1)
+        if strata
+        else pd.Series("all", index=frame.index)
+    )
+    frame = frame.assign(_stratum=stratum).sort_values(["_stratum", "station_id"], kind="stable")
+    blocks = {s: n for n, s in enumerate(dict.fromkeys(frame["_stratum"]), start=1)}
     out = pd.DataFrame(
         {
-            "sequence": range(1, len(frame) + 1),
-            "stratum": frame[strata].astype(str).agg("/".join, axis=1) if strata else "all",
-            "station_id": frame["station_id"],
-            "treatment_code": frame["arm"].map(codes),
-            "treatment": frame["arm"].map(labels),
+            "Sequence": range(1, len(frame) + 1),
+            "Block": frame["_stratum"].map(blocks).to_numpy(),
+            "Block size": frame.groupby("_stratum")["station_id"].transform("size").to_numpy(),
         }
     )
+    for name in strata:
+        out[name] = frame[name].astype(str).to_numpy()
+    out["Treatment"] = frame["arm"].map(labels).to_numpy()
+    out["station_id"] = frame["station_id"].to_numpy()
     return safe_frame(out)

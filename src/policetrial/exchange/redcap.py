@@ -21,7 +21,7 @@ from policetrial.errors import SurveyError
 from policetrial.records.cells import safe_frame
 from policetrial.records.workspace import Workspace
 from policetrial.survey.imports import ResponseImport, ResponseProblem, import_response_frame
-from policetrial.survey.instruments import Instrument, Questionnaire
+from policetrial.survey.instruments import Instrument, Item, Questionnaire
 from policetrial.survey.roster import TIMES, workspace_questionnaire
 from policetrial.survey.scores import load_responses
 
@@ -33,6 +33,7 @@ __all__ = [
     "import_redcap_responses",
     "redcap_dictionary",
     "redcap_records",
+    "response_codes",
 ]
 
 DICTIONARY_COLUMNS = (
@@ -70,16 +71,19 @@ def _row(**cells: str) -> dict[str, str]:
     return {column: cells.get(column, "") for column in DICTIONARY_COLUMNS}
 
 
-def _choices(instrument: Instrument, item_id: str) -> str:
-    _, item = next((instrument, i) for i in instrument.items if i.id == item_id)
+def response_codes(instrument: Instrument, item: Item) -> tuple[tuple[int, str], ...]:
+    """An item's response codes and their labels: the item's options, else its response
+    scale's labels, else the codes themselves (a scale labelled only at its ends)."""
     low, high = instrument.response_range(item)
     labels = item.options or instrument.response_scales[item.response_scale].labels
     words = (
         list(labels) if len(labels) == high - low + 1 else [str(c) for c in range(low, high + 1)]
     )
-    return " | ".join(
-        f"{code}, {word}" for code, word in zip(range(low, high + 1), words, strict=True)
-    )
+    return tuple(zip(range(low, high + 1), words, strict=True))
+
+
+def _choices(instrument: Instrument, item: Item) -> str:
+    return " | ".join(f"{code}, {word}" for code, word in response_codes(instrument, item))
 
 
 def redcap_dictionary(questionnaire: Questionnaire) -> pd.DataFrame:
@@ -117,7 +121,7 @@ def redcap_dictionary(questionnaire: Questionnaire) -> pd.DataFrame:
                         "Section Header": header,
                         "Field Type": "radio",
                         "Field Label": item.text or f"{item.id} (wording supplied privately)",
-                        "Choices, Calculations, OR Slider Labels": _choices(instrument, item.id),
+                        "Choices, Calculations, OR Slider Labels": _choices(instrument, item),
                         "Field Annotation": f"subscale={item.subscale}"
                         + (" reverse=true" if item.reverse else "")
                         + (f" keyed={item.key}" if item.scoring == "keyed" else ""),
