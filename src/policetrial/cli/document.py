@@ -1,8 +1,6 @@
 """`policetrial document ...`: the protocol (SPIRIT 2025), the statistical analysis plan,
 the TIDieR description of the training and the data dictionary, from trial.toml."""
 
-from __future__ import annotations
-
 import contextlib
 import enum
 from pathlib import Path

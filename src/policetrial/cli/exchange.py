@@ -1,8 +1,6 @@
 """`policetrial exchange ...`: files for REDCap, CDISC ODM and Sealed Envelope-style services, and
 questionnaire responses imported from REDCap (`policetrial.exchange`)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,8 +1,6 @@
 """`policetrial sap ...`: the statistical analysis plan sealed before unblinding, and the
 settings changed since (`policetrial.analysis.seal`)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 
