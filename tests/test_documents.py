@@ -5,11 +5,13 @@ TIDieR; the data dictionary covers every result field (issue 21)."""
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 from dataclasses import fields
 from pathlib import Path
 from typing import get_args
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -23,10 +25,20 @@ from policetrial.analysis.results import Clustering, Estimate, TrialResults
 from policetrial.cli.app import app
 from policetrial.documents import protocol_document, render_document, sap_document
 from policetrial.documents.dictionary import RESULT_FIELDS, data_dictionary
+from policetrial.documents.model import Document
 from policetrial.documents.spirit import SPIRIT_2025
 from policetrial.documents.tidier import TIDIER_ITEMS, tidier_document
+from policetrial.errors import ProtocolError
 from policetrial.protocol.outcomes import DeclaredOutcome
-from policetrial.protocol.schema import builtin_protocols, resolve_protocol
+from policetrial.protocol.schema import (
+    builtin_protocol_path,
+    builtin_protocols,
+    parse_protocol,
+    resolve_protocol,
+)
+from policetrial.records.delivery import training_delivery, workspace_delivery
+from policetrial.records.roster import workspace_exposure
+from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import load_questionnaire
 
@@ -145,6 +157,125 @@ def test_the_protocol_follows_spirit_2025_and_the_training_tidier() -> None:
     tidier = tidier_document(protocol)
     assert [e.item for e in tidier.entries] == [str(i) for i in range(1, 13)]
     assert len(TIDIER_ITEMS) == 12 and tidier.entries[0].text is not None
+
+
+def _filled_items(doc: Document) -> set[str]:
+    return {e.item for e in doc.entries if e.status == "filled"}
+
+
+def test_tidier_without_a_workspace_fills_what_the_protocol_states() -> None:
+    """Connect's protocol states the name, the five objectives (item 2), face-to-face
+    (item 6), who receives it (7) and the per-protocol dose (11); the rest is to write."""
+    doc = tidier_document(resolve_protocol("connect"))
+    assert _filled_items(doc) == {"1", "2", "6", "7", "11"}
+    by_item = {e.item: e for e in doc.entries}
+    assert "identify, record, respond, refer and review" in str(by_item["2"].text)
+    assert by_item["6"].text == "Face-to-face."
+    assert "50%" in str(by_item["11"].text)
+
+
+def test_tidier_with_a_workspace_fills_delivery_from_the_training_records(
+    analysed: Workspace,  # noqa: F811
+) -> None:
+    """With the training records, items 5, 8 and 12 are filled too, from counts that match
+    the records (checked here against the stored sessions and attendance), and the text
+    holds no trainer, station, session or officer identifier."""
+    sessions = read_store(analysed, "training_sessions")
+    attendance = read_store(analysed, "training_attendance")
+    exposure = workspace_exposure(analysed).to_dict()
+    delivery = workspace_delivery(analysed).to_dict()
+    doc = tidier_document(analysed.protocol, exposure=exposure, delivery=delivery)
+    assert _filled_items(doc) == {"1", "2", "5", "6", "7", "8", "11", "12"}
+    by_item = {e.item: str(e.text) for e in doc.entries}
+    dates = pd.to_datetime(sessions["session_date"]).dt.date
+    assert (
+        f"{len(sessions)} session(s) at {sessions['station_id'].nunique()} station(s)"
+        in (by_item["8"])
+    )
+    assert f"from {dates.min().isoformat()} to {dates.max().isoformat()}" in by_item["8"]
+    trainers = sessions["trainer"].dropna().unique()
+    assert f"name {len(trainers)} trainer(s)" in by_item["5"]
+    taken = int(attendance["attended"].astype(bool).sum())
+    assert f"{taken} of the {len(attendance)} places offered" in by_item["12"]
+    trained = sum(r["trained"] for r in exposure["by_arm"] if r["arm"] == "intervention")
+    assert f"intervention: {trained} of" in by_item["12"]
+    result = runner.invoke(
+        app, ["document", "tidier", "-w", str(analysed.root), "--format", "md", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["filled"] == 8
+    text = (analysed.out_dir / "tidier.md").read_text()
+    assert by_item["8"] in text
+    identifiers = {
+        *map(str, trainers),
+        *sessions["session_id"].astype(str),
+        *sessions["station_id"].astype(str),
+        *attendance["officer_key"].astype(str),
+    }
+    assert not [i for i in identifiers if i in text]
+
+
+def test_training_delivery_counts_trainers_without_naming_them() -> None:
+    """Made-up records: three sessions by two pseudonymised trainers and one with none,
+    one recorded for a control station. Every count is worked by hand from the frames."""
+    sessions = pd.DataFrame(
+        {
+            "session_id": ["s1", "s2", "s3", "s4"],
+            "station_id": ["A", "A", "B", "C"],
+            "session_date": [
+                dt.date(2016, 6, 2),
+                dt.date(2016, 6, 9),
+                dt.date(2016, 7, 1),
+                dt.date(2016, 5, 30),
+            ],
+            "trainer": ["TR-9f2c", "TR-9f2c", "TR-11ab", None],
+        }
+    )
+    attendance = pd.DataFrame(
+        {
+            "session_id": ["s1", "s1", "s1", "s2", "s3", "s3", "s4"],
+            "officer_key": ["o1", "o2", "o3", "o4", "o5", "o6", "o7"],
+            "attended": [True, True, False, True, True, True, True],
+        }
+    )
+    arms = {"A": "intervention", "B": "intervention", "C": "control"}
+    delivery = training_delivery(sessions, attendance, arms)
+    assert delivery.sessions == 4 and delivery.stations == 3
+    assert (delivery.first_session, delivery.last_session) == ("2016-05-30", "2016-07-01")
+    assert delivery.sessions_per_station == (1, 2)
+    assert delivery.trainers == 2 and delivery.sessions_per_trainer == (1, 2)
+    assert delivery.without_trainer == 1 and delivery.control_sessions == 1
+    assert delivery.attended_per_session == (1, 2) and delivery.attended_median == 1.5
+    assert (delivery.put_forward, delivery.attended) == (7, 6)
+    doc = tidier_document(resolve_protocol("connect"), delivery=delivery.to_dict())
+    text = render_document(doc, "md").decode()
+    assert "name 2 trainer(s) (1 to 2 sessions each); 1 session(s) record none" in text
+    assert "1 session(s) are recorded for control stations" in text
+    assert "TR-9f2c" not in text and "TR-11ab" not in text
+
+
+def test_a_training_field_set_in_a_protocol_file_shows_in_its_item() -> None:
+    """Another trial states its materials, provider, schedule and tailoring in its own
+    file; each lands in its TIDieR item (3, 5, 8, 9), and items it leaves out stay to
+    write."""
+    text = builtin_protocol_path("domestic-abuse").read_text()
+    assert "[training]" not in text
+    text += (
+        "\n[training]\n"
+        'materials = "A printed handbook and the DASH form."\n'
+        'provider = "Domestic abuse specialists from a local charity."\n'
+        'schedule = "One half-day session per officer."\n'
+        'tailoring = "None planned."\n'
+    )
+    protocol = parse_protocol(text)
+    by_item = {e.item: e for e in tidier_document(protocol).entries}
+    assert by_item["3"].text == "A printed handbook and the DASH form."
+    assert by_item["5"].text == "Domestic abuse specialists from a local charity."
+    assert by_item["8"].text == "One half-day session per officer."
+    assert by_item["9"].text == "None planned."
+    assert by_item["2"].status == by_item["4"].status == by_item["10"].status == "to write"
+    with pytest.raises(ProtocolError, match=r"training\.trainer"):
+        parse_protocol(text + 'trainer = "A named person"\n')
 
 
 def test_the_data_dictionary_describes_every_result_field() -> None:

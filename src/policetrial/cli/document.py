@@ -96,7 +96,11 @@ def _render(kind: Kind, workspace: Path, protocol: str | None, fmt: Format) -> t
             sealed=context.get("sealed"),
         )
     elif kind is Kind.tidier:
-        doc = tidier_document(context["protocol"], exposure=context.get("exposure"))
+        doc = tidier_document(
+            context["protocol"],
+            exposure=context.get("exposure"),
+            delivery=context.get("delivery"),
+        )
     else:
         doc = protocol_document(context["protocol"])
     summary = doc.to_dict()
@@ -124,8 +128,10 @@ def _context(workspace: Path, protocol: str | None, kind: Kind) -> dict[str, Any
     sealed = sealed_plan(ws)
     context["sealed"] = None if sealed is None else sealed.to_dict()
     if kind is Kind.tidier:
+        from policetrial.records.delivery import workspace_delivery
         from policetrial.records.roster import workspace_exposure
 
         with contextlib.suppress(TrialError):
             context["exposure"] = workspace_exposure(ws).to_dict()
+            context["delivery"] = workspace_delivery(ws).to_dict()
     return context

@@ -44,6 +44,7 @@ from policetrial.protocol.sections import (
     Report,
     Survey,
     Targets,
+    Training,
     Trial,
 )
 from policetrial.protocol.shape import check_shape
@@ -86,6 +87,7 @@ class Protocol(_Frozen):
     audit: Audit
     report: Report = Report()
     survey: Survey = Survey()
+    training: Training = Training()
     synth: Synth = Synth()
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     code_map: dict[str, dict[str, tuple[CodeMapping, ...]]] = Field(default_factory=dict)

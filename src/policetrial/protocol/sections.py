@@ -1,7 +1,7 @@
 """The tables of a protocol file beside its outcomes and events: `[trial]`, `[arms]`,
 `[eligibility]`, `[targets]`, `[periods]`, `[codes]`, `[definitions]`, `[assignment]`,
-`[randomisation]`, `[analysis]`, `[audit]`, `[report]` and `[survey]`, each checked on its
-own. What ties them together (and to the outcomes) is checked by `schema.Protocol`.
+`[randomisation]`, `[analysis]`, `[audit]`, `[report]`, `[survey]` and `[training]`, each
+checked on its own. What ties them together (and to the outcomes) is checked by `schema.Protocol`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "Report",
     "Survey",
     "Targets",
+    "Training",
     "Trial",
 ]
 
@@ -422,3 +423,29 @@ class Survey(_Frozen):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"expected an http:// or https:// address, got {value!r}")
         return value.rstrip("/")
+
+
+class Training(_Frozen):
+    """`[training]`: what the trial states about its training (the `intervention` arm's), in
+    the words its TIDieR description prints (Hoffmann et al., BMJ 2014;348:g1687). Every key
+    is optional: one left out keeps its TIDieR item "to write", because only the trial team
+    knows it; nothing here changes an analysis. Delivery as it happened (sessions, dates,
+    trainers, attendance) comes from the training records, not from here."""
+
+    rationale: str | None = None
+    """TIDieR 2, why: the rationale, theory or goal of the training's essential elements."""
+    materials: str | None = None
+    """TIDieR 3: the materials used (manuals, slides, videos) and where they can be had."""
+    procedures: str | None = None
+    """TIDieR 4: what the sessions do (activities, exercises, support between sessions)."""
+    provider: str | None = None
+    """TIDieR 5, who provided: the trainers' background, expertise and own training
+    (a role or organisation, never a name)."""
+    mode: str | None = None
+    """TIDieR 6, how: face-to-face, online or other, individually or in groups."""
+    location: str | None = None
+    """TIDieR 7, where: the type of place the sessions are held and what they need."""
+    schedule: str | None = None
+    """TIDieR 8, when and how much, as planned: sessions, their length, over what period."""
+    tailoring: str | None = None
+    """TIDieR 9: how the training is adapted to a station, team or officer, if it is."""
