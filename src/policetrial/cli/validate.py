@@ -21,7 +21,7 @@ from policetrial.errors import TrialError
 
 __all__ = ["validate"]
 
-PARTS = ("counts", "binary", "questionnaire")
+PARTS = ("counts", "binary", "questionnaire", "cace", "multiplicity")
 
 
 def validate(
@@ -43,7 +43,10 @@ def validate(
     ] = None,
     part: Annotated[
         list[str] | None,
-        typer.Option(help="Outcome types to study: counts, binary, questionnaire (repeatable)."),
+        typer.Option(
+            help="What to study: counts, binary, questionnaire, cace (the effect per unit "
+            "of training dose), multiplicity (the family of secondary outcomes); repeatable."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the whole study.")] = 20240601,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
