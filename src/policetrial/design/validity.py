@@ -62,12 +62,13 @@ from policetrial.design.scenarios import (
     workspace_design,
 )
 from policetrial.design.simulate import CountScenario, simulate_counts
-from policetrial.design.validity_cells import ValidityCell, chunks, make_cell
+from policetrial.design.validity_cells import OFFERED, ValidityCell, chunks, make_cell
 from policetrial.errors import DesignError
 
 __all__ = [
     "BARS",
     "CONNECT_BINARY",
+    "OFFERED",
     "BinaryScenario",
     "SimulatedDesign",
     "ValidityCell",
