@@ -147,6 +147,7 @@ def test_family_unadjusted_p_values_are_the_analysis_p_values() -> None:
         expected = nb_randomisation(data, design.schemes, with_interval=False)["p_value"][0]
         assert family.p_values[j] == pytest.approx(expected, abs=1e-12)
     assert family.p_values[-1] == 1.0 and family.p_stepdown is not None
+    assert family.unanalysed == ("missing",)
     assert family.p_stepdown[-1] == 1.0
     assert family.adjusted == family.p_stepdown
     d = family.to_dict()

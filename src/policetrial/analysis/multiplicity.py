@@ -118,7 +118,9 @@ class FamilyAdjustment:
     """None when some outcome of the family has no randomisation test over the scheme set."""
     n_schemes: int
     alpha: float
-    notes: tuple[str, ...] = ()
+    unanalysed: tuple[str, ...] = ()
+    """Outcomes of the family whose analysis could not be run: each counts as p = 1 (it can
+    never be rejected, so the family's error stays held)."""
 
     @property
     def adjusted(self) -> tuple[float, ...]:
@@ -147,7 +149,7 @@ class FamilyAdjustment:
                 "alpha": self.alpha,
                 "n_schemes": self.n_schemes,
                 "outcomes": rows,
-                "notes": list(self.notes),
+                "unanalysed": list(self.unanalysed),
             }
         )
 
@@ -189,11 +191,11 @@ def family_adjustment(
     observed = np.zeros(len(outcomes))
     by_scheme = np.zeros((len(outcomes), M))
     slack = np.zeros(len(outcomes))
-    notes = []
+    unanalysed = []
     for j, outcome in enumerate(outcomes):
         s = scores[outcome]
         if s is None:
-            notes.append(f"{outcome} could not be analysed, so it counts as p = 1 in the family.")
+            unanalysed.append(outcome)
             continue
         t, t_star, allowance = scheme_statistics(
             np.asarray(s, dtype=float)[None, :], z[None, :], schemes
@@ -210,5 +212,5 @@ def family_adjustment(
         ),
         n_schemes=M,
         alpha=alpha,
-        notes=tuple(notes),
+        unanalysed=tuple(unanalysed),
     )

@@ -177,7 +177,11 @@ def estimand_tables(results: dict[str, Any]) -> list[ReportTable]:
                     for r in family["outcomes"]
                 ),
                 formats=("text", "p", "p", "p", "p"),
-                notes=tuple(family["notes"]),
+                notes=tuple(
+                    f"{outcome_label(k, results)} could not be analysed, so it counts as p = 1 "
+                    "in the family."
+                    for k in family.get("unanalysed", [])
+                ),
                 blank="A dash: not computed.",
             )
         )
