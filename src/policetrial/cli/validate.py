@@ -307,6 +307,12 @@ def _cells_table(study: Any) -> None:
         keys=3,
     )
     console.print(table)
+    if any(c.outcome_type == "multiplicity" for c in study.cells):
+        console.print(
+            "multiplicity: under the null (truth 1) the rejection is the familywise error, the "
+            "share of trials with any outcome rejected; under the alternative it is the mean "
+            "share of the outcomes rejected (power)."
+        )
     verdict = (
         "every offered method meets the bars"
         if not study.failures
