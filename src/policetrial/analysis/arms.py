@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.analysis.counts import CountData, _scores, count_data
+from policetrial.analysis.multiplicity import holm_adjusted
 from policetrial.analysis.results import Estimate
 from policetrial.errors import AnalysisError
 from policetrial.randomise.comparisons import Comparison, comparisons
@@ -65,14 +66,9 @@ def restrict_table(table: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given."""
     p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
+    if p.size == 0:
+        return []
+    return [float(v) for v in holm_adjusted(p[None, :])[0]]
 
 
 def with_holm(analyses: list[Estimate]) -> list[Estimate]:

@@ -42,6 +42,7 @@ __all__ = [
     "BINARY_METHODS",
     "analyse_binary",
     "station_baseline_logit",
+    "station_totals",
 ]
 
 BINARY_METHODS = {
@@ -181,6 +182,41 @@ def analyse_binary(
     return tuple(estimates)
 
 
+def _totals(
+    follow: pd.DataFrame,
+    y: np.ndarray,
+    w: np.ndarray,
+    station_order: tuple[str, ...],
+    z: np.ndarray,
+    x: np.ndarray,
+) -> BinaryData:
+    """One data set of station totals: (weighted) follow-up events and incidents."""
+    code = {s: i for i, s in enumerate(station_order)}
+    station = follow["station_id"].map(code).to_numpy()
+    events = np.bincount(station, weights=y * w, minlength=len(station_order))
+    incidents = np.bincount(station, weights=w, minlength=len(station_order))
+    return BinaryData(events[None], incidents[None], x[None], z[None])
+
+
+def station_totals(
+    incidents: pd.DataFrame,
+    *,
+    flag: str,
+    station_order: tuple[str, ...],
+    arms: dict[str, str],
+) -> BinaryData:
+    """The station totals `cluster_randomisation` analyses for one flag (one data set):
+    follow-up events and incidents, and each station's baseline log-odds."""
+    frame = incidents[incidents["station_id"].isin(station_order)]
+    follow = frame[frame["period"] == "followup"]
+    base = frame[frame["period"] == "baseline"].groupby("station_id")[flag].agg(["sum", "size"])
+    counts = base.reindex(list(station_order)).fillna(0)
+    x = station_baseline_logit(counts["sum"].to_numpy(), counts["size"].to_numpy())
+    z = np.array([arms[s] == "intervention" for s in station_order])
+    y = follow[flag].astype(float).to_numpy()
+    return _totals(follow, y, np.ones(y.size), station_order, z, x)
+
+
 def _cluster(
     follow: pd.DataFrame,
     y: np.ndarray,
@@ -194,11 +230,7 @@ def _cluster(
     notes: tuple[str, ...],
     analysis_set: str,
 ) -> Estimate:
-    code = {s: i for i, s in enumerate(station_order)}
-    station = follow["station_id"].map(code).to_numpy()
-    events = np.bincount(station, weights=y * w, minlength=len(station_order))
-    incidents = np.bincount(station, weights=w, minlength=len(station_order))
-    data = BinaryData(events[None], incidents[None], x[None], z[None])
+    data = _totals(follow, y, w, station_order, z, x)
     r = binary_randomisation(data, schemes, alpha=alpha)
     own = (
         *notes,

@@ -32,7 +32,7 @@ import numpy as np
 from policetrial.analysis.inversion import LIMIT, excess, invert, p_values, window
 from policetrial.errors import AnalysisError
 
-__all__ = ["BinaryData", "binary_randomisation"]
+__all__ = ["BinaryData", "binary_randomisation", "null_scores"]
 
 _STEPS = 100
 
@@ -138,6 +138,31 @@ def _scores(
     return np.asarray(w[rows] * (y - m * p))
 
 
+def _working_rho(data: BinaryData) -> np.ndarray:
+    """The exchangeable correlation of the model without arm (a few rounds of weights
+    and moment estimate), per data set; negative values kept for the caller to report."""
+    rows = np.arange(data.events.shape[0])
+    y, m = data.events.astype(float), data.incidents.astype(float)
+    X0 = _design(data, rows, with_arm=False)
+    _, p0, _ = _fit(y, m, X0, np.zeros_like(y), np.ones_like(y))
+    rho = _rho(y, m, p0, parameters=2)
+    for _ in range(3):
+        w = 1.0 / (1.0 + (m - 1).clip(0) * np.clip(rho, 0.0, 0.999)[:, None])
+        _, p0, _ = _fit(y, m, X0, np.zeros_like(y), w)
+        rho = _rho(y, m, p0, parameters=2)
+    return np.asarray(rho)
+
+
+def null_scores(data: BinaryData) -> np.ndarray:
+    """(S, n): the station scores s_i = w_i (y_i - m_i p_i) of the model without arm at odds
+    ratio 1, whose randomisation test is `binary_randomisation`'s p-value. They do not look
+    at the arms, so the same scores serve every scheme (the step-down over outcomes)."""
+    m = data.incidents.astype(float)
+    w = 1.0 / (1.0 + (m - 1).clip(0) * np.clip(_working_rho(data), 0.0, 0.999)[:, None])
+    S = data.events.shape[0]
+    return _scores(data, w, np.zeros(S), np.arange(S))
+
+
 def binary_randomisation(
     data: BinaryData,
     schemes: np.ndarray,
@@ -162,14 +187,7 @@ def binary_randomisation(
     rows = np.arange(S)
     y, m = data.events.astype(float), data.incidents.astype(float)
     z = data.z.astype(float)
-    X0 = _design(data, rows, with_arm=False)
-    ones = np.ones_like(y)
-    _, p0, _ = _fit(y, m, X0, np.zeros_like(y), ones)
-    rho = _rho(y, m, p0, parameters=2)
-    for _ in range(3):
-        w = 1.0 / (1.0 + (m - 1).clip(0) * np.clip(rho, 0.0, 0.999)[:, None])
-        _, p0, _ = _fit(y, m, X0, np.zeros_like(y), w)
-        rho = _rho(y, m, p0, parameters=2)
+    rho = _working_rho(data)
     negative = rho < 0
     used = np.clip(rho, 0.0, 0.999)
     w = 1.0 / (1.0 + (m - 1).clip(0) * used[:, None])

@@ -14,7 +14,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["LIMIT", "WINDOW_SE", "bisect", "excess", "invert", "p_values", "window"]
+__all__ = [
+    "LIMIT",
+    "WINDOW_SE",
+    "bisect",
+    "excess",
+    "invert",
+    "p_values",
+    "scheme_statistics",
+    "window",
+]
 
 LIMIT = 5.0
 """Intervals are searched within ratios exp(-5) to exp(5); beyond, they are open."""
@@ -65,6 +74,27 @@ def p_values(scores: np.ndarray, z: np.ndarray, schemes: np.ndarray) -> np.ndarr
         ge = np.abs(perm) >= np.abs(observed)[:, None] - 1e-9 * scale[:, None]
         out[part] = ge.mean(axis=1)
     return out
+
+
+def scheme_statistics(
+    scores: np.ndarray, z: np.ndarray, schemes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """|T| standardised by its randomisation SD: observed (S,), under each scheme (S, M),
+    and the rounding allowance (S,) that makes `observed >= under - allowance` count
+    exactly the schemes `p_values` counts.
+
+    Scores computed under a null model that does not look at the arms are the same
+    whichever scheme was chosen, so the rows of several outcomes, standardised, give the
+    joint null distribution of the family that a max-T step-down needs (Westfall & Young
+    1993, section 2.6; Romano & Wolf 2005). Standardising puts outcomes of different
+    scales on one footing, and unlike their p-values (multiples of 1 / M) the standardised
+    statistics rarely tie across outcomes, so the family's test uses every level the
+    scheme set allows.
+    """
+    sf = np.asarray(schemes, dtype=float)
+    observed, perm, scale = _centred(scores, np.asarray(z, dtype=float), sf)
+    sd = np.sqrt(np.mean(perm**2, axis=1)) + 1e-300
+    return np.abs(observed) / sd, np.abs(perm) / sd[:, None], 1e-9 * scale / sd
 
 
 def excess(scores: np.ndarray, z: np.ndarray, schemes: np.ndarray, alpha: float) -> np.ndarray:

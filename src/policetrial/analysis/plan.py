@@ -28,10 +28,13 @@ from policetrial.analysis.arms import (
     with_holm,
 )
 from policetrial.analysis.binary import analyse_binary
+from policetrial.analysis.compliers import ComplierEffect
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.coverage import covered, interim_note
+from policetrial.analysis.estimands import complier_estimate, family_estimate, with_family
 from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.missing import analyse_missing, questionnaire_estimates
+from policetrial.analysis.multiplicity import FamilyAdjustment
 from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged_all
 from policetrial.analysis.seal import plan_record, record_unblinding
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
@@ -156,6 +159,8 @@ def analyse_workspace(
         else:
             scores = dict(questionnaire)
         clustering: list[Clustering] = []
+        complier: ComplierEffect | None = None
+        family: FamilyAdjustment | None = None
         if protocol.design.stepped:
             analyses = run_stepped(protocol, outcomes, allocation)
             if scores:
@@ -169,6 +174,9 @@ def analyse_workspace(
                 )
         else:
             analyses, clustering = _run_plan(protocol, outcomes, allocation, exp, scores)
+            complier, family = _estimands(protocol, outcomes, allocation, exp, analyses)
+            if family is not None:
+                analyses = with_family(analyses, family)
         # No NaN, infinity or 1e19 leaves the analysis: such a result is "not estimable".
         analyses, not_estimable = judged_all(analyses)
         caught.extend(str(w.message) for w in seen if issubclass(w.category, UserWarning))
@@ -238,6 +246,8 @@ def analyse_workspace(
             {} if protocol.design.stepped else _missing_data(workspace, allocation, scores)
         ),
         plan=plan_record(workspace).to_dict(),
+        complier_effect=None if complier is None else complier.to_dict(),
+        multiplicity=None if family is None else family.to_dict(),
     )
 
 
@@ -286,6 +296,26 @@ def _missing_data(
                 k: v for k, v in found.to_dict().items() if k not in ("estimates", "outcome")
             }
     return out
+
+
+def _estimands(
+    protocol: Protocol,
+    outcomes: OutcomeTables,
+    allocation: SealedAllocation,
+    exp: Exposure,
+    analyses: list[Estimate],
+) -> tuple[ComplierEffect | None, FamilyAdjustment | None]:
+    """The complier effect and the family's adjusted p-values, where the protocol asks for
+    them; one that cannot be computed becomes a warning."""
+    complier = family = None
+    if protocol.analysis.complier_effect:
+        try:
+            complier = complier_estimate(protocol, outcomes, allocation, exp)
+        except AnalysisError as exc:
+            warnings.warn(f"complier effect not estimated: {exc}", UserWarning, stacklevel=2)
+    if protocol.analysis.multiplicity is not None:
+        family = family_estimate(protocol, outcomes, allocation, analyses)
+    return complier, family
 
 
 def _score_metadata(workspace: Workspace, scores: dict[str, pd.DataFrame]) -> dict[str, Any]:

@@ -65,6 +65,9 @@ class Estimate:
     p_holm: float | None = None
     """A trial of more than two arms: the p-value Holm-adjusted over the comparisons with
     control of the same outcome, method and analysis set."""
+    p_adjusted: float | None = None
+    """An outcome of the protocol's multiplicity family (its main analysis): the p-value
+    adjusted over the family by the protocol's method (`TrialResults.multiplicity`)."""
     not_estimable: str | None = None
     """Why the data give no estimate a reader could use (then `estimate` is None)."""
 
@@ -216,6 +219,12 @@ class TrialResults:
     plan: dict[str, Any] = field(default_factory=dict)
     """The analysis plan followed: its digest, the sealed plan (if any) and every setting
     changed after sealing, dated (`policetrial.analysis.seal.PlanRecord`)."""
+    complier_effect: dict[str, Any] | None = None
+    """The effect of training received per unit of dose (`ComplierEffect.to_dict()`), when
+    the protocol asks for it."""
+    multiplicity: dict[str, Any] | None = None
+    """The protocol's family of outcomes, each p-value unadjusted, Holm-adjusted and
+    step-down adjusted (`FamilyAdjustment.to_dict()`); None: no family declared."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,6 +246,8 @@ class TrialResults:
             "outcomes": self.outcomes,
             "missing_data": self.missing_data,
             "plan": self.plan,
+            "complier_effect": self.complier_effect,
+            "multiplicity": self.multiplicity,
         }
 
     def summary(self) -> pd.DataFrame:

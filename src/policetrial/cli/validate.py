@@ -19,7 +19,7 @@ from policetrial.errors import TrialError
 
 __all__ = ["validate"]
 
-PARTS = ("counts", "binary", "questionnaire")
+PARTS = ("counts", "binary", "questionnaire", "cace", "multiplicity")
 
 
 def validate(
@@ -41,7 +41,10 @@ def validate(
     ] = None,
     part: Annotated[
         list[str] | None,
-        typer.Option(help="Outcome types to study: counts, binary, questionnaire (repeatable)."),
+        typer.Option(
+            help="What to study: counts, binary, questionnaire, cace (the effect per unit "
+            "of training dose), multiplicity (the family of secondary outcomes); repeatable."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the whole study.")] = 20240601,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
@@ -393,6 +396,12 @@ def _cells_table(study: Any) -> None:
         keys=3,
     )
     console.print(table)
+    if any(c.outcome_type == "multiplicity" for c in study.cells):
+        console.print(
+            "multiplicity: under the null (truth 1) the rejection is the familywise error, the "
+            "share of trials with any outcome rejected; under the alternative it is the mean "
+            "share of the outcomes rejected (power)."
+        )
     verdict = (
         "every offered method meets the bars"
         if not study.failures

@@ -204,8 +204,15 @@ def simulate_counts(
     *,
     irr: float,
     n_sims: int,
+    uptake: np.ndarray | None = None,
 ) -> CountData:
-    """`n_sims` trials of station counts, each randomised by a scheme drawn from `schemes`."""
+    """`n_sims` trials of station counts, each randomised by a scheme drawn from `schemes`.
+
+    `uptake` (n_sims, n): the share of each station's officers that an offer of training
+    would train. With it, `irr` is the rate ratio per unit of dose (every officer trained
+    against none) and an intervention station's follow-up rate is multiplied by
+    irr ** uptake (the complier study, `policetrial.design.estimands`).
+    """
     schemes = np.asarray(schemes, dtype=bool)
     n = schemes.shape[1]
     z = schemes[rng.integers(schemes.shape[0], size=n_sims)]
@@ -233,7 +240,8 @@ def simulate_counts(
         level_base = np.exp(sd * first - var / 2)
         level_follow = np.exp(sd * second - var / 2)
     mu_base = mean * scenario.baseline_length * level_base
-    mu_follow = mean * level_follow * np.where(z, irr, 1.0)
+    effect = irr if uptake is None else np.power(irr, uptake)
+    mu_follow = mean * level_follow * np.where(z, effect, 1.0)
     if scenario.dispersion > 0:
         shape = 1.0 / scenario.dispersion
         mu_base = mu_base * rng.gamma(shape, scenario.dispersion, (n_sims, n))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from policetrial.analysis.binary_cluster import BinaryData, binary_randomisation
 from policetrial.analysis.counts import cluster_level_ancova, nb_randomisation
 from policetrial.analysis.gee import fit_gee, gee_test
 from policetrial.analysis.questionnaire import station_ancova
+from policetrial.design.estimands import cace_cells, family_cells
 from policetrial.design.scenarios import (
     CONNECT_BINARY,
     BinaryScenario,
@@ -61,11 +62,13 @@ from policetrial.design.scenarios import (
     workspace_design,
 )
 from policetrial.design.simulate import CountScenario, simulate_counts
+from policetrial.design.validity_cells import OFFERED, ValidityCell, chunks, make_cell
 from policetrial.errors import DesignError
 
 __all__ = [
     "BARS",
     "CONNECT_BINARY",
+    "OFFERED",
     "BinaryScenario",
     "SimulatedDesign",
     "ValidityCell",
@@ -79,6 +82,8 @@ __all__ = [
 ]
 
 BARS: dict[str, dict[str, Any]] = {
+    "cace": {"methods": ["cace_randomisation"], "size": [0.04, 0.06], "coverage": [0.94, 0.96]},
+    "multiplicity": {"methods": ["stepdown"], "size": [0.04, 0.06]},
     "counts": {
         "methods": ["nb_randomisation", "cluster_level", "global_randomisation"],
         "size": [0.04, 0.06],
@@ -90,52 +95,13 @@ BARS: dict[str, dict[str, Any]] = {
 type's conclusions rest on (the primary methods for counts; for binary outcomes the
 main analysis, `cluster_randomisation`)."""
 
-OFFERED = {
-    "nb_randomisation": True,
-    "cluster_level": True,
-    "nb_wald_z": False,
-    "nb_wald_t": False,
-    "cluster_randomisation": True,
-    "gee_avg": True,
-    "gee_kc": True,
-    "gee_md": True,
-    "gee_fg": True,
-    "gee_robust_z": False,
-    "station_ancova": True,
-    "global_randomisation": True,
-}
+CACE_ALTERNATIVE = 0.6
+"""The per-dose rate ratio of the complier study's alternative: with uptake 50-90% the
+offer's rate ratio is about 0.7, the counts' alternative."""
 
 GLOBAL_ORDERS = 20_000
 """Allocations the simulated global tests run over at most (a random draw of the sealed
 set, with each trial randomised to one of them, so the test stays exact)."""
-
-
-@dataclass(frozen=True)
-class ValidityCell:
-    """One method in one scenario: rejection rate and interval coverage."""
-
-    outcome_type: str
-    method: str
-    offered: bool
-    scenario: str
-    heterogeneity: float
-    """Between-station CV k (counts, binary) or ICC (questionnaire)."""
-    true_effect: float
-    n_trials: int
-    analysed: int
-    """Trials with a finite result (the rest were refused as not estimable)."""
-    rejection: float
-    rejection_mcse: float
-    coverage: float | None
-    coverage_mcse: float | None
-    median_width: float | None
-    """Median ratio of upper to lower limit (ratios) or width (differences)."""
-    open_share: float | None = None
-    """Share of the analysed trials whose interval is open at an end (no bound within
-    the search's limits)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -216,60 +182,6 @@ def _binary_trials(
     return y, X, station_of, trial_of, z, totals
 
 
-def _cell(
-    outcome_type: str,
-    method: str,
-    scenario: str,
-    heterogeneity: float,
-    truth: float,
-    r: dict[str, np.ndarray],
-    ratio: bool = True,
-) -> ValidityCell:
-    p = r["p_value"]
-    finite = np.isfinite(p)
-    n = int(p.size)
-    used = int(finite.sum())
-    reject = float(np.mean(p[finite] <= 0.05)) if used else float("nan")
-    cover: float | None = None
-    cover_se: float | None = None
-    width: float | None = None
-    open_share: float | None = None
-    if "open" in r and method.endswith("_randomisation"):
-        open_share = float(np.mean(r["open"][finite])) if used else None
-    inverted = method.endswith("_randomisation")  # only an inverted test's interval can be open
-    if "ci_low" in r:
-        low, high = r["ci_low"][finite], r["ci_high"][finite]
-        if ratio and inverted:
-            open_share = float(np.mean((low <= 0) | ~np.isfinite(high))) if used else None
-        cover = float(np.mean((low <= truth) & (high >= truth))) if used else float("nan")
-        cover_se = math.sqrt(cover * (1 - cover) / max(used, 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            width = float(np.median(high / low if ratio else high - low)) if used else None
-    return ValidityCell(
-        outcome_type=outcome_type,
-        method=method,
-        offered=OFFERED[method],
-        scenario=scenario,
-        heterogeneity=heterogeneity,
-        true_effect=truth,
-        n_trials=n,
-        analysed=used,
-        rejection=reject,
-        rejection_mcse=math.sqrt(reject * (1 - reject) / max(used, 1)),
-        coverage=cover,
-        coverage_mcse=cover_se,
-        median_width=width,
-        open_share=open_share,
-    )
-
-
-def _chunks(total: int, size: int) -> Iterator[int]:
-    done = 0
-    while done < total:
-        yield min(size, total - done)
-        done += size
-
-
 def _count_cells(
     rng: np.random.Generator,
     design: SimulatedDesign,
@@ -293,7 +205,7 @@ def _count_cells(
         ("nb_wald_t", stats.t.ppf(0.975, design.n_stations - 3)),
     )
     parts: dict[str, list[dict[str, np.ndarray]]] = {}
-    for size in _chunks(n_trials, 1000):
+    for size in chunks(n_trials, 1000):
         data = simulate_counts(rng, counts, schemes, irr=rate_ratio, n_sims=size)
         nb = nb_randomisation(data, schemes)
         parts.setdefault("nb_randomisation", []).append(nb)
@@ -308,9 +220,9 @@ def _count_cells(
                 }
             )
     cells = []
-    for method, chunks in parts.items():
-        r = {k: np.concatenate([c[k] for c in chunks]) for k in ("p_value", "ci_low", "ci_high")}
-        cells.append(_cell("counts", method, scenario, cv, rate_ratio, r))
+    for method, pieces in parts.items():
+        r = {k: np.concatenate([c[k] for c in pieces]) for k in ("p_value", "ci_low", "ci_high")}
+        cells.append(make_cell("counts", method, scenario, cv, rate_ratio, r))
     return cells
 
 
@@ -330,13 +242,13 @@ def _global_cell(
         followup_days=design.followup_days,
     )
     p_values = []
-    for size in _chunks(n_trials, 200):
+    for size in chunks(n_trials, 200):
         data = simulate_counts(
             rng, counts, np.zeros((1, labels.shape[1]), dtype=bool), irr=1.0, n_sims=size
         )
         chosen = rng.integers(len(labels), size=size)
         p_values.append(global_p_values(data, labels, chosen, len(design.arm_names)))
-    return _cell(
+    return make_cell(
         "counts",
         "global_randomisation",
         f"all {len(design.arm_names)} arms",
@@ -360,7 +272,7 @@ def _binary_cells(
     parts: dict[str, list[dict[str, np.ndarray]]] = {}
     # Trials in chunks of about a million incident rows.
     chunk = max(20, int(1_000_000 // (design.n_stations * outcome.incidents_per_station)))
-    for size in _chunks(n_trials, chunk):
+    for size in chunks(n_trials, chunk):
         y, X, station, trial, z, totals = _binary_trials(
             rng,
             n_trials=size,
@@ -400,13 +312,13 @@ def _binary_cells(
             name = "gee_robust_z" if correction == "robust" else f"gee_{correction}"
             parts.setdefault(name, []).append(r)
     cells = []
-    for method, chunks in parts.items():
-        r = {k: np.concatenate([c[k] for c in chunks]) for k in ("p_value", "ci_low", "ci_high")}
+    for method, pieces in parts.items():
+        r = {k: np.concatenate([c[k] for c in pieces]) for k in ("p_value", "ci_low", "ci_high")}
         if odds_ratio != 1.0:
             # The model's odds ratio is conditional on the station; GEE estimates the
             # (attenuated) marginal one, so coverage of the conditional value is not asked.
             r["open"] = (r.pop("ci_low") <= 0) | ~np.isfinite(r["ci_high"])
-        cells.append(_cell("binary", method, scenario, cv, odds_ratio, r))
+        cells.append(make_cell("binary", method, scenario, cv, odds_ratio, r))
     return cells
 
 
@@ -441,7 +353,9 @@ def _questionnaire_cells(
         pre_mean[:, s] = (pre * mask).sum(1) / m
         post_mean[:, s] = (post * mask).sum(1) / m
     r = station_ancova(post_mean, pre_mean, z)
-    return [_cell("questionnaire", "station_ancova", "officers", icc, difference, r, ratio=False)]
+    return [
+        make_cell("questionnaire", "station_ancova", "officers", icc, difference, r, ratio=False)
+    ]
 
 
 def validity_study(
@@ -510,6 +424,16 @@ def validity_study(
                         continue
                     say(f"binary {outcome.name}, CV {cv}, odds ratio {truth}")
                     cells += _binary_cells(rng, design, n, cv, truth, outcome)
+        for part, run, alternative in (
+            ("cace", cace_cells, CACE_ALTERNATIVE),
+            ("multiplicity", family_cells, rate_ratio),
+        ):
+            if part not in parts:
+                continue
+            for truth, n in ((1.0, n_trials), (alternative, n_alternative)):
+                if n > 0:
+                    say(f"{part}, CV {cv}, rate ratio {truth}")
+                    cells += run(rng, design, n, cv, truth)
     if "questionnaire" in parts:
         for icc in iccs:
             for truth, n in ((0.0, n_trials), (0.3, n_alternative)):

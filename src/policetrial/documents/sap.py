@@ -168,9 +168,33 @@ def _rules(protocol: Protocol, questionnaire: Questionnaire | None) -> Section:
     plan = protocol.analysis
     multiplicity = (
         f"Two-sided tests at alpha = {plan.alpha:g}. The primary outcome's main analysis is "
-        "the confirmatory test; secondary outcomes, other methods and sensitivity analyses "
-        "are reported without adjustment, as supportive."
+        "the confirmatory test; "
     )
+    if plan.multiplicity is None:
+        multiplicity += (
+            "secondary outcomes, other methods and sensitivity analyses are reported "
+            "without adjustment, as supportive."
+        )
+    else:
+        adjusted = {
+            "stepdown": "a permutation step-down over the sealed scheme set (Westfall & "
+            "Young 1993; Romano & Wolf 2005), which uses how the outcomes move together",
+            "holm": "Holm's procedure (Holm 1979)",
+        }
+        multiplicity += (
+            f"the family {', '.join(plan.multiplicity.family)} is adjusted for multiplicity "
+            f"by {adjusted[plan.multiplicity.method]}, keeping the familywise error at "
+            f"{plan.alpha:g}; unadjusted, Holm-adjusted and step-down p-values are all "
+            "reported. Other methods and sensitivity analyses are supportive, unadjusted."
+        )
+    if plan.complier_effect:
+        multiplicity += (
+            " The effect of training received on the primary outcome (the complier average "
+            "causal effect per unit of training dose, the station's share of eligible "
+            "officers trained, with the allocation as instrument and an interval inverting "
+            "the randomisation test; Imbens & Rosenbaum 2005) is a secondary estimand, "
+            "resting on the exclusion and monotonicity assumptions."
+        )
     if protocol.arms.multiple:
         multiplicity += (
             f" With {len(protocol.arms.labels)} arms each training arm is compared with "

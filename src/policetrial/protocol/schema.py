@@ -139,6 +139,7 @@ class Protocol(_Frozen):
                 "key 'analysis.sensitivity' names alternative_primary, but alternative_primary "
                 "names no outcome"
             )
+        self._check_estimands()
         flagged = self.audit_outcome
         incident_outcomes = [s.key for s in declared.of_kind("incident_count")]
         if flagged not in incident_outcomes:
@@ -192,6 +193,33 @@ class Protocol(_Frozen):
         if stray_events:
             raise ValueError(f"key 'synth.events' names undeclared events {stray_events}")
         return self
+
+    def _check_estimands(self) -> None:
+        """The complier effect and the multiplicity family: a parallel two-arm trial's, over
+        outcomes the protocol names (each declared outcome's main test runs over the scheme
+        set, which the step-down needs)."""
+        plan = self.analysis
+        two_arm = not self.design.stepped and len(self.arms.labels) == 2
+        for key, asked in (
+            ("complier_effect", plan.complier_effect),
+            ("multiplicity", plan.multiplicity is not None),
+        ):
+            if asked and not two_arm:
+                raise ValueError(
+                    f"key 'analysis.{key}': only a parallel trial of two arms has it (a "
+                    "trial of more arms adjusts its comparisons by Holm already); remove it"
+                )
+        family = plan.multiplicity.family if plan.multiplicity is not None else ()
+        named = (self.outcomes.primary, *self.outcomes.secondary)
+        repeated = sorted({k for k in family if family.count(k) > 1})
+        if repeated:
+            raise ValueError(f"key 'analysis.multiplicity.family' repeats {repeated}")
+        for key in family:
+            if key not in named:
+                raise ValueError(
+                    f"key 'analysis.multiplicity.family': {key!r} is not the primary or a "
+                    f"secondary outcome; expected some of {list(named)}"
+                )
 
     def _check_code_map(self, kinds: dict[str, ExtractKind]) -> None:
         mappable = {

@@ -320,6 +320,18 @@ PARALLEL_SENSITIVITY = (
 STEPPED_SENSITIVITY = ("mixed_model", "within_period", "alternative_primary")
 
 
+class Multiplicity(_Frozen):
+    """The family of outcomes whose p-values are adjusted together, and how
+    (`policetrial.analysis.multiplicity`)."""
+
+    family: tuple[str, ...] = Field(min_length=2)
+    """Primary or secondary outcomes (count or incident-level binary), at least two."""
+    method: Literal["holm", "stepdown"] = "stepdown"
+    """"stepdown": the permutation step-down over the sealed scheme set, which uses the
+    correlation between outcomes; "holm": Holm's adjustment. Both are reported; this one
+    is the protocol's."""
+
+
 class Analysis(_Frozen):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     primary_method: Literal["negative_binomial", "stepped_wedge_randomisation"] | None = None
@@ -348,6 +360,12 @@ class Analysis(_Frozen):
     `alternative_primary`)."""
     missing_data: MissingData = MissingData()
     """Missing questionnaire scores (`[analysis.missing_data]`)."""
+    complier_effect: bool = False
+    """Also estimate the effect of training received: the complier average causal effect
+    per unit of training dose on the primary outcome (`policetrial.analysis.compliers`)."""
+    multiplicity: Multiplicity | None = None
+    """The family of outcomes adjusted for multiplicity; None: no adjustment (the report
+    says so)."""
 
 
 PACK_FIELDS = ("channel", "out_of_hours", "attended", "persons_linked", "officers_attending")

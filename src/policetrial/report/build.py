@@ -23,6 +23,7 @@ from policetrial.randomise.sealed import current_allocation
 from policetrial.records.workspace import Workspace
 from policetrial.report.baseline import baseline_table
 from policetrial.report.checklist import ChecklistItem, consort_checklist
+from policetrial.report.estimands import estimand_tables
 from policetrial.report.figures import (
     FlowBox,
     ReportFigure,
@@ -395,6 +396,7 @@ def build_report(
     for optional in (clustering_table(results), sensitivity_table(results)):
         if optional is not None:
             tables.append(optional)
+    tables.extend(estimand_tables(results))
     flow_table = ReportTable(
         name="consort_flow",
         title="CONSORT flow: stations and officers by arm",

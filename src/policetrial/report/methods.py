@@ -14,6 +14,7 @@ from typing import Any
 
 from policetrial.audit.agreement import DEFAULT_BOOT
 from policetrial.protocol.schema import Protocol
+from policetrial.report.estimands import estimand_paragraphs, multiplicity_sentence
 from policetrial.report.labels import method_label, outcome_label, set_label
 from policetrial.report.missing import missing_data_paragraph
 from policetrial.report.plan_text import plan_paragraph
@@ -105,6 +106,7 @@ def methods_text(
     plan = plan_paragraph(results.get("plan"))
     if plan is not None:
         out.append(MethodsParagraph("Analysis plan", plan))
+    out.extend(MethodsParagraph(h, t) for h, t in estimand_paragraphs(results))
     clustering = results.get("clustering") or []
     if clustering:
         methods = sorted(
@@ -371,10 +373,7 @@ def _analysis(protocol: Protocol, results: dict[str, Any], estimates: list[dict[
                 + ", ".join(planned)
                 + ") are not in results.json."
             )
-    sentences.append(
-        "The protocol plans no interim analysis. No adjustment is made for the number of "
-        "secondary outcomes, which are to be read as supporting the primary one."
-    )
+    sentences.append("The protocol plans no interim analysis. " + multiplicity_sentence(results))
     return " ".join(sentences)
 
 
