@@ -136,7 +136,12 @@ def run_demo(
                 step(f"import {kind}")
                 for code, extracts in force.by_force().items():
                     import_extract(
-                        ws, kind, extracts[kind], pseudonymiser=pseudonymiser, actor="demo", force=code
+                        ws,
+                        kind,
+                        extracts[kind],
+                        pseudonymiser=pseudonymiser,
+                        actor="demo",
+                        force=code,
                     )
                 done("import")
                 if kind == "officers":
