@@ -1,7 +1,7 @@
 """Size and coverage of the count analyses in a trial of several forces, force as a stratum.
 
 Run: nice -n 10 python benchmarks/validate_forces.py [--trials 400] [--size-trials 4000]
-    [--seed 1]
+    [--binary-trials 1000] [--seed 1]
 Writes benchmarks/results/validate_forces.json and prints one row per method and cell.
 
 The design is the one a trial statistician fears for a multi-force trial: 4 forces x 4
@@ -17,7 +17,9 @@ with a t reference (n - 3 - 3 = 10 degrees of freedom with the force, 13 without
 the share of trials with p < 0.05 under no effect; coverage the share of 95% intervals
 holding the true rate ratio (1, and 0.7); the size is then estimated again on
 `--size-trials` more trials without the intervals (the costly part), for a Monte Carlo
-error near 0.003.
+error near 0.003. A binary incident flag is simulated in the same design (forces at
+prevalence 5% to 50%, their odds changing x0.6 to x1.8 from baseline to follow-up) and
+analysed by every binary method, the GEE with the force and without.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ import argparse
 import itertools
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import (
     CountData,
     cluster_level_ancova,
@@ -88,12 +93,85 @@ def count_data(y: np.ndarray, baseline: np.ndarray, z: np.ndarray, adjust: bool)
     )
 
 
+BINARY_LOGITS = (-3.0, -2.0, -1.0, 0.0)
+"""Each force's log-odds of the flag (prevalence 5%, 12%, 27%, 50%)."""
+BINARY_METHODS = ("cluster_randomisation", "gee_avg", "gee_kc", "gee_md", "gee_fg")
+
+
+def simulate_binary(
+    rng: np.random.Generator, z: np.ndarray, odds_ratio: float = 1.0
+) -> pd.DataFrame:
+    """One trial's incidents: station_id, period, flag. Forces differ in prevalence and
+    change by force from baseline to follow-up; stations vary about their force (SD 0.3
+    on the log-odds) and have about 80 incidents in each window."""
+    n = FORCES * PER_FORCE
+    force = np.repeat(np.arange(FORCES), PER_FORCE)
+    station = rng.normal(0.0, 0.3, n)
+    change = np.log(np.asarray(CHANGES))[force]
+    frames = []
+    for period, shift in (("baseline", 0.0), ("followup", 1.0)):
+        sizes = rng.poisson(80, n)
+        logit = np.asarray(BINARY_LOGITS)[force] + station + shift * change
+        logit = logit + shift * np.where(z, np.log(odds_ratio), 0.0)
+        p = 1 / (1 + np.exp(-np.repeat(logit, sizes)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "station_id": np.repeat([f"S{i:02d}" for i in range(n)], sizes),
+                    "period": period,
+                    "flag": rng.random(p.size) < p,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_binary(rng: np.random.Generator, schemes: np.ndarray, n_trials: int) -> list[dict]:
+    """Size of every binary method under no effect, with the force in the GEE and without."""
+    ids = tuple(f"S{i:02d}" for i in range(FORCES * PER_FORCE))
+    strata = {s: f"force {i // PER_FORCE + 1}" for i, s in enumerate(ids)}
+    rejected = {(m, a): [] for m in BINARY_METHODS for a in (True, False)}
+    for _ in range(n_trials):
+        z = schemes[rng.integers(len(schemes))]
+        incidents = simulate_binary(rng, z)
+        arms = {s: "intervention" if zi else "control" for s, zi in zip(ids, z, strict=True)}
+        for adjust in (True, False):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found = analyse_binary(
+                    incidents,
+                    outcome="flag",
+                    flag="flag",
+                    station_order=ids,
+                    arms=arms,
+                    schemes=schemes,
+                    methods=BINARY_METHODS,
+                    strata=strata if adjust else None,
+                )
+            for e in found:
+                rejected[(e.method, adjust)].append(e.p_value is not None and e.p_value < 0.05)
+    cells = []
+    for (method, adjust), hits in rejected.items():
+        cell = {
+            "method": method,
+            "force_in_model": adjust,
+            "odds_ratio": 1.0,
+            "rejected": _share(np.asarray(hits)),
+        }
+        cells.append(cell)
+        print(
+            f"{method:22s} force {'in ' if adjust else 'out'} size on {n_trials} trials: "
+            f"{cell['rejected']['share']:.3f}"  # type: ignore[index]
+        )
+    return cells
+
+
 def _share(hits: np.ndarray) -> dict[str, float]:
     p = float(np.mean(hits))
     return {"share": round(p, 4), "mc_se": round(float(np.sqrt(p * (1 - p) / hits.size)), 4)}
 
 
-def run(n_trials: int, size_trials: int, seed: int) -> dict[str, object]:
+def run(n_trials: int, size_trials: int, binary_trials: int, seed: int) -> dict[str, object]:
     rng = np.random.default_rng(seed)
     schemes = stratified_schemes()
     cells = []
@@ -146,6 +224,7 @@ def run(n_trials: int, size_trials: int, seed: int) -> dict[str, object]:
                 f"{method:17s} force {'in ' if adjust else 'out'} size on {size_trials} trials: "
                 f"{cell['rejected']['share']:.4f}"  # type: ignore[index]
             )
+    binary = run_binary(rng, schemes, binary_trials)
     return {
         "design": {
             "forces": FORCES,
@@ -161,13 +240,21 @@ def run(n_trials: int, size_trials: int, seed: int) -> dict[str, object]:
         "settings": {
             "n_trials": n_trials,
             "size_trials": size_trials,
+            "binary_trials": binary_trials,
             "seed": seed,
             "alpha": 0.05,
         },
         "cells": cells,
         "size": size,
+        "binary": {
+            "force_logits": list(BINARY_LOGITS),
+            "incidents_per_station_window": 80,
+            "sd_station_logit": 0.3,
+            "force_changes_odds": list(CHANGES),
+            "cells": binary,
+        },
         "command": f"nice -n 10 python benchmarks/validate_forces.py --trials {n_trials} "
-        f"--size-trials {size_trials} --seed {seed}",
+        f"--size-trials {size_trials} --binary-trials {binary_trials} --seed {seed}",
     }
 
 
@@ -175,9 +262,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--size-trials", type=int, default=4000)
+    parser.add_argument("--binary-trials", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    result = run(args.trials, args.size_trials, args.seed)
+    result = run(args.trials, args.size_trials, args.binary_trials, args.seed)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "validate_forces.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -443,7 +443,16 @@ def _run_comparison(
             key,
             False,
             lambda s=declared[key]: _binary(
-                s, incidents, order, arms, schemes, plan, analyses, clustering, with_clustering
+                s,
+                incidents,
+                order,
+                arms,
+                schemes,
+                plan,
+                analyses,
+                clustering,
+                with_clustering,
+                strata,
             ),
         )
     for name, scores in questionnaire.items():
@@ -517,6 +526,7 @@ def _binary(
     analyses: list[Estimate],
     clustering: list[Clustering],
     with_clustering: bool = True,
+    strata: dict[str, str] | None = None,
 ) -> None:
     """An incident-level binary outcome, among the incidents it is a share of."""
     flag = spec.key
@@ -534,6 +544,7 @@ def _binary(
             schemes=schemes,
             alpha=plan.alpha,
             methods=tuple(plan.binary_methods),
+            strata=strata,
         )
     )
     if not with_clustering:
