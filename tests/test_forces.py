@@ -239,3 +239,49 @@ def test_synth_writes_a_folder_of_extracts_for_each_force(force: SynthForce) -> 
         assert set(files) == set(_kinds(force))
         stations = pd.read_csv(files["stations"])
         assert set(stations["force"]) == {code} and len(stations) == 4
+
+
+def test_a_station_table_with_the_force_gives_the_workspaces_adjusted_estimate(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    """Exact property: the workspace's station table with each station's force, and its
+    sealed schemes, analysed from files give the workspace's force-adjusted estimate and
+    p-value; without the force column the analysis says it is not adjusted."""
+    from policetrial.analysis.table import analyse_station_table, read_schemes, read_station_table
+    from policetrial.cli.randomise import write_schemes
+    from policetrial.randomise.sealed import current_allocation
+
+    results = json.loads((demo["out"] / "results.json").read_text())
+    ws = open_workspace(demo["ws"])
+    try:
+        forces = load_stations(ws).set_index("station_id")["force"]
+        allocation = current_allocation(ws)
+        assert allocation is not None
+        write_schemes(tmp_path / "schemes.csv", allocation)
+        protocol = ws.protocol
+    finally:
+        ws.engine.dispose()
+    sp = pd.DataFrame(results["station_period"])
+    want = next(
+        e
+        for e in results["analyses"]
+        if e["outcome"] == "da_assessed"
+        and e["method"] == "nb_randomisation"
+        and e["analysis_set"] == "main"
+    )
+    for with_force in (True, False):
+        path = tmp_path / f"stations-{with_force}.csv"
+        (sp.assign(force=sp["station_id"].map(forces)) if with_force else sp).to_csv(
+            path, index=False
+        )
+        table = read_station_table(path, protocol)
+        schemes, _ = read_schemes(tmp_path / "schemes.csv", sorted(table["station_id"].unique()))
+        got = analyse_station_table(table, protocol, schemes=schemes)
+        primary = next(e for e in got.analyses if e.method == "nb_randomisation")
+        unadjusted = any("not adjusted for them" in w for w in got.warnings)
+        if with_force:
+            assert (primary.estimate, primary.p_value) == (want["estimate"], want["p_value"])
+            assert not unadjusted
+        else:
+            assert unadjusted
+            assert primary.estimate != want["estimate"]
