@@ -43,8 +43,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def force(tmp_path_factory: pytest.TempPathFactory) -> SynthForce:
     from policetrial.protocol.schema import resolve_protocol
 
+    # A quiet month's demand keeps the imports quick; the forces still share incident numbers.
     return synthesise_force(
-        tmp_path_factory.mktemp("extracts"), resolve_protocol("multi-force"), seed=3, effect=1.0
+        tmp_path_factory.mktemp("extracts"),
+        resolve_protocol("multi-force"),
+        seed=3,
+        effect=1.0,
+        incidents_per_station_month=60,
     )
 
 
