@@ -26,6 +26,7 @@ TUTORIALS = {
     "tutorial-connect-published.md": "published",
     "tutorial-stepped-wedge.md": "sw",
     "tutorial-three-arm.md": "three",
+    "tutorial-multi-force.md": "mf",
 }
 """Each tutorial page and the workspace it builds."""
 RUN = sorted(TUTORIALS) if os.environ.get("POLICETRIAL_TUTORIALS", "") == "all" else ["tutorial.md"]

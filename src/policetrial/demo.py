@@ -130,12 +130,19 @@ def run_demo(
             )
             done("synthesise")
             # Stations and the roster come first; randomisation needs them, training and
-            # incidents follow it, as in the trial itself.
+            # incidents follow it, as in the trial itself. A trial of several forces takes
+            # each kind force by force, every force's file as that force's.
             for kind in order:
                 step(f"import {kind}")
-                import_extract(
-                    ws, kind, force.files[kind], pseudonymiser=pseudonymiser, actor="demo"
-                )
+                for code, extracts in force.by_force().items():
+                    import_extract(
+                        ws,
+                        kind,
+                        extracts[kind],
+                        pseudonymiser=pseudonymiser,
+                        actor="demo",
+                        force=code,
+                    )
                 done("import")
                 if kind == "officers":
                     step("randomise")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from policetrial.analysis.binary_cluster import BinaryData, binary_randomisation
+from policetrial.analysis.counts import stratum_indicators
 from policetrial.analysis.gee import fit_gee, gee_test
 from policetrial.analysis.inversion import LIMIT
 from policetrial.analysis.results import Estimate, listed
@@ -78,8 +79,13 @@ def analyse_binary(
     alpha: float = 0.05,
     methods: tuple[str, ...] = ("cluster_randomisation", "gee_avg", "gee_kc", "gee_md", "gee_fg"),
     analysis_set: str = "main",
+    strata: dict[str, str] | None = None,
 ) -> tuple[Estimate, ...]:
     """Odds ratios for one binary flag of the incident table, by each requested method.
+
+    `strata`: each station's stratum, when the GEE adjusts for the randomisation's strata
+    (an indicator of each but one; its t reference loses a degree of freedom for each).
+    The station-level test runs over the (stratified) scheme set either way.
 
     The first method is the outcome's main analysis and says so in its notes.
 
@@ -146,7 +152,16 @@ def analyse_binary(
     w = follow[weight].to_numpy(dtype=float) if weight else np.ones(y.size)
     main = methods[0]
     estimates = []
-    gee = _GEE(follow, y, w if weight else None, station_order, present, z_all, x_all)
+    gee_x = x_all
+    if strata is not None:
+        indicators = stratum_indicators([strata[s] for s in station_order])
+        if indicators is not None:
+            gee_x = np.column_stack([x_all, indicators[0]])
+            notes.append(
+                f"The GEE is adjusted for the {indicators.shape[-1] + 1} strata of the "
+                "randomisation."
+            )
+    gee = _GEE(follow, y, w if weight else None, station_order, present, z_all, gee_x)
     for method in methods:
         own = (*notes,)
         if method == main:
@@ -329,10 +344,11 @@ class _GEE:
     def estimate(
         self, method: str, outcome: str, alpha: float, notes: tuple[str, ...], analysis_set: str
     ) -> Estimate:
-        if self.K < 5:
+        coefficients = self.X.shape[1]
+        if self.K - coefficients < 2:  # the t reference needs 2 df or more
             raise AnalysisError(
                 f"{outcome}: {self.K} stations with follow-up incidents are too few for GEE "
-                "with 3 coefficients"
+                f"with {coefficients} coefficients"
             )
         fit, fitted = self.fit()
         correction = method.removeprefix("gee_")

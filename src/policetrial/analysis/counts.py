@@ -22,6 +22,13 @@ psi. There p(psi) keeps falling; inside it nothing changes. Over 2,000 simulated
 cell the share of open intervals fell from 1.5-3% to 0 at 5 to 45 events per station,
 with coverage unchanged (0.943-0.956 at rate ratios 1, 0.7 and 0.5).
 
+With `[analysis] adjust_for_strata`, both models also hold an indicator of each stratum of
+the randomisation but one (`stratum_indicators`), as stratification factors belong in the
+analysis (EMA CPMP/295050/2013); the null models of the test and its interval hold them
+too, so the scores sum to zero within each stratum. The test still runs over the
+(stratified) scheme set, so its size stays exact; its t reference loses K - 1 degrees of
+freedom in the cluster-level analysis.
+
 Sensitivity: a cluster-level analysis (Bennett et al., Int J Epidemiol 2002;31:839): a
 linear regression of log((y + 0.5) / days) on arm and the log baseline rate, with a t
 reference on n - 3 degrees of freedom.
@@ -33,6 +40,7 @@ studies run the very same code as the real analysis.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +82,9 @@ class CountData:
     baseline_days: np.ndarray
     z: np.ndarray
     """(S, n) booleans: True for intervention stations."""
+    strata: np.ndarray | None = None
+    """(S, n, K - 1) indicators of the randomisation's strata but the first, when the
+    models adjust for them (`[analysis] adjust_for_strata`); None when they do not."""
 
     @property
     def n(self) -> int:
@@ -87,9 +98,28 @@ class CountData:
     def log_exposure(self) -> np.ndarray:
         return np.asarray(np.log(self.followup_days))
 
+    def covariates(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(S, n, 1 + K - 1): the log baseline rate and the strata indicators, for `rows`."""
+        x = self.log_baseline_rate[rows][..., None]
+        if self.strata is None:
+            return np.asarray(x)
+        strata = np.broadcast_to(self.strata, (*self.y.shape, self.strata.shape[-1]))
+        return np.concatenate([x, strata[rows]], axis=-1)
 
-def count_data(table: pd.DataFrame) -> CountData:
-    """Arrays from one station table (station_id, arm, baseline, followup, *_days)."""
+
+def stratum_indicators(strata: Sequence[str]) -> np.ndarray | None:
+    """(1, n, K - 1) indicators of each stratum but the first (sorted), for n stations;
+    None with a single stratum (nothing to adjust for)."""
+    labels = np.asarray([str(s) for s in strata])
+    levels = np.unique(labels)
+    if levels.size < 2:
+        return None
+    return (labels[:, None] == levels[None, 1:]).astype(float)[None, :, :]
+
+
+def count_data(table: pd.DataFrame, strata: Sequence[str] | None = None) -> CountData:
+    """Arrays from one station table (station_id, arm, baseline, followup, *_days);
+    `strata`: each station's stratum, in the table's order, for models that adjust for it."""
     needed = {"arm", "baseline", "followup", "baseline_days", "followup_days"}
     missing = needed - set(table.columns)
     if missing:
@@ -110,6 +140,7 @@ def count_data(table: pd.DataFrame) -> CountData:
         followup_days=table["followup_days"].to_numpy(dtype=float)[None, :],
         baseline_days=table["baseline_days"].to_numpy(dtype=float)[None, :],
         z=(table["arm"] == "intervention").to_numpy()[None, :],
+        strata=None if strata is None else stratum_indicators(strata),
     )
 
 
@@ -157,21 +188,22 @@ def _scores(
     dispersion stay at their values at the window's edge and only the intercept is
     refitted (see `nb_randomisation`).
     """
-    x = data.log_baseline_rate[rows]
+    x = data.covariates(rows)
     z = data.z[rows].astype(float)
     log_psi = np.asarray(log_psi, dtype=float)
     at = log_psi if window is None else np.clip(log_psi, window[0][rows], window[1][rows])
-    X = np.stack([np.ones_like(x), x], axis=-1)
+    X = np.concatenate([np.ones_like(x[..., :1]), x], axis=-1)
     offset = data.log_exposure[rows] + at[:, None] * z
     fit = _fit(data.y[rows], X, offset)
     mu = fit.mu
     beyond = np.nonzero(at != log_psi)[0]
     if beyond.size:
+        # The slopes (baseline and strata) are held, as the dispersion is.
         held = fit_negbin(
             data.y[rows][beyond],
             np.ones((beyond.size, data.n, 1)),
             offset[beyond]
-            + fit.beta[beyond, 1][:, None] * x[beyond]
+            + np.einsum("snp,sp->sn", x[beyond], fit.beta[beyond, 1:])
             + (log_psi - at)[beyond, None] * z[beyond],
             alpha=fit.alpha[beyond],
         )
@@ -220,7 +252,9 @@ def nb_randomisation(
     S = data.y.shape[0]
     rows = np.arange(S)
     z = data.z.astype(float)
-    X = np.stack([np.ones((S, data.n)), z, data.log_baseline_rate], axis=-1)
+    covariates = data.covariates()
+    covariates = np.broadcast_to(covariates, (S, data.n, covariates.shape[-1]))
+    X = np.concatenate([np.ones((S, data.n, 1)), z[..., None], covariates], axis=-1)
     full = _fit(data.y, X, np.broadcast_to(data.log_exposure, data.y.shape))
     log_rr = full.beta[:, 1]
     se = full.se[:, 1]
@@ -276,7 +310,8 @@ def _centre(
 
 
 def cluster_level_ancova(data: CountData, *, alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Rate ratio from OLS of log((y + 0.5) / days) on arm and log baseline rate; t on n - 3 df.
+    """Rate ratio from OLS of log((y + 0.5) / days) on arm and log baseline rate (and the
+    strata, when `data` has them); t on n - 3 df (n - 3 - (K - 1) with K strata).
 
     The model (Bennett et al., Int J Epidemiol 2002;31:839, with baseline adjustment as
     in Hayes & Moulton 2017, section 10.3) is
@@ -288,13 +323,19 @@ def cluster_level_ancova(data: CountData, *, alpha: float = 0.05) -> dict[str, n
     S, n = data.y.shape
     if n < 4:
         raise AnalysisError("the cluster-level analysis needs at least 4 stations")
+    covariates = np.broadcast_to(data.covariates(), (S, n, data.covariates().shape[-1]))
+    df = n - 2 - covariates.shape[-1]
+    if df < 1:
+        raise AnalysisError(
+            f"the cluster-level analysis of {n} stations has no residual degrees of freedom "
+            "left after the arm, the baseline and the strata"
+        )
     response = np.log((data.y + 0.5) / data.followup_days)
-    X = np.stack([np.ones((S, n)), data.z.astype(float), data.log_baseline_rate], axis=-1)
+    X = np.concatenate([np.ones((S, n, 1)), data.z.astype(float)[..., None], covariates], axis=-1)
     XtX = np.einsum("snp,snq->spq", X, X)
     Xty = np.einsum("snp,sn->sp", X, response)
     beta = np.linalg.solve(XtX, Xty[..., None])[..., 0]
     resid = response - np.einsum("snp,sp->sn", X, beta)
-    df = n - 3
     sigma2 = (resid**2).sum(axis=1) / df
     cov_11 = np.linalg.inv(XtX)[:, 1, 1]
     se = np.sqrt(sigma2 * cov_11)
@@ -320,8 +361,12 @@ def analyse_counts(
     alpha: float = 0.05,
     methods: tuple[str, ...] = ("nb_randomisation", "cluster_level"),
     analysis_set: str = "main",
+    strata: dict[str, str] | None = None,
 ) -> tuple[Estimate, ...]:
     """Every requested method applied to one outcome's station table.
+
+    `strata`: each station's stratum, when the models adjust for the randomisation's strata
+    (None: they do not).
 
     `schemes` has one column per station of `station_order` (the allocation's order);
     the table may list stations in any order but must hold each of them exactly once.
@@ -334,7 +379,7 @@ def analyse_counts(
     if absent:
         raise AnalysisError(f"{outcome}: no counts for station(s) {absent}")
     table = table.set_index("station_id").loc[list(station_order)].reset_index()
-    data = count_data(table)
+    data = count_data(table, None if strata is None else [strata[s] for s in station_order])
     for arm in ("intervention", "control"):
         if table.loc[table["arm"] == arm, "followup"].sum() == 0:
             raise AnalysisError(
@@ -348,6 +393,11 @@ def analyse_counts(
             f"{len(zero)} of the {len(table)} stations had no events at follow-up: {listed(zero)}.",
         )
         warnings.warn(f"{outcome}: {shared[0]}", UserWarning, stacklevel=2)
+    if data.strata is not None:
+        shared += (
+            f"Adjusted for the {data.strata.shape[-1] + 1} strata of the randomisation, as "
+            "the allocation was stratified by them.",
+        )
     n = data.n
     estimates = []
     for method in methods:

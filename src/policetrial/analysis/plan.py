@@ -405,11 +405,14 @@ def _run_plan(
     """Every analysis the protocol asks for, for each comparison of a training arm with
     control; secondary failures become warnings. A trial of more than two arms also gets
     the global test of every count outcome and Holm-adjusted p-values."""
+    strata = allocation.station_strata() if protocol.analysis.adjust_for_strata else None
     if not allocation.arm_names:
         one = Comparison(
             None, allocation.cluster_ids, allocation.arms, allocation.scheme_set.schemes
         )
-        return _run_comparison(protocol, outcomes, one, exp, questionnaire, with_clustering=True)
+        return _run_comparison(
+            protocol, outcomes, one, exp, questionnaire, with_clustering=True, strata=strata
+        )
     analyses: list[Estimate] = []
     clustering: list[Clustering] = []
     labels = allocation.scheme_set.packed
@@ -423,6 +426,7 @@ def _run_plan(
             exp,
             questionnaire,
             with_clustering=comparison.arm == protocol.primary_arm,
+            strata=strata,
         )
         analyses.extend(replace(e, comparison=comparison.arm) for e in found)
         clustering.extend(
@@ -461,12 +465,15 @@ def _run_comparison(
     questionnaire: dict[str, pd.DataFrame],
     *,
     with_clustering: bool,
+    strata: dict[str, str] | None = None,
 ) -> tuple[list[Estimate], list[Clustering]]:
-    """Every analysis of one comparison (a two-arm trial's only one)."""
+    """Every analysis of one comparison (a two-arm trial's only one); `strata`: each
+    station's stratum, when the models adjust for them."""
     plan = protocol.analysis
     schemes = comparison.schemes
     order = comparison.stations
     arms = comparison.arms
+
     count_methods = (
         "nb_randomisation",
         *(["cluster_level"] if "cluster_level" in protocol.sensitivity else []),
@@ -493,6 +500,7 @@ def _run_comparison(
                 alpha=plan.alpha,
                 methods=count_methods,
                 analysis_set=analysis_set,
+                strata=strata,
             )
         )
 
@@ -522,7 +530,16 @@ def _run_comparison(
             key,
             False,
             lambda s=declared[key]: _binary(
-                s, incidents, order, arms, schemes, plan, analyses, clustering, with_clustering
+                s,
+                incidents,
+                order,
+                arms,
+                schemes,
+                plan,
+                analyses,
+                clustering,
+                with_clustering,
+                strata,
             ),
         )
     for name, scores in questionnaire.items():
@@ -596,6 +613,7 @@ def _binary(
     analyses: list[Estimate],
     clustering: list[Clustering],
     with_clustering: bool = True,
+    strata: dict[str, str] | None = None,
 ) -> None:
     """An incident-level binary outcome, among the incidents it is a share of."""
     flag = spec.key
@@ -613,6 +631,7 @@ def _binary(
             schemes=schemes,
             alpha=plan.alpha,
             methods=tuple(plan.binary_methods),
+            strata=strata,
         )
     )
     if not with_clustering:

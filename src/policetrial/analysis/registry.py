@@ -124,6 +124,24 @@ METHOD_TEXT: dict[str, PlanText] = _entries(
         "Rubin 1987; Barnard & Rubin, Biometrika 1999;86:948-55",
     ),
     PlanText(
+        "holm",
+        "Holm's adjustment for multiplicity",
+        "The family's p-values are ordered from smallest to largest; the k-th smallest of m "
+        "is multiplied by m - k + 1 and the adjusted p-values are made non-decreasing, which "
+        "keeps the familywise error at alpha whatever the outcomes have in common.",
+        "Holm, Scand J Stat 1979;6:65-70",
+    ),
+    PlanText(
+        "stepdown",
+        "Permutation step-down adjustment for multiplicity",
+        "Every outcome of the family is tested on the same sealed schemes; each outcome's "
+        "standardised statistic is compared with the largest statistic among the outcomes "
+        "not yet rejected, over all schemes (max-T), stepping down from the most extreme, "
+        "so that the adjustment uses how the outcomes move together and is exact under the "
+        "global null.",
+        "Westfall & Young 1993, algorithm 2.8; Romano & Wolf, Econometrica 2005;73:1237-82",
+    ),
+    PlanText(
         "global_randomisation",
         "Global randomisation test of all arms",
         "With more than two arms, a global test of no difference between any arms: the "

@@ -333,6 +333,7 @@ def run_counts(
 ) -> None:
     """Every count analysis the plan asks for; a secondary's failure becomes a warning."""
     plan = protocol.analysis
+    strata = table_strata(table, protocol, notes)
     for key in counts:
         wide = wide_table(table, key)
         try:
@@ -344,6 +345,7 @@ def run_counts(
                     station_order=order,
                     alpha=plan.alpha,
                     methods=methods,
+                    strata=strata,
                 )
             )
         except AnalysisError as exc:
@@ -371,8 +373,29 @@ def run_counts(
                 alpha=plan.alpha,
                 methods=methods,
                 analysis_set="alternative_primary",
+                strata=strata,
             )
         )
+
+
+def table_strata(
+    table: pd.DataFrame, protocol: Protocol, notes: list[str]
+) -> dict[str, str] | None:
+    """Each station's stratum from the table's strata columns, when the plan adjusts for
+    them (`[analysis] adjust_for_strata`); a table without them is analysed unadjusted,
+    and the notes say so."""
+    columns = list(protocol.randomisation.strata)
+    if not protocol.analysis.adjust_for_strata or not columns:
+        return None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        notes.append(
+            f"the plan adjusts for the strata, but the table has no {', '.join(missing)} "
+            "column, so the count models were not adjusted for them"
+        )
+        return None
+    labels = table.drop_duplicates("station_id").set_index("station_id")[columns]
+    return labels.astype(str).agg("/".join, axis=1).to_dict()
 
 
 def wide_table(table: pd.DataFrame, outcome: str) -> pd.DataFrame:

@@ -96,6 +96,15 @@ def import_(
             "or a share of its rows (1%).",
         ),
     ] = None,
+    force: Annotated[
+        str | None,
+        typer.Option(
+            "--force",
+            metavar="CODE",
+            help="A trial of several forces: whose extract this is (a code of the protocol's "
+            "\\[forces]); its identifiers are pseudonymised as that force's.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import a force extract: validate, pseudonymise, store; report every rejected row."""
@@ -114,6 +123,7 @@ def import_(
                 stop_on_error=stop_on_error,
                 max_rejects=limit,
                 on_step=step,
+                force=force,
             )
         else:
             reports = [
@@ -125,6 +135,7 @@ def import_(
                     stop_on_error=stop_on_error,
                     max_rejects=limit,
                     on_progress=lambda s: step(kind, s),
+                    force=force,
                 )
             ]
     rejected = any(r.rejects for r in reports)

@@ -27,7 +27,8 @@ def synth(
     protocol: Annotated[str, typer.Option(help="Protocol (built-in name or path).")] = "connect",
     as_json: JsonOption = False,
 ) -> None:
-    """Write a synthetic force's extracts as CSV files (one per extract kind)."""
+    """Write a synthetic force's extracts as CSV files (one per extract kind); a trial of
+    several forces gets a folder of them for each force."""
     from policetrial.protocol.schema import resolve_protocol
     from policetrial.synth import synthesise_force
 
@@ -40,7 +41,10 @@ def synth(
         if as_json:
             emit_json(force.to_dict())
             return
+        by_force = force.by_force()
+        files = sum(len(f) for f in by_force.values())
+        forces = "" if None in by_force else f" of {len(by_force)} forces (a folder each)"
         console.print(
-            f"Wrote {len(force.files)} extracts for {force.parameters['stations']} stations and "
+            f"Wrote {files} extracts for {force.parameters['stations']} stations{forces} and "
             f"{force.n_incidents:,} incidents to [bold]{escape(str(directory))}[/]."
         )

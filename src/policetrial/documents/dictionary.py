@@ -42,6 +42,8 @@ RESULT_FIELDS: dict[str, dict[str, str]] = {
         "analysis_set": "main, or the sensitivity analysis it belongs to.",
         "comparison": "With more than two arms: the training arm compared with control.",
         "p_holm": "With more than two arms: the Holm-adjusted p-value.",
+        "p_adjusted": "For an outcome of the protocol's multiplicity family: its p-value "
+        "adjusted by the protocol's method (Holm or permutation step-down).",
         "not_estimable": "Why no estimate could be given; null when there is one.",
     },
     "Clustering": {
@@ -75,6 +77,10 @@ RESULT_FIELDS: dict[str, dict[str, str]] = {
         "plan": "The analysis plan followed: digest, seal, deviations.",
         "missing_data": "Each questionnaire score's response patterns, what was imputed, and "
         "the delta-adjusted tipping point.",
+        "complier_effect": "The effect of training received per unit of dose, its interval, "
+        "the dose by station and the assumptions; null when the protocol does not ask.",
+        "multiplicity": "The family of outcomes with unadjusted, Holm and step-down p-values; "
+        "null when the protocol declares no family.",
     },
 }
 """Each result dataclass's fields, described (results.json's keys)."""

@@ -176,16 +176,13 @@ def _rules(protocol: Protocol, questionnaire: Questionnaire | None) -> Section:
             "without adjustment, as supportive."
         )
     else:
-        adjusted = {
-            "stepdown": "a permutation step-down over the sealed scheme set (Westfall & "
-            "Young 1993; Romano & Wolf 2005), which uses how the outcomes move together",
-            "holm": "Holm's procedure (Holm 1979)",
-        }
+        chosen = METHOD_TEXT[plan.multiplicity.method]
         multiplicity += (
             f"the family {', '.join(plan.multiplicity.family)} is adjusted for multiplicity "
-            f"by {adjusted[plan.multiplicity.method]}, keeping the familywise error at "
-            f"{plan.alpha:g}; unadjusted, Holm-adjusted and step-down p-values are all "
-            "reported. Other methods and sensitivity analyses are supportive, unadjusted."
+            f"by the protocol's method, {chosen.title.lower()}, keeping the familywise error "
+            f"at {plan.alpha:g}; unadjusted, Holm-adjusted and step-down p-values are all "
+            "reported. Other methods and sensitivity analyses are supportive, unadjusted. "
+            f"Holm: {METHOD_TEXT['holm'].sap} Step-down: {METHOD_TEXT['stepdown'].sap}"
         )
     if plan.complier_effect:
         multiplicity += (
@@ -200,7 +197,8 @@ def _rules(protocol: Protocol, questionnaire: Questionnaire | None) -> Section:
             f" With {len(protocol.arms.labels)} arms each training arm is compared with "
             f"control (primary comparison: {protocol.primary_arm}); p-values of the "
             "comparisons of one outcome, method and analysis set are Holm-adjusted, and a "
-            "global randomisation test of all arms is reported beside them."
+            "global randomisation test of all arms is reported beside them. "
+            f"{METHOD_TEXT['holm'].sap}"
         )
     if protocol.analysis.binary_methods:
         multiplicity += (
@@ -229,6 +227,11 @@ def _rules(protocol: Protocol, questionnaire: Questionnaire | None) -> Section:
         + (
             f", stratified by {', '.join(protocol.randomisation.strata)}"
             if protocol.randomisation.strata
+            else ""
+        )
+        + (
+            "; the strata enter the count models and the binary GEE as indicators"
+            if plan.adjust_for_strata and protocol.randomisation.strata
             else ""
         )
         + f", seed {protocol.randomisation.seed}. Randomisation tests run over the sealed set "

@@ -23,6 +23,7 @@ import pandas as pd
 from sqlalchemy import insert
 
 from policetrial.errors import ExtractError, WorkspaceError
+from policetrial.ingest.forces import check_force, check_force_option
 from policetrial.ingest.read import RawExtract, read_extract
 from policetrial.ingest.references import check_references
 from policetrial.ingest.validate import Reject, validate_rows
@@ -183,8 +184,13 @@ def import_extract(
     max_rejects: int | float | None = None,
     actor: str | None = None,
     on_progress: Callable[[str], None] | None = None,
+    force: str | None = None,
 ) -> ImportReport:
     """Import one extract file of the given kind into the workspace.
+
+    `force`: in a trial of several forces (the protocol's `[forces]`), whose extract this is
+    (`policetrial.ingest.forces`); its identifiers are pseudonymised in that force's
+    namespace. A stations file that names each station's force needs none.
 
     Nothing is written when the file as a whole is wrong, when every row is rejected, when
     more rows are rejected than `max_rejects` allows (a count, or a share below 1 such as
@@ -197,11 +203,19 @@ def import_extract(
     spec = kinds[kind]
     path = Path(path)
     _check_key(workspace, pseudonymiser)
+    check_force_option(workspace.protocol, force)
     started = time.perf_counter()
     step = on_progress or (lambda _step: None)
     with workspace.import_lock():
         report = _import_locked(
-            workspace, spec, path, pseudonymiser, stop_on_error, max_rejects, actor, step
+            workspace,
+            spec,
+            path,
+            pseudonymiser.within(force),
+            stop_on_error,
+            max_rejects,
+            actor,
+            step,
         )
     return replace(report, seconds=time.perf_counter() - started)
 
@@ -232,8 +246,9 @@ def _import_locked(
         rows=raw.rows,
         row_dates=_link_dates(workspace, spec, frame, pseudonymiser),
     )
+    placed = check_force(workspace, spec, checked.frame, pseudonymiser.force, path)
     step("pseudonymising")
-    rows = _pseudonymise(spec, checked.frame, pseudonymiser)
+    rows = _pseudonymise(spec, placed, pseudonymiser)
     rows, reference_rejects, left_out = check_references(workspace, spec, rows)
     rejects = tuple(
         sorted(
@@ -462,6 +477,8 @@ def _record(
     }
     if mapped:
         summary["codes_mapped"] = mapped
+    if pseudonymiser.force is not None:
+        summary["force"] = pseudonymiser.force
     connection.execute(
         insert(db.imports).values(
             imported_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
@@ -508,10 +525,13 @@ def import_directory(
     max_rejects: int | float | None = None,
     on_progress: Callable[[str], None] | None = None,
     on_step: Callable[[str, str], None] | None = None,
+    force: str | None = None,
 ) -> list[ImportReport]:
     """Import every `<kind>.csv|xlsx|parquet` found in a folder, in dependency order
     (default: every kind of the protocol, built-in and declared events). File names match
-    ignoring case (`Stations.CSV`); two files for one kind are refused."""
+    ignoring case (`Stations.CSV`); two files for one kind are refused. `force`: whose
+    extracts they are, in a trial of several forces (as `import_extract`)."""
+    check_force_option(workspace.protocol, force)
     kinds = workspace.protocol.import_order if kinds is None else kinds
     directory = Path(directory)
     if not directory.is_dir():
@@ -548,6 +568,7 @@ def import_directory(
                 stop_on_error=stop_on_error,
                 max_rejects=max_rejects,
                 on_progress=step,
+                force=force,
             )
         )
     return reports

@@ -101,6 +101,14 @@ BUILTIN_KINDS: dict[str, ExtractKind] = {
                     choices=("urban", "rural"),
                 ),
                 _C("population", "int", "Resident population served.", required=False),
+                _C(
+                    "force",
+                    "text",
+                    "A trial of several forces: the code of the force the station belongs to "
+                    "(one of the protocol's `[forces]`; `policetrial import --force` fills it "
+                    "when the column is left out).",
+                    required=False,
+                ),
             ),
             key=("station_id",),
             store="database",

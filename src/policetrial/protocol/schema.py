@@ -9,6 +9,7 @@ them; nothing reads the file behind the caller's back.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -61,6 +62,12 @@ __all__ = [
     "resolve_protocol",
 ]
 
+FORCE_CODE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+"""A force's code: short, lower case, safe in a folder name and a pseudonym's namespace."""
+
+STRATA_COLUMNS = ("area_type", "district", "force")
+"""The stations extract's columns a randomisation can be stratified by."""
+
 SCHEMA_VERSION = 2
 """The protocol file format: 2 declares its outcomes, events and wording (docs/protocol.md)."""
 
@@ -89,6 +96,10 @@ class Protocol(_Frozen):
     survey: Survey = Survey()
     training: Training = Training()
     synth: Synth = Synth()
+    forces: dict[str, str] = Field(default_factory=dict)
+    """A trial of several forces: each force's code (as `policetrial import --force` and the
+    stations extract's `force` column give it) and its name. Empty for a trial of one force
+    (`[trial] force`)."""
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     code_map: dict[str, dict[str, tuple[CodeMapping, ...]]] = Field(default_factory=dict)
     """A force's own codes onto the protocol's, by column (`policetrial.protocol.code_map`)."""
@@ -97,6 +108,24 @@ class Protocol(_Frozen):
     @classmethod
     def _code_map(cls, value: object) -> object:
         return code_map_entries(value)
+
+    @field_validator("forces")
+    @classmethod
+    def _force_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, name in value.items():
+            if not FORCE_CODE.match(code):
+                raise ValueError(
+                    f"force code {code!r} must be lower case letters, digits and hyphens, "
+                    "starting with a letter (e.g. north-vale)"
+                )
+            if not name.strip():
+                raise ValueError(f"force {code!r} needs a name")
+        if len(value) == 1:
+            raise ValueError(
+                "[forces] names one force; a trial of one force names it in [trial] force "
+                "and leaves [forces] out"
+            )
+        return value
 
     @field_validator("events")
     @classmethod
@@ -127,6 +156,19 @@ class Protocol(_Frozen):
             raise ValueError(
                 f"key 'randomisation.covariates': unknown covariate(s) {unknown}; "
                 f"expected some of {list(covariates)}"
+            )
+        stray_strata = [s for s in self.randomisation.strata if s not in STRATA_COLUMNS]
+        if stray_strata:
+            raise ValueError(
+                f"key 'randomisation.strata': unknown {stray_strata}; strata are stations "
+                f"columns, some of {list(STRATA_COLUMNS)}"
+            )
+        if "force" in (*self.randomisation.strata, *self.randomisation.covariates) and not (
+            self.forces
+        ):
+            raise ValueError(
+                "key 'randomisation': 'force' is a stratum or covariate, but the protocol has "
+                "no [forces] table naming the trial's forces"
             )
         alternative = self.analysis.alternative_primary
         if alternative is not None and alternative not in counts:
@@ -188,6 +230,13 @@ class Protocol(_Frozen):
             raise ValueError(
                 f"key 'synth.target_outcome': {target!r} is not a declared outcome; "
                 f"expected one of {list(declared.specs)}"
+            )
+        rates = self.synth.force_rates
+        stray_rates = {f: r for f, r in rates.items() if f not in self.forces or r <= 0}
+        if stray_rates:
+            raise ValueError(
+                f"key 'synth.force_rates': {stray_rates} are not positive rates of the "
+                f"protocol's [forces] ({', '.join(self.forces) or 'none'})"
             )
         stray_events = [e for e in self.synth.events if e not in self.events]
         if stray_events:

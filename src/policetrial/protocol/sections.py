@@ -213,10 +213,17 @@ class Assignment(_Frozen):
     incidents_to_station: Literal["attending_officer", "location"] = "attending_officer"
 
 
-RANDOMISATION_COVARIATES = ("area_type", "district", "population", "eligible_officers")
+RANDOMISATION_COVARIATES = (
+    "area_type",
+    "district",
+    "force",
+    "population",
+    "eligible_officers",
+)
 """Station covariates a protocol can balance on besides `baseline_<outcome>`, the baseline
 count of any of its count outcomes (which needs the incidents): stations-table columns and
-eligible officers on the roster date."""
+eligible officers on the roster date. `force` is the force a station belongs to, in a
+trial of several forces (`[forces]`)."""
 
 
 class Randomisation(_Frozen):
@@ -340,6 +347,12 @@ class Analysis(_Frozen):
     sensitivity: tuple[Sensitivity, ...] | None = None
     """The sensitivity analyses (default: `cluster_level` for a parallel trial, `mixed_model`
     and `within_period` for a stepped wedge). Read them as `Protocol.sensitivity`."""
+    adjust_for_strata: bool = False
+    """Put the randomisation's strata in every model (the count analyses and the GEE), as
+    stratification factors belong in the analysis (EMA, Guideline on adjustment for baseline
+    covariates, CPMP/295050/2013; CONSORT for cluster trials, item 12a). The randomisation
+    tests run over the stratified scheme set either way; off by default so that a trial's
+    registered analysis is not changed under it."""
     binary_methods: tuple[
         Literal["cluster_randomisation", "gee_avg", "gee_kc", "gee_md", "gee_fg"], ...
     ] = (

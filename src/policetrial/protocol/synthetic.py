@@ -61,6 +61,9 @@ class Synth(_Frozen):
     effects: dict[str, float] = Field(default_factory=dict)
     """A trial of more than two arms: each training arm's own true rate ratio (default
     `effect` for every one)."""
+    force_rates: dict[str, float] = Field(default_factory=dict)
+    """A trial of several forces: each force's relative demand per station (default 1), so
+    the synthetic forces differ in rate as real ones do."""
     target: SynthMix = SynthMix()
     other: SynthMix = SynthMix()
     events: dict[str, SynthEvent] = Field(default_factory=dict)

@@ -151,6 +151,17 @@ class SealedAllocation:
         )
         return balance_table(balance, self.chosen)
 
+    def station_strata(self) -> dict[str, str] | None:
+        """Each station's stratum as the randomisation used it (its strata values joined by
+        "/"), from the stored inputs; None when the allocation was not stratified."""
+        columns = tuple(self.parameters.get("strata", ()))
+        if not columns or not self.inputs:
+            return None
+        frame = pd.DataFrame(self.inputs["clusters"])
+        id_column = self.inputs.get("id_column", "station_id")
+        labels = frame[list(columns)].astype(str).agg("/".join, axis=1)
+        return dict(zip(frame[id_column].astype(str), labels, strict=True))
+
     def validity(self) -> SchemeValidity:
         """Pairs of stations always, never, often or seldom in the same arm (a stepped
         wedge: the same sequence) across the set."""

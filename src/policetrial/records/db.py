@@ -62,6 +62,7 @@ stations = Table(
     Column("district", Text),
     Column("area_type", String(16), nullable=False),
     Column("population", Integer),
+    Column("force", String(32)),
 )
 
 beats = Table(
@@ -412,7 +413,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 """The newest migration in `records/migrations` (a test keeps it equal to Alembic's head)."""
 
 

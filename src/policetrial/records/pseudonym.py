@@ -32,6 +32,10 @@ class Pseudonymiser:
     """Turns raw identifiers into stable pseudonyms; one domain per identifier kind."""
 
     key: bytes = field(repr=False)
+    force: str | None = None
+    """In a trial of several forces, the force whose extract is being pseudonymised: its
+    code goes into every pseudonym's domain, so two forces' incident 1234 (or person, or
+    collar number) are two pseudonyms, never one. None in a trial of one force."""
 
     def __post_init__(self) -> None:
         if len(self.key) < 32:
@@ -44,8 +48,16 @@ class Pseudonymiser:
         """A value that identifies the key without revealing it."""
         return hmac.digest(self.key, b"policetrial key fingerprint", "sha256").hex()[:16]
 
+    def within(self, force: str | None) -> Pseudonymiser:
+        """The same key, its pseudonyms those of `force`'s identifiers."""
+        return Pseudonymiser(self.key, force)
+
+    def _domain(self, domain: str) -> str:
+        # Force codes are [a-z0-9-], so "force/domain" cannot be mistaken for a domain.
+        return domain if self.force is None else f"{self.force}/{domain}"
+
     def one(self, domain: str, value: str) -> str:
-        message = f"{domain}\x1f{_normalise(value)}".encode()
+        message = f"{self._domain(domain)}\x1f{_normalise(value)}".encode()
         return hmac.digest(self.key, message, "sha256").hex()[:_DIGEST_CHARS]
 
     def many(self, domain: str, values: Iterable[str]) -> np.ndarray:
@@ -60,7 +72,7 @@ class Pseudonymiser:
         # Normalised first (vectorised), so "ab1" and " AB1 " are hashed once.
         normalised = pd.Series(array, dtype="string").str.strip().str.upper()
         inverse, uniques = pd.factorize(normalised, use_na_sentinel=False)
-        prefix = f"{domain}\x1f".encode()
+        prefix = f"{self._domain(domain)}\x1f".encode()
         key = self.key
         digest = hmac.digest
         hashed = np.array(

@@ -34,6 +34,7 @@ from policetrial.report.figures import (
     station_rates_figure,
 )
 from policetrial.report.flow import ConsortFlow, consort_flow
+from policetrial.report.forces import forces_table
 from policetrial.report.labels import comparison_label, outcome_label
 from policetrial.report.methods import MethodsParagraph, methods_text
 from policetrial.report.randomisation import ScoreDistribution, score_distribution
@@ -393,7 +394,11 @@ def build_report(
         outcomes_table(results, suppression=suppression),
         estimates_table(results),
     ]
-    for optional in (clustering_table(results), sensitivity_table(results)):
+    for optional in (
+        forces_table(workspace, results, suppression=suppression),
+        clustering_table(results),
+        sensitivity_table(results),
+    ):
         if optional is not None:
             tables.append(optional)
     tables.extend(estimand_tables(results))

@@ -32,6 +32,10 @@ def make_stations(
     ids = [f"{name[:3].upper()}{i + 1:02d}" for i, name in enumerate(names)]
     # Relative size of each station's patch: lognormal, mean 1.
     size = rng.lognormal(-0.5 * 0.3**2, 0.3, n)
+    forces = station_forces(protocol, n)
+    if forces is not None:
+        rates = protocol.synth.force_rates
+        size = size * np.array([rates.get(f, 1.0) for f in forces])
     area = np.where(np.arange(n) % 2 == 0, "urban", "rural")
     population = np.round(size * np.where(area == "urban", 52_000, 31_000), -2).astype(int)
     stations = pd.DataFrame(
@@ -43,11 +47,27 @@ def make_stations(
             "population": population,
         }
     )
+    if forces is not None:
+        stations["force"] = forces
     beat_rows = []
     for sid, s in zip(ids, size, strict=True):
         for b in range(int(np.clip(round(4 * s + rng.integers(0, 3)), 2, 9))):
             beat_rows.append({"beat": f"{sid}B{b + 1}", "station_id": sid})
     return stations, pd.DataFrame(beat_rows), size
+
+
+def station_forces(protocol: Protocol, n: int) -> list[str] | None:
+    """The force of each of `n` stations, the protocol's `[forces]` in turn by blocks (as
+    even as `n` allows); None in a trial of one force."""
+    codes = list(protocol.forces)
+    if not codes:
+        return None
+    if n < 2 * len(codes):
+        raise SynthError(
+            f"{n} stations cannot give each of the {len(codes)} forces two; use at least "
+            f"{2 * len(codes)}"
+        )
+    return [codes[i * len(codes) // n] for i in range(n)]
 
 
 def make_officers(

@@ -18,11 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from policetrial.errors import SynthError
 from policetrial.outcomes.windows import add_months
@@ -36,6 +37,7 @@ from policetrial.synth.demand import (
     make_tags,
 )
 from policetrial.synth.force import allocate, make_officers, make_stations, make_training
+from policetrial.synth.forces import split_by_force
 from policetrial.synth.plan import synth_plan
 
 __all__ = ["SynthForce", "synthesise_force"]
@@ -47,15 +49,27 @@ class SynthForce:
 
     directory: Path
     files: dict[str, Path]
+    """The extract files by kind (a trial of several forces: none; see `force_files`)."""
     arms: dict[str, str]
     training_dates: dict[str, dt.date]
     parameters: dict[str, Any]
     n_incidents: int
+    force_files: dict[str, dict[str, Path]] = field(default_factory=dict)
+    """A trial of several forces: each force's extract files (in `directory/<force>/`)."""
+
+    def by_force(self) -> dict[str | None, dict[str, Path]]:
+        """The files to import, by force (None: the one force of a trial of one)."""
+        if self.force_files:
+            return {code: files for code, files in self.force_files.items()}
+        return {None: self.files}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "directory": str(self.directory),
             "files": {k: str(v) for k, v in self.files.items()},
+            "force_files": {
+                f: {k: str(v) for k, v in files.items()} for f, files in self.force_files.items()
+            },
             "arms": self.arms,
             "training_dates": {k: v.isoformat() for k, v in self.training_dates.items()},
             "parameters": self.parameters,
@@ -77,7 +91,8 @@ def synthesise_force(
     start: dt.date | None = None,
     months: int | None = None,
 ) -> SynthForce:
-    """Write one CSV per extract kind into `directory` and return what was made.
+    """Write one CSV per extract kind into `directory` (a trial of several forces: into
+    `directory/<force>/`, each force its own files) and return what was made.
 
     Parameters
     ----------
@@ -184,11 +199,13 @@ def synthesise_force(
         "warning_markers": markers,
         **events,
     }
-    files = {}
-    for kind, frame in frames.items():
-        path = directory / f"{kind}.csv"
-        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
-        files[kind] = path
+    files: dict[str, Path] = {}
+    force_files: dict[str, dict[str, Path]] = {}
+    if protocol.forces:
+        for code, own in split_by_force(protocol, frames).items():
+            force_files[code] = _written(directory / code, own)
+    else:
+        files = _written(directory, frames)
     parameters = {
         "stations": stations,
         "seed": seed,
@@ -200,6 +217,19 @@ def synthesise_force(
         "start": start.isoformat(),
         "months": months,
     }
-    force = SynthForce(directory, files, arms, training_dates, parameters, len(incidents_out))
+    force = SynthForce(
+        directory, files, arms, training_dates, parameters, len(incidents_out), force_files
+    )
     (directory / "synth.json").write_text(json.dumps(force.to_dict(), indent=2) + "\n")
     return force
+
+
+def _written(directory: Path, frames: dict[str, pd.DataFrame]) -> dict[str, Path]:
+    """One CSV per extract kind in `directory`, as a force would send them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for kind, frame in frames.items():
+        path = directory / f"{kind}.csv"
+        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+        files[kind] = path
+    return files
