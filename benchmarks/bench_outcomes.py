@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,10 @@ sys.path.insert(0, str(HERE))
 
 ENGINES = ("policetrial", "duckdb_hand", "filtered_read", "polars", "pandas")
 HAND_SQL = HERE / "handwritten_sql" / "outcomes.sql"
-PANDAS_LIMIT = 30_000_000
-"""Above this many incidents pandas is left out: at 10 million it peaks near 3.4 GB, and
-its frames grow with the data (100 million would need some 30 GB; the machine has 24)."""
+POLARS_LIMIT = PANDAS_LIMIT = 30_000_000
+"""Above this many incidents pandas and polars are left out (`_too_big`): both hold their
+frames in memory (pandas peaks near 3.4 GB at 10 million, polars near 1.7 GB), and the frames
+grow with the data (100 million would need some 17-30 GB; the machine has 24, shared)."""
 COUNTS = [
     "incidents",
     "police_response",
@@ -776,7 +778,12 @@ RATIOS = (
 
 
 def _rounds(
-    engines: list[str], repeat: int, data: Path, incidents: int, skipped: dict[str, str]
+    engines: list[str],
+    repeat: int,
+    data: Path,
+    incidents: int,
+    skipped: dict[str, str],
+    record: Callable[[dict[str, list[dict[str, Any]]]], None],
 ) -> dict[str, list[dict[str, Any]]]:
     """Every engine once a round; each round starts one engine later, so that none always
     runs after the same one (after pandas frees 3 GB, say). A baseline that fails is left
@@ -799,6 +806,7 @@ def _rounds(
                 f"load {run['load']:.2f}",
                 flush=True,
             )
+        record(runs)
     return runs
 
 
@@ -816,43 +824,17 @@ def _checked(runs: dict[str, list[dict[str, Any]]]) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--incidents", type=int, default=10_000_000)
-    parser.add_argument("--data", type=Path, help="where the data set is (made if missing)")
-    parser.add_argument("--repeat", type=int, default=5, help="rounds (each engine once a round)")
-    parser.add_argument("--only", nargs="+", choices=ENGINES, help="run only these engines")
-    parser.add_argument("--skip", nargs="+", choices=ENGINES, default=[], help="leave these out")
-    parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    data = args.data or HERE / "results" / ".data" / f"outcomes-{args.incidents}"
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    if args.child:
-        child(args.child, data, args.incidents)
-        return
-    skipped: dict[str, str] = {}
-    if args.incidents > PANDAS_LIMIT and "pandas" not in args.skip:
-        skipped["pandas"] = (
-            f"left out above {PANDAS_LIMIT:,} incidents: it peaks near 3.4 GB at 10 million "
-            "and its frames grow with the data, past the machine's 24 GB at 100 million"
-        )
-    skipped.update({e: "left out by --skip" for e in args.skip})
-    engines = [e for e in (args.only or ENGINES) if e not in skipped]
-    if not engines:
-        parser.error("--only and --skip leave no engine to run")
-    from outcome_data import load_or_write
-
-    started = time.perf_counter()
-    load_or_write(data, incidents=args.incidents)
-    print(
-        f"data: {args.incidents:,} incidents ready in "
-        f"{time.perf_counter() - started:.0f} s ({data})"
-    )
-    load_before = os.getloadavg()
-    runs = _rounds(engines, args.repeat, data, args.incidents, skipped)
-    runs = {e: rs for e, rs in runs.items() if e not in skipped}
-    load_after = os.getloadavg()
+def _record(
+    incidents: int,
+    engines: list[str],
+    skipped: dict[str, str],
+    runs: dict[str, list[dict[str, Any]]],
+    load_before: tuple[float, ...],
+) -> None:
+    """Print the medians and ratios of the rounds run so far and write them as this size's
+    entry of benchmarks/results/outcomes.json (after every round: a long run stopped
+    early keeps what it measured)."""
+    runs = {e: rs for e, rs in runs.items() if rs and e not in skipped}
     summary = {engine: _summary(rs) for engine, rs in runs.items()}
     for engine, s in summary.items():
         print(
@@ -877,18 +859,18 @@ def main() -> None:
 
     entry = {
         "date": dt.date.today().isoformat(),
-        "incidents": args.incidents,
+        "incidents": incidents,
         "forces": 43,
         "cores": os.cpu_count(),
         "duckdb": duckdb.__version__,
         "polars": polars.__version__,
         "pandas": pd.__version__,
-        "engines": engines,
+        "engines": [e for e in engines if e in summary],
         "skipped": skipped,
-        "rounds": args.repeat,
+        "rounds": max(s["repeat"] for s in summary.values()),
         "load_average": {
             "before": list(load_before),
-            "after": list(load_after),
+            "after": list(os.getloadavg()),
             "during_min": min(min(s["load_all"]) for s in summary.values()),
             "during_max": max(max(s["load_all"]) for s in summary.values()),
         },
@@ -899,10 +881,66 @@ def main() -> None:
     }
     path = HERE / "results" / "outcomes.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    sizes = results.get("sizes", {}) if "sizes" in results else {}
-    sizes[str(args.incidents)] = entry
+    sizes = results.get("sizes", {})
+    sizes[str(incidents)] = entry
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({"sizes": sizes}, indent=2) + "\n")
+
+
+def _too_big(incidents: int) -> dict[str, str]:
+    """The baselines left out at this size, and why: they hold every frame in memory."""
+    out = {}
+    if incidents > PANDAS_LIMIT:
+        out["pandas"] = (
+            f"left out above {PANDAS_LIMIT:,} incidents: it peaks near 3.4 GB at 10 million "
+            "and its frames grow with the data, past the machine's 24 GB at 100 million"
+        )
+    if incidents > POLARS_LIMIT:
+        out["polars"] = (
+            f"left out above {POLARS_LIMIT:,} incidents: its plan is collected in memory, "
+            "1.7 GB at 10 million and growing with the data (some 17 GB at 100 million), "
+            "too near the 24 GB the machine's other users share"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--incidents", type=int, default=10_000_000)
+    parser.add_argument("--data", type=Path, help="where the data set is (made if missing)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (each engine once a round)")
+    parser.add_argument("--only", nargs="+", choices=ENGINES, help="run only these engines")
+    parser.add_argument("--skip", nargs="+", choices=ENGINES, default=[], help="leave these out")
+    parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = args.data or HERE / "results" / ".data" / f"outcomes-{args.incidents}"
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.child:
+        child(args.child, data, args.incidents)
+        return
+    skipped = {e: why for e, why in _too_big(args.incidents).items() if e not in args.skip}
+    skipped.update({e: "left out by --skip" for e in args.skip})
+    engines = [e for e in (args.only or ENGINES) if e not in skipped]
+    if not engines:
+        parser.error("--only and --skip leave no engine to run")
+    from outcome_data import load_or_write
+
+    started = time.perf_counter()
+    load_or_write(data, incidents=args.incidents)
+    print(
+        f"data: {args.incidents:,} incidents ready in "
+        f"{time.perf_counter() - started:.0f} s ({data})"
+    )
+    load_before = os.getloadavg()
+    _rounds(
+        engines,
+        args.repeat,
+        data,
+        args.incidents,
+        skipped,
+        functools.partial(_record, args.incidents, engines, skipped, load_before=load_before),
+    )
 
 
 if __name__ == "__main__":
