@@ -150,7 +150,8 @@ def test_a_workspace_station_without_incidents_is_refused_before_analysis(
     gone = pc.and_(
         pc.equal(table.column("station_id"), station), pc.equal(table.column("period"), "followup")
     )
-    emptied = replace(outcomes, incident_table=table.filter(pc.invert(gone)))
+    kept = table.filter(pc.invert(gone))
+    emptied = replace(outcomes, incident_rows=lambda: kept)
     with pytest.raises(AnalysisError, match=rf"no incidents of any kind .*{station}'s followup"):
         analyse_workspace(imported, outcomes=emptied)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import duckdb
 import pandas as pd
@@ -279,6 +280,74 @@ def test_files_stored_before_key_ids_give_the_same_outcomes(
         path.replace(imported_copy.parquet(kind))
     got = workspace_outcomes(imported_copy)
     pd.testing.assert_frame_equal(got.station_period, expected.station_period)
+    assert got.incident_table.equals(expected.incident_table)
+
+
+def test_the_incident_level_table_is_built_only_when_asked_for(imported: Workspace) -> None:
+    """The station x period table does not need the incident-level one: it is built on
+    first use (once), and then equals the table the incidents' own query gives."""
+    from policetrial.outcomes.compute import (
+        incident_table,
+        outcome_connection,
+        workspace_windows,
+    )
+
+    tables = workspace_outcomes(imported)
+    calls = []
+    original = tables.incident_rows
+
+    def counted() -> object:
+        calls.append(1)
+        return original()
+
+    lazy = replace(tables, incident_rows=counted)
+    assert not lazy.station_period.empty and calls == []
+    first = lazy.incident_table
+    assert lazy.incidents is not None and lazy.incident_table is first and calls == [1]
+    windows = workspace_windows(imported)
+    with outcome_connection(imported, windows) as connection:
+        direct = incident_table(
+            connection, imported.protocol, windows, compile_outcomes(imported.protocol)
+        )
+    assert first.equals(direct)
+    # Every counted incident is in it, as the station x period table counts them.
+    assert first.num_rows == int(tables.station_period["incidents"].sum())
+
+
+def test_extracts_split_into_files_per_force_give_the_same_outcomes(
+    imported_copy: Workspace,
+) -> None:
+    """An extract may be a folder of Parquet files (one per force, say), read as one table:
+    each file split in two by row gives the same tables as the file itself."""
+    import pyarrow.parquet as pq
+
+    expected = workspace_outcomes(imported_copy)
+    kinds = imported_copy.protocol.extract_kinds
+    for kind in [k for k, spec in kinds.items() if spec.store == "parquet"]:
+        path = imported_copy.parquet(kind)
+        if not path.exists():
+            continue
+        table = pq.read_table(path)
+        path.unlink()
+        path.mkdir()
+        half = table.num_rows // 2
+        pq.write_table(table.slice(0, half), path / "force_00.parquet")
+        pq.write_table(table.slice(half), path / "force_01.parquet")
+    with_folders = {k: imported_copy.parquet(k) for k, s in kinds.items() if s.store == "parquet"}
+    assert all(p.is_dir() for p in with_folders.values() if p.exists())
+    from policetrial.outcomes.compute import (
+        compute_outcomes,
+        outcome_connection,
+        workspace_windows,
+    )
+
+    windows = workspace_windows(imported_copy)
+    with outcome_connection(imported_copy, windows) as connection:
+        got = compute_outcomes(connection, imported_copy.protocol, windows)
+    pd.testing.assert_frame_equal(
+        got.station_period,
+        expected.station_period.drop(columns=["complete", "covered_days"]),
+    )
     assert got.incident_table.equals(expected.incident_table)
 
 

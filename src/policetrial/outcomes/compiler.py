@@ -61,7 +61,13 @@ from policetrial.protocol.conditions import (
 from policetrial.protocol.outcomes import OutcomeSpec
 from policetrial.protocol.schema import Protocol
 
-__all__ = ["CompiledOutcomes", "compile_outcomes", "condition_sql"]
+__all__ = [
+    "CompiledOutcomes",
+    "compile_outcomes",
+    "condition_sql",
+    "part_columns",
+    "station_period_tree",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class CompiledOutcomes:
     """Every count outcome, in protocol order: the station x period table's columns."""
     sources: tuple[str, ...] = field(default=())
     """The extract tables the SQL reads."""
+    count_base: exp.Expr = field(default_factory=exp.select)
+    """`incident_base` without the incidents' keys, as the counts read it
+    (`station_period_tree`)."""
     _texts: dict[tuple[object, ...], str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -106,6 +115,13 @@ class CompiledOutcomes:
             self._texts[key] = make()
         return self._texts[key]
 
+    def station_period_statement(self, dialect: str = READ) -> str:
+        """The station x period counts as one statement (`station_period_tree`), as text."""
+        return self.text(
+            ("station_period_statement", dialect),
+            lambda: render(station_period_tree(self), dialect, pretty=False),
+        )
+
     def queries(self) -> dict[str, exp.Expr]:
         """Every query by name, in the order they run (`incident_base` first)."""
         out = {"incident_base": self.incident_base, "station_period": self.station_period}
@@ -115,6 +131,79 @@ class CompiledOutcomes:
         if self.monthly is not None:
             out["monthly"] = self.monthly
         return out
+
+
+def part_columns(query: exp.Expr) -> list[str]:
+    """The count columns a station x period query gives beside station_id and period."""
+    assert isinstance(query, exp.Select)
+    return [n for n in query.named_selects if n not in ("station_id", "period")]
+
+
+def station_period_tree(compiled: CompiledOutcomes) -> exp.Expr:
+    """Every station x period count in one statement: `incident_base` a common table the
+    incident, person and event counts share, one row per window.
+
+    DuckDB then reads each extract once, keeps of `incident_base` only the columns the
+    counts use, and never writes the incident-level table, which the station x period table
+    does not need (`incident_table` is built from the same `incident_base` when asked)."""
+    queries = compiled.queries()
+    parts = {
+        "station_period": queries["station_period"],
+        **{f"person_count_{k}": q for k, q in compiled.person_counts.items()},
+        **{f"event_count_{k}": q for k, q in compiled.event_counts.items()},
+    }
+    counts = []
+    for n, query in enumerate(parts.values()):
+        counts += [
+            exp.alias_(exp.Coalesce(this=col(c, f"p{n}"), expressions=[exp.Literal.number(0)]), c)
+            for c in part_columns(query)
+        ]
+    statement = exp.select(col("station_id", "w"), col("period", "w"), *counts).from_(
+        exp.alias_(exp.to_table("windows"), "w", table=True)
+    )
+    for n, name in enumerate(parts):
+        on = own_sql(f"p{n}.station_id = w.station_id AND p{n}.period = w.period")
+        statement = statement.join(
+            exp.alias_(exp.to_table(name), f"p{n}", table=True),
+            on=on,
+            join_type="left",
+            copy=False,
+        )
+    # Built in place (copy=False): SQLGlot's builders copy the whole tree at every step.
+    statement = statement.with_(
+        "incident_base", as_=compiled.count_base.copy(), materialized=True, copy=False
+    )
+    for name, query in parts.items():
+        statement = statement.with_(name, as_=query.copy(), copy=False)
+    return _read_once(statement, "incident_persons", "ip")
+
+
+def _read_once(statement: exp.Select, table: str, alias: str) -> exp.Select:
+    """`statement` reading `table` once, through a common table of the columns its readers
+    use (`table` is always read as `alias`): the person links are read by the marker
+    predicates and by every person count, and DuckDB shares one scan among them."""
+    columns = sorted({c.name for c in statement.find_all(exp.Column) if c.table == alias})
+    shared = f"{table}_read"
+
+    def rename(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and node.name == table:
+            return exp.alias_(exp.to_table(shared), node.alias_or_name, table=True)
+        return node
+
+    renamed = statement.transform(rename, copy=False)
+    assert isinstance(renamed, exp.Select)
+    statement = renamed
+    if not columns:
+        return statement
+    read = exp.select(*(col(c) for c in columns)).from_(table)
+    # First among the common tables, since the others read it.
+    ctes = list(statement.ctes)
+    statement = statement.with_(shared, as_=read, append=False, copy=False)
+    for cte in ctes:
+        statement = statement.with_(
+            cte.alias, as_=cte.this, materialized=cte.args.get("materialized"), copy=False
+        )
+    return statement
 
 
 def _flatten(condition: Condition) -> Condition:
@@ -287,11 +376,16 @@ def lead_days(protocol: Protocol) -> int:
     )
 
 
-def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> exp.Expr:
+def _incident_base(
+    protocol: Protocol, flags: list[tuple[str, Condition]], *, key: bool = True
+) -> exp.Expr:
+    """`incident_base` (see the module docstring); without `key`, the incidents' 32-digit
+    keys are left unread: the counts join and count on their 128-bit ids."""
     atoms = _Atoms(protocol)
     flag_sql = [(name, condition_sql(cond, atoms)) for name, cond in flags]
+    keys = ["incident_key"] if key else []
     columns = [
-        "incident_key",
+        *keys,
         "incident_id",
         "created_at",
         "beat",
@@ -300,11 +394,14 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
     select_list = ", ".join(f"i.{c}" for c in columns)
     lead = lead_days(protocol)
     linked_parts = []
+    # With events, the incidents are read once (`near`: the view keeps the days before the
+    # spans too) and both the spans' incidents and the events' earlier ones taken from it.
+    source = "near" if _linked_event_kinds(protocol) else "incidents"
     for kind in _linked_event_kinds(protocol):
         event = protocol.events[kind]
         time = event.time
         linked_parts.append(
-            f"SELECT DISTINCT {select_list} FROM incidents AS i "
+            f"SELECT DISTINCT {select_list} FROM {source} AS i "
             f"JOIN {kind} AS d ON d.incident_id = i.incident_id "
             f"JOIN spans AS s ON d.{time} >= s.start_at AND d.{time} < s.end_before "
             f"WHERE i.created_at <= d.{time} "
@@ -313,7 +410,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
             "AND i.created_at < o.end_before)"
         )
     scoped = (
-        f"SELECT {select_list} FROM incidents AS i "
+        f"SELECT {select_list} FROM {source} AS i "
         "JOIN spans AS s ON i.created_at >= s.start_at AND i.created_at < s.end_before"
     )
     if linked_parts:
@@ -334,7 +431,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
     base = own_sql(
         f"""
         SELECT
-            i.incident_key, i.incident_id, i.created_at,
+            {"".join(f"i.{k}, " for k in keys)}i.incident_id, i.created_at,
             b.station_id AS station_by_location,
             lead.station_id AS station_by_officer,
             {station} AS station_id,
@@ -358,10 +455,13 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
             exp.alias_(exp.to_table(name), alias, table=True),
             on=exp.EQ(this=col("incident_id", alias), expression=col("incident_id", "i")),
             join_type="left",
+            copy=False,
         )
     if atoms.columns:
-        base = base.select(*atoms.columns)
+        base = base.select(*atoms.columns, copy=False)
+    near = ", ".join(columns)
     ctes: list[tuple[str, exp.Expr, bool]] = [
+        *((("near", own_sql(f"SELECT {near} FROM incidents"), False),) if linked_parts else ()),
         ("scoped", own_sql(scoped), True),
         (
             "reach",
@@ -420,7 +520,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
         *(
             col(c)
             for c in (
-                "incident_key",
+                *keys,
                 "incident_id",
                 "created_at",
                 "station_by_location",
@@ -434,7 +534,7 @@ def _incident_base(protocol: Protocol, flags: list[tuple[str, Condition]]) -> ex
         *(exp.alias_(expression, name) for name, expression in flag_sql),
     ).from_("atoms")
     for name, query, materialized in ctes:
-        final = final.with_(name, as_=query, materialized=materialized or None)
+        final = final.with_(name, as_=query, materialized=materialized or None, copy=False)
     return final
 
 
@@ -444,7 +544,7 @@ def _station_period(specs: Iterable[OutcomeSpec]) -> exp.Expr:
         if spec.kind != "incident_count":
             continue
         test = (
-            own_sql("ib.incident_key IS NOT NULL")
+            own_sql("ib.incident_id IS NOT NULL")
             if isinstance(spec.where, Every)
             else col(spec.key, "ib")
         )
@@ -509,6 +609,7 @@ def compile_outcomes(protocol: Protocol) -> CompiledOutcomes:
     monthly_key = protocol.monthly_outcome
     return CompiledOutcomes(
         incident_base=_incident_base(protocol, flags),
+        count_base=_incident_base(protocol, flags, key=False),
         station_period=_station_period(specs),
         person_counts=person,
         event_counts=events,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,12 @@ import pyarrow.parquet as pq
 
 from policetrial.errors import WorkspaceError
 from policetrial.jsonable import jsonable_records
-from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes, lead_days
+from policetrial.outcomes.compiler import (
+    CompiledOutcomes,
+    compile_outcomes,
+    lead_days,
+    part_columns,
+)
 from policetrial.outcomes.windows import station_windows, stepped_windows
 from policetrial.protocol.schema import Protocol
 from policetrial.records.allocation import current_arms
@@ -39,14 +45,18 @@ __all__ = [
     "bank_holiday_table",
     "calendar_reach",
     "compute_outcomes",
+    "incident_table",
     "monthly_counts",
     "outcome_connection",
+    "parquet_files",
     "parquet_kinds",
     "record_table",
     "register_parquet",
     "span_table",
+    "tune_connection",
     "window_table",
     "working_day_table",
+    "workspace_incidents",
     "workspace_outcomes",
     "workspace_windows",
 ]
@@ -56,14 +66,28 @@ LINK_PARQUET = ("incidents", "incident_tags", "incident_officers", "incident_per
 
 @dataclass(frozen=True)
 class OutcomeTables:
-    """The station × period table and the incident-level table behind it."""
+    """The station × period table, and the incident-level table behind it on demand."""
 
     station_period: pd.DataFrame
-    incident_table: pa.Table = field(repr=False)
-    """One row per incident counted in a window (Arrow; `incidents` for pandas), with a
-    true/false column per incident outcome."""
+    incident_rows: Callable[[], pa.Table] = field(repr=False, compare=False)
+    """How to get the incident-level table (`incident_table`): called once, when an
+    analysis or the audit first asks for it, since the station × period table does not
+    need it and at scale it is much of the time and memory."""
     count_columns: tuple[str, ...] = ()
     """The count outcomes, in protocol order (the station × period table's outcome columns)."""
+
+    @classmethod
+    def ready(
+        cls, station_period: pd.DataFrame, table: pa.Table, count_columns: tuple[str, ...]
+    ) -> OutcomeTables:
+        """The tables with an incident-level table already computed (by another engine)."""
+        return cls(station_period, functools.partial(_given, table), count_columns)
+
+    @functools.cached_property
+    def incident_table(self) -> pa.Table:
+        """One row per incident counted in a window (Arrow; `incidents` for pandas), with a
+        true/false column per incident outcome; computed when first asked for."""
+        return self.incident_rows()
 
     @functools.cached_property
     def incidents(self) -> pd.DataFrame:
@@ -101,10 +125,17 @@ def bank_holiday_table(protocol: Protocol, years: range) -> pa.Table:
     """The protocol's bank holidays in `years`, as the SQL's `bank_holidays` table."""
     oh = protocol.definitions.office_hours
     if oh.bank_holidays in (None, "none"):
-        days: list[dt.date] = []
+        days: tuple[dt.date, ...] = ()
     else:
-        days = sorted(holidays.country_holidays("GB", subdiv=oh.bank_holidays, years=list(years)))
+        days = _bank_holidays(oh.bank_holidays, tuple(years))
     return pa.table({"day": pa.array(days, pa.date32())})
+
+
+@functools.lru_cache(maxsize=16)
+def _bank_holidays(subdivision: str, years: tuple[int, ...]) -> tuple[dt.date, ...]:
+    """The bank holidays of one part of the UK, worked out once per process: the holidays
+    package takes longer to build them than DuckDB takes to count a small force."""
+    return tuple(sorted(holidays.country_holidays("GB", subdiv=subdivision, years=list(years))))
 
 
 def working_day_table(protocol: Protocol, first: dt.date, last: dt.date) -> pa.Table:
@@ -199,21 +230,11 @@ def _register(connection: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]
         connection.register(name, table)
 
 
-def compute_outcomes(
-    connection: duckdb.DuckDBPyConnection,
-    protocol: Protocol,
-    windows: pd.DataFrame,
-    *,
-    compiled: CompiledOutcomes | None = None,
-) -> OutcomeTables:
-    """Run the protocol's outcome SQL on a DuckDB connection that already has the extracts.
-
-    The connection must hold (as tables or views) `incidents`, `incident_tags`,
-    `incident_officers`, `incident_persons`, `warning_markers`, each declared event kind,
-    `officers` and `beats`, all with the stored (pseudonymised) column names. This function
-    adds `windows`, `spans`, `arms` and `working_days`, and returns the results.
-    """
-    compiled = compiled or compile_outcomes(protocol)
+@contextmanager
+def _window_tables(
+    connection: duckdb.DuckDBPyConnection, protocol: Protocol, windows: pd.DataFrame
+) -> Iterator[None]:
+    """`windows`, `spans`, `arms` and `working_days` registered for the block's queries."""
     spans = span_table(windows)
     tables = {
         "working_days": _calendar(protocol, spans),
@@ -222,24 +243,71 @@ def compute_outcomes(
         "arms": _arms_table(station_arms(windows)),
     }
     _register(connection, tables)
-    # Every result below is sorted explicitly, so DuckDB need not keep row order, which
-    # saves time and memory in the joins.
+    try:
+        yield
+    finally:
+        for name in tables:
+            connection.unregister(name)
+
+
+def compute_outcomes(
+    connection: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    windows: pd.DataFrame,
+    *,
+    compiled: CompiledOutcomes | None = None,
+    incident_rows: Callable[[], pa.Table] | None = None,
+) -> OutcomeTables:
+    """Run the protocol's outcome SQL on a DuckDB connection that already has the extracts.
+
+    The connection must hold (as tables or views) `incidents`, `incident_tags`,
+    `incident_officers`, `incident_persons`, `warning_markers`, each declared event kind,
+    `officers` and `beats`, all with the stored (pseudonymised) column names. This function
+    adds `windows`, `spans`, `arms` and `working_days` while it runs.
+
+    The station × period table is one statement (`station_period_tree`). `incident_rows`
+    says how to get the incident-level table when it is first asked for (with a connection
+    of its own, as `workspace_outcomes` does); without it, it is computed now on this
+    connection, which the caller may then close.
+    """
+    compiled = compiled or compile_outcomes(protocol)
+    # Every result is sorted explicitly, so DuckDB need not keep row order, which saves
+    # time and memory in the joins.
     connection.execute("SET preserve_insertion_order = false")
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE incident_base AS {compiled.sql('incident_base')}"
-    )
+    with _window_tables(connection, protocol, windows):
+        counts = connection.execute(compiled.station_period_statement()).df()
+    queries = compiled.queries()
     parts = {
-        name: connection.execute(compiled.sql(name)).df()
-        for name in compiled.queries()
-        if name in station_period_parts(compiled)
+        name: counts[["station_id", "period", *part_columns(queries[name])]]
+        for name in station_period_parts(compiled)
     }
-    incidents = connection.sql(compiled.sql("incident_table")).to_arrow_table()
-    connection.execute("DROP TABLE incident_base")
-    for name in tables:
-        connection.unregister(name)
-    return OutcomeTables(
-        assemble_station_period(windows, compiled, parts), incidents, compiled.count_columns
-    )
+    station_period = assemble_station_period(windows, compiled, parts)
+    if incident_rows is None:
+        table = incident_table(connection, protocol, windows, compiled)
+        return OutcomeTables.ready(station_period, table, compiled.count_columns)
+    return OutcomeTables(station_period, incident_rows, compiled.count_columns)
+
+
+def _given(table: pa.Table) -> pa.Table:
+    return table
+
+
+def incident_table(
+    connection: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    windows: pd.DataFrame,
+    compiled: CompiledOutcomes,
+) -> pa.Table:
+    """The incident-level table (`OutcomeTables.incident_table`) on a connection holding the
+    extracts: `incident_base` as a temporary table, then its rows inside the windows."""
+    with _window_tables(connection, protocol, windows):
+        connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE incident_base AS {compiled.sql('incident_base')}"
+        )
+        try:
+            return connection.sql(compiled.sql("incident_table")).to_arrow_table()
+        finally:
+            connection.execute("DROP TABLE incident_base")
 
 
 def station_arms(windows: pd.DataFrame) -> dict[str, str]:
@@ -339,12 +407,13 @@ def register_parquet(
     kinds = protocol.extract_kinds
     lead = dt.timedelta(days=lead_days(protocol))
     for kind, time_column in parquet_kinds(protocol).items():
-        path = paths.get(kind)
-        if path is None or not path.exists():
+        found = parquet_files(paths.get(kind))
+        if not found:
             connection.register(kind, stored_schema(kinds[kind]).empty_table())
             continue
-        literal = str(path).replace("'", "''")
-        names = pq.read_schema(path).names
+        literal = str(found[0] if len(found) == 1 else Path(paths[kind]) / "*.parquet")
+        literal = literal.replace("'", "''")
+        names = pq.read_schema(found[0]).names
         columns = ", ".join(_stored_column(n, names) for n in stored_schema(kinds[kind]).names)
         where = ""
         if spans is not None and time_column is not None and time_column in names:
@@ -371,6 +440,32 @@ def register_parquet(
         )
 
 
+def parquet_files(path: Path | None) -> list[Path]:
+    """The Parquet files of one stored extract: the file itself, or every file of a folder
+    (an extract partitioned by force or by month, read as one table)."""
+    if path is None or not path.exists():
+        return []
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+MEMORY_LIMIT = "2GB"
+"""DuckDB's memory for the outcome SQL. Its default (80% of the machine) would let a
+national extract take the machine; beyond this it spills to a temporary folder, so the
+process's peak stays flat as the extracts grow (about 3 GB with Python's own)."""
+
+
+def tune_connection(connection: duckdb.DuckDBPyConnection, *, threads: int = 2) -> None:
+    """The settings the outcome SQL runs under, set on purpose rather than left to
+    DuckDB's defaults: two threads (the machines it runs on), `MEMORY_LIMIT` with spilling
+    to the system's temporary folder (an in-memory database would otherwise spill to
+    `.tmp` in the working folder), and no insertion order kept (every result is sorted)."""
+    spill = Path(tempfile.gettempdir()) / "policetrial-duckdb"
+    connection.execute(f"SET threads TO {int(threads)}")
+    connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    connection.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+    connection.execute("SET preserve_insertion_order = false")
+
+
 @contextmanager
 def outcome_connection(
     workspace: Any, windows: pd.DataFrame | None = None
@@ -385,7 +480,7 @@ def outcome_connection(
     protocol = workspace.protocol
     connection = duckdb.connect()
     try:
-        connection.execute("SET threads TO 2")
+        tune_connection(connection)
         spans = None if windows is None else span_table(windows)
         paths = {k: workspace.parquet(k) for k in parquet_kinds(protocol)}
         register_parquet(connection, protocol, paths, spans)
@@ -428,10 +523,26 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
     if not workspace.parquet("incidents").exists():
         raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
     windows = workspace_windows(workspace)
+    compiled = compile_outcomes(workspace.protocol)
     with outcome_connection(workspace, windows) as connection:
-        tables = compute_outcomes(connection, workspace.protocol, windows)
+        tables = compute_outcomes(
+            connection,
+            workspace.protocol,
+            windows,
+            compiled=compiled,
+            incident_rows=functools.partial(workspace_incidents, workspace, windows, compiled),
+        )
     span = incident_span(workspace.parquet("incidents"))
     return replace(tables, station_period=mark_coverage(tables.station_period, span))
+
+
+def workspace_incidents(
+    workspace: Any, windows: pd.DataFrame, compiled: CompiledOutcomes
+) -> pa.Table:
+    """The incident-level table of a workspace's windows, on a connection of its own (the
+    one that counted the station × period table is closed by then)."""
+    with outcome_connection(workspace, windows) as connection:
+        return incident_table(connection, workspace.protocol, windows, compiled)
 
 
 def incident_span(path: Path) -> tuple[dt.date, dt.date] | None:

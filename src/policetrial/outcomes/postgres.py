@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -268,7 +269,7 @@ def postgres_outcomes(
         for name, (names, rows) in results.items()
         if name != "incident_table"
     }
-    return OutcomeTables(
+    return OutcomeTables.ready(
         assemble_station_period(windows, compiled, parts),
         _incident_table(*results["incident_table"]),
         compiled.count_columns,
@@ -325,6 +326,4 @@ def workspace_postgres_outcomes(
     span: tuple[dt.date, dt.date] | None = None
     if first is not None and last is not None:
         span = (first, last)
-    return OutcomeTables(
-        mark_coverage(tables.station_period, span), tables.incident_table, tables.count_columns
-    )
+    return replace(tables, station_period=mark_coverage(tables.station_period, span))
