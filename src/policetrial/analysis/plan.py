@@ -31,6 +31,7 @@ from policetrial.analysis.binary import analyse_binary
 from policetrial.analysis.counts import analyse_counts
 from policetrial.analysis.coverage import covered, interim_note
 from policetrial.analysis.icc import anova_icc, count_cv
+from policetrial.analysis.monthly import monthly_record
 from policetrial.analysis.questionnaire import analyse_scores
 from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged_all
 from policetrial.analysis.sensitivity import per_protocol_schemes, recount_without_contamination
@@ -48,7 +49,13 @@ from policetrial.randomise.sealed import SealedAllocation, current_allocation
 from policetrial.records.cells import safe_frame
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
-from policetrial.survey import prepost_tables, workspace_questionnaire
+from policetrial.survey import (
+    load_responses,
+    prepost_tables,
+    responses_digest,
+    survey_reliability,
+    workspace_questionnaire,
+)
 
 __all__ = [
     "PRIMARY_METHODS",
@@ -228,7 +235,36 @@ def analyse_workspace(
         clustering=tuple(clustering),
         randomisation_test=test,
         outcomes={**outcome_metadata(protocol), **_score_metadata(workspace, scores)},
+        monthly=None if protocol.design.stepped else monthly_record(workspace, dict(arms)),
+        questionnaire_reliability=questionnaire_reliability(workspace),
     )
+
+
+RELIABILITY_BOOT = 1000
+"""Bootstrap resamples of each omega interval in results.json (the report's default)."""
+
+
+def questionnaire_reliability(
+    workspace: Workspace, *, n_boot: int = RELIABILITY_BOOT
+) -> dict[str, Any] | None:
+    """Alpha and omega of every questionnaire score at each time point (seed 0), as the
+    report's reliability table shows them: bootstrapped once here, not at every report.
+    `responses` fingerprints the responses it was computed from (the report recomputes it
+    for any others). None before any response, or when the questionnaires cannot be
+    scored (the report then says why)."""
+    try:
+        responses = load_responses(workspace)
+        if responses.empty:
+            return None
+        reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses)
+    except (SurveyError, WorkspaceError):
+        return None
+    return {
+        "n_boot": n_boot,
+        "seed": 0,
+        "responses": responses_digest(responses),
+        "summary": reliability.to_dict()["summary"],
+    }
 
 
 def _score_metadata(workspace: Workspace, scores: dict[str, pd.DataFrame]) -> dict[str, Any]:

@@ -204,6 +204,13 @@ class TrialResults:
     randomisation_test: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Any] = field(default_factory=dict)
     """Every declared outcome of the protocol: label, short label, kind, unit, definition."""
+    monthly: dict[str, Any] | None = None
+    """The report's monthly series (`analysis.monthly.monthly_record`), so that the report
+    draws it without counting the extract again; None for a stepped wedge."""
+    questionnaire_reliability: dict[str, Any] | None = None
+    """Alpha and omega of every questionnaire score (`plan.questionnaire_reliability`: its
+    bootstrap is the costly part of the report's questionnaire section); None before any
+    response."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +230,12 @@ class TrialResults:
             "clustering": [c.to_dict() for c in self.clustering],
             "randomisation_test": self.randomisation_test,
             "outcomes": self.outcomes,
+            **({} if self.monthly is None else {"monthly": self.monthly}),
+            **(
+                {}
+                if self.questionnaire_reliability is None
+                else {"questionnaire_reliability": self.questionnaire_reliability}
+            ),
         }
 
     def summary(self) -> pd.DataFrame:

@@ -437,7 +437,9 @@ def build_report(
     )
     monthly = None
     try:
-        monthly = monthly_calls(workspace, arms, results.get("station_period", []))
+        monthly = monthly_calls(
+            workspace, arms, results.get("station_period", []), stored=results.get("monthly")
+        )
     except WorkspaceError as exc:
         warnings.append(f"monthly series not drawn: {exc}")
     if monthly is not None:

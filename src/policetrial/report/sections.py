@@ -30,7 +30,13 @@ from policetrial.report.labels import (
     outcome_label,
 )
 from policetrial.report.tables import ReportTable, Suppression
-from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
+from policetrial.survey import (
+    load_responses,
+    response_flow,
+    responses_digest,
+    survey_reliability,
+    survey_scores,
+)
 
 __all__ = ["AUDIT_POWER_SIMS", "AuditSection", "SurveySection", "audit_section", "survey_section"]
 
@@ -380,7 +386,11 @@ def survey_section(
     suppression: Suppression,
     n_boot: int = 1000,
 ) -> SurveySection | None:
-    """Response rates, reliability and pre/post change by arm; None before any response."""
+    """Response rates, reliability and pre/post change by arm; None before any response.
+
+    The reliability is the one results.json keeps (`questionnaire_reliability`, which
+    `analyse` bootstrapped) when it was computed from these same responses with `n_boot`
+    resamples; otherwise it is computed here."""
     if not _stored_questionnaires(workspace):
         return None
 
@@ -453,9 +463,18 @@ def survey_section(
             ),
         )
     )
-    reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses).to_dict()
+    stored = results.get("questionnaire_reliability") or {}
+    if (
+        stored.get("n_boot") == n_boot
+        and stored.get("seed") == 0
+        and stored.get("responses") == responses_digest(responses)
+    ):
+        summary = stored["summary"]  # as `analyse` bootstrapped it, from these responses
+    else:
+        reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses)
+        summary = reliability.to_dict()["summary"]
     rel_rows = []
-    for row in reliability["summary"]:
+    for row in summary:
         key = f"{row['instrument']}.{row['score']}"
         rel_rows.append(
             (
