@@ -31,6 +31,7 @@ from policetrial.report.labels import (
 )
 from policetrial.report.tables import ReportTable, Suppression
 from policetrial.survey import (
+    ResponseFlow,
     load_responses,
     response_flow,
     responses_digest,
@@ -379,23 +380,31 @@ def _stored_questionnaires(workspace: Workspace) -> int:
         )
 
 
+def questionnaire_flow(workspace: Workspace) -> ResponseFlow | None:
+    """The questionnaires' response flow, None before any is stored: counted once per
+    report for the flow diagram and the questionnaire section."""
+    return response_flow(workspace) if _stored_questionnaires(workspace) else None
+
+
 def survey_section(
     workspace: Workspace,
     results: dict[str, Any],
     *,
     suppression: Suppression,
     n_boot: int = 1000,
+    questionnaires: ResponseFlow | None = None,
 ) -> SurveySection | None:
     """Response rates, reliability and pre/post change by arm; None before any response.
 
     The reliability is the one results.json keeps (`questionnaire_reliability`, which
     `analyse` bootstrapped) when it was computed from these same responses with `n_boot`
-    resamples; otherwise it is computed here."""
-    if not _stored_questionnaires(workspace):
+    resamples; otherwise it is computed here. `questionnaires`: the `questionnaire_flow`,
+    when the caller has it."""
+    if questionnaires is None and not _stored_questionnaires(workspace):
         return None
 
     count = suppression.count
-    flow = response_flow(workspace)
+    flow = questionnaires if questionnaires is not None else response_flow(workspace)
     responses = load_responses(workspace)
     scores = survey_scores(workspace, responses=responses)
     labels = {
