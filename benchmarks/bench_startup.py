@@ -19,10 +19,12 @@ interleaved with two yardsticks: `python -c pass`, and a process that only impor
 libraries the report computes with (pandas and pyarrow, SQLAlchemy, matplotlib's Figure
 and Agg canvas, Jinja, pydantic, Typer and Rich, scipy.special), the part of its time no
 change to the report's own work can remove. `--report-only` measures the report alone
-and keeps the helps' figures already in startup.json.
+and keeps the helps' figures already in startup.json. `--baseline-src DIR` also runs the
+report of another revision's sources on the same workspace, interleaved (the "before":
+`git archive REV src | tar -x -C /tmp/before`, then `--baseline-src /tmp/before/src`).
 
 Usage: python benchmarks/bench_startup.py [--rounds 7] [--report-rounds 5] [--workspace DIR]
-    [--report-only]
+    [--report-only] [--baseline-src DIR [--baseline-label TEXT]]
 Writes benchmarks/results/startup.json.
 """
 
@@ -139,6 +141,14 @@ def main() -> None:
         action="store_true",
         help="Measure the report only; keep the helps' figures in startup.json.",
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="The src folder of another revision, whose report is measured alongside.",
+    )
+    parser.add_argument(
+        "--baseline-label", help="What the baseline sources are (default: their folder)."
+    )
     args = parser.parse_args()
     compileall.compile_dir(Path(policetrial.__file__).parent, quiet=1)
     load_before = os.getloadavg()[0]
@@ -156,11 +166,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         workspace = args.workspace or _demo_workspace(Path(scratch))
+        commands = {
+            "policetrial report": [str(SCRIPT), "report", "--out", str(Path(scratch) / "out")],
+            "import the report's libraries": REPORT_LIBRARIES,
+        }
+        if args.baseline_src:
+            # env execs the console script with the other sources first on the path.
+            commands["policetrial report, baseline sources"] = [
+                "env",
+                f"PYTHONPATH={args.baseline_src.resolve()}",
+                *commands["policetrial report"][:-1],
+                str(Path(scratch) / "baseline-out"),
+            ]
+            compileall.compile_dir(args.baseline_src, quiet=1)
         report_times = _interleaved(
-            {
-                "policetrial report": [str(SCRIPT), "report", "--out", str(Path(scratch) / "out")],
-                "import the report's libraries": REPORT_LIBRARIES,
-            },
+            commands,
             args.report_rounds,
             cwd=workspace,
         )
@@ -186,6 +206,16 @@ def main() -> None:
                 libraries["cpu_s"] / report["cpu_s"], 2
             ),
             "report_cpu_beyond_library_imports_s": round(report["cpu_s"] - libraries["cpu_s"], 3),
+            **(
+                {
+                    "baseline_src": args.baseline_label or str(args.baseline_src),
+                    "policetrial_report_baseline_src": report_times[
+                        "policetrial report, baseline sources"
+                    ],
+                }
+                if args.baseline_src
+                else {}
+            ),
             "goal_cpu_s": REPORT_GOAL_CPU_S,
             "goal_met": report["cpu_s"] <= REPORT_GOAL_CPU_S,
         },
