@@ -34,6 +34,7 @@ from policetrial.analysis.coverage import covered, interim_note
 from policetrial.analysis.estimands import complier_estimate, family_estimate, with_family
 from policetrial.analysis.icc import anova_icc, count_cv
 from policetrial.analysis.missing import analyse_missing, questionnaire_estimates
+from policetrial.analysis.monthly import monthly_record
 from policetrial.analysis.multiplicity import FamilyAdjustment
 from policetrial.analysis.results import Clustering, Estimate, TrialResults, judged_all
 from policetrial.analysis.seal import plan_record, record_unblinding
@@ -53,8 +54,11 @@ from policetrial.records.cells import safe_frame
 from policetrial.records.roster import Exposure, workspace_exposure
 from policetrial.records.workspace import Workspace
 from policetrial.survey import (
+    load_responses,
     officer_characteristics,
     prepost_tables,
+    responses_digest,
+    survey_reliability,
     workspace_questionnaire,
 )
 
@@ -248,6 +252,8 @@ def analyse_workspace(
         plan=plan_record(workspace).to_dict(),
         complier_effect=None if complier is None else complier.to_dict(),
         multiplicity=None if family is None else family.to_dict(),
+        monthly=None if protocol.design.stepped else monthly_record(workspace, dict(arms)),
+        questionnaire_reliability=questionnaire_reliability(workspace),
     )
 
 
@@ -316,6 +322,33 @@ def _estimands(
     if protocol.analysis.multiplicity is not None:
         family = family_estimate(protocol, outcomes, allocation, analyses)
     return complier, family
+
+
+RELIABILITY_BOOT = 1000
+"""Bootstrap resamples of each omega interval in results.json (the report's default)."""
+
+
+def questionnaire_reliability(
+    workspace: Workspace, *, n_boot: int = RELIABILITY_BOOT
+) -> dict[str, Any] | None:
+    """Alpha and omega of every questionnaire score at each time point (seed 0), as the
+    report's reliability table shows them: bootstrapped once here, not at every report.
+    `responses` fingerprints the responses it was computed from (the report recomputes it
+    for any others). None before any response, or when the questionnaires cannot be
+    scored (the report then says why)."""
+    try:
+        responses = load_responses(workspace)
+        if responses.empty:
+            return None
+        reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses)
+    except (SurveyError, WorkspaceError):
+        return None
+    return {
+        "n_boot": n_boot,
+        "seed": 0,
+        "responses": responses_digest(responses),
+        "summary": reliability.to_dict()["summary"],
+    }
 
 
 def _score_metadata(workspace: Workspace, scores: dict[str, pd.DataFrame]) -> dict[str, Any]:

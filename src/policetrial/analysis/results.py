@@ -225,6 +225,13 @@ class TrialResults:
     multiplicity: dict[str, Any] | None = None
     """The protocol's family of outcomes, each p-value unadjusted, Holm-adjusted and
     step-down adjusted (`FamilyAdjustment.to_dict()`); None: no family declared."""
+    monthly: dict[str, Any] | None = None
+    """The report's monthly series (`analysis.monthly.monthly_record`), so that the report
+    draws it without counting the extract again; None for a stepped wedge."""
+    questionnaire_reliability: dict[str, Any] | None = None
+    """Alpha and omega of every questionnaire score (`plan.questionnaire_reliability`: its
+    bootstrap is the costly part of the report's questionnaire section); None before any
+    response."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -248,6 +255,12 @@ class TrialResults:
             "plan": self.plan,
             "complier_effect": self.complier_effect,
             "multiplicity": self.multiplicity,
+            **({} if self.monthly is None else {"monthly": self.monthly}),
+            **(
+                {}
+                if self.questionnaire_reliability is None
+                else {"questionnaire_reliability": self.questionnaire_reliability}
+            ),
         }
 
     def summary(self) -> pd.DataFrame:

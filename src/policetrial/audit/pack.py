@@ -21,7 +21,6 @@ import pandas as pd
 
 from policetrial.audit.sample import AuditSample, current_sample
 from policetrial.errors import AuditError
-from policetrial.outcomes.compute import workspace_outcomes
 from policetrial.protocol.schema import Protocol
 from policetrial.records.cells import safe_frame, text_cells
 from policetrial.records.store import read_store
@@ -180,6 +179,10 @@ def _pack_field(
     if name == "attended":
         attended = set(read_store(workspace, "incident_officers")["incident_key"])
         return keys.map(lambda k: "yes" if k in attended else "no")
+    # Imported here: the outcomes load DuckDB and SQLGlot, which the audit's summaries
+    # (the report, the web application) never need.
+    from policetrial.outcomes.compute import workspace_outcomes
+
     table = workspace_outcomes(workspace).incidents.set_index("incident_key")
     return _looked_up(keys, table[name].map({True: "yes", False: "no"}))
 

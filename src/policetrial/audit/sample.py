@@ -38,7 +38,6 @@ import pandas as pd
 from sqlalchemy import insert, select
 
 from policetrial.errors import AuditError, WorkspaceError
-from policetrial.outcomes.compute import workspace_outcomes
 from policetrial.randomise.sealed import current_allocation
 from policetrial.records import changelog, db
 from policetrial.records.workspace import Workspace
@@ -303,6 +302,10 @@ def draw_audit_sample(
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
     plan = workspace.protocol.audit
     flag = workspace.protocol.audit_outcome
+    # Imported here: the outcomes load DuckDB and SQLGlot, which the audit's summaries
+    # (the report, the web application) never need.
+    from policetrial.outcomes.compute import workspace_outcomes
+
     incidents = workspace_outcomes(workspace).incidents
     if not incidents[flag].any():
         label = workspace.protocol.outcome_label(flag).lower()

@@ -30,6 +30,10 @@ def report_command(
         ),
     ] = False,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write the report as a PDF.")] = False,
+    png: Annotated[
+        bool,
+        typer.Option("--png", help="Also write each figure as PNG (150 dpi) beside its SVG."),
+    ] = False,
     results: Annotated[
         Path | None,
         typer.Option(help="The results.json to report.", show_default="WORKSPACE/out/results.json"),
@@ -48,7 +52,7 @@ def report_command(
     with user_errors():
         ws = open_workspace_from_env(workspace)
         with console.status("Writing the report..."):
-            files = write_report(ws, results_path=results, out_dir=out, full=full, pdf=pdf)
+            files = write_report(ws, results_path=results, out_dir=out, full=full, pdf=pdf, png=png)
         if as_json:
             emit_json(files.to_dict())
             return
@@ -68,7 +72,8 @@ def report_command(
         )
         console.print(
             escape(
-                f"Figures (SVG, PNG) in {files.figures[0].parent}, tables (CSV) in "
+                f"Figures ({'SVG, PNG' if png else 'SVG'}) in {files.figures[0].parent}, "
+                f"tables (CSV) in "
                 f"{files.tables[0].parent}; {files.seconds:.1f} s"
             )
         )

@@ -81,6 +81,11 @@ RESULT_FIELDS: dict[str, dict[str, str]] = {
         "the dose by station and the assumptions; null when the protocol does not ask.",
         "multiplicity": "The family of outcomes with unadjusted, Holm and step-down p-values; "
         "null when the protocol declares no family.",
+        "monthly": "The report's monthly series of the primary outcome by arm, counted once by "
+        "analyse; absent for a stepped wedge.",
+        "questionnaire_reliability": "Alpha and omega of every questionnaire score at each "
+        "time point, with the bootstrap's resamples, seed and the responses' digest; absent "
+        "before any response.",
     },
 }
 """Each result dataclass's fields, described (results.json's keys)."""

@@ -14,19 +14,71 @@ station x period table the analysis reads and the incident-level table behind it
 - `postgres`: a workspace's extracts copied into PostgreSQL, and the script run there.
 """
 
-from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes
-from policetrial.outcomes.compute import (
-    OutcomeTables,
-    compute_outcomes,
-    outcome_connection,
-    workspace_outcomes,
-    workspace_windows,
-)
-from policetrial.outcomes.covariates import station_covariates
-from policetrial.outcomes.dialects import DIALECTS
-from policetrial.outcomes.postgres import load_workspace, postgres_outcomes
-from policetrial.outcomes.script import OutcomeScript, emit_sql, outcome_script, workspace_script
-from policetrial.outcomes.windows import baseline_windows, follow_up_ends, station_windows
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes
+    from policetrial.outcomes.compute import (
+        OutcomeTables,
+        compute_outcomes,
+        outcome_connection,
+        workspace_outcomes,
+        workspace_windows,
+    )
+    from policetrial.outcomes.covariates import station_covariates
+    from policetrial.outcomes.dialects import DIALECTS
+    from policetrial.outcomes.postgres import load_workspace, postgres_outcomes
+    from policetrial.outcomes.script import (
+        OutcomeScript,
+        emit_sql,
+        outcome_script,
+        workspace_script,
+    )
+    from policetrial.outcomes.windows import baseline_windows, follow_up_ends, station_windows
+
+_HOME = {
+    "CompiledOutcomes": "compiler",
+    "compile_outcomes": "compiler",
+    "OutcomeTables": "compute",
+    "compute_outcomes": "compute",
+    "outcome_connection": "compute",
+    "workspace_outcomes": "compute",
+    "workspace_windows": "compute",
+    "station_covariates": "covariates",
+    "DIALECTS": "dialects",
+    "load_workspace": "postgres",
+    "postgres_outcomes": "postgres",
+    "OutcomeScript": "script",
+    "emit_sql": "script",
+    "outcome_script": "script",
+    "workspace_script": "script",
+    "baseline_windows": "windows",
+    "follow_up_ends": "windows",
+    "station_windows": "windows",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each name from its module on first use (PEP 562): importing one light submodule,
+    such as `windows` for the report's flow diagram, does not load DuckDB, SQLGlot and the
+    PostgreSQL driver."""
+    home = _HOME.get(name)
+    if home is None:
+        if name.startswith("_"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        try:  # a submodule, as `policetrial.outcomes.compute` after `import policetrial.outcomes`
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DIALECTS",

@@ -20,7 +20,6 @@ import pandas as pd
 from sqlalchemy import insert, select
 
 from policetrial.errors import RandomisationError, WorkspaceError
-from policetrial.outcomes.covariates import station_covariates
 from policetrial.randomise.balance import balance_covariates
 from policetrial.randomise.clusters import RNG_ALGORITHM, Allocation
 from policetrial.randomise.comparisons import pairwise_smallest_p_value, unattainable
@@ -239,6 +238,10 @@ def randomise_workspace(
         raise WorkspaceError("no stations yet; import the stations extract first")
     protocol = workspace.protocol
     plan = protocol.randomisation
+    # Imported here: the outcomes package loads DuckDB and SQLGlot, which reading the
+    # allocation in force (the report, the web application) never needs.
+    from policetrial.outcomes.covariates import station_covariates
+
     clusters = station_covariates(workspace, stations, plan.covariates)
     allocation = allocate_protocol(protocol, clusters)
     why = unattainable(

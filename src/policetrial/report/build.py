@@ -46,7 +46,13 @@ from policetrial.report.results_tables import (
     outcomes_table,
     sensitivity_table,
 )
-from policetrial.report.sections import AuditSection, SurveySection, audit_section, survey_section
+from policetrial.report.sections import (
+    AuditSection,
+    SurveySection,
+    audit_section,
+    questionnaire_flow,
+    survey_section,
+)
 from policetrial.report.series import MonthlyCalls, monthly_calls
 from policetrial.report.stepped import stepped_contents
 from policetrial.report.stepped_flow import SteppedFlow
@@ -387,7 +393,8 @@ def build_report(
     level = round(100 * (1 - results["trial"]["alpha"]))
     warnings: list[str] = list(results.get("warnings", []))
 
-    flow = consort_flow(workspace, results)
+    questionnaires = questionnaire_flow(workspace)
+    flow = consort_flow(workspace, results, questionnaires=questionnaires)
     warnings.extend(f"flow diagram: {p} does not hold" for p in flow.check())
     tables: list[ReportTable] = [
         baseline_table(workspace, results, arms, suppression=suppression, groups=tuple(arm_names)),
@@ -444,7 +451,9 @@ def build_report(
     )
     monthly = None
     try:
-        monthly = monthly_calls(workspace, arms, results.get("station_period", []))
+        monthly = monthly_calls(
+            workspace, arms, results.get("station_period", []), stored=results.get("monthly")
+        )
     except WorkspaceError as exc:
         warnings.append(f"monthly series not drawn: {exc}")
     if monthly is not None:
@@ -553,7 +562,13 @@ def build_report(
             )
         )
     audit = audit_section(workspace, suppression=suppression)
-    survey = survey_section(workspace, results, suppression=suppression, n_boot=reliability_boot)
+    survey = survey_section(
+        workspace,
+        results,
+        suppression=suppression,
+        n_boot=reliability_boot,
+        questionnaires=questionnaires,
+    )
     for section in (audit, survey):
         if section is not None:
             tables.extend(section.tables)

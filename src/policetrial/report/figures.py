@@ -1,8 +1,10 @@
-"""The report's figures, drawn with matplotlib, kept as inline SVG text and as PNG bytes.
+"""The report's figures, drawn with matplotlib, kept as inline SVG text (PNG on request).
 
 Each function takes plain data (already suppressed where it shows counts) and returns a
 `ReportFigure`; nothing here reads the workspace. SVG output is deterministic (fixed
-hash salt, no date) so the same inputs give the same bytes.
+hash salt, no date) so the same inputs give the same bytes. Figures are made with
+matplotlib's `Figure` and the Agg canvas directly: pyplot (its backend machinery and
+figure manager) would cost a third of a second to import and is not needed to draw.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
+import matplotlib.ticker
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
+from matplotlib.transforms import Bbox
 
 __all__ = [
     "ARM_COLOURS",
@@ -67,44 +69,67 @@ MUTED = "#5a6570"
 
 @dataclass(frozen=True)
 class ReportFigure:
-    """One figure: its file stem, number and caption, as SVG text and PNG bytes."""
+    """One figure: its file stem, number and caption, as SVG text; PNG drawn on request.
+
+    The HTML and PDF need only the SVG, so the PNG (150 dpi, the same tight box) is drawn
+    from the kept matplotlib figure when `png()` or `write(..., png=True)` asks for it.
+    """
 
     name: str
     title: str
     caption: str
     svg: str = field(repr=False)
-    png: bytes = field(repr=False)
+    drawing: Figure | None = field(default=None, repr=False, compare=False)
+    box: Bbox | None = field(default=None, repr=False, compare=False)
 
-    def write(self, folder: Path) -> tuple[Path, Path]:
-        """Write `<name>.svg` and `<name>.png` into `folder`."""
+    def png(self) -> bytes:
+        """The figure as PNG bytes (150 dpi)."""
+        if self.drawing is None or self.box is None:
+            raise ValueError(f"figure {self.name!r} was made without its drawing; no PNG")
+        png = io.BytesIO()
+        self.drawing.savefig(
+            png, format="png", dpi=150, bbox_inches=self.box, metadata={"Software": None}
+        )
+        return png.getvalue()
+
+    def write(self, folder: Path, *, png: bool = False) -> tuple[Path, ...]:
+        """Write `<name>.svg` into `folder`, and `<name>.png` with `png` (without it, a PNG
+        left there by an earlier report goes, so no file is older than the report)."""
         folder.mkdir(parents=True, exist_ok=True)
         svg_path, png_path = folder / f"{self.name}.svg", folder / f"{self.name}.png"
         svg_path.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + self.svg, encoding="utf-8")
-        png_path.write_bytes(self.png)
+        if not png:
+            png_path.unlink(missing_ok=True)
+            return (svg_path,)
+        png_path.write_bytes(self.png())
         return svg_path, png_path
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "caption": self.caption}
 
 
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on the Agg canvas (what pyplot would give, without pyplot)."""
+    figure = Figure(figsize=figsize)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def _finish(figure: Figure, name: str, title: str, caption: str) -> ReportFigure:
     svg = io.StringIO()
-    png = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "policetrial", "svg.fonttype": "none"}):
-        # The tight box once for both files ("tight" would lay the figure out twice each).
-        # get_tightbbox places the ticks and labels it measures itself: a layout pass
-        # before it (draw_without_rendering) gave the same box and cost a third draw.
+        # The tight box once for the SVG and any PNG ("tight" would lay the figure out
+        # twice each). get_tightbbox places the ticks and labels it measures itself: a
+        # layout pass before it (draw_without_rendering) gave the same box and cost a draw.
         box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)  # type: ignore[attr-defined]
         figure.savefig(svg, format="svg", bbox_inches=box, metadata={"Date": None})
-        figure.savefig(png, format="png", dpi=150, bbox_inches=box, metadata={"Software": None})
-    plt.close(figure)
     text = svg.getvalue()
     text = text[text.index("<svg") :]
     # matplotlib's RDF metadata names outside vocabularies; the page needs none of it.
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
     # An id for the inline SVG, so that the page (and a test) can find each figure.
     text = text.replace("<svg ", f'<svg id="figure-{name}" role="img" aria-label="{title}" ', 1)
-    return ReportFigure(name, title, caption, text, png.getvalue())
+    return ReportFigure(name, title, caption, text, figure, box)
 
 
 def _style(axis: Any) -> None:
@@ -154,7 +179,7 @@ def flow_figure(
         len(_wrapped(randomised, top_chars)) * line + 2 * pad,
     ]
     total = sum(top_rows) + sum(rows) + gap * (len(rows) + len(top_rows)) + 0.2
-    figure = plt.figure(figsize=(width_in, total))
+    figure = _new_figure((width_in, total))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.set_xlim(0, width_in)
     axis.set_ylim(0, total)
@@ -286,7 +311,8 @@ def monthly_figure(
     """An incident outcome per station per 30 days by month and arm, with the baseline
     window shaded, each training session marked, and the span of follow-up windows shaded.
     `labels` names the arms in the legend (default: the arm's key, capitalised)."""
-    figure, axis = plt.subplots(figsize=(7.6, 3.6))
+    figure = _new_figure((7.6, 3.6))
+    axis = figure.subplots()
     arms = _arms_in(by_arm)
     for arm in arms:
         rows = [r for r in by_arm if r["arm"] == arm]
@@ -347,13 +373,8 @@ def forest_figure(rows: Sequence[dict[str, Any]], *, level: int, caption: str) -
     panels = [p for p in (ratio, other) if p] or [[]]
     per_row = 0.34 if any("\n" in r["label"] for r in rows) else 0.26
     heights = [max(len(p), 1) * per_row + 0.7 for p in panels]
-    figure, axes = plt.subplots(
-        len(panels),
-        1,
-        figsize=(7.6, sum(heights)),
-        gridspec_kw={"height_ratios": heights},
-        squeeze=False,
-    )
+    figure = _new_figure((7.6, sum(heights)))
+    axes = figure.subplots(len(panels), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)
     for axis, panel in zip(axes[:, 0], panels, strict=True):
         _forest_panel(axis, panel, level=level)
     figure.tight_layout()
@@ -426,7 +447,8 @@ def score_figure(
 ) -> ReportFigure:
     """Histogram of the admissible schemes' balance scores, the chosen scheme marked (a
     stepped wedge's `unit` is the order of its sequences)."""
-    figure, axis = plt.subplots(figsize=(6.4, 3.0))
+    figure = _new_figure((6.4, 3.0))
+    axis = figure.subplots()
     values = list(scores)
     bins = max(5, min(40, len(set(round(v, 9) for v in values))))
     axis.hist(values, bins=bins, color="#9fb6c8", edgecolor="white")
@@ -452,7 +474,8 @@ def station_rates_figure(
     labels: Mapping[str, str] | None = None,
 ) -> ReportFigure:
     """Each station's rate per 30 days at baseline and follow-up, joined, by arm."""
-    figure, axis = plt.subplots(figsize=(6.4, 3.4))
+    figure = _new_figure((6.4, 3.4))
+    axis = figure.subplots()
     by_station: dict[str, dict[str, Any]] = {}
     for row in station_period:
         entry = by_station.setdefault(str(row["station_id"]), {"arm": row["arm"]})

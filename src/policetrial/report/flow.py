@@ -50,7 +50,7 @@ from policetrial.records.roster import (
 )
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
-from policetrial.survey import response_flow
+from policetrial.survey import ResponseFlow, response_flow
 
 __all__ = ["ArmFlow", "ConsortFlow", "Enrolment", "consort_flow", "enrolment_counts"]
 
@@ -248,13 +248,20 @@ def enrolment_counts(
     )
 
 
-def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
+def consort_flow(
+    workspace: Workspace,
+    results: dict[str, Any],
+    *,
+    questionnaires: ResponseFlow | None = None,
+) -> ConsortFlow:
     """Count the flow diagram's boxes from the workspace and `results.json`.
 
     Parameters
     ----------
     workspace : a randomised workspace.
     results : the parsed `results.json` (for the stations analysed and their windows).
+    questionnaires : the questionnaires' `response_flow`, when the caller has it (the
+        report counts it once for this and its questionnaire section); else counted here.
     """
     allocation = current_allocation(workspace)
     if allocation is None:
@@ -277,7 +284,7 @@ def consort_flow(workspace: Workspace, results: dict[str, Any]) -> ConsortFlow:
         else {}
     )
     primary = results["trial"]["primary_outcome"]
-    survey = _survey_counts(workspace)
+    survey = questionnaires.flow if questionnaires is not None else _survey_counts(workspace)
     station_arm = {str(s): a for s, a in arms.items()}
     # The same count as the exposure's in results.json (`officer_movement`).
     movement = officer_movement(workspace.protocol, postings, station_arm, window_end)

@@ -107,6 +107,7 @@ def write_report(
     out_dir: Path | None = None,
     full: bool = False,
     pdf: bool = False,
+    png: bool = False,
 ) -> ReportFiles:
     """Build the report and write it with its figures and tables.
 
@@ -118,8 +119,10 @@ def write_report(
     full : the statistician's version, nothing suppressed, written as `report-full.html`
         (and `figures-full/`, `tables-full/`), never over the publication version.
     pdf : also write the PDF beside the HTML.
+    png : also write each figure as PNG (150 dpi) beside its SVG; each is then drawn a
+        second time, so it is left out unless asked for.
 
-    Writes `report.html` (and `report.pdf`), `figures/<name>.svg|png` and
+    Writes `report.html` (and `report.pdf`), `figures/<name>.svg` (and `.png`) and
     `tables/<name>.csv`. Nothing is written if the results or the workspace are unusable.
     """
     started = time.perf_counter()
@@ -134,7 +137,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     figure_paths: list[Path] = []
     for figure in report.figures:
-        figure_paths.extend(figure.write(out_dir / f"figures{suffix}"))
+        figure_paths.extend(figure.write(out_dir / f"figures{suffix}", png=png))
     table_paths = [
         t.write_csv(out_dir / f"tables{suffix}" / f"{t.name}.csv") for t in report.tables
     ]

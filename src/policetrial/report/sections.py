@@ -31,7 +31,14 @@ from policetrial.report.labels import (
 )
 from policetrial.report.missing import missing_data_tables
 from policetrial.report.tables import ReportTable, Suppression
-from policetrial.survey import load_responses, response_flow, survey_reliability, survey_scores
+from policetrial.survey import (
+    ResponseFlow,
+    load_responses,
+    response_flow,
+    responses_digest,
+    survey_reliability,
+    survey_scores,
+)
 
 __all__ = ["AUDIT_POWER_SIMS", "AuditSection", "SurveySection", "audit_section", "survey_section"]
 
@@ -374,19 +381,31 @@ def _stored_questionnaires(workspace: Workspace) -> int:
         )
 
 
+def questionnaire_flow(workspace: Workspace) -> ResponseFlow | None:
+    """The questionnaires' response flow, None before any is stored: counted once per
+    report for the flow diagram and the questionnaire section."""
+    return response_flow(workspace) if _stored_questionnaires(workspace) else None
+
+
 def survey_section(
     workspace: Workspace,
     results: dict[str, Any],
     *,
     suppression: Suppression,
     n_boot: int = 1000,
+    questionnaires: ResponseFlow | None = None,
 ) -> SurveySection | None:
-    """Response rates, reliability and pre/post change by arm; None before any response."""
-    if not _stored_questionnaires(workspace):
+    """Response rates, reliability and pre/post change by arm; None before any response.
+
+    The reliability is the one results.json keeps (`questionnaire_reliability`, which
+    `analyse` bootstrapped) when it was computed from these same responses with `n_boot`
+    resamples; otherwise it is computed here. `questionnaires`: the `questionnaire_flow`,
+    when the caller has it."""
+    if questionnaires is None and not _stored_questionnaires(workspace):
         return None
 
     count = suppression.count
-    flow = response_flow(workspace)
+    flow = questionnaires if questionnaires is not None else response_flow(workspace)
     responses = load_responses(workspace)
     scores = survey_scores(workspace, responses=responses)
     labels = {
@@ -454,9 +473,18 @@ def survey_section(
             ),
         )
     )
-    reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses).to_dict()
+    stored = results.get("questionnaire_reliability") or {}
+    if (
+        stored.get("n_boot") == n_boot
+        and stored.get("seed") == 0
+        and stored.get("responses") == responses_digest(responses)
+    ):
+        summary = stored["summary"]  # as `analyse` bootstrapped it, from these responses
+    else:
+        reliability = survey_reliability(workspace, n_boot=n_boot, responses=responses)
+        summary = reliability.to_dict()["summary"]
     rel_rows = []
-    for row in reliability["summary"]:
+    for row in summary:
         key = f"{row['instrument']}.{row['score']}"
         rel_rows.append(
             (

@@ -1,15 +1,13 @@
 """One incident outcome month by month and by arm, over the whole extract, for the report.
 
-DuckDB runs the same compiled SQL as the outcomes (so incidents reach stations by the
-protocol's rule and count as the outcome's condition says) over one span from the first to
-the last incident, then counts per station and month. The outcome is the protocol's
-`[report] monthly_outcome` (by default the primary one, when it counts incidents). Months
-the extract only partly covers are scaled by the days covered.
+The series is counted once, by `analyse` (`policetrial.analysis.monthly`: DuckDB over the
+incident extract, by the protocol's `[report] monthly_outcome`), and kept in results.json
+under `monthly`; the report reads it from there, with the training sessions and follow-up
+windows it marks. A results.json written before it kept the series has it counted here.
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +16,6 @@ import pandas as pd
 
 from policetrial.errors import WorkspaceError
 from policetrial.jsonable import jsonable_records
-from policetrial.outcomes.compute import monthly_counts, outcome_connection
 from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 
@@ -55,66 +52,57 @@ class MonthlyCalls:
         return self.by_arm
 
 
-def _covered_days(month: dt.date, first: dt.date, last: dt.date) -> int:
-    start = max(month, first)
-    end = min(month.replace(day=calendar.monthrange(month.year, month.month)[1]), last)
-    return max((end - start).days + 1, 0)
+def _from_record(record: dict[str, Any]) -> tuple[pd.DataFrame, dt.date, dt.date]:
+    """The series back from results.json's `monthly`, as `analysis.monthly.monthly_by_arm`
+    gave it (a null rate is NaN again), or the reason it was not counted."""
+    if "not_counted" in record:
+        raise WorkspaceError(str(record["not_counted"]))
+    rows = [
+        {
+            **row,
+            "month": dt.date.fromisoformat(row["month"]),
+            "per_station_30d": (
+                float("nan") if row["per_station_30d"] is None else row["per_station_30d"]
+            ),
+        }
+        for row in record["by_arm"]
+    ]
+    return (
+        pd.DataFrame(rows),
+        dt.date.fromisoformat(record["first"]),
+        dt.date.fromisoformat(record["last"]),
+    )
 
 
 def monthly_calls(
-    workspace: Workspace, arms: dict[str, str], station_period: list[dict[str, Any]]
+    workspace: Workspace,
+    arms: dict[str, str],
+    station_period: list[dict[str, Any]],
+    stored: dict[str, Any] | None = None,
 ) -> MonthlyCalls:
-    """Count the protocol's monthly outcome per station and month over the whole extract.
+    """The protocol's monthly outcome per station and month over the whole extract.
 
     Parameters
     ----------
     workspace : a workspace with incidents imported.
     arms : station id → arm (the allocation in force).
     station_period : the `station_period` rows of results.json (for the follow-up windows).
+    stored : the `monthly` entry of results.json, when it has one (else counted here).
 
     The rate for an arm and month is sum(outcome) / (stations × days covered) × 30, so
-    arms of different sizes and part-covered months compare on one scale.
+    arms of different sizes and part-covered months compare on one scale. Raises
+    WorkspaceError when there is no series to draw, saying why.
     """
-    key = workspace.protocol.monthly_outcome
-    if key is None:
-        raise WorkspaceError(
-            "the protocol names no incident outcome to draw by month ([report] monthly_outcome)"
-        )
-    if not workspace.parquet("incidents").exists():
-        raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
-    with outcome_connection(workspace) as connection:
-        bounds = connection.execute(
-            "SELECT CAST(MIN(created_at) AS DATE), CAST(MAX(created_at) AS DATE) FROM incidents"
-        ).fetchall()[0]
-        if bounds[0] is None:
-            raise WorkspaceError("the incidents extract is empty; nothing to plot by month")
-        first, last = bounds
-        counts = monthly_counts(connection, workspace.protocol, arms, first, last)
-    counts = counts[counts["station_id"].isin(arms)].copy()
-    counts["arm"] = counts["station_id"].map(arms)
-    counts["month"] = pd.to_datetime(counts["month"]).dt.date
-    stations_in = pd.Series(list(arms.values())).value_counts()
-    months = sorted(set(counts["month"]))
-    rows = []
-    for month in months:
-        days = _covered_days(month, first, last)
-        for arm in workspace.protocol.arms.labels:
-            part = counts[(counts["month"] == month) & (counts["arm"] == arm)]
-            n_stations = int(stations_in.get(arm, 0))
-            n = int(part["outcome"].sum())
-            rows.append(
-                {
-                    "month": month,
-                    "arm": arm,
-                    "stations": n_stations,
-                    "incidents": int(part["incidents"].sum()),
-                    "outcome": n,
-                    "days": days,
-                    "per_station_30d": (
-                        n / (n_stations * days) * 30 if n_stations and days else float("nan")
-                    ),
-                }
-            )
+    if stored is not None:
+        by_arm, first, last = _from_record(stored)
+        key = str(stored["outcome"])
+    else:
+        # Imported here: counting loads the analysis and DuckDB, which a results.json
+        # that keeps the series spares the report.
+        from policetrial.analysis.monthly import monthly_by_arm
+
+        by_arm, first, last = monthly_by_arm(workspace, arms)
+        key = str(workspace.protocol.monthly_outcome)
     sessions = read_store(workspace, "training_sessions")
     sessions = sessions.assign(arm=sessions["station_id"].map(arms))[
         ["station_id", "arm", "session_date"]
@@ -126,7 +114,7 @@ def monthly_calls(
     window = workspace.protocol.parallel_periods.baseline
     return MonthlyCalls(
         outcome=key,
-        by_arm=pd.DataFrame(rows),
+        by_arm=by_arm,
         sessions=sessions.sort_values("session_date", ignore_index=True),
         first=first,
         last=last,

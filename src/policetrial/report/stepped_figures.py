@@ -9,10 +9,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from policetrial.report.figures import INK, MUTED, ReportFigure, _finish, _style
+from policetrial.report.figures import INK, MUTED, ReportFigure, _finish, _new_figure, _style
 
 __all__ = ["EXPOSURE_COLOURS", "over_time_figure", "schematic_figure"]
 
@@ -38,7 +39,8 @@ def schematic_figure(
     """
     rows = sorted(stations, key=lambda s: (s["sequence"], str(s["station_id"])))
     height = max(2.2, 0.28 * len(rows) + 1.2)
-    figure, axis = plt.subplots(figsize=(6.4, height))
+    figure = _new_figure((6.4, height))
+    axis = figure.subplots()
     for y, station in enumerate(rows):
         for x, cell in enumerate(station["planned"]):
             axis.add_patch(
@@ -71,7 +73,7 @@ def schematic_figure(
         if any(k in s["planned"] for s in rows)
     ]
     handles.append(
-        plt.Line2D(
+        Line2D(
             [], [], marker="o", linestyle="", color=INK, markersize=3.5, label="Trained otherwise"
         )
     )
@@ -97,7 +99,8 @@ def over_time_figure(
     """The outcome's rate per 30 days in each period: each sequence's stations pooled, a
     line per sequence, its markers filled where the sequence is exposed; and the pooled
     rate of every unexposed and every exposed cell per period (thick lines)."""
-    figure, axis = plt.subplots(figsize=(6.4, 3.4))
+    figure = _new_figure((6.4, 3.4))
+    axis = figure.subplots()
     index = {p: i for i, p in enumerate(periods)}
     pooled: dict[tuple[int, str], dict[str, float]] = {}
     by_sequence: dict[int, dict[int, dict[str, Any]]] = {}
@@ -116,7 +119,7 @@ def over_time_figure(
         part = pooled.setdefault((i, str(row.get("exposure"))), {"y": 0.0, "days": 0.0})
         part["y"] += float(value)
         part["days"] += float(days)
-    shades = plt.get_cmap("Greys")
+    shades = matplotlib.colormaps["Greys"]
     n = max(len(by_sequence), 1)
     for k, (seq, cells) in enumerate(sorted(by_sequence.items())):
         xs = sorted(cells)

@@ -7,6 +7,7 @@ station and arm; nothing else about an officer is stored or exported.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "load_responses",
     "prepost_table",
     "prepost_tables",
+    "responses_digest",
     "scale_reliability",
     "survey_reliability",
     "survey_scores",
@@ -75,6 +77,13 @@ def load_responses(workspace: Workspace) -> pd.DataFrame:
     wide.columns = [str(c) for c in wide.columns]
     out = submissions.merge(wide, left_on="id", right_index=True, how="left")
     return out.drop(columns=["id"]).reset_index(drop=True)
+
+
+def responses_digest(responses: pd.DataFrame) -> str:
+    """A fingerprint (SHA-256) of `load_responses`: results.json keeps it beside the
+    reliability `analyse` bootstrapped, so that the report shows that reliability only
+    while the responses are the same ones."""
+    return hashlib.sha256(responses.to_csv(index=False).encode("utf-8")).hexdigest()
 
 
 def _score_key(instrument: Instrument, score: str) -> str:

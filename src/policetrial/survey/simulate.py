@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special
 from sqlalchemy import and_, select
 
 from policetrial.errors import SurveyError
@@ -132,7 +131,10 @@ def _answer(
         low, high = instrument.response_range(item)
         t = trait[item.subscale]
         if item.scoring == "keyed":
-            # ndtr is the normal CDF (stats.norm.cdf without importing scipy.stats).
+            # ndtr is the normal CDF (stats.norm.cdf without importing scipy.stats);
+            # imported here, as only the synthetic answers need it (not the report).
+            from scipy import special
+
             best = rng.random(n) < special.ndtr(0.3 + 0.8 * t)
             others = [c for c in range(low, high + 1) if c != item.key]
             out[item.id] = np.where(best, int(item.key or low), rng.choice(others, size=n))
