@@ -32,7 +32,7 @@ lint: $(STAMP)
 
 # Both cores: the suite's long tests (the tutorials, the demos) run side by side.
 test: lint $(AXE)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The report's numbers reconcile for 20 synthetic forces of each of two protocols (a few
 # minutes; CI runs it after the suite).
