@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 AXE_VERSION := 4.14.1
 AXE := build/axe/.axe-core-$(AXE_VERSION)
 
-.PHONY: demo test lint install clean consistency package fuzz tutorials
+.PHONY: demo test lint install clean consistency package fuzz tutorials spark
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-# Both cores: the suite's long tests (the tutorials, the demos) run side by side.
+# Both cores: the suite's long tests (the tutorials, the demos) run side by side. The Spark
+# tests (marker `spark`) run on their own, below: Spark's start and its per-query stages
+# would take the suite past its ten minutes.
 test: lint $(AXE)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 -m "not spark"
+
+# The outcomes on Spark in local mode: DuckDB, PostgreSQL and Spark on 200 generated forces,
+# the emitted Spark script and the CLI (several minutes; CI runs it after the suite).
+spark: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m spark
 
 # The report's numbers reconcile for 20 synthetic forces of each of two protocols (a few
 # minutes; CI runs it after the suite).

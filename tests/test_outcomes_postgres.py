@@ -318,8 +318,12 @@ def test_postgres_options_need_the_postgres_engine(imported_root: Path) -> None:
         env={"POLICETRIAL_OUTCOMES_DATABASE_URL": ""},
     )
     assert result.exit_code == 2 and "--database-url" in result.output
-    result = runner.invoke(app, ["outcomes", "-w", str(imported_root), "--engine", "spark"])
+    result = runner.invoke(app, ["outcomes", "-w", str(imported_root), "--engine", "sqlserver"])
     assert result.exit_code == 2 and "not an engine" in result.output
+    result = runner.invoke(
+        app, ["outcomes", "-w", str(imported_root), "--engine", "spark", "--load"]
+    )
+    assert result.exit_code == 2 and "with --engine postgres" in result.output
     result = runner.invoke(
         app, ["outcomes", "--emit-sql", "postgres", "--protocol", "connect", "--engine", "postgres"]
     )

@@ -20,7 +20,7 @@ from policetrial.cli.common import (
 
 __all__ = ["outcomes"]
 
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "spark")
 DATABASE_URL_ENV = "POLICETRIAL_OUTCOMES_DATABASE_URL"
 
 
@@ -46,7 +46,8 @@ def outcomes(
         typer.Option(
             "--engine",
             help="Where the outcome SQL runs: duckdb (in process, over the workspace's "
-            "extracts) or postgres (a database holding the extracts' tables).",
+            "extracts), postgres (a database holding the extracts' tables) or spark (a "
+            "SparkSession over the workspace's extracts or a database's tables).",
         ),
     ] = "duckdb",
     database_url: Annotated[
@@ -62,7 +63,16 @@ def outcomes(
         typer.Option(
             "--schema",
             help="With --engine postgres: the schema holding the extracts' tables (default: "
-            "the database's search path).",
+            "the database's search path). With --engine spark: the database holding them "
+            "(name or catalog.name; default: the workspace's Parquet extracts).",
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="With --engine spark: where Spark runs (local[2], local[*], "
+            "spark://host:7077, yarn, ...; default local[2]).",
         ),
     ] = None,
     load: Annotated[
@@ -83,8 +93,8 @@ def outcomes(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Derive every outcome per station and period, in process or in PostgreSQL (or print
-    the SQL that does, for the workspace's protocol)."""
+    """Derive every outcome per station and period, in process, in PostgreSQL or in Spark
+    (or print the SQL that does, for the workspace's protocol)."""
     from policetrial.outcomes import compute as outcome_module
 
     with user_errors():
@@ -93,21 +103,15 @@ def outcomes(
                 f"{engine!r} is not an engine; expected one of {', '.join(ENGINES)}",
                 param_hint="--engine",
             )
-        postgres_only = [
-            name
-            for name, given in (
-                ("--database-url", database_url),
-                ("--schema", schema),
-                ("--load", load),
-            )
-            if given
-        ]
-        if engine != "postgres" and postgres_only:
-            verb = "goes" if len(postgres_only) == 1 else "go"
-            raise typer.BadParameter(
-                f"{', '.join(postgres_only)} {verb} with --engine postgres",
-                param_hint=postgres_only[0],
-            )
+        _check_engine_options(
+            engine,
+            {
+                "--database-url": ("postgres", database_url),
+                "--load": ("postgres", load),
+                "--schema": ("postgres or spark", schema),
+                "--spark-master": ("spark", spark_master),
+            },
+        )
         if emit_sql is not None:
             if engine != "duckdb" or out is not None:
                 hint = "--engine" if engine != "duckdb" else "--out"
@@ -136,6 +140,14 @@ def outcomes(
                     tables = postgres.workspace_postgres_outcomes(ws, connection, load=load)
             finally:
                 connection.close()
+        elif engine == "spark":
+            from policetrial.outcomes import spark
+
+            master = spark_master or spark.DEFAULT_MASTER
+            with console.status(f"Starting Spark ({master})..."):
+                session = spark.spark_session(master, time_zone=ws.protocol.trial.timezone)
+            with console.status("Deriving outcomes in Spark..."):
+                tables = spark.workspace_spark_outcomes(ws, session, database=schema)
         else:
             with console.status("Deriving outcomes..."):
                 tables = outcome_module.workspace_outcomes(ws)
@@ -163,6 +175,13 @@ def outcomes(
                 keys=4 if stepped else 3,
             )
         )
+
+
+def _check_engine_options(engine: str, given: dict[str, tuple[str, object]]) -> None:
+    """Refuse an option of another engine, naming the engine(s) it goes with."""
+    for name, (engines, value) in given.items():
+        if value and engine not in engines.split(" or "):
+            raise typer.BadParameter(f"{name} goes with --engine {engines}", param_hint=name)
 
 
 def _emit(workspace: Path, dialect: str, protocol: str | None) -> None:

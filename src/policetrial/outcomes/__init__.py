@@ -11,7 +11,11 @@ station x period table the analysis reads and the incident-level table behind it
 - `compute`: that SQL run by DuckDB over the Parquet store;
 - `dialects`: the SQL in another engine's words (SQLGlot, and the rewrites it needs);
 - `script`: the SQL as a script a force runs in its own warehouse, inputs and all;
-- `postgres`: a workspace's extracts copied into PostgreSQL, and the script run there.
+- `warehouse`: that script run by another engine, statement by statement, its results
+  made the tables DuckDB gives;
+- `postgres`: a workspace's extracts copied into PostgreSQL, and the script run there;
+- `spark`: a SparkSession over the extracts as stored (or a force's Spark tables), and the
+  script run there (pyspark imported only inside it).
 """
 
 from __future__ import annotations

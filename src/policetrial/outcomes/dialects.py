@@ -13,7 +13,13 @@ engine, and is rewritten here, on a copy of the tree:
   becomes `CASE WHEN ... THEN 1 ELSE 0 END` (SQLGlot then tests such a column as `<> 0`),
   `COALESCE(condition, FALSE)` becomes the same CASE, a month's first day is built with
   `DATEFROMPARTS` (`DATETRUNC` needs SQL Server 2022), and the script's temporary tables
-  are `#` tables.
+  are `#` tables;
+- Spark's `TIMESTAMP` is an instant, read in the session's time zone, while the extracts
+  hold local times without a zone (Parquet's, which Spark reads as `TIMESTAMP_NTZ`):
+  comparing the two converts through the zone and moves the hour the clocks skip, so the
+  script's times are `TIMESTAMP_NTZ`, as DuckDB's and PostgreSQL's `TIMESTAMP` are. Its
+  temporary tables are `CACHE TABLE name AS query` (a temporary view computed once and
+  kept), not views that would run `incident_base` again for every result.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ __all__ = [
 ]
 
 DIALECTS = ("duckdb", "postgres", "tsql", "spark", "snowflake", "bigquery", "oracle")
-"""The engines `--emit-sql` writes for. DuckDB and PostgreSQL are run by the tests; T-SQL is
-checked against constructs SQL Server refuses; the rest are SQLGlot's rendering, parsed."""
+"""The engines `--emit-sql` writes for. DuckDB, PostgreSQL and Spark (pyspark in local mode)
+are run by the tests; T-SQL is checked against constructs SQL Server refuses; the rest are
+SQLGlot's rendering, parsed."""
 
 MATERIALIZED_CTE_DIALECTS = ("duckdb", "postgres")
 
@@ -118,6 +125,8 @@ def render(
         tree = tree.transform(lambda node: _in_byte_order(node, collation), copy=False)
     if dialect == "tsql":
         tree = _for_tsql(tree, temporary)
+    if dialect == "spark":
+        tree = tree.transform(_for_spark, copy=False)
     return tree.sql(dialect=dialect, pretty=pretty, max_text_width=width)
 
 
@@ -128,6 +137,20 @@ def _in_byte_order(node: exp.Expr, collation: exp.Expr) -> exp.Expr:
         and node.this.name in TIE_BREAK_COLUMNS
     ):
         node.set("this", exp.Collate(this=node.this, expression=collation.copy()))
+    return node
+
+
+def _for_spark(node: exp.Expr) -> exp.Expr:
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMP:
+        return exp.DataType.build(exp.DataType.Type.TIMESTAMPNTZ)
+    properties = node.args.get("properties")
+    if (
+        isinstance(node, exp.Create)
+        and isinstance(node.expression, exp.Query)
+        and properties is not None
+        and properties.find(exp.TemporaryProperty) is not None
+    ):
+        return exp.Cache(this=node.this, lazy=False, expression=node.expression)
     return node
 
 

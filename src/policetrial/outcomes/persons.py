@@ -127,7 +127,7 @@ def person_count_sql(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
                     AND m2.month_index BETWEEN m1.month_index AND m1.month_index + {widest - 1}
                 GROUP BY m1.start_at, m1.end_before, m1.person_id, m1.month_index, m1.n
             )""",
-            "most_in_months AS (SELECT start_at, end_before, person_id, "
+            "most_in_months AS MATERIALIZED (SELECT start_at, end_before, person_id, "
             + ", ".join(f"MAX(n{m}) AS n{m}" for m in calendar_spans)
             + " FROM rolling GROUP BY start_at, end_before, person_id)",
         ]
@@ -150,7 +150,7 @@ def person_count_sql(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
                     AND b.created_at < a.created_at + INTERVAL {d} DAY
                 GROUP BY a.start_at, a.end_before, a.person_id, a.incident_id
             )""",
-            f"""most_within_{d} AS (
+            f"""most_within_{d} AS MATERIALIZED (
                 SELECT start_at, end_before, person_id, MAX(n) AS n
                 FROM within_{d} GROUP BY start_at, end_before, person_id
             )""",

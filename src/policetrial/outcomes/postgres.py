@@ -15,10 +15,8 @@ psycopg is imported only here, when asked for (`pip install policetrial[postgres
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,18 +27,17 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from policetrial.errors import WorkspaceError
-from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes
-from policetrial.outcomes.compute import (
-    OutcomeTables,
-    assemble_station_period,
-    mark_coverage,
-    parquet_kinds,
-    record_table,
-    workspace_windows,
+from policetrial.outcomes.compiler import CompiledOutcomes
+from policetrial.outcomes.compute import OutcomeTables, parquet_kinds, record_table
+from policetrial.outcomes.script import Statement
+from policetrial.outcomes.warehouse import (
+    Execute,
+    column_type,
+    rows_table,
+    script_outcomes,
+    workspace_engine_outcomes,
 )
-from policetrial.outcomes.script import outcome_script
 from policetrial.protocol.schema import Protocol
-from policetrial.records.allocation import current_arms
 from policetrial.records.roster import load_officers
 from policetrial.records.store import read_store, stored_schema, with_key_ids
 
@@ -63,16 +60,6 @@ _TYPES = {
     pa.timestamp("us"): "timestamp",
     pa.bool_(): "boolean",
 }
-
-INCIDENT_TEXT = (
-    "incident_key",
-    "station_id",
-    "arm",
-    "period",
-    "station_by_location",
-    "station_by_officer",
-)
-"""The text columns of the incident-level table; the others are its time and its flags."""
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
@@ -113,14 +100,7 @@ def connect(url: str, *, schema: str | None = None) -> psycopg.Connection[Any]:
 
 
 def _column_type(field: pa.Field) -> str:
-    if isinstance(field.type, pa.UuidType):
-        return "uuid"
-    try:
-        return _TYPES[field.type]
-    except KeyError:
-        raise WorkspaceError(
-            f"column {field.name!r} has a type PostgreSQL tables are not made of here: {field.type}"
-        ) from None
+    return column_type(field, _TYPES, "uuid", "PostgreSQL")
 
 
 def _uuid_text(column: pa.Array) -> pa.Array:
@@ -247,49 +227,33 @@ def postgres_outcomes(
 ) -> OutcomeTables:
     """The protocol's outcomes computed by PostgreSQL over the extracts' tables the
     connection sees (`load_workspace`), for the trial's `windows`: the same tables
-    `compute_outcomes` gives from DuckDB."""
+    `compute_outcomes` gives."""
+    try:
+        return script_outcomes(
+            protocol, "postgres", windows, _executor(connection), compiled=compiled
+        )
+    finally:
+        connection.rollback()
+
+
+def _executor(connection: psycopg.Connection[Any]) -> Execute:
+    """Each statement run in the connection's transaction (rolled back on an error, with
+    PostgreSQL's reason as one line), a result's rows brought back as Arrow."""
     import psycopg
 
-    compiled = compiled or compile_outcomes(protocol)
-    script = outcome_script(protocol, "postgres", windows=windows, monthly=False, compiled=compiled)
-    results: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
-    try:
-        with connection.cursor() as cursor:
-            for statement in script.statements:
+    def execute(statement: Statement) -> pa.Table | None:
+        try:
+            with connection.cursor() as cursor:
                 cursor.execute(statement.sql.encode())
-                if statement.rows:
-                    names = [c.name for c in cursor.description or ()]
-                    results[statement.name] = (names, cursor.fetchall())
-    except psycopg.Error as exc:
-        connection.rollback()
-        raise _refused(exc, statement.name) from None
-    connection.rollback()
-    parts = {
-        name: pd.DataFrame(rows, columns=names)
-        for name, (names, rows) in results.items()
-        if name != "incident_table"
-    }
-    return OutcomeTables.ready(
-        assemble_station_period(windows, compiled, parts),
-        _incident_table(*results["incident_table"]),
-        compiled.count_columns,
-    )
+                if not statement.rows:
+                    return None
+                names = [c.name for c in cursor.description or ()]
+                return rows_table(statement.name, names, cursor.fetchall())
+        except psycopg.Error as exc:
+            connection.rollback()
+            raise _refused(exc, statement.name) from None
 
-
-def _incident_table(names: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
-    """The incident-level rows with the types DuckDB gives them (text, the time, flags)."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-
-    def kind(name: str) -> pa.DataType:
-        if name == "created_at":
-            return pa.timestamp("us")
-        if name in INCIDENT_TEXT:
-            return pa.string()
-        return pa.bool_()
-
-    return pa.table(
-        {name: pa.array(values, kind(name)) for name, values in zip(names, columns, strict=True)}
-    )
+    return execute
 
 
 def _refused(exc: Exception, statement: str) -> WorkspaceError:
@@ -311,19 +275,12 @@ def workspace_postgres_outcomes(
     """`workspace_outcomes` computed by PostgreSQL: the windows from the workspace's records
     (allocation and training), the extracts from the tables the connection sees (copied
     there first with `load`), each window marked with the log's coverage of it."""
-    if current_arms(workspace) is None:
-        raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
-    windows = workspace_windows(workspace)
-    if load:
-        load_workspace(connection, workspace)
-    tables = postgres_outcomes(connection, workspace.protocol, windows)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            b"SELECT CAST(MIN(created_at) AS DATE), CAST(MAX(created_at) AS DATE) FROM incidents"
+    try:
+        return workspace_engine_outcomes(
+            workspace,
+            "postgres",
+            _executor(connection),
+            prepare=(lambda: load_workspace(connection, workspace)) if load else None,
         )
-        first, last = cursor.fetchone() or (None, None)
-    connection.rollback()
-    span: tuple[dt.date, dt.date] | None = None
-    if first is not None and last is not None:
-        span = (first, last)
-    return replace(tables, station_period=mark_coverage(tables.station_period, span))
+    finally:
+        connection.rollback()
