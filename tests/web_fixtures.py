@@ -131,7 +131,7 @@ def clone_to(source: Path, target: Path, database_url: str) -> WebTrial:
 
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("trial.db*"))
     here = open_workspace(source)
-    there = open_workspace(target, database_url=database_url)
+    there = open_workspace(target, database_url=database_url, record=False)
     with here.engine.connect() as read, there.engine.begin() as write:
         for table in db.metadata.sorted_tables:
             rows = [dict(r) for r in read.execute(select(table)).mappings()]

@@ -115,8 +115,15 @@ def init_workspace(
     return workspace
 
 
-def open_workspace(root: str | Path, *, database_url: str | None = None) -> Workspace:
-    """Open an existing workspace, bringing its database schema up to date."""
+def open_workspace(
+    root: str | Path, *, database_url: str | None = None, record: bool = True
+) -> Workspace:
+    """Open an existing workspace, bringing its database schema up to date.
+
+    `record`: log the protocol's settings if trial.toml changed since they were last
+    logged. The commands do; the web server does not (its workers open the workspace at
+    once, and nothing it serves changes the plan), nor does a copy of a workspace's records
+    into another database, which brings the source's log with it."""
     root = Path(root).resolve()
     protocol_path = root / PROTOCOL_FILE
     if not protocol_path.exists():
@@ -138,5 +145,6 @@ def open_workspace(root: str | Path, *, database_url: str | None = None) -> Work
     recover_pending(workspace)
     # An edit of trial.toml is logged the first time the workspace is opened after it, so
     # that every setting has a dated history (a deviation from a sealed plan shows when).
-    record_settings(engine, protocol)
+    if record:
+        record_settings(engine, protocol)
     return workspace

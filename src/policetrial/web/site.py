@@ -52,7 +52,7 @@ class Site:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.workspace: Workspace = open_workspace(
-            settings.workspace, database_url=settings.database_url
+            settings.workspace, database_url=settings.database_url, record=False
         )
         self.signer = CookieSigner(
             load_secret_key(settings), max_age_seconds=int(settings.session_hours * 3600)
