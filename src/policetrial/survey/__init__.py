@@ -1,8 +1,7 @@
 """Officer questionnaires before and after training.
 
-Takes the protocol's instruments and the randomised roster; gives one-time links, the
-stored answers (from the web or imported), scores, reliability and response rates, and the
-pre/post tables the analysis reads.
+Takes the protocol's instruments and the randomised roster; gives one-time links, stored
+answers (web or imported), scores, reliability, response rates and the analysis's pre/post tables.
 
 - `instruments`: instrument files (`protocol/instruments/*.toml`) → frozen `Instrument`; private
   wording applied from the trial team's file.
