@@ -20,8 +20,9 @@ station x period table the analysis reads and the incident-level table behind it
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from policetrial import lazy_names
 
 if TYPE_CHECKING:
     from policetrial.outcomes.compiler import CompiledOutcomes, compile_outcomes
@@ -65,23 +66,9 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Each name from its module on first use (PEP 562): importing one light submodule,
-    such as `windows` for the report's flow diagram, does not load DuckDB, SQLGlot and the
-    PostgreSQL driver."""
-    home = _HOME.get(name)
-    if home is None:
-        if name.startswith("_"):
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        try:  # a submodule, as `policetrial.outcomes.compute` after `import policetrial.outcomes`
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+# Each name from its module on first use: importing one light submodule, such as `windows`
+# for the report's flow diagram, does not load DuckDB, SQLGlot and the PostgreSQL driver.
+__getattr__ = lazy_names(__name__, _HOME, globals())
 
 
 __all__ = [

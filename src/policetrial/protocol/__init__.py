@@ -16,8 +16,9 @@ Nothing here touches a workspace.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from policetrial import lazy_names
 
 if TYPE_CHECKING:
     from policetrial.protocol.conditions import ConditionError, parse_condition
@@ -53,22 +54,9 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Each name from its module on first use (PEP 562): importing one light submodule,
-    such as `extracts` for the command line's help, does not load pydantic and numpy."""
-    home = _HOME.get(name)
-    if home is None:
-        if name.startswith("_"):
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        try:  # a submodule, as `policetrial.protocol.schema` after `import policetrial.protocol`
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+# Each name from its module on first use: importing one light submodule, such as
+# `extracts` for the command line's help, does not load pydantic and numpy.
+__getattr__ = lazy_names(__name__, _HOME, globals())
 
 
 __all__ = [
