@@ -52,8 +52,11 @@ def person_count_sql(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
     least = _least_in_a_month(spec.thresholds, _months_touched(protocol))
     calendar_spans = sorted({t.months for t in spec.thresholds if t.per == "calendar_month"})
     rolling = sorted({t.days for t in spec.thresholds if t.per == "rolling_days" and t.days})
+    # Read where it is used, not stored: both readers keep few of its rows (the candidates'
+    # months, the links to counted incidents), and a stored copy of every link in a role
+    # would hold the person links a second time (DuckDB spills it at a national scale).
     parts = [
-        f"""caller_links AS (
+        f"""caller_links AS NOT MATERIALIZED (
             SELECT ip.person_id, ip.incident_id, ip.age, ip.created_at
             FROM incident_persons AS ip
             JOIN spans AS s ON ip.created_at >= s.start_at AND ip.created_at < s.end_before
