@@ -87,8 +87,8 @@ class CompiledOutcomes:
     sources: tuple[str, ...] = field(default=())
     """The extract tables the SQL reads."""
     count_base: exp.Expr = field(default_factory=exp.select)
-    """`incident_base` without the incidents' keys, as the counts read it
-    (`station_period_tree`)."""
+    """`incident_base` as the counts read it (`station_period_tree`): without the
+    incidents' keys, and with only the outcome columns some count reads."""
     _texts: dict[tuple[object, ...], str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -351,13 +351,20 @@ def condition_sql(condition: Condition, atoms: _Atoms) -> exp.Expr:
     raise TypeError(f"a reference is inlined before compiling: {condition!r}")  # Ref
 
 
-def _flag_columns(specs: Iterable[OutcomeSpec]) -> list[tuple[str, Condition]]:
-    """(column, condition) for every true/false column `incident_base` carries."""
+def _flag_columns(
+    specs: Iterable[OutcomeSpec], *, counts_only: bool = False
+) -> list[tuple[str, Condition]]:
+    """(column, condition) for every true/false column `incident_base` carries; with
+    `counts_only`, only those the station x period counts read (an incident-level binary
+    outcome is a column of `incident_table` alone, and its predicates would otherwise be
+    worked out for nothing: an event's semi-join, say)."""
     out: list[tuple[str, Condition]] = []
+    counted = ("incident_count",) if counts_only else ("incident_count", "incident_binary")
+    shared = ("person_count",) if counts_only else ("incident_binary", "person_count")
     for spec in specs:
-        if spec.kind in ("incident_count", "incident_binary"):
+        if spec.kind in counted:
             out.append((spec.key, _flatten(spec.where)))
-        if spec.kind in ("incident_binary", "person_count") and not isinstance(spec.among, Every):
+        if spec.kind in shared and not isinstance(spec.among, Every):
             assert spec.among is not None
             out.append((f"{spec.key}__among", _flatten(spec.among)))
         if spec.kind == "event_count" and spec.incident is not None:
@@ -609,7 +616,7 @@ def compile_outcomes(protocol: Protocol) -> CompiledOutcomes:
     monthly_key = protocol.monthly_outcome
     return CompiledOutcomes(
         incident_base=_incident_base(protocol, flags),
-        count_base=_incident_base(protocol, flags, key=False),
+        count_base=_incident_base(protocol, _flag_columns(specs, counts_only=True), key=False),
         station_period=_station_period(specs),
         person_counts=person,
         event_counts=events,

@@ -52,8 +52,11 @@ def person_count_sql(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
     least = _least_in_a_month(spec.thresholds, _months_touched(protocol))
     calendar_spans = sorted({t.months for t in spec.thresholds if t.per == "calendar_month"})
     rolling = sorted({t.days for t in spec.thresholds if t.per == "rolling_days" and t.days})
+    # Read where it is used, not stored: both readers keep few of its rows (the candidates'
+    # months, the links to counted incidents), and a stored copy of every link in a role
+    # would hold the person links a second time (DuckDB spills it at a national scale).
     parts = [
-        f"""caller_links AS (
+        f"""caller_links AS NOT MATERIALIZED (
             SELECT ip.person_id, ip.incident_id, ip.age, ip.created_at
             FROM incident_persons AS ip
             JOIN spans AS s ON ip.created_at >= s.start_at AND ip.created_at < s.end_before
@@ -101,14 +104,20 @@ def person_count_sql(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
         if t.per == "window":
             tests.append(f"p.total >= {t.at_least}")
     if calendar_spans:
-        widest = max(calendar_spans)
+        # A person's months in order; the counts of the next months within the span are
+        # read from the following rows (LEAD), which every engine has, rather than by
+        # joining the months to themselves.
+        order = "OVER (PARTITION BY start_at, end_before, person_id ORDER BY month_index)"
         sums = ", ".join(
-            "m1.n AS n1"
+            f"n AS n{m}"
             if m == 1
-            else (
-                f"SUM(CASE WHEN m2.month_index <= m1.month_index + {m - 1} "
-                f"THEN m2.n ELSE 0 END) AS n{m}"
+            else "n"
+            + "".join(
+                f" + CASE WHEN LEAD(month_index, {k}) {order} <= month_index + {m - 1} "
+                f"THEN LEAD(n, {k}) {order} ELSE 0 END"
+                for k in range(1, m)
             )
+            + f" AS n{m}"
             for m in calendar_spans
         )
         parts += [
@@ -118,14 +127,8 @@ def person_count_sql(protocol: Protocol, spec: OutcomeSpec) -> exp.Expr:
                 GROUP BY start_at, end_before, person_id, month_index
             )""",
             f"""rolling AS (
-                SELECT m1.start_at, m1.end_before, m1.person_id, {sums}
-                FROM monthly AS m1
-                JOIN monthly AS m2
-                    ON m2.start_at = m1.start_at
-                    AND m2.end_before = m1.end_before
-                    AND m2.person_id = m1.person_id
-                    AND m2.month_index BETWEEN m1.month_index AND m1.month_index + {widest - 1}
-                GROUP BY m1.start_at, m1.end_before, m1.person_id, m1.month_index, m1.n
+                SELECT start_at, end_before, person_id, {sums}
+                FROM monthly
             )""",
             "most_in_months AS MATERIALIZED (SELECT start_at, end_before, person_id, "
             + ", ".join(f"MAX(n{m}) AS n{m}" for m in calendar_spans)
