@@ -16,6 +16,11 @@ from policetrial.records.pseudonym import Pseudonymiser
 from policetrial.records.workspace import Workspace, init_workspace, open_workspace
 from policetrial.synth import SynthForce, synthesise_force
 
+# The shared workspaces of the web, report and questionnaire tests, each built once per
+# process. Fixtures a test module imports by name are that module's own: a session fixture
+# imported into twenty modules was built twenty times (some 17 s each under load).
+pytest_plugins = ("tests.web_fixtures", "tests.report_fixtures", "tests.survey_fixtures")
+
 TEST_KEY = "7f" * 32
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -42,11 +42,6 @@ from policetrial.records.store import read_store
 from policetrial.records.workspace import Workspace
 from policetrial.survey.instruments import load_questionnaire
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    analysed,
-    analysed_root,
-)
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "policetrial"
 runner = CliRunner()
 
@@ -117,7 +112,7 @@ def test_the_shipped_protocols_saps_together_name_every_registered_entry() -> No
 
 
 def test_the_sap_names_every_outcome_and_method_analyse_ran(
-    analysed: Workspace,  # noqa: F811
+    analysed: Workspace,
 ) -> None:
     """The bar: each (outcome, method) of results.json is in the SAP of the same protocol."""
     results = json.loads((analysed.out_dir / "results.json").read_text())
@@ -175,7 +170,7 @@ def test_tidier_without_a_workspace_fills_what_the_protocol_states() -> None:
 
 
 def test_tidier_with_a_workspace_fills_delivery_from_the_training_records(
-    analysed: Workspace,  # noqa: F811
+    analysed: Workspace,
 ) -> None:
     """With the training records, items 5, 8 and 12 are filled too, from counts that match
     the records (checked here against the stored sessions and attendance), and the text

@@ -40,13 +40,6 @@ from policetrial.records import db
 from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.survey.instruments import load_questionnaire
 
-from .survey_fixtures import (  # noqa: F401 (fixtures)
-    roster_root,
-    roster_ws,
-    surveyed_root,
-    surveyed_ws,
-)
-
 REDCAP_COLUMNS = [
     "Variable / Field Name",
     "Form Name",
@@ -102,15 +95,15 @@ def test_the_connect_instrument_is_a_valid_redcap_dictionary(tmp_path: Path) -> 
     assert pd.read_csv(path, dtype=str).shape == (len(dictionary), 18)
 
 
-def _fresh_roster(roster_root: Path, tmp_path: Path) -> Workspace:  # noqa: F811
+def _fresh_roster(roster_root: Path, tmp_path: Path) -> Workspace:
     target = tmp_path / "roster"
     shutil.copytree(roster_root, target)
     return open_workspace(target)
 
 
 def test_records_round_trip_through_redcap_format(
-    surveyed_ws: Workspace,  # noqa: F811
-    roster_root: Path,  # noqa: F811
+    surveyed_ws: Workspace,
+    roster_root: Path,
     tmp_path: Path,
 ) -> None:
     fresh = _fresh_roster(roster_root, tmp_path)
@@ -127,8 +120,8 @@ def test_records_round_trip_through_redcap_format(
 
 
 def test_a_bad_redcap_file_names_file_row_and_column_and_stores_nothing(
-    surveyed_ws: Workspace,  # noqa: F811
-    roster_root: Path,  # noqa: F811
+    surveyed_ws: Workspace,
+    roster_root: Path,
     tmp_path: Path,
 ) -> None:
     fresh = _fresh_roster(roster_root, tmp_path)
@@ -156,7 +149,7 @@ def test_a_bad_redcap_file_names_file_row_and_column_and_stores_nothing(
 
 
 def test_the_allocation_as_redcap_table_and_sealed_envelope_list(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
 ) -> None:
     sealed = current_allocation(roster_ws)
     assert sealed is not None

@@ -34,13 +34,6 @@ from policetrial.survey.roster import survey_roster
 from policetrial.survey.scores import load_responses
 from policetrial.synth import SynthForce
 
-from .survey_fixtures import (  # noqa: F401 (fixtures)
-    roster_root,
-    roster_ws,
-    surveyed_root,
-    surveyed_ws,
-)
-
 runner = CliRunner()
 NS = {"odm": ODM_NS}
 
@@ -155,7 +148,7 @@ def _definitions(root: ET.Element) -> dict[str, dict[str, ET.Element]]:
     return defined
 
 
-def test_the_snapshot_has_odm_132_structure(surveyed_ws: Workspace) -> None:  # noqa: F811
+def test_the_snapshot_has_odm_132_structure(surveyed_ws: Workspace) -> None:
     """Root attributes, required attributes, child order and enumerations (ODM 1.3.2)."""
     created = dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC)
     root = _parse(odm_snapshot(surveyed_ws, created=created))
@@ -189,7 +182,7 @@ def test_the_snapshot_has_odm_132_structure(surveyed_ws: Workspace) -> None:  # 
         assert seen[name] >= 1, name
 
 
-def test_every_oid_reference_resolves(surveyed_ws: Workspace) -> None:  # noqa: F811
+def test_every_oid_reference_resolves(surveyed_ws: Workspace) -> None:
     """Every OID reference names a definition, and clinical data nests as the metadata says.
 
     ODM 1.3.2: a FormData's form is one its StudyEventDef refers to (FormRef), an
@@ -243,7 +236,7 @@ def _answers_in(root: ET.Element) -> Counter[tuple[str, str, str, int]]:
     return found
 
 
-def test_every_response_appears_once_with_its_value(surveyed_ws: Workspace) -> None:  # noqa: F811
+def test_every_response_appears_once_with_its_value(surveyed_ws: Workspace) -> None:
     """Round trip: the workspace's answers, read back from the XML, exactly and once each."""
     stored = load_responses(surveyed_ws)
     items = [c for c in stored.columns if c not in {"officer_key", "time", "mode", "submitted_at"}]
@@ -257,7 +250,7 @@ def test_every_response_appears_once_with_its_value(surveyed_ws: Workspace) -> N
 
 
 def test_subjects_are_pseudonyms_and_carry_their_station_arm(
-    surveyed_ws: Workspace,  # noqa: F811
+    surveyed_ws: Workspace,
     force: SynthForce,
 ) -> None:
     """SubjectKey is the pseudonymous key (no collar number appears); the allocation event
@@ -283,7 +276,7 @@ def test_subjects_are_pseudonyms_and_carry_their_station_arm(
 
 
 def test_the_cli_writes_the_file_and_names_a_missing_roster(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "odm" / "trial.xml"

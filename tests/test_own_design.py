@@ -33,12 +33,6 @@ from policetrial.records.workspace import open_workspace
 from policetrial.report import TrialReport
 from policetrial.report.sections import AUDIT_POWER_SIMS
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    analysed_root,
-    published_report,
-    reported_root,
-)
-
 runner = CliRunner()
 
 DOMESTIC_ABUSE_STRATIFIED = math.comb(7, 4) * math.comb(7, 3) * math.comb(6, 3)
@@ -205,8 +199,8 @@ def test_the_protocol_scheme_set_is_its_own_randomisation() -> None:
 
 
 def test_report_audit_power_is_computed_for_the_workspace_scheme_set(
-    published_report: TrialReport,  # noqa: F811 (the fixture imported above)
-    reported_root: Path,  # noqa: F811
+    published_report: TrialReport,
+    reported_root: Path,
 ) -> None:
     """The report's power numbers are `arm_test_power` over the workspace's own sealed
     scheme set and its sample's follow-up flagged incidents per station; another scheme

@@ -15,12 +15,7 @@ import pytest
 
 from policetrial.records.workspace import Workspace
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    ARTEFACTS,
-    analysed_root,
-    reported,
-    reported_root,
-)
+from .report_fixtures import ARTEFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

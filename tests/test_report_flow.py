@@ -17,14 +17,7 @@ from policetrial.outcomes.compute import workspace_outcomes
 from policetrial.records.workspace import Workspace
 from policetrial.report import TrialReport, build_report, consort_flow, render_html
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    analysed,
-    analysed_root,
-    full_report,
-    load_results,
-    reported,
-    reported_root,
-)
+from .report_fixtures import load_results
 
 
 def _scalar(ws: Workspace, sql: str, **params: object) -> int:

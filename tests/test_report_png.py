@@ -12,8 +12,6 @@ from policetrial.cli.app import app
 from policetrial.records.workspace import Workspace
 from policetrial.report.figures import ReportFigure, score_figure
 
-from .report_fixtures import analysed_root, reported, reported_root  # noqa: F401 (fixtures)
-
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -20,17 +20,7 @@ from policetrial.report import TrialReport, build_report, render_html, render_pd
 from policetrial.report.render import offline_fetcher
 
 from .conftest import snapshot
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    GOLDEN,
-    analysed,
-    analysed_root,
-    full_report,
-    load_results,
-    published_report,
-    reported,
-    reported_root,
-    with_analysis_keys,
-)
+from .report_fixtures import GOLDEN, load_results, with_analysis_keys
 from .report_structure import check_golden, structure
 
 runner = CliRunner()

@@ -18,13 +18,7 @@ from policetrial.report.series import monthly_calls
 from policetrial.report.tables import Suppression
 from policetrial.survey import import_response_frame, load_responses, simulate_responses
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    analysed,
-    analysed_root,
-    load_results,
-    reported,
-    reported_root,
-)
+from .report_fixtures import load_results
 
 
 def _arms(ws: Workspace) -> dict[str, str]:

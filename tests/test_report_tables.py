@@ -25,16 +25,7 @@ from policetrial.report import (
     standardised_difference_continuous,
 )
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    analysed,
-    analysed_root,
-    full_report,
-    load_results,
-    published_report,
-    reported,
-    reported_root,
-    with_analysis_keys,
-)
+from .report_fixtures import load_results, with_analysis_keys
 
 
 def test_suppression_hides_one_to_threshold_minus_one() -> None:

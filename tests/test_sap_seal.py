@@ -20,11 +20,6 @@ from policetrial.records.settings import settings_history
 from policetrial.records.workspace import Workspace, open_workspace
 from policetrial.report.plan_text import plan_paragraph
 
-from .report_fixtures import (  # noqa: F401 (fixtures)
-    analysed,
-    analysed_root,
-)
-
 runner = CliRunner()
 
 
@@ -90,7 +85,7 @@ def test_a_sealed_plan_then_a_changed_setting_is_a_dated_deviation_in_the_report
 
 
 def test_sealing_after_unblinding_is_refused_and_changes_nothing(
-    analysed: Workspace,  # noqa: F811
+    analysed: Workspace,
 ) -> None:
     before = _log_size(analysed)
     with pytest.raises(WorkspaceError, match="results were unblinded on"):

@@ -13,8 +13,6 @@ from policetrial.cli.app import app
 from policetrial.records.workspace import Workspace
 from policetrial.survey import PREPOST_COLUMNS
 
-from .survey_fixtures import roster_root, roster_ws  # noqa: F401 (fixtures)
-
 runner = CliRunner()
 
 
@@ -24,7 +22,7 @@ def _run(ws: Workspace, *args: str) -> tuple[int, str, str]:
 
 
 def test_the_questionnaire_from_invitation_to_reliability(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
     tmp_path: Path,
 ) -> None:
     ws = roster_ws
@@ -68,7 +66,7 @@ def test_the_questionnaire_from_invitation_to_reliability(
 
 
 def test_a_bad_import_lists_every_problem_and_exits_2(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "bad.csv"
@@ -93,7 +91,7 @@ def test_a_bad_import_lists_every_problem_and_exits_2(
     ],
 )
 def test_user_mistakes_are_one_line(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
     args: list[str],
     message: str,
 ) -> None:

@@ -27,14 +27,7 @@ from policetrial.survey import (
 )
 from policetrial.survey.instruments import builtin_instrument_path
 
-from .survey_fixtures import (  # noqa: F401 (fixtures)
-    PLACEHOLDER_WORDING,
-    links,
-    roster_root,
-    roster_ws,
-    token_of,
-    with_survey_settings,
-)
+from .survey_fixtures import PLACEHOLDER_WORDING, links, token_of, with_survey_settings
 
 
 def _count(ws: Workspace, table: object) -> int:
@@ -52,12 +45,12 @@ def _full_answers(ws: Workspace) -> dict[str, int]:
 
 
 @pytest.fixture()
-def invited(roster_ws: Workspace) -> Workspace:  # noqa: F811
+def invited(roster_ws: Workspace) -> Workspace:
     issue_invitations(roster_ws, time="pre", out=roster_ws.root.parent / "pre.csv")
     return roster_ws
 
 
-def test_the_roster_is_the_officers_of_the_randomised_stations(roster_ws: Workspace) -> None:  # noqa: F811
+def test_the_roster_is_the_officers_of_the_randomised_stations(roster_ws: Workspace) -> None:
     """After randomisation the questionnaires go to the officers `policetrial officers` and
     the CONSORT flow count: eligible at a randomised station. A station added later, and
     an eligible officer posted there, are not the trial's."""
@@ -252,7 +245,7 @@ def test_submissions_are_append_only(invited: Workspace) -> None:
             c.execute(text(statement))
 
 
-def test_private_wording_is_required_before_links_go_out(roster_ws: Workspace) -> None:  # noqa: F811
+def test_private_wording_is_required_before_links_go_out(roster_ws: Workspace) -> None:
     ws = with_survey_settings(roster_ws, 'instruments = ["connect-officer", "cami12"]')
     with pytest.raises(SurveyError, match=r"\['cami12'\] have private wording"):
         issue_invitations(ws, time="pre", out=ws.root.parent / "pre.csv")

@@ -31,13 +31,7 @@ from policetrial.survey import (
 )
 from policetrial.synth import SynthForce
 
-from .survey_fixtures import (  # noqa: F401 (fixtures)
-    links,
-    roster_root,
-    roster_ws,
-    surveyed_root,
-    surveyed_ws,
-)
+from .survey_fixtures import links
 
 
 def _submissions(ws: Workspace) -> int:
@@ -54,7 +48,7 @@ def _keys(ws: Workspace) -> list[str]:
     return list(survey_roster(ws)["officer_key"])
 
 
-def test_a_paper_file_imports_and_scores_by_hand(roster_ws: Workspace, tmp_path: Path) -> None:  # noqa: F811
+def test_a_paper_file_imports_and_scores_by_hand(roster_ws: Workspace, tmp_path: Path) -> None:
     """Two officers answer the attitudes items before and after (att02, att04, att06 and
     att08 are reverse coded: x -> 6 - x). Officer A: pre all 3 except att02 = 2 (-> 4):
     mean (7*3 + 4)/8 = 3.125; post all 4 with att03 blank (1 of 8 missing, prorated):
@@ -97,7 +91,7 @@ def test_a_paper_file_imports_and_scores_by_hand(roster_ws: Workspace, tmp_path:
 
 
 def test_every_problem_is_reported_and_nothing_is_stored(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
     tmp_path: Path,
     force: SynthForce,
 ) -> None:
@@ -138,7 +132,7 @@ def test_every_problem_is_reported_and_nothing_is_stored(
 
 
 def test_unknown_and_personal_columns_refuse_the_file(
-    roster_ws: Workspace,  # noqa: F811
+    roster_ws: Workspace,
     tmp_path: Path,
 ) -> None:
     key = _keys(roster_ws)[0]
@@ -158,7 +152,7 @@ def test_unknown_and_personal_columns_refuse_the_file(
         import_responses(roster_ws, path, mode="carrier pigeon")
 
 
-def test_links_and_imports_exclude_each_other(roster_ws: Workspace, tmp_path: Path) -> None:  # noqa: F811
+def test_links_and_imports_exclude_each_other(roster_ws: Workspace, tmp_path: Path) -> None:
     """An officer who answered on paper cannot also answer by link, and the other way round."""
     from policetrial.survey import InvitationRefusedError, open_invitation, submit
 
@@ -179,7 +173,7 @@ def test_links_and_imports_exclude_each_other(roster_ws: Workspace, tmp_path: Pa
     assert "already stored" in import_responses(ws, late).problems[0].reason
 
 
-def test_synthetic_responses_are_labelled_and_show_the_effect(surveyed_ws: Workspace) -> None:  # noqa: F811
+def test_synthetic_responses_are_labelled_and_show_the_effect(surveyed_ws: Workspace) -> None:
     """SYNTHETIC data with a training effect of 0.5 latent SD: officers in the intervention
     arm improve more from pre to post than control officers on every Connect score."""
     ws = surveyed_ws
@@ -202,7 +196,7 @@ def test_synthetic_responses_are_labelled_and_show_the_effect(surveyed_ws: Works
     )
 
 
-def test_response_flow_counts_by_hand(roster_ws: Workspace, tmp_path: Path) -> None:  # noqa: F811
+def test_response_flow_counts_by_hand(roster_ws: Workspace, tmp_path: Path) -> None:
     """Invite everyone before training; three officers answer (two in one station); one saves
     a draft. Counts by station and arm follow by hand."""
     from policetrial.survey import save_answers
@@ -253,7 +247,7 @@ def test_prepost_needs_randomisation(tmp_path: Path, force: SynthForce, pseudony
 
 
 def test_no_officer_is_identifiable_from_any_export(
-    surveyed_ws: Workspace,  # noqa: F811
+    surveyed_ws: Workspace,
     force: SynthForce,
     pseudonymiser: Pseudonymiser,
     tmp_path: Path,
@@ -300,7 +294,7 @@ def test_no_officer_is_identifiable_from_any_export(
 
 
 def test_responses_read_once_give_the_same_scores_and_reliability(
-    surveyed_ws: Workspace,  # noqa: F811
+    surveyed_ws: Workspace,
 ) -> None:
     """The report reads the questionnaires once and passes them to both: the results are
     those of reading them again, and the caller's table is left as it was."""
@@ -315,7 +309,7 @@ def test_responses_read_once_give_the_same_scores_and_reliability(
     pd.testing.assert_frame_equal(responses, before)
 
 
-def test_reliability_of_the_synthetic_questionnaire(surveyed_ws: Workspace) -> None:  # noqa: F811
+def test_reliability_of_the_synthetic_questionnaire(surveyed_ws: Workspace) -> None:
     """Alpha and omega are computed for every score at both time points, with intervals
     around the estimate; every item has statistics."""
     result = survey_reliability(surveyed_ws, n_boot=100)

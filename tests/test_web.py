@@ -17,14 +17,7 @@ from policetrial.web.accounts import add_user
 from policetrial.web.security import SECURITY_HEADERS
 
 from .test_db import postgres_url  # noqa: F401 (fixture)
-from .web_fixtures import (  # noqa: F401 (fixtures)
-    PASSWORD,
-    WebTrial,
-    csrf_from,
-    login,
-    web_sqlite_root,
-    web_trial,
-)
+from .web_fixtures import PASSWORD, WebTrial, csrf_from, login
 
 
 def _log(trial: WebTrial, action: str) -> int:

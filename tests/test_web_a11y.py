@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .test_report_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, _browser_or_skip
-from .web_fixtures import PASSWORD, WebTrial, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import PASSWORD, WebTrial
 from .web_server import running_server
 
 AXE = Path(__file__).resolve().parents[1] / "build" / "axe" / "node_modules" / "axe-core"

@@ -17,14 +17,7 @@ from policetrial.records import db
 from policetrial.records.workspace import open_workspace
 from policetrial.web.passwords import check_password, trial_words
 
-from .web_fixtures import (  # noqa: F401 (fixtures)
-    PASSWORD,
-    WebTrial,
-    csrf_from,
-    login,
-    web_sqlite_root,
-    web_trial,
-)
+from .web_fixtures import PASSWORD, WebTrial, csrf_from, login
 
 NEW_PASSWORD = "lantern orchard velvet"
 

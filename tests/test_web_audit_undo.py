@@ -29,13 +29,7 @@ from policetrial.errors import AuditError
 from policetrial.records import changelog, db
 from policetrial.records.workspace import Workspace, open_workspace
 
-from .web_fixtures import (  # noqa: F401 (fixtures)
-    WebTrial,
-    csrf_from,
-    login,
-    web_sqlite_root,
-    web_trial,
-)
+from .web_fixtures import WebTrial, csrf_from, login
 
 
 @pytest.fixture()

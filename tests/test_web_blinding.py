@@ -22,7 +22,7 @@ from policetrial.records.store import read_store
 from policetrial.records.workspace import open_workspace
 from policetrial.web.app import DOWNLOADS
 
-from .web_fixtures import WebTrial, csrf_from, login, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import WebTrial, csrf_from, login
 
 
 def _secrets(trial: WebTrial) -> dict[str, set[str]]:

@@ -13,7 +13,7 @@ import pytest
 
 from .report_fixtures import ARTEFACTS
 from .test_report_browser import CHROMIUM, CHROMIUM_ARGS, _browser_or_skip
-from .web_fixtures import PASSWORD, WebTrial, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import PASSWORD, WebTrial
 from .web_server import running_server
 
 

@@ -10,14 +10,7 @@ from policetrial.errors import AccountError
 from policetrial.records.workspace import open_workspace
 from policetrial.web.accounts import add_user, list_users
 
-from .web_fixtures import (  # noqa: F401 (fixtures)
-    PASSWORD,
-    WebTrial,
-    csrf_from,
-    login,
-    web_sqlite_root,
-    web_trial,
-)
+from .web_fixtures import PASSWORD, WebTrial, csrf_from, login
 
 
 def _is_page(html: str) -> bool:

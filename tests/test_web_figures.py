@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 
 from policetrial.web.figures import completeness_heatmap, responses_by_station
 
-from .web_fixtures import WebTrial, login, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import WebTrial, login
 
 SVG = re.compile(r"<svg .*?</svg>", re.S)
 

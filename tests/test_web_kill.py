@@ -19,7 +19,7 @@ from policetrial.records import db
 from policetrial.records.workspace import open_workspace
 from policetrial.survey.invitations import hash_token
 
-from .web_fixtures import WebTrial, csrf_from, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import WebTrial, csrf_from
 from .web_server import kill, running_server
 
 SUBMITTERS = 8

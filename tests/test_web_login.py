@@ -23,14 +23,7 @@ from policetrial.web.throttle import (
     parse_networks,
 )
 
-from .web_fixtures import (  # noqa: F401 (fixtures)
-    PASSWORD,
-    ROLES,
-    WebTrial,
-    csrf_from,
-    web_sqlite_root,
-    web_trial,
-)
+from .web_fixtures import PASSWORD, ROLES, WebTrial, csrf_from
 from .web_server import running_server
 
 

@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from .web_fixtures import WebTrial, csrf_from, login, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import WebTrial, csrf_from, login
 
 EXAMPLES = 15
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from policetrial.records import db
 from policetrial.records.workspace import open_workspace
 
-from .web_fixtures import WebTrial, csrf_from, web_sqlite_root, web_trial  # noqa: F401
+from .web_fixtures import WebTrial, csrf_from
 
 
 def _submissions(trial: WebTrial) -> int:
