@@ -28,6 +28,7 @@ import matplotlib.dates as mdates
 import matplotlib.ticker
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch
@@ -466,6 +467,10 @@ def _forest_panel(axis: Any, rows: Sequence[dict[str, Any]], *, level: int) -> N
         span = (high - low) or 1.0
         low, high = low - 0.08 * span, high + 0.08 * span
     n = len(rows)
+    # The intervals as one collection and the estimates as one line per marker and colour,
+    # not two lines a row: a trial with many outcomes drew some 70 lines one by one.
+    segments, colours = [], []
+    markers: dict[tuple[str, str, float], tuple[list[float], list[float]]] = {}
     for i, row in enumerate(rows):
         y = n - 1 - i
         colour = "#1b6ca8" if row.get("main", True) else MUTED
@@ -473,15 +478,22 @@ def _forest_panel(axis: Any, rows: Sequence[dict[str, Any]], *, level: int) -> N
         lo = row["ci_low"] if _finite(row["ci_low"]) and (not log or row["ci_low"] > 0) else low
         hi = row["ci_high"] if _finite(row["ci_high"]) else high
         lo, hi = min(max(lo, low), high), max(min(hi, high), low)
-        axis.plot([lo, hi], [y, y], color=colour, lw=1.3)
+        segments.append([(lo, y), (hi, y)])
+        colours.append(colour)
         if _finite(est) and (not log or est > 0):
             if est > high or est < low:
-                edge = high if est > high else low
-                axis.plot(
-                    [edge], [y], marker=">" if est > high else "<", color=colour, markersize=6
-                )
+                key, x = (">" if est > high else "<", colour, 6.0), high if est > high else low
             else:
-                axis.plot([est], [y], marker="s", color=colour, markersize=5)
+                key, x = ("s", colour, 5.0), est
+            xs, ys = markers.setdefault(key, ([], []))
+            xs.append(x)
+            ys.append(y)
+    # Drawn as lines are (zorder 2, projecting caps), the estimates above them.
+    axis.add_collection(
+        LineCollection(segments, colors=colours, linewidths=1.3, capstyle="projecting", zorder=2)
+    )
+    for (marker, colour, size), (xs, ys) in markers.items():
+        axis.plot(xs, ys, marker=marker, color=colour, markersize=size, linestyle="none")
     axis.axvline(null, color=MUTED, lw=0.8, ls="--")
     if log:
         axis.set_xscale("log")
