@@ -28,7 +28,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 def test_png_is_the_svg_figure_at_150_dpi(tmp_path: Path) -> None:
-    """The PNG drawn later has the tight box the SVG was cut to, at 150 dots per inch."""
+    """The PNG drawn later has the box the SVG was drawn in, at 150 dots per inch."""
     figure = _figure()
     assert figure.box is not None
     width, height = _png_size(figure.png())

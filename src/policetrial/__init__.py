@@ -1,8 +1,8 @@
 """policetrial: run a cluster randomised trial of police training from sketch to report.
 
-The root holds the version and `lazy_names`, with which a package (protocol, outcomes) loads
-its public names from their modules on first use (PEP 562), so that importing one light
-submodule does not load the heavy libraries its siblings need.
+The root holds the version and `lazy_names`, with which a package (protocol, outcomes,
+survey, audit) loads its public names from their modules on first use (PEP 562), so that
+importing one light submodule does not load the heavy libraries its siblings need.
 """
 
 from __future__ import annotations

@@ -9,6 +9,14 @@ even for `--help`, and a postponed annotation is a string it must compile and ev
 took a quarter of the time of `policetrial --help`.
 """
 
+import os
+
+# One OpenBLAS thread unless the user sets another number: the statistics multiply small
+# matrices (a trial's 12 to 50 stations), which a second thread does not speed up, while the
+# idle threads OpenBLAS starts with numpy spin for CPU time. Set here, before anything
+# imports numpy; the library itself leaves the environment alone.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from policetrial.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -5,6 +5,10 @@ Each function takes plain data (already suppressed where it shows counts) and re
 hash salt, no date) so the same inputs give the same bytes. Figures are made with
 matplotlib's `Figure` and the Agg canvas directly: pyplot (its backend machinery and
 figure manager) would cost a third of a second to import and is not needed to draw.
+
+Each figure is laid out with margins in inches (`_axes_in`) made for what it writes there,
+so it is drawn once, as it is: a tight box, measured by laying out every tick label and
+text before drawing them all again, took a third of the time of the report's figures.
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from typing import Any
 import matplotlib
 import matplotlib.dates as mdates
 import matplotlib.ticker
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch
+from matplotlib.textpath import text_to_path
 from matplotlib.transforms import Bbox
 
 __all__ = [
@@ -71,8 +79,8 @@ MUTED = "#5a6570"
 class ReportFigure:
     """One figure: its file stem, number and caption, as SVG text; PNG drawn on request.
 
-    The HTML and PDF need only the SVG, so the PNG (150 dpi, the same tight box) is drawn
-    from the kept matplotlib figure when `png()` or `write(..., png=True)` asks for it.
+    The HTML and PDF need only the SVG, so the PNG (150 dpi, the same box) is drawn from
+    the kept matplotlib figure when `png()` or `write(..., png=True)` asks for it.
     """
 
     name: str
@@ -115,13 +123,53 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return figure
 
 
-def _finish(figure: Figure, name: str, title: str, caption: str) -> ReportFigure:
+def _axes_in(figure: Figure, *, left: float, bottom: float, right: float, top: float) -> Axes:
+    """Axes that leave these margins (inches) around them for tick labels, axis labels
+    and legends."""
+    width, height = figure.get_size_inches()
+    return figure.add_axes(
+        (left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height)
+    )
+
+
+def _leave_left(figure: Figure, axis: Axes, *, label_lines: int) -> None:
+    """Move the axes' left edge to leave room for its y tick labels, up to the axis's top
+    (digits of 0.071 inch at 8 points; four characters below 10, as in "0.25"), the tick and
+    its pad, and a label of this many lines (0.135 inch each)."""
+    width = figure.get_size_inches()[0]
+    top = axis.get_ylim()[1]
+    ticks = 0.071 * (len(str(int(top))) if top >= 10 else 4)
+    left = (ticks + 0.12 + 0.135 * label_lines + 0.1) / width
+    box = axis.get_position()
+    axis.set_position((left, box.y0, box.x1 - left, box.height))
+
+
+def _text_width(lines: Sequence[str], size: float) -> float:
+    """The widest of these lines of text at `size` points, in inches, as the SVG places it.
+
+    Only the longest lines by count of characters are measured (each measurement shapes
+    the line with FreeType); in a proportional font another line is wider by a few
+    characters' width at most, which the margin's slack covers."""
+    font = FontProperties(size=size)
+    longest = sorted(set(lines), key=len, reverse=True)[:8]
+    widths = [text_to_path.get_text_width_height_descent(t, font, ismath=False)[0] for t in longest]
+    return max(widths, default=0.0) / 72
+
+
+def _finish(
+    figure: Figure, name: str, title: str, caption: str, *, trim: bool = False
+) -> ReportFigure:
+    """The figure as SVG text, kept whole (its margins were laid out in inches), or with
+    `trim` cut to the tight box of what it draws, measured by laying out every text first
+    (the stepped wedge's figures, not yet laid out by hand)."""
     svg = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "policetrial", "svg.fonttype": "none"}):
-        # The tight box once for the SVG and any PNG ("tight" would lay the figure out
-        # twice each). get_tightbbox places the ticks and labels it measures itself: a
-        # layout pass before it (draw_without_rendering) gave the same box and cost a draw.
-        box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)  # type: ignore[attr-defined]
+        if trim:
+            # The tight box once for the SVG and any PNG ("tight" would lay the figure out
+            # twice each).
+            box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)  # type: ignore[attr-defined]
+        else:
+            box = Bbox.from_bounds(0, 0, *figure.get_size_inches())
         figure.savefig(svg, format="svg", bbox_inches=box, metadata={"Date": None})
     text = svg.getvalue()
     text = text[text.index("<svg") :]
@@ -179,8 +227,8 @@ def flow_figure(
         len(_wrapped(randomised, top_chars)) * line + 2 * pad,
     ]
     total = sum(top_rows) + sum(rows) + gap * (len(rows) + len(top_rows)) + 0.2
-    figure = _new_figure((width_in, total))
-    axis = figure.add_axes((0, 0, 1, 1))
+    figure = _new_figure((width_in + 0.2, total + 0.2))
+    axis = _axes_in(figure, left=0.1, bottom=0.1, right=0.1, top=0.1)
     axis.set_xlim(0, width_in)
     axis.set_ylim(0, total)
     axis.axis("off")
@@ -311,8 +359,12 @@ def monthly_figure(
     """An incident outcome per station per 30 days by month and arm, with the baseline
     window shaded, each training session marked, and the span of follow-up windows shaded.
     `labels` names the arms in the legend (default: the arm's key, capitalised)."""
-    figure = _new_figure((7.6, 3.6))
-    axis = figure.subplots()
+    # A long label wraps: the axes are 2.8 inches high, about 40 characters at 8 points.
+    ylabel = textwrap.fill(label, 40) + "\nper station per 30 days"
+    figure = _new_figure((6.9, 3.6))
+    # Left: the tick labels and the label's lines; below: the tick labels and the legend.
+    # Left: set by `_leave_left` once the values are drawn; below: tick labels and legend.
+    axis = _axes_in(figure, left=0.7, bottom=0.72, right=0.3, top=0.1)
     arms = _arms_in(by_arm)
     for arm in arms:
         rows = [r for r in by_arm if r["arm"] == arm]
@@ -335,6 +387,7 @@ def monthly_figure(
         axis.axvspan(_x(start), _x(end + dt.timedelta(days=1)), color="#c8e0c0", alpha=0.45)
     ymax = axis.get_ylim()[1]
     axis.set_ylim(0, ymax * 1.12)
+    _leave_left(figure, axis, label_lines=ylabel.count("\n") + 1)
     axis.text(_x(baseline[0]), ymax * 1.07, " baseline", fontsize=7.5, color=MUTED, va="center")
     if followup:
         axis.text(
@@ -352,7 +405,7 @@ def monthly_figure(
         )
     axis.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))
     axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
-    axis.set_ylabel(f"{label}\nper station per 30 days", fontsize=8, color=INK)
+    axis.set_ylabel(ylabel, fontsize=8, color=INK)
     axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     _style(axis)
     return _finish(figure, "monthly_calls", f"Monthly {label.lower()} by arm", caption)
@@ -372,12 +425,22 @@ def forest_figure(rows: Sequence[dict[str, Any]], *, level: int, caption: str) -
     other = [r for r in rows if "ratio" not in str(r["scale"])]
     panels = [p for p in (ratio, other) if p] or [[]]
     per_row = 0.34 if any("\n" in r["label"] for r in rows) else 0.26
-    heights = [max(len(p), 1) * per_row + 0.7 for p in panels]
-    figure = _new_figure((7.6, sum(heights)))
-    axes = figure.subplots(len(panels), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)
-    for axis, panel in zip(axes[:, 0], panels, strict=True):
+    # Below each panel: its tick labels and axis label, then a gap before the next.
+    below, top = 0.62, 0.1
+    heights = [max(len(p), 1) * per_row for p in panels]
+    figure = _new_figure((7.6, top + sum(heights) + below * len(panels)))
+    # Left of the axes: the widest line of the labels (8 points, as `_style` sets the tick
+    # labels), the tick and its pad (7 points) and some slack.
+    labels = [line for r in rows for line in str(r["label"]).split("\n")]
+    left = min(_text_width(labels, 8) * 1.04 + 0.2, 4.6) if labels else 0.6
+    y = top + sum(heights) + below * len(panels)
+    for height, panel in zip(heights, panels, strict=True):
+        y -= height
+        axis = _axes_in(
+            figure, left=left, bottom=y, right=0.22, top=figure.get_size_inches()[1] - y - height
+        )
         _forest_panel(axis, panel, level=level)
-    figure.tight_layout()
+        y -= below
     return _finish(figure, "forest_plot", "Effect estimates", caption)
 
 
@@ -404,6 +467,10 @@ def _forest_panel(axis: Any, rows: Sequence[dict[str, Any]], *, level: int) -> N
         span = (high - low) or 1.0
         low, high = low - 0.08 * span, high + 0.08 * span
     n = len(rows)
+    # The intervals as one collection and the estimates as one line per marker and colour,
+    # not two lines a row: a trial with many outcomes drew some 70 lines one by one.
+    segments, colours = [], []
+    markers: dict[tuple[str, str, float], tuple[list[float], list[float]]] = {}
     for i, row in enumerate(rows):
         y = n - 1 - i
         colour = "#1b6ca8" if row.get("main", True) else MUTED
@@ -411,15 +478,22 @@ def _forest_panel(axis: Any, rows: Sequence[dict[str, Any]], *, level: int) -> N
         lo = row["ci_low"] if _finite(row["ci_low"]) and (not log or row["ci_low"] > 0) else low
         hi = row["ci_high"] if _finite(row["ci_high"]) else high
         lo, hi = min(max(lo, low), high), max(min(hi, high), low)
-        axis.plot([lo, hi], [y, y], color=colour, lw=1.3)
+        segments.append([(lo, y), (hi, y)])
+        colours.append(colour)
         if _finite(est) and (not log or est > 0):
             if est > high or est < low:
-                edge = high if est > high else low
-                axis.plot(
-                    [edge], [y], marker=">" if est > high else "<", color=colour, markersize=6
-                )
+                key, x = (">" if est > high else "<", colour, 6.0), high if est > high else low
             else:
-                axis.plot([est], [y], marker="s", color=colour, markersize=5)
+                key, x = ("s", colour, 5.0), est
+            xs, ys = markers.setdefault(key, ([], []))
+            xs.append(x)
+            ys.append(y)
+    # Drawn as lines are (zorder 2, projecting caps), the estimates above them.
+    axis.add_collection(
+        LineCollection(segments, colors=colours, linewidths=1.3, capstyle="projecting", zorder=2)
+    )
+    for (marker, colour, size), (xs, ys) in markers.items():
+        axis.plot(xs, ys, marker=marker, color=colour, markersize=size, linestyle="none")
     axis.axvline(null, color=MUTED, lw=0.8, ls="--")
     if log:
         axis.set_xscale("log")
@@ -447,11 +521,12 @@ def score_figure(
 ) -> ReportFigure:
     """Histogram of the admissible schemes' balance scores, the chosen scheme marked (a
     stepped wedge's `unit` is the order of its sequences)."""
-    figure = _new_figure((6.4, 3.0))
-    axis = figure.subplots()
+    figure = _new_figure((5.6, 2.9))
+    axis = _axes_in(figure, left=0.6, bottom=0.48, right=0.15, top=0.1)
     values = list(scores)
     bins = max(5, min(40, len(set(round(v, 9) for v in values))))
     axis.hist(values, bins=bins, color="#9fb6c8", edgecolor="white")
+    _leave_left(figure, axis, label_lines=1)
     axis.axvline(chosen, color="#c0392b", lw=1.8, label=f"Chosen {unit} ({chosen:.2f})")
     if cutoff is not None:
         axis.axvline(cutoff, color=MUTED, lw=1.0, ls="--", label=f"Cut-off ({cutoff:.2f})")
@@ -474,8 +549,10 @@ def station_rates_figure(
     labels: Mapping[str, str] | None = None,
 ) -> ReportFigure:
     """Each station's rate per 30 days at baseline and follow-up, joined, by arm."""
-    figure = _new_figure((6.4, 3.4))
-    axis = figure.subplots()
+    # A long label wraps: the axes are 2.85 inches high, about 40 characters at 8 points.
+    ylabel = textwrap.fill(label, 40) + "\nper 30 days"
+    figure = _new_figure((5.9, 3.3))
+    axis = _axes_in(figure, left=0.8, bottom=0.35, right=0.1, top=0.1)
     by_station: dict[str, dict[str, Any]] = {}
     for row in station_period:
         entry = by_station.setdefault(str(row["station_id"]), {"arm": row["arm"]})
@@ -502,7 +579,8 @@ def station_rates_figure(
             first = False
     axis.set_xticks([0, 1], ["Baseline", "Follow-up"])
     axis.set_xlim(-0.4, 1.4)
-    axis.set_ylabel(f"{label}\nper 30 days", fontsize=8)
+    _leave_left(figure, axis, label_lines=ylabel.count("\n") + 1)
+    axis.set_ylabel(ylabel, fontsize=8)
     axis.legend(frameon=False, fontsize=8)
     _style(axis)
     return _finish(figure, "station_rates", "Station rates by period", caption)

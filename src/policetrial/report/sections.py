@@ -410,7 +410,7 @@ def survey_section(
     scores = survey_scores(workspace, responses=responses)
     labels = {
         f"{block['instrument']}.{row['score']}": row["label"]
-        for block in scores.to_dict()["scoring"]
+        for block in (s.to_dict() for s in scores.by_instrument)
         for row in block["summary"]
     }
     stepped = workspace.protocol.design.stepped

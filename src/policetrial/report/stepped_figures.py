@@ -85,7 +85,7 @@ def schematic_figure(
         bbox_to_anchor=(0.5, -0.06 - 0.4 / height),
         ncol=len(handles),
     )
-    return _finish(figure, "design_schematic", "Design schematic", caption)
+    return _finish(figure, "design_schematic", "Design schematic", caption, trim=True)
 
 
 def over_time_figure(
@@ -149,4 +149,4 @@ def over_time_figure(
         axis.set_ylim(bottom=0)
     axis.legend(frameon=False, fontsize=7, ncol=2)
     _style(axis)
-    return _finish(figure, "over_time", "Outcome over time by exposure", caption)
+    return _finish(figure, "over_time", "Outcome over time by exposure", caption, trim=True)

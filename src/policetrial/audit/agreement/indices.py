@@ -4,11 +4,11 @@ Wilson intervals for proportions."""
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
-from scipy import special
 
 from policetrial.audit.agreement.data import ReliabilityData, pair_table
 from policetrial.errors import AuditError
@@ -82,9 +82,9 @@ def wilson_interval(successes: int, trials: int, *, level: float = 0.95) -> tupl
         raise AuditError(f"need 0 <= successes <= trials, got {successes} of {trials}")
     if trials == 0:
         return (math.nan, math.nan)
-    # special.ndtri is the normal quantile that stats.norm.ppf evaluates, without importing
-    # scipy.stats (0.4 s, a tenth of a report).
-    z = float(special.ndtri(1 - (1 - level) / 2))
+    # The standard library's normal quantile (Wichura's AS 241, as scipy's ndtri, to the
+    # last digit) spares the report importing scipy.special (0.2 s) for this one number.
+    z = statistics.NormalDist().inv_cdf(1 - (1 - level) / 2)
     n, x = float(trials), float(successes)
     centre = (x + z * z / 2) / (n + z * z)
     half = z * math.sqrt(x * (n - x) / n + z * z / 4) / (n + z * z)
