@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from policetrial.analysis.plan import analyse_workspace
-from policetrial.analysis.results import Estimate, judged
+from policetrial.analysis.results import Estimate, judged, judged_all
 from policetrial.analysis.table import analyse_station_table, read_station_table
 from policetrial.cli import app
 from policetrial.protocol.schema import Protocol
@@ -192,6 +193,43 @@ def test_judged_turns_impossible_numbers_into_reasons(
     assert out.estimate is None and out.not_estimable is not None and words in out.not_estimable
     assert out.p_value == (None if math.isnan(p) else p)
     assert bad_numbers(out.to_dict()) == []
+
+
+def test_methods_that_fail_alike_are_said_once_with_their_own_reason() -> None:
+    """The demo's Section 136 incidents: the four GEE corrections of one model each have no
+    finite sandwich variance. That was eight warning lines (the method's reason, and "the
+    model gave no finite estimate" after it); it is one line naming the four, with the
+    method's own reason, which each estimate also keeps once in its notes."""
+    sandwich = "Not estimable: the sandwich variance is not finite."
+    gee = [
+        Estimate("s136_incident", m, "", "odds ratio", math.nan, math.nan, math.nan, math.nan,
+                 10.0, 12, notes=(sandwich,))
+        for m in ("gee_avg", "gee_kc", "gee_md", "gee_fg")
+    ]  # fmt: skip
+    drifted = Estimate("s136", "nb_randomisation", "", "rate ratio", 1.7e19, None, None, 0.7,
+                       None, 12)  # fmt: skip
+    other_set = replace(gee[0], analysis_set="per_protocol")
+    judged_estimates, lines = judged_all([*gee, drifted, other_set])
+    assert lines == [
+        "s136_incident (gee_avg, gee_kc, gee_md and gee_fg; main): not estimable: the "
+        "sandwich variance is not finite",
+        "s136 (nb_randomisation, main): not estimable: the model's rate ratio drifted beyond "
+        "exp(±5) (below 0.0067 or above 148): a model fitted to too few events cannot place it",
+        "s136_incident (gee_avg, per_protocol): not estimable: the sandwich variance is not finite",
+    ]
+    for e in judged_estimates[:4]:
+        assert e.estimate is None and e.not_estimable == "the sandwich variance is not finite"
+        assert e.notes == (sandwich,)
+
+
+def test_a_stated_reason_makes_a_finite_estimate_not_estimable() -> None:
+    """A method that says it could not estimate is believed even where its point estimate
+    is a finite number (an infinite standard error leaves no interval to report)."""
+    e = Estimate("x", "gee_kc", "", "odds ratio", 0.8, 0.0, math.inf, 0.5, 10.0, 12,
+                 notes=("Not estimable: the sandwich variance is not finite.",))  # fmt: skip
+    out = judged(e)
+    assert out.estimate is None and out.ci_high is None
+    assert out.not_estimable == "the sandwich variance is not finite"
 
 
 def test_a_very_wide_interval_is_flagged_not_hidden() -> None:

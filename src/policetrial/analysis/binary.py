@@ -363,8 +363,7 @@ class _GEE:
                 )
                 if leverage >= 1.0 - 1e-10
                 else "Not estimable: the sandwich variance is not finite.",
-            )
-            warnings.warn(f"{outcome} ({method}): {own[-1]}", UserWarning, stacklevel=2)
+            )  # `judged_all` says it, once for the corrections that share the reason
         return Estimate(
             outcome=outcome,
             method=method,

@@ -85,6 +85,10 @@ class Estimate:
         return pd.DataFrame([self.to_dict()])
 
 
+NOT_ESTIMABLE = "Not estimable: "
+"""How a note saying why an estimate could not be made begins."""
+
+
 def judged(e: Estimate) -> Estimate:
     """The estimate as a reader may take it: a number only where the data give one.
 
@@ -121,6 +125,11 @@ def judged(e: Estimate) -> Estimate:
     if p is None and e.p_value is not None and reason is None:
         reason = "the test statistic is undefined: the stations do not vary (identical data)"
     holm = e.p_holm if e.p_holm is not None and math.isfinite(e.p_holm) else None
+    # A method that said why it could not estimate (a GEE's sandwich variance, a station's
+    # leverage) is taken at its word: its reason, once, rather than a second, vaguer one.
+    stated = next((n for n in e.notes if n.startswith(NOT_ESTIMABLE)), None)
+    if stated is not None:
+        reason = stated.removeprefix(NOT_ESTIMABLE).rstrip(".")
     if reason is not None:
         return replace(
             e,
@@ -130,7 +139,7 @@ def judged(e: Estimate) -> Estimate:
             p_value=p,
             p_holm=holm,
             not_estimable=reason,
-            notes=(*e.notes, f"Not estimable: {reason}."),
+            notes=e.notes if stated is not None else (*e.notes, f"{NOT_ESTIMABLE}{reason}."),
         )
     low = e.ci_low if e.ci_low is not None and math.isfinite(e.ci_low) else None
     high = e.ci_high if e.ci_high is not None and math.isfinite(e.ci_high) else None
@@ -156,14 +165,27 @@ def _zero_width(low: float | None, high: float | None, ratio: bool) -> bool:
 
 
 def judged_all(analyses: list[Estimate]) -> tuple[list[Estimate], list[str]]:
-    """`judged` for every estimate, and a warning line for each one not estimable."""
+    """`judged` for every estimate, and a warning line for the ones not estimable: one line
+    for the methods of an outcome, analysis set and comparison that failed for the same
+    reason (the four GEE corrections of one model, say), in the order they were run."""
     out = [judged(e) for e in analyses]
+    failed: dict[tuple[str, str, str | None, str], list[str]] = {}
+    for e in out:
+        if e.not_estimable:
+            key = (e.outcome, e.analysis_set, e.comparison, e.not_estimable)
+            failed.setdefault(key, []).append(e.method)
     notes = [
-        f"{e.outcome} ({e.method}, {e.analysis_set}): not estimable: {e.not_estimable}"
-        for e in out
-        if e.not_estimable
+        f"{outcome} ({_listed(methods)}{'; ' if len(methods) > 1 else ', '}{analysis_set}"
+        + (f", {comparison}" if comparison else "")
+        + f"): not estimable: {reason}"
+        for (outcome, analysis_set, comparison, reason), methods in failed.items()
     ]
     return out, notes
+
+
+def _listed(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 @dataclass(frozen=True)
