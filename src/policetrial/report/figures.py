@@ -362,7 +362,6 @@ def monthly_figure(
     # A long label wraps: the axes are 2.8 inches high, about 40 characters at 8 points.
     ylabel = textwrap.fill(label, 40) + "\nper station per 30 days"
     figure = _new_figure((6.9, 3.6))
-    # Left: the tick labels and the label's lines; below: the tick labels and the legend.
     # Left: set by `_leave_left` once the values are drawn; below: tick labels and legend.
     axis = _axes_in(figure, left=0.7, bottom=0.72, right=0.3, top=0.1)
     arms = _arms_in(by_arm)
