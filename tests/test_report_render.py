@@ -192,3 +192,26 @@ def test_report_command_does_without_slow_imports(reported: Workspace) -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (reported.root / "out" / "report.html").exists()
     assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_forest_row_not_estimable_is_said_in_words_not_drawn_as_a_line() -> None:
+    """A Section 136 model fitted to a handful of events has no estimate and no interval.
+    The forest plot drew it as a line across the whole axis, which reads as an interval
+    spanning every effect; it now says "not estimable" on that row and draws no line, while
+    an estimate with an open upper limit is still a line to the axis's end."""
+    from matplotlib.collections import LineCollection
+
+    from policetrial.report.figures import forest_figure
+
+    row = {"scale": "rate ratio", "main": True, "not_estimable": None}
+    rows = [
+        {**row, "label": "Calls", "estimate": 0.75, "ci_low": 0.51, "ci_high": 1.08},
+        {**row, "label": "Open", "estimate": 0.9, "ci_low": 0.4, "ci_high": None},
+        {**row, "label": "S136", "estimate": None, "ci_low": None, "ci_high": None,
+         "not_estimable": "the model's rate ratio drifted beyond exp(±5)"},
+    ]  # fmt: skip
+    figure = forest_figure(rows, level=95, caption="")
+    assert figure.svg.count("not estimable") == 1
+    assert figure.drawing is not None
+    (lines,) = [c for c in figure.drawing.axes[0].collections if isinstance(c, LineCollection)]
+    assert len(lines.get_segments()) == 2

@@ -474,6 +474,14 @@ def _forest_panel(axis: Any, rows: Sequence[dict[str, Any]], *, level: int) -> N
         y = n - 1 - i
         colour = "#1b6ca8" if row.get("main", True) else MUTED
         est = row["estimate"]
+        unset = est is None and row["ci_low"] is None and row["ci_high"] is None
+        if row.get("not_estimable") or unset:
+            # Said in words: a line across the whole axis would read as an interval that
+            # spans every effect, which is not what the data said.
+            axis.text(
+                low, y, "  not estimable", fontsize=7.5, color=MUTED, style="italic", va="center"
+            )
+            continue
         lo = row["ci_low"] if _finite(row["ci_low"]) and (not log or row["ci_low"] > 0) else low
         hi = row["ci_high"] if _finite(row["ci_high"]) else high
         lo, hi = min(max(lo, low), high), max(min(hi, high), low)

@@ -385,6 +385,7 @@ def forest_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "ci_low": e.get("ci_low"),
                 "ci_high": e.get("ci_high"),
                 "main": main,
+                "not_estimable": e.get("not_estimable"),
             }
         )
     return sorted(rows, key=lambda r: not r["main"])
