@@ -29,7 +29,7 @@ from policetrial.analysis.compliers import cace_randomisation
 from policetrial.analysis.counts import CountData, _scores
 from policetrial.analysis.inversion import scheme_statistics
 from policetrial.analysis.multiplicity import holm_adjusted, stepdown_adjusted
-from policetrial.design.scenarios import SimulatedDesign, count_scenario
+from policetrial.design.scenarios import SimulatedDesign
 from policetrial.design.simulate import simulate_counts
 from policetrial.design.validity_cells import ValidityCell, chunks, make_cell
 
@@ -53,13 +53,7 @@ def cace_cells(
     rate_ratio: float,
 ) -> list[ValidityCell]:
     """Coverage and rejection of the per-dose rate ratio (module docstring)."""
-    counts = count_scenario(
-        cv,
-        incidents_per_station=design.incidents_per_station,
-        station_sizes=design.station_sizes,
-        baseline_length=design.baseline_length,
-        followup_days=design.followup_days,
-    )
+    counts = design.counts(cv)
     parts: list[dict[str, np.ndarray]] = []
     for size in chunks(n_trials, 1000):
         uptake = rng.uniform(*UPTAKE, (size, design.n_stations))

@@ -107,6 +107,16 @@ class SimulatedDesign:
     test (the `schemes` are then its primary comparison's splits)."""
     arm_names: tuple[str, ...] = ()
 
+    def counts(self, cv_between: float) -> CountScenario:
+        """This design's station counts at between-station CV `cv_between`."""
+        return count_scenario(
+            cv_between,
+            incidents_per_station=self.incidents_per_station,
+            station_sizes=self.station_sizes,
+            baseline_length=self.baseline_length,
+            followup_days=self.followup_days,
+        )
+
     def __post_init__(self) -> None:
         schemes = _scheme_matrix(self.schemes)
         if self.station_sizes is not None:

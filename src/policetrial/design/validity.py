@@ -192,13 +192,7 @@ def _count_cells(
     counts: CountScenario | None = None,
 ) -> list[ValidityCell]:
     schemes = design.schemes
-    counts = counts or count_scenario(
-        cv,
-        incidents_per_station=design.incidents_per_station,
-        station_sizes=design.station_sizes,
-        baseline_length=design.baseline_length,
-        followup_days=design.followup_days,
-    )
+    counts = counts or design.counts(cv)
     # The NB Wald test's t reference: n - 3 degrees of freedom (intercept, arm, baseline).
     quantiles = (
         ("nb_wald_z", stats.norm.ppf(0.975)),

@@ -522,18 +522,23 @@ def workspace_outcomes(workspace: Any) -> OutcomeTables:
         raise WorkspaceError("the trial is not randomised yet; run `policetrial randomise` first")
     if not workspace.parquet("incidents").exists():
         raise WorkspaceError("no incidents imported yet; run `policetrial import incidents FILE`")
-    windows = workspace_windows(workspace)
+    tables = outcomes_in(workspace, workspace_windows(workspace))
+    span = incident_span(workspace.parquet("incidents"))
+    return replace(tables, station_period=mark_coverage(tables.station_period, span))
+
+
+def outcomes_in(workspace: Any, windows: pd.DataFrame) -> OutcomeTables:
+    """A workspace's outcomes in these windows: the station × period table now, the
+    incident-level table on a connection of its own when first asked for."""
     compiled = compile_outcomes(workspace.protocol)
     with outcome_connection(workspace, windows) as connection:
-        tables = compute_outcomes(
+        return compute_outcomes(
             connection,
             workspace.protocol,
             windows,
             compiled=compiled,
             incident_rows=functools.partial(workspace_incidents, workspace, windows, compiled),
         )
-    span = incident_span(workspace.parquet("incidents"))
-    return replace(tables, station_period=mark_coverage(tables.station_period, span))
 
 
 def workspace_incidents(

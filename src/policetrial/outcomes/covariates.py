@@ -14,14 +14,12 @@ that would supply it, never a silent zero.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import pandas as pd
 
 from policetrial.errors import WorkspaceError
-from policetrial.outcomes.compiler import compile_outcomes
-from policetrial.outcomes.compute import compute_outcomes, outcome_connection, workspace_incidents
+from policetrial.outcomes.compute import outcomes_in
 from policetrial.outcomes.windows import baseline_windows
 from policetrial.protocol.schema import RANDOMISATION_COVARIATES
 from policetrial.records.roster import eligible_officers, load_officers
@@ -78,14 +76,5 @@ def _baseline_counts(workspace: Workspace, stations: pd.DataFrame) -> pd.DataFra
         )
     # Not yet randomised: one label for all, so no incident counts as contaminated.
     windows = baseline_windows(workspace.protocol, stations.assign(arm="unallocated"))
-    compiled = compile_outcomes(workspace.protocol)
     # The counts are all that is needed: the incident-level table is never built here.
-    with outcome_connection(workspace, windows) as connection:
-        tables = compute_outcomes(
-            connection,
-            workspace.protocol,
-            windows,
-            compiled=compiled,
-            incident_rows=functools.partial(workspace_incidents, workspace, windows, compiled),
-        )
-    return tables.station_period.set_index("station_id")
+    return outcomes_in(workspace, windows).station_period.set_index("station_id")
